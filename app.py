@@ -1,0 +1,44 @@
+"""Application factory: `gunicorn "app:create_app()"` or `flask --app app ...`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask
+
+import cli
+from config import Settings, load_settings
+from flows.engine import Engine
+from flows.i18n import Catalogs
+from flows.journeys import conversation
+from models import db
+from web import health, ussd
+from web.ussd_store import UssdStore
+from workers.connection import redis_from_url
+
+
+def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
+    """Build the app from the environment (and `overrides`, for tests); nothing happens at import."""
+    settings: Settings = load_settings(**dict(overrides or {}))
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        DATABASE_URL=settings.database_url,
+        TESTING=settings.env == "testing",
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.extensions["sira.settings"] = settings
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    db.init_app(app)
+    redis = redis_from_url(settings.redis_url, settings.redis_socket_timeout_seconds)
+    app.extensions["sira.redis"] = redis
+    app.extensions["sira.engine"] = Engine(conversation(), Catalogs.load())
+    app.extensions["sira.ussd_store"] = UssdStore(
+        redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600
+    )
+    app.register_blueprint(health.bp)
+    app.register_blueprint(ussd.bp)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,107 @@
+"""Flask CLI commands: migrations, start-up checks and a terminal phone for the USSD webhook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import requests
+from alembic import command as alembic
+from alembic.config import Config as AlembicConfig
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from services import ServiceDown, require_services
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+db_cli = AppGroup("db", help="Create or migrate the database schema (Alembic).")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(db_cli)
+    app.cli.add_command(check_command)
+    app.cli.add_command(ussd_phone)
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["url"] = url
+    return config
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the schema up to REVISION (default: the newest)."""
+    Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
+    alembic.upgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the schema down to REVISION."""
+    alembic.downgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+
+
+@db_cli.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Autogenerate a revision from the models; read it and rename it before committing."""
+    alembic.revision(alembic_config(current_app.config["DATABASE_URL"]), message=message, autogenerate=True)
+
+
+@db_cli.command("current")
+def db_current() -> None:
+    """Show the schema revision the database is at."""
+    alembic.current(alembic_config(current_app.config["DATABASE_URL"]))
+
+
+@click.command("check")
+def check_command() -> None:
+    """Exit non-zero, naming the culprit, unless the database and Redis answer."""
+    try:
+        require_services(current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"])
+    except ServiceDown as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo("database and redis answer")
+
+
+@click.command("ussd")
+@click.argument("phone")
+@click.option("--url", default=None, help="Webhook URL (default: PUBLIC_BASE_URL/ussd).")
+@click.option("--inputs", default=None, help='Comma-separated answers, e.g. "1,1,Awa,2"; else interactive.')
+@click.option("--session", "session_id", default=None, help="Session id (default: a new random one).")
+def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str | None) -> None:
+    """A terminal phone: dial the service and answer its screens, as a handset would."""
+    import uuid
+
+    settings = current_app.extensions["sira.settings"]
+    url = url or settings.public_base_url.rstrip("/") + "/ussd"
+    session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
+    answers = inputs.split(",") if inputs is not None else None
+    history: list[str] = []
+    while True:
+        form = {"sessionId": session_id, "serviceCode": settings.ussd_service_code,
+                "phoneNumber": phone, "networkCode": "61001", "text": "*".join(history)}  # fmt: skip
+        try:
+            response = requests.post(url, data=form, timeout=10)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach {url}: {exc}") from None
+        if response.status_code != 200:
+            raise click.ClickException(f"{response.status_code}: {response.text}")
+        body = response.text
+        click.echo(body[4:] if body[:4] in ("CON ", "END ") else body)
+        click.echo("-" * 24)
+        if not body.startswith("CON "):
+            return
+        if answers is not None:
+            if not answers:
+                return
+            answer = answers.pop(0)
+            click.echo(f"> {answer}")
+        else:
+            answer = click.prompt(">", default="", show_default=False)
+        history.append(answer)

@@ -1,0 +1,110 @@
+"""Settings read once from the environment, validated, with safe defaults for local use.
+
+Every other module receives a `Settings` (or the Flask config built from it); nothing else
+reads `os.environ`. A malformed value raises `ConfigError` naming the variable, so a bad
+deployment fails at start-up with one clear line instead of a stack trace at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent
+DEV_SECRET = "dev-only-secret-change-me"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the service needs to run; one field per environment variable (upper-cased)."""
+
+    env: str = "development"
+    database_url: str = f"sqlite:///{ROOT / 'instance' / 'sira.db'}"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret_key: str = DEV_SECRET
+    phone_hash_key: str = DEV_SECRET
+    ussd_service_code: str = "*384*7472#"
+    ussd_session_ttl_seconds: int = 600
+    resume_window_hours: int = 24
+    redis_socket_timeout_seconds: float = 0.5
+    default_region_code: str = "ML"
+    sms_gateway: str = "africastalking"
+    at_username: str = "sandbox"
+    at_api_key: str = "emulator-key"
+    at_api_url: str = "http://127.0.0.1:8025"
+    at_timeout_seconds: float = 5.0
+    sms_sender_provider: str = "SIRA"
+    sms_sender_returnee: str = "INFO"
+    public_base_url: str = "http://127.0.0.1:5000"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+
+_URL_SCHEMES = {
+    "database_url": ("sqlite", "postgresql", "postgresql+psycopg"),
+    "redis_url": ("redis", "rediss", "unix"),
+    "at_api_url": ("http", "https"),
+    "public_base_url": ("http", "https"),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from `environ` (default: the process environment) and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        raw = overrides.get(f.name, environ.get(f.name.upper()))
+        if raw is None or raw == "":
+            continue
+        values[f.name] = _coerce(f.name, f.type, raw)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _coerce(name: str, type_name: object, raw: object) -> object:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        if type_name in ("int", int):
+            return int(raw)
+        if type_name in ("float", float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name.upper()} must be a number, got {raw!r}") from None
+    return raw
+
+
+def _validate(s: Settings) -> None:
+    for name, schemes in _URL_SCHEMES.items():
+        value = getattr(s, name)
+        scheme = urlsplit(value).scheme
+        if scheme not in schemes:
+            raise ConfigError(
+                f"{name.upper()} must start with one of {', '.join(schemes)}:// (got {scheme or 'nothing'})"
+            )
+    if s.database_url.startswith("postgresql://"):
+        object.__setattr__(s, "database_url", "postgresql+psycopg://" + s.database_url[13:])
+    if s.env not in ("development", "testing", "production"):
+        raise ConfigError(f"ENV must be development, testing or production, got {s.env!r}")
+    if s.ussd_session_ttl_seconds < 30 or s.resume_window_hours < 0:
+        raise ConfigError("USSD_SESSION_TTL_SECONDS must be >= 30 and RESUME_WINDOW_HOURS >= 0")
+    if s.is_production:
+        for name in ("secret_key", "phone_hash_key"):
+            value = getattr(s, name)
+            if value == DEV_SECRET or len(value) < 32:
+                raise ConfigError(
+                    f"{name.upper()} must be set to a random value of 32+ characters in production"
+                )

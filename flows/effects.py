@@ -1,0 +1,40 @@
+"""What a conversation asks the host to do, as data; the web layer performs them.
+
+The engine never touches the database or Redis: it returns these, and the host carries them
+out once the new state is saved. Each must be safe to perform twice (a gateway retry, or a
+state rebuilt from the `text` history, may replay the step that emitted it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    """Remember the returnee's language for their next sessions."""
+
+    language: str
+
+
+@dataclass(frozen=True)
+class SaveRegistration:
+    """Create or update the returnee with their answers and record their consent."""
+
+    first_name: str
+    sex: str
+    age_group: str
+    region: str
+    returned_from: str
+    returned_since: str
+    consent_version: str
+
+
+@dataclass(frozen=True)
+class RefuseConsent:
+    """The returnee declined: keep nothing of the registration, record the refusal if known."""
+
+    consent_version: str
+
+
+Effect = SetLanguage | SaveRegistration | RefuseConsent

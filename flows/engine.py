@@ -1,0 +1,321 @@
+"""The USSD engine: one pure step from (state, gateway text) to (reply, new state, effects).
+
+Everything screens have in common lives here, once: working out the newest input from the
+gateway's `*`-joined history, repeated requests, `0` back, `00` main menu, `98` next page,
+re-prompting with a hint, paging to the screen limit, folding to plain letters, and resuming a
+session that was cut off. No I/O: the host loads and saves `State` and performs the effects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+
+from flows.effects import Effect
+from flows.i18n import DEFAULT_LANGUAGE, Catalogs, _
+from flows.screens import Ask, Choose, End, Journey, Option, Screen
+from flows.text import to_ussd
+
+BACK, HOME, MORE = "0", "00", "98"
+SCREEN_LIMIT = 160
+RESUME = "sys.resume"
+MORE_LABEL = _("More")
+BACK_LABEL = _("Back")
+
+
+@dataclass
+class State:
+    """Everything a session needs between two requests; JSON in Redis."""
+
+    screen: str
+    answers: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
+    page: int = 0
+    history: list[list] = field(default_factory=list)
+    text: str = ""
+    inputs: int = 0
+    reply: str = ""
+    ended: bool = False
+    suspended: dict | None = None
+    hint: str | None = None
+
+    @property
+    def language(self) -> str:
+        return self.answers.get("language") or DEFAULT_LANGUAGE
+
+    @property
+    def resumable(self) -> bool:
+        """Worth offering to resume: the returnee had gone past the first screen."""
+        return not self.ended and bool(self.history)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> State:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What goes back to the gateway."""
+
+    text: str
+    end: bool
+
+    @property
+    def wire(self) -> str:
+        return ("END " if self.end else "CON ") + self.text
+
+
+@dataclass(frozen=True)
+class StepResult:
+    reply: Reply
+    state: State
+    effects: tuple[Effect, ...]
+    advanced: bool
+
+
+class Conversation:
+    """The declared journeys, indexed, with the two entry points."""
+
+    def __init__(self, journeys: Iterable[Journey], root: str, first_dial: str) -> None:
+        self.screens: dict[str, Screen] = {}
+        for journey in journeys:
+            for screen in journey.screens:
+                if screen.id in self.screens:
+                    raise ValueError(f"screen {screen.id!r} declared twice")
+                self.screens[screen.id] = screen
+        self.root, self.first_dial = root, first_dial
+        for target in self.static_targets():
+            if target not in self.screens:
+                raise ValueError(f"a screen leads to {target!r}, which is not declared")
+
+    def static_targets(self) -> list[str]:
+        targets = [self.root, self.first_dial]
+        for screen in self.screens.values():
+            if isinstance(screen, (Choose, Ask)) and isinstance(screen.next, str):
+                targets.append(screen.next)
+            if isinstance(screen, Choose):
+                targets += [o.goto for o in screen.options if isinstance(o.goto, str)]
+        return targets
+
+
+class Engine:
+    """Runs a `Conversation` with the catalogs; holds no per-session data."""
+
+    def __init__(self, conversation: Conversation, catalogs: Catalogs, limit: int = SCREEN_LIMIT) -> None:
+        self.conversation = conversation
+        self.catalogs = catalogs
+        self.limit = limit
+        self._resume = Choose(
+            id=RESUME,
+            title=_("Continue where you stopped?"),
+            options=(Option("yes", _("Yes")), Option("no", _("No"))),
+        )
+        self._pages = lru_cache(maxsize=1024)(self._paginate)
+
+    # -- entry points -------------------------------------------------------------------
+
+    def start(self, facts: dict[str, str], language: str | None, suspended: State | None = None) -> State:
+        """A new session: language choice on first dial, else the main menu or the resume offer."""
+        answers = {"language": language} if language else {}
+        screen = self.conversation.root if language else self.conversation.first_dial
+        state = State(screen=screen, answers=answers, facts=dict(facts))
+        if suspended is not None and suspended.resumable:
+            state.screen = RESUME
+            state.suspended = asdict(suspended)
+        return state
+
+    def feed(self, state: State, text: str) -> StepResult:
+        """Apply the gateway's `text` (all inputs so far, joined by `*`) to the state."""
+        if state.reply and text == state.text:
+            return StepResult(Reply(state.reply, state.ended), state, (), advanced=False)
+        if state.reply and text.startswith(state.text + "*") and state.text:
+            inputs = [text[len(state.text) + 1 :]]
+        elif state.reply and not state.text and text:
+            inputs = [text]
+        else:
+            inputs = text.split("*") if text else []
+        effects: list[Effect] = []
+        for user_input in inputs:
+            effects += self.step(state, user_input.strip())
+        state.text = text
+        hint, state.hint = state.hint, None
+        reply = self.render(state, hint=hint)
+        state.reply = reply.text
+        return StepResult(reply, state, tuple(effects), advanced=True)
+
+    def step(self, state: State, user_input: str) -> list[Effect]:
+        """Advance by one input; a bad input leaves the screen as it was, with a hint to show."""
+        state.inputs += 1
+        state.hint = None
+        if state.ended:
+            return []
+        if state.screen == RESUME:
+            return self._answer_resume(state, user_input)
+        screen = self._screen(state.screen)
+        if user_input == HOME:
+            self._go(state, self.conversation.root, push=False)
+            state.history.clear()
+            return []
+        if user_input == BACK:
+            if state.page > 0:
+                state.page -= 1
+            elif state.history:
+                state.screen, state.page = state.history.pop()
+            return []
+        if user_input == MORE and isinstance(screen, Choose):
+            if state.page + 1 < len(self._pages_for(screen, state)):
+                state.page += 1
+                return []
+            state.hint = screen.hint
+            return []
+        return self._answer(state, screen, user_input)
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def render(self, state: State, hint: str | None = None) -> Reply:
+        """The screen for `state`, folded to plain letters, within the limit."""
+        if state.screen == RESUME:
+            screen: Screen = self._resume
+        else:
+            screen = self._screen(state.screen)
+        if isinstance(screen, End):
+            text = self._t(state, screen.text)
+            return Reply(text, end=True)
+        if isinstance(screen, Ask):
+            lines = [self._t(state, screen.title)]
+            if state.history:
+                lines.append(f"{BACK} {self._t(state, BACK_LABEL)}")
+            return Reply(self._with_hint(state, lines, hint), end=False)
+        pages = self._pages_for(screen, state)
+        page = min(state.page, len(pages) - 1)
+        lines = [self._t(state, screen.title), *pages[page]]
+        footer = []
+        if page + 1 < len(pages):
+            footer.append(f"{MORE} {self._t(state, MORE_LABEL)}")
+        if state.history or page > 0:
+            footer.append(f"{BACK} {self._t(state, BACK_LABEL)}")
+        if footer:
+            lines.append(" ".join(footer))
+        return Reply(self._with_hint(state, lines, hint), end=False)
+
+    def _with_hint(self, state: State, lines: list[str], hint: str | None) -> str:
+        text = "\n".join(lines)
+        if hint is None:
+            return text
+        hinted = self._t(state, hint) + "\n" + text
+        if len(hinted) <= self.limit:
+            return hinted
+        return "\n".join([self._t(state, hint), *lines[1:]])
+
+    def _t(self, state: State, msgid: str) -> str:
+        text = self.catalogs.gettext(state.language, msgid)
+        if "{" in text:
+            text = text.format_map(_Keep(state.answers))
+        return to_ussd(text)
+
+    def _pages_for(self, screen: Choose, state: State) -> tuple[tuple[str, ...], ...]:
+        labels = tuple(self.catalogs.gettext(state.language, o.label) for o in screen.visible(state))
+        return self._pages(self.catalogs.gettext(state.language, screen.title), labels,
+                           self.catalogs.gettext(state.language, MORE_LABEL),
+                           self.catalogs.gettext(state.language, BACK_LABEL))  # fmt: skip
+
+    def _paginate(
+        self, title: str, labels: tuple[str, ...], more: str, back: str
+    ) -> tuple[tuple[str, ...], ...]:
+        """Split numbered lines into pages that fit with the title and the navigation line."""
+        lines = [to_ussd(f"{i} {label}") for i, label in enumerate(labels, start=1)]
+        head = len(to_ussd(title)) + 1
+        last_footer = len(to_ussd(f"{BACK} {back}")) + 1
+        mid_footer = len(to_ussd(f"{MORE} {more} {BACK} {back}")) + 1
+        pages: list[tuple[str, ...]] = []
+        rest = lines
+        while rest:
+            if head + sum(len(x) + 1 for x in rest) - 1 + last_footer <= self.limit:
+                pages.append(tuple(rest))
+                break
+            size, used = 0, head + mid_footer
+            while size < len(rest) and used + len(rest[size]) + 1 <= self.limit:
+                used += len(rest[size]) + 1
+                size += 1
+            size = max(size, 1)
+            pages.append(tuple(rest[:size]))
+            rest = rest[size:]
+        return tuple(pages) or ((),)
+
+    # -- transitions --------------------------------------------------------------------
+
+    def _answer(self, state: State, screen: Screen, user_input: str) -> list[Effect]:
+        if isinstance(screen, End):
+            return []
+        if isinstance(screen, Ask):
+            value = screen.check(user_input)
+            if value is None:
+                state.hint = screen.hint
+                return []
+            target = screen.next
+        else:
+            option = self._option(screen, state, user_input)
+            if option is None:
+                state.hint = screen.hint
+                return []
+            value = option.code
+            target = option.goto or screen.next
+        if screen.save:
+            state.answers[screen.save] = value
+        effects = [make(state) for make in screen.effects]
+        next_id = target(state) if callable(target) else target
+        if next_id is None:
+            raise ValueError(f"screen {screen.id!r} has no next screen")
+        self._go(state, next_id, push=True)
+        return effects + self._arrive(state)
+
+    def _option(self, screen: Choose, state: State, user_input: str) -> Option | None:
+        if not user_input.isdigit():
+            return None
+        index = int(user_input) - 1
+        visible = screen.visible(state)
+        return visible[index] if 0 <= index < len(visible) else None
+
+    def _go(self, state: State, screen_id: str, push: bool) -> None:
+        if push:
+            state.history.append([state.screen, state.page])
+        state.screen, state.page = screen_id, 0
+
+    def _arrive(self, state: State) -> list[Effect]:
+        screen = self._screen(state.screen)
+        if isinstance(screen, End):
+            state.ended = True
+            return [make(state) for make in screen.effects]
+        return []
+
+    def _answer_resume(self, state: State, user_input: str) -> list[Effect]:
+        if user_input == "1" and state.suspended:
+            saved = State(**state.suspended)
+            state.screen, state.page, state.history = saved.screen, saved.page, saved.history
+            state.answers = {**saved.answers, "language": state.language}
+        elif user_input in ("2", HOME):
+            state.screen, state.page, state.history = self.conversation.root, 0, []
+        else:
+            state.hint = self._resume.hint
+            return []
+        state.suspended = None
+        return []
+
+    def _screen(self, screen_id: str) -> Screen:
+        return self.conversation.screens[screen_id]
+
+    def screens_for_checks(self) -> list[Screen]:
+        """Every screen including the engine's own, for the invariant tests."""
+        return [*self.conversation.screens.values(), self._resume]
+
+
+class _Keep(dict):
+    """`str.format_map` mapping that leaves unknown placeholders for the host to fill."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

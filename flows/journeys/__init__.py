@@ -1,0 +1,15 @@
+"""The conversation a returnee has with Sira, assembled from its journeys."""
+
+from __future__ import annotations
+
+from flows.engine import Conversation
+from flows.journeys import home, registration
+
+
+def conversation() -> Conversation:
+    """Every journey, with the main menu as root and the language choice as first dial."""
+    return Conversation(
+        (home.JOURNEY, registration.JOURNEY),
+        root=home.MAIN_MENU,
+        first_dial=home.FIRST_DIAL,
+    )

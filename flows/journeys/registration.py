@@ -1,0 +1,82 @@
+"""Registration: who the returnee is, in category codes, then consent in plain words."""
+
+from __future__ import annotations
+
+from flows import checks, effects
+from flows.engine import State
+from flows.i18n import _
+from flows.options import AGE_GROUPS, COUNTRIES, REGIONS, RETURNED_SINCE, SEXES
+from flows.screens import Ask, Choose, End, Journey, confirm
+
+CONSENT_VERSION = "consent-v1"
+
+
+def save_registration(state: State) -> effects.SaveRegistration:
+    a = state.answers
+    return effects.SaveRegistration(
+        first_name=a["first_name"], sex=a["sex"], age_group=a["age_group"], region=a["region"],
+        returned_from=a["returned_from"], returned_since=a["returned_since"],
+        consent_version=CONSENT_VERSION,
+    )  # fmt: skip
+
+
+def refuse_consent(_state: State) -> effects.RefuseConsent:
+    return effects.RefuseConsent(CONSENT_VERSION)
+
+
+JOURNEY = Journey(
+    "registration",
+    screens=(
+        Ask(
+            "registration.first_name",
+            _("Your first name?"),
+            check=checks.first_name,
+            save="first_name",
+            next="registration.sex",
+            hint=_("Letters only, 2 to 30."),
+        ),  # fmt: skip
+        Choose("registration.sex", _("You are:"), SEXES, save="sex", next="registration.age"),
+        Choose("registration.age", _("Your age:"), AGE_GROUPS, save="age_group", next="registration.region"),
+        Choose(
+            "registration.region",
+            _("Where do you live?"),
+            REGIONS,
+            save="region",
+            next="registration.country",
+        ),  # fmt: skip
+        Choose(
+            "registration.country",
+            _("Which country did you come back from?"),
+            COUNTRIES,
+            save="returned_from",
+            next="registration.since",
+        ),  # fmt: skip
+        Choose(
+            "registration.since",
+            _("When did you come back?"),
+            RETURNED_SINCE,
+            save="returned_since",
+            next="registration.consent",
+        ),  # fmt: skip
+        confirm(
+            "registration.consent",
+            _(
+                "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
+            ),
+            yes="registration.done",
+            no="registration.refused",
+            yes_label=_("I agree"),
+            no_label=_("I refuse"),
+        ),
+        End(
+            "registration.done",
+            _("You are registered. Dial again to ask for help."),
+            effects=(save_registration,),
+        ),  # fmt: skip
+        End(
+            "registration.refused",
+            _("Without your consent we cannot refer you. You can register again at any time."),
+            effects=(refuse_consent,),
+        ),  # fmt: skip
+    ),
+)

@@ -1,0 +1,62 @@
+"""SMS gateways: the interface jobs use, the adapters behind it, and the choice between them.
+
+Jobs ask `gateway_from_settings(settings)` for a gateway and only ever call `send`; switching
+aggregator is a matter of `SMS_GATEWAY`, either a name registered in `GATEWAYS` or the import path
+of a factory (`package.module:factory`, called with the settings) for an adapter kept elsewhere.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from gateway.africastalking import AfricasTalkingGateway
+from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
+
+if TYPE_CHECKING:
+    from config import Settings
+
+__all__ = [
+    "GATEWAYS",
+    "AfricasTalkingGateway",
+    "Outcome",
+    "OutgoingSms",
+    "SendResult",
+    "SmsGateway",
+    "gateway_from_settings",
+]
+
+
+def _africastalking(settings: Settings) -> SmsGateway:
+    return AfricasTalkingGateway(
+        username=settings.at_username,
+        api_key=settings.at_api_key,
+        api_url=settings.at_api_url or None,
+        timeout_seconds=settings.at_timeout_seconds,
+    )
+
+
+GATEWAYS: dict[str, Callable[[Settings], SmsGateway]] = {
+    "africastalking": _africastalking,
+}
+
+
+def gateway_from_settings(settings: Settings) -> SmsGateway:
+    """Build the gateway named by SMS_GATEWAY; a bad name fails at start-up, not at the first SMS."""
+    name = settings.sms_gateway.strip()
+    factory = GATEWAYS.get(name.lower())
+    if factory is None and ":" in name:
+        module_name, _, attribute = name.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"SMS_GATEWAY={name!r}: cannot import {attribute!r} from {module_name!r}"
+            ) from exc
+    if factory is None:
+        known = ", ".join(sorted(GATEWAYS))
+        raise ValueError(
+            f"SMS_GATEWAY={name!r} is not a known SMS gateway (known: {known}, or module:factory)"
+        )
+    return factory(settings)

@@ -1,0 +1,68 @@
+"""The one small interface through which jobs send an SMS, whatever the aggregator behind it.
+
+A gateway answers with an `Outcome` instead of raising, because what the caller must do next
+(retry with backoff, give up, or retry *and* alert a coordinator) is a property of the failure,
+and only the adapter knows how its aggregator reports each one.
+
+Phone numbers never go into exceptions, log lines or `SendResult.detail`: a returnee's number
+is sensitive, and logs and failed-job registries are kept far longer than the message.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    """One text to one phone."""
+
+    to: str  # E.164, e.g. +22370000001
+    text: str
+    sender: str | None = None  # short code or sender id; None lets the aggregator choose
+
+    def __repr__(self) -> str:
+        # Keep the number out of tracebacks and debug logs that print the object.
+        return f"OutgoingSms(to=<redacted>, text=<{len(self.text)} chars>, sender={self.sender!r})"
+
+
+class Outcome(enum.StrEnum):
+    """What the caller must do with a message after one attempt."""
+
+    ACCEPTED = "accepted"  # the aggregator took it; wait for the delivery report
+    RETRY = "retry"  # transient: try again later, with backoff
+    PERMANENT = "permanent"  # never retry: the number, sender id or route will not work
+    HELD = "held"  # account-side (balance, risk hold, credentials): keep retrying and alert a coordinator
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The gateway's answer to one send, in terms the outbox can store."""
+
+    outcome: Outcome
+    gateway_id: str | None  # the aggregator's message id, the key of later delivery reports
+    status: str  # the gateway's status text, e.g. "Success", "InvalidPhoneNumber", "HTTP 503"
+    status_code: int | None  # per-recipient code, or the HTTP status when the whole request failed
+    cost: str | None  # as the aggregator wrote it, e.g. "XOF 25.0000"
+    segments: int | None
+    detail: str = ""  # human-readable reason, free of phone numbers
+
+
+@runtime_checkable
+class SmsGateway(Protocol):
+    """Anything that can send one SMS and classify the answer."""
+
+    def send(self, sms: OutgoingSms) -> SendResult:
+        """Send one message; never raise for a gateway-side failure, return its outcome instead."""
+        ...
+
+
+_NUMBER_LIKE = re.compile(r"\+?\d[\d ]{6,}\d")
+
+
+def redact_numbers(text: str, limit: int = 200) -> str:
+    """Strip anything that looks like a phone number from gateway text before it is stored or logged."""
+    return _NUMBER_LIKE.sub("<number>", text)[:limit]

@@ -1,0 +1,83 @@
+"""The returnee: who they are for a referral, in category codes, and their consent history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from models.base import Base, utcnow
+
+CONSENT_VERSION = "consent-v1"
+
+
+class Returnee(Base):
+    """A person known by phone; `registered_at` is set once they registered and consented."""
+
+    __tablename__ = "returnee"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(5), default="fr")
+    first_name: Mapped[str | None] = mapped_column(String(30))
+    sex: Mapped[str | None] = mapped_column(String(10))
+    age_group: Mapped[str | None] = mapped_column(String(10))
+    region: Mapped[str | None] = mapped_column(String(20))
+    returned_from: Mapped[str | None] = mapped_column(String(20))
+    returned_since: Mapped[str | None] = mapped_column(String(10))
+    consent_version: Mapped[str | None] = mapped_column(String(20))
+    consent_at: Mapped[datetime | None]
+    registered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    consents: Mapped[list[ConsentRecord]] = relationship(
+        back_populates="returnee", cascade="all, delete-orphan", order_by="ConsentRecord.id"
+    )
+
+    @property
+    def is_registered(self) -> bool:
+        return self.registered_at is not None and self.consent_version is not None
+
+    @property
+    def is_minor(self) -> bool:
+        return self.age_group == "u18"
+
+
+class ConsentRecord(Base):
+    """Every grant or withdrawal, with the wording's version and the channel it came through."""
+
+    __tablename__ = "consent_record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    returnee_id: Mapped[int] = mapped_column(ForeignKey("returnee.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(20))
+    granted: Mapped[bool]
+    channel: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    returnee: Mapped[Returnee] = relationship(back_populates="consents")
+
+
+def find_by_phone_hash(session: Session, digest: str) -> Returnee | None:
+    return session.scalar(select(Returnee).where(Returnee.phone_hash == digest))
+
+
+def get_or_create(session: Session, digest: str, language: str | None = None) -> Returnee:
+    """The returnee for a phone hash, created (with nothing but the hash) on first sight."""
+    returnee = find_by_phone_hash(session, digest)
+    if returnee is None:
+        returnee = Returnee(phone_hash=digest, language=language or "fr")
+        session.add(returnee)
+        session.flush()
+    return returnee
+
+
+def record_consent(returnee: Returnee, version: str, granted: bool, channel: str) -> None:
+    """Grant or withdraw consent, keeping the history the APDP may ask for."""
+    now = utcnow()
+    returnee.consents.append(ConsentRecord(version=version, granted=granted, channel=channel, at=now))
+    returnee.consent_version = version if granted else None
+    returnee.consent_at = now if granted else None

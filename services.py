@@ -1,0 +1,39 @@
+"""Is the database answering? Is Redis? Used by `/healthz` and by every process at start-up."""
+
+from __future__ import annotations
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class ServiceDown(RuntimeError):
+    """A service the process needs does not answer; the message says which and how to fix it."""
+
+
+def check_database(sessions: sessionmaker[Session]) -> str | None:
+    """None if the database answers, else a one-line reason."""
+    try:
+        with sessions() as session:
+            session.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        return f"database not answering ({type(exc.orig or exc).__name__})"
+    return None
+
+
+def check_redis(redis: Redis) -> str | None:
+    """None if Redis answers, else a one-line reason."""
+    try:
+        redis.ping()
+    except RedisError as exc:
+        return f"redis not answering ({type(exc).__name__})"
+    return None
+
+
+def require_services(sessions: sessionmaker[Session], redis: Redis) -> None:
+    """Fail at start-up with a clear message rather than at the first request."""
+    problems = [p for p in (check_database(sessions), check_redis(redis)) if p]
+    if problems:
+        raise ServiceDown("; ".join(problems) + " — check DATABASE_URL and REDIS_URL")

@@ -1,0 +1,1 @@
+"""Thin HTTP layer: gateway callbacks and, later, the admin."""

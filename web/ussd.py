@@ -1,0 +1,152 @@
+"""The USSD webhook: Africa's Talking posts one form per step and reads `CON `/`END ` text back.
+
+The request path is short on purpose: validate, read the session from Redis, run the pure
+engine, claim the new state, then perform effects and log the step in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from config import Settings
+from flows.engine import Engine, Reply, State, StepResult
+from flows.i18n import DEFAULT_LANGUAGE, _
+from flows.text import to_ussd
+from models import UssdSession, UssdStep
+from models import returnee as returnees
+from models.base import utcnow
+from models.db import get_session, insert_ignore
+from models.phone import InvalidPhone, phone_hash, to_e164
+from web.effects import Caller, perform
+from web.ussd_store import UssdStore
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ussd", __name__)
+
+UNAVAILABLE = _("Service unavailable. Please try again later.")
+MAX_FIELD = {"sessionId": 100, "serviceCode": 40, "phoneNumber": 32, "networkCode": 10, "text": 2000}
+MAX_RACES = 3
+
+
+class BadRequest(ValueError):
+    """The gateway's form is not one we can act on; the message says why."""
+
+
+def plain(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype="text/plain")
+
+
+def parse_form(form: dict[str, str], settings: Settings) -> dict[str, str]:
+    """Check the gateway's fields; return them with the phone in E.164."""
+    for name in ("sessionId", "serviceCode", "phoneNumber"):
+        if not form.get(name, "").strip():
+            raise BadRequest(f"missing field {name}")
+    for name, limit in MAX_FIELD.items():
+        if len(form.get(name, "")) > limit:
+            raise BadRequest(f"field {name} is longer than {limit} characters")
+    try:
+        e164 = to_e164(form["phoneNumber"], settings.default_region_code)
+    except InvalidPhone as exc:
+        raise BadRequest(f"phoneNumber is not a valid phone number ({exc})") from None
+    return {
+        "session_id": form["sessionId"].strip(),
+        "service_code": form["serviceCode"].strip(),
+        "network_code": form.get("networkCode", "").strip()[:10],
+        "text": form.get("text", ""),
+        "phone": e164,
+    }
+
+
+@bp.post("/ussd")
+def ussd() -> Response:
+    started = time.perf_counter()
+    settings: Settings = current_app.extensions["sira.settings"]
+    try:
+        fields = parse_form(request.form.to_dict(), settings)
+    except BadRequest as exc:
+        return plain(str(exc), 400)
+    engine: Engine = current_app.extensions["sira.engine"]
+    store: UssdStore = current_app.extensions["sira.ussd_store"]
+    digest = phone_hash(fields["phone"], settings.phone_hash_key)
+    session = get_session()
+    try:
+        reply = _step(engine, store, session, fields, digest, started)
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("database unavailable during a USSD step")
+        reply = Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, UNAVAILABLE)), end=True)
+    return plain(reply.wire)
+
+
+def _step(
+    engine: Engine, store: UssdStore, session: Session, fields: dict[str, str], digest: str, started: float
+) -> Reply:
+    session_id = fields["session_id"]
+    for _attempt in range(MAX_RACES):
+        loaded = store.load(session_id, digest)
+        previous = State.from_json(loaded.state.to_json()) if loaded.state else None
+        state = loaded.state or _start(engine, session, digest, loaded.suspended)
+        result = engine.feed(state, fields["text"])
+        if not result.advanced:
+            return result.reply
+        won = store.save(session_id, digest, loaded.version, result.state) if loaded.available else None
+        if won is False:
+            continue
+        try:
+            _commit(session, fields, digest, result, is_new=previous is None, started=started)
+        except SQLAlchemyError:
+            if won:
+                store.restore(session_id, digest, str(int(loaded.version or 0) + 1), previous)
+            raise
+        return result.reply
+    log.warning("a USSD session lost %d races in a row", MAX_RACES)
+    latest = store.load(session_id, digest).state
+    if latest is None:
+        raise RuntimeError("USSD state vanished during a race")
+    return Reply(latest.reply, latest.ended)
+
+
+def _start(engine: Engine, session: Session, digest: str, suspended: State | None) -> State:
+    """A new session: what the database knows of this phone decides the first screen."""
+    returnee = returnees.find_by_phone_hash(session, digest)
+    if returnee is None:
+        return engine.start({}, None, suspended)
+    facts = {"registered": "1" if returnee.is_registered else ""}
+    if returnee.age_group:
+        facts["age_group"] = returnee.age_group
+    if returnee.region:
+        facts["region"] = returnee.region
+    return engine.start(facts, returnee.language, suspended)
+
+
+def _commit(
+    session: Session, fields: dict[str, str], digest: str, result: StepResult, is_new: bool, started: float
+) -> None:
+    """Perform the effects and log the step in one transaction."""
+    session_id = fields["session_id"]
+    state = result.state
+    caller = Caller(digest, fields["phone"])
+    for effect in result.effects:
+        perform(effect, session, caller)
+    now = utcnow()
+    if is_new:
+        insert_ignore(session, UssdSession, session_id=session_id, phone_hash=digest,
+                      service_code=fields["service_code"], network_code=fields["network_code"] or None,
+                      language=state.answers.get("language"), started_at=now)  # fmt: skip
+    last_input = fields["text"].rsplit("*", 1)[-1] if fields["text"] else ""
+    insert_ignore(session, UssdStep, session_id=session_id, seq=state.inputs, user_input=last_input[:200],
+                  screen=result.reply.wire, server_ms=round((time.perf_counter() - started) * 1000, 2),
+                  at=now)  # fmt: skip
+    if state.ended:
+        session.execute(
+            update(UssdSession)
+            .where(UssdSession.session_id == session_id)
+            .values(outcome=state.screen, ended_at=now, language=state.answers.get("language"))
+        )
+    session.commit()
