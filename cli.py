@@ -84,8 +84,13 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
     answers = inputs.split(",") if inputs is not None else None
     history: list[str] = []
     while True:
-        form = {"sessionId": session_id, "serviceCode": settings.ussd_service_code,
-                "phoneNumber": phone, "networkCode": "61001", "text": "*".join(history)}  # fmt: skip
+        form = {
+            "sessionId": session_id,
+            "serviceCode": settings.ussd_service_code,
+            "phoneNumber": phone,
+            "networkCode": "61001",
+            "text": "*".join(history),
+        }
         try:
             response = requests.post(url, data=form, timeout=10)
         except requests.RequestException as exc:

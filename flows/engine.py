@@ -220,9 +220,12 @@ class Engine:
 
     def _pages_for(self, screen: Choose, state: State) -> tuple[tuple[str, ...], ...]:
         labels = tuple(self.catalogs.gettext(state.language, o.label) for o in screen.visible(state))
-        return self._pages(self.catalogs.gettext(state.language, screen.title), labels,
-                           self.catalogs.gettext(state.language, MORE_LABEL),
-                           self.catalogs.gettext(state.language, BACK_LABEL))  # fmt: skip
+        return self._pages(
+            self.catalogs.gettext(state.language, screen.title),
+            labels,
+            self.catalogs.gettext(state.language, MORE_LABEL),
+            self.catalogs.gettext(state.language, BACK_LABEL),
+        )
 
     def _paginate(
         self, title: str, labels: tuple[str, ...], more: str, back: str

@@ -81,13 +81,22 @@ def menu(id: str, title: str, *items: tuple[str, Next] | tuple[str, Next, Condit
     return Choose(id=id, title=title, options=options)
 
 
-def confirm(id: str, title: str, yes: Next, no: Next, yes_label: str = _("Yes"), no_label: str = _("No"),
-            effects: tuple[EffectFactory, ...] = ()) -> Choose:  # fmt: skip
+def confirm(
+    id: str,
+    title: str,
+    yes: Next,
+    no: Next,
+    yes_label: str = _("Yes"),
+    no_label: str = _("No"),
+    effects: tuple[EffectFactory, ...] = (),
+) -> Choose:
     """A yes/no question as a two-item menu."""
     return Choose(
-        id=id, title=title, effects=effects,
+        id=id,
+        title=title,
+        effects=effects,
         options=(Option("yes", yes_label, goto=yes), Option("no", no_label, goto=no)),
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)

@@ -136,13 +136,27 @@ def _commit(
         perform(effect, session, caller)
     now = utcnow()
     if is_new:
-        insert_ignore(session, UssdSession, session_id=session_id, phone_hash=digest,
-                      service_code=fields["service_code"], network_code=fields["network_code"] or None,
-                      language=state.answers.get("language"), started_at=now)  # fmt: skip
+        insert_ignore(
+            session,
+            UssdSession,
+            session_id=session_id,
+            phone_hash=digest,
+            service_code=fields["service_code"],
+            network_code=fields["network_code"] or None,
+            language=state.answers.get("language"),
+            started_at=now,
+        )
     last_input = fields["text"].rsplit("*", 1)[-1] if fields["text"] else ""
-    insert_ignore(session, UssdStep, session_id=session_id, seq=state.inputs, user_input=last_input[:200],
-                  screen=result.reply.wire, server_ms=round((time.perf_counter() - started) * 1000, 2),
-                  at=now)  # fmt: skip
+    insert_ignore(
+        session,
+        UssdStep,
+        session_id=session_id,
+        seq=state.inputs,
+        user_input=last_input[:200],
+        screen=result.reply.wire,
+        server_ms=round((time.perf_counter() - started) * 1000, 2),
+        at=now,
+    )
     if state.ended:
         session.execute(
             update(UssdSession)

@@ -71,10 +71,7 @@ class UssdStore:
         """Write `state` if the session is still at `old_version`: True won, False lost, None down."""
         key, resume_key = self._keys(session_id, phone_digest)
         new_version = str(int(old_version or 0) + 1)
-        if state.suspended is not None:
-            resume = "leave"
-        else:
-            resume = "keep" if state.resumable else "drop"
+        resume = "leave" if state.suspended is not None else "keep" if state.resumable else "drop"
         try:
             won = self._cas(
                 keys=[key, resume_key],

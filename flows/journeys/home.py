@@ -28,7 +28,7 @@ JOURNEY = Journey(
             next=MAIN_MENU,
             save="language",
             effects=(set_language,),
-        ),  # fmt: skip
+        ),
         menu(
             MAIN_MENU,
             _("Sira, CNRM services:"),
@@ -42,6 +42,6 @@ JOURNEY = Journey(
             next=MAIN_MENU,
             save="language",
             effects=(set_language,),
-        ),  # fmt: skip
+        ),
     ),
 )

@@ -14,10 +14,14 @@ CONSENT_VERSION = "consent-v1"
 def save_registration(state: State) -> effects.SaveRegistration:
     a = state.answers
     return effects.SaveRegistration(
-        first_name=a["first_name"], sex=a["sex"], age_group=a["age_group"], region=a["region"],
-        returned_from=a["returned_from"], returned_since=a["returned_since"],
+        first_name=a["first_name"],
+        sex=a["sex"],
+        age_group=a["age_group"],
+        region=a["region"],
+        returned_from=a["returned_from"],
+        returned_since=a["returned_since"],
         consent_version=CONSENT_VERSION,
-    )  # fmt: skip
+    )
 
 
 def refuse_consent(_state: State) -> effects.RefuseConsent:
@@ -34,7 +38,7 @@ JOURNEY = Journey(
             save="first_name",
             next="registration.sex",
             hint=_("Letters only, 2 to 30."),
-        ),  # fmt: skip
+        ),
         Choose("registration.sex", _("You are:"), SEXES, save="sex", next="registration.age"),
         Choose("registration.age", _("Your age:"), AGE_GROUPS, save="age_group", next="registration.region"),
         Choose(
@@ -43,21 +47,21 @@ JOURNEY = Journey(
             REGIONS,
             save="region",
             next="registration.country",
-        ),  # fmt: skip
+        ),
         Choose(
             "registration.country",
             _("Which country did you come back from?"),
             COUNTRIES,
             save="returned_from",
             next="registration.since",
-        ),  # fmt: skip
+        ),
         Choose(
             "registration.since",
             _("When did you come back?"),
             RETURNED_SINCE,
             save="returned_since",
             next="registration.consent",
-        ),  # fmt: skip
+        ),
         confirm(
             "registration.consent",
             _(
@@ -72,11 +76,11 @@ JOURNEY = Journey(
             "registration.done",
             _("You are registered. Dial again to ask for help."),
             effects=(save_registration,),
-        ),  # fmt: skip
+        ),
         End(
             "registration.refused",
             _("Without your consent we cannot refer you. You can register again at any time."),
             effects=(refuse_consent,),
-        ),  # fmt: skip
+        ),
     ),
 )
