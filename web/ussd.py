@@ -164,3 +164,43 @@ def _commit(
             .values(outcome=state.screen, ended_at=now, language=state.answers.get("language"))
         )
     session.commit()
+
+
+EVENT_FIELDS = ("status", "networkCode", "serviceCode", "durationInMillis", "hopsCount", "errorMessage",
+                "cost", "date", "lastAppResponse")  # fmt: skip
+
+
+@bp.post("/ussd/events")
+def ussd_events() -> Response:
+    """End-of-session notice: stored with the session; always 200 so the gateway does not retry."""
+    form = request.form
+    session_id = form.get("sessionId", "").strip()[:100]
+    report = {name: form.get(name, "")[:200] for name in EVENT_FIELDS if name in form}
+    session = get_session()
+    try:
+        found = session.execute(
+            update(UssdSession)
+            .where(UssdSession.session_id == session_id)
+            .values(
+                end_status=report.get("status", "")[:20] or None,
+                end_duration_ms=_int(report.get("durationInMillis")),
+                end_hops=_int(report.get("hopsCount")),
+                end_error=report.get("errorMessage") or None,
+                end_report=report,
+            )
+        ).rowcount
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("could not store a USSD end-of-session notice")
+        return plain("not stored", 200)
+    if not found:
+        log.info("end-of-session notice for an unknown USSD session")
+    return plain("ok")
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value else None
+    except ValueError:
+        return None

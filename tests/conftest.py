@@ -1,0 +1,182 @@
+"""Fixtures on real services: Redis, SQLite and PostgreSQL (migrated with Alembic), a live server.
+
+Every test that needs the database runs on both back-ends (the `app` fixture is parametrised).
+Each test session gets its own PostgreSQL database and SQLite file; tables are emptied and the
+test Redis database flushed between tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from alembic import command as alembic
+from redis import Redis
+from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
+
+import models
+from app import create_app
+from cli import alembic_config
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
+PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One migrated database per back-end for the whole test session."""
+    urls: dict[str, str] = {}
+    name = f"sira_test_{uuid.uuid4().hex[:8]}"
+    admin = None
+    if "sqlite" in BACKENDS:
+        urls["sqlite"] = f"sqlite:///{tmp_path_factory.mktemp('db') / 'sira.db'}"
+    if "postgresql" in BACKENDS:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        urls["postgresql"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    for url in urls.values():
+        alembic.upgrade(alembic_config(url), "head")
+    yield urls
+    if admin is not None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def redis() -> Iterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def _empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(models.Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+
+
+def app_settings(database_url: str, **extra: object) -> dict[str, object]:
+    return {
+        "env": "testing",
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "phone_hash_key": PHONE_HASH_KEY,
+        "secret_key": "test-secret",
+        **extra,
+    }
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, database_urls: dict[str, str]) -> Iterator[str]:
+    url = database_urls[backend]
+    _empty_tables(url)
+    yield url
+
+
+@pytest.fixture
+def app(database_url: str, redis: Redis):  # noqa: ANN201
+    return create_app(app_settings(database_url))
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):  # noqa: ANN001, ANN201
+    """A session on the app's database, for assertions."""
+    with app.extensions["sira.sessions"]() as session:
+        yield session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """The app served over real HTTP on a free loopback port, in a thread."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+    with LiveServer(app) as server:
+        yield server
+
+
+class Phone:
+    """A handset dialling the service over HTTP, as Africa's Talking would relay it."""
+
+    def __init__(self, base_url: str, number: str = "+22370000001", service_code: str = "*384*7472#") -> None:
+        self.base_url, self.number, self.service_code = base_url, number, service_code
+        self.session_id = ""
+        self.history: list[str] = []
+        self.http = requests.Session()
+
+    def dial(self, dial_through: str = "") -> str:
+        self.session_id = f"ATUid_{uuid.uuid4().hex}"
+        self.history = [dial_through] if dial_through else []
+        return self._post()
+
+    def send(self, answer: str) -> str:
+        self.history.append(answer)
+        return self._post()
+
+    def repeat(self) -> str:
+        """The gateway re-sends the last request unchanged."""
+        return self._post()
+
+    def _post(self) -> str:
+        response = self.http.post(
+            self.base_url + "/ussd",
+            data={"sessionId": self.session_id, "serviceCode": self.service_code,
+                  "phoneNumber": self.number, "networkCode": "61001", "text": "*".join(self.history)},
+            timeout=10,
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return response.text
+
+
+@pytest.fixture
+def phone(live_server: LiveServer) -> Phone:
+    return Phone(live_server.url)
+
+
+ROOT = Path(__file__).resolve().parent.parent

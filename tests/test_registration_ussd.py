@@ -1,0 +1,145 @@
+"""A returnee registers by USSD, over the real webhook, against real Redis and a real database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from models import ConsentRecord, Returnee, UssdSession, UssdStep
+from models.phone import phone_hash
+from tests.conftest import PHONE_HASH_KEY, Phone
+
+# (language choice, fragments expected along the way, in that language)
+LANGUAGES = {
+    "fr": ("1", {"menu": "S'inscrire", "name": "Votre prenom", "hint": "Lettres seulement", "more": "98 Suite",
+                 "invalid": "Choix invalide", "consent": "D'accord", "done": "Vous etes inscrit"}),
+    "bm": ("2", {"menu": "Ka togo seben", "name": "I togo ye di", "hint": "2 ka se 30", "more": "98 Were",
+                 "invalid": "Sugandili fili", "consent": "I sonna wa", "done": "I togo sebenna"}),
+    "en": ("3", {"menu": "Register", "name": "Your first name", "hint": "Letters only", "more": "98 More",
+                 "invalid": "Invalid choice", "consent": "Do you agree", "done": "You are registered"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_full_registration_with_paging_back_home_bad_input_and_repeats(phone: Phone, db, lang: str) -> None:
+    choice, say = LANGUAGES[lang]
+    first = phone.dial()
+    assert first.startswith("CON ") and "1 Francais" in first and "2 Bamanankan" in first
+
+    assert say["menu"] in phone.send(choice)
+    assert say["name"] in phone.send("1")
+    reprompt = phone.send("A")
+    assert reprompt.startswith("CON ") and say["hint"] in reprompt and say["name"] in reprompt
+    assert phone.send("Awa") == phone.repeat()  # a repeated request gives the same screen
+    phone.send("2")  # woman
+    region = phone.send("3")  # 26 to 35
+    assert "1 Bamako" in region and say["more"] in region and "Bandiagara" not in region
+    page2 = phone.send("98")
+    assert "Bandiagara" in page2 and "Bamako" not in page2
+    assert "1 Bamako" in phone.send("0")  # back to the first page
+    assert say["invalid"] in phone.send("99")
+    assert "Bandiagara" in phone.send("98")
+    country = phone.send("20")  # Bandiagara, chosen from the second page
+    assert "1 " in country and "8 " in country
+    since = phone.send("1")  # Libya
+    assert "4 " in since
+    consent = phone.send("2")
+    assert say["consent"] in consent
+    done = phone.send("1")
+    assert done.startswith("END ") and say["done"] in done
+    assert phone.repeat() == done
+
+    returnee = db.scalar(select(Returnee))
+    assert returnee.phone_e164 == "+22370000001"
+    assert returnee.phone_hash == phone_hash("+22370000001", PHONE_HASH_KEY)
+    assert (returnee.language, returnee.first_name, returnee.sex, returnee.age_group) == (lang, "Awa", "f", "26-35")
+    assert (returnee.region, returnee.returned_from, returnee.returned_since) == ("bandiagara", "ly", "3-12m")
+    assert returnee.is_registered and returnee.consent_version == "consent-v1"
+    consent_rows = db.scalars(select(ConsentRecord)).all()
+    assert [(c.granted, c.channel, c.version) for c in consent_rows] == [(True, "ussd", "consent-v1")]
+    session = db.scalar(select(UssdSession))
+    assert session.outcome == "registration.done" and session.phone_hash == returnee.phone_hash
+    steps = db.scalars(select(UssdStep).where(UssdStep.session_id == phone.session_id).order_by(UssdStep.seq)).all()
+    assert [s.seq for s in steps] == list(range(len(steps)))
+    assert steps[-1].screen == done and all(s.server_ms >= 0 for s in steps)
+
+
+def register(phone: Phone, *, language: str = "1", name: str = "Awa", age: str = "3", consent: str = "1") -> str:
+    phone.dial()
+    for answer in (language, "1", name, "2", age, "1", "1", "1", consent):
+        reply = phone.send(answer)
+    return reply
+
+
+def test_language_is_remembered_and_registering_again_updates(phone: Phone, db) -> None:
+    register(phone, language="3")
+    menu = phone.dial()
+    assert menu.startswith("CON ") and "Register" in menu and "Francais" not in menu
+    for answer in ("1", "Moussa", "1", "4", "2", "2", "3", "1"):
+        reply = phone.send(answer)
+    assert "You are registered" in reply
+    returnees = db.scalars(select(Returnee)).all()
+    assert len(returnees) == 1
+    assert (returnees[0].first_name, returnees[0].age_group, returnees[0].region) == ("Moussa", "36-50", "kayes")
+    assert len(db.scalars(select(ConsentRecord)).all()) == 1  # same wording: consent is not asked twice
+
+
+def test_refusing_consent_keeps_no_registration(phone: Phone, db) -> None:
+    reply = register(phone, consent="2")
+    assert reply.startswith("END ") and "consentement" not in reply.lower()
+    returnee = db.scalar(select(Returnee))
+    assert returnee.first_name is None and returnee.phone_e164 is None and not returnee.is_registered
+
+
+def test_main_menu_from_deep_inside_and_back_through_history(phone: Phone) -> None:
+    phone.dial()
+    phone.send("1")
+    phone.send("1")
+    phone.send("Awa")
+    assert "Votre age" in phone.send("2")
+    home = phone.send("00")
+    assert "S'inscrire" in home
+    assert "Votre prenom" in phone.send("1")
+    assert "S'inscrire" in phone.send("0")
+
+
+def test_free_text_containing_a_star_is_one_answer(phone: Phone) -> None:
+    phone.dial()
+    phone.send("1")
+    phone.send("1")
+    reply = phone.send("Awa*2")
+    assert "Lettres seulement" in reply  # "Awa*2" is one (invalid) name, not a name and a choice
+    assert "Vous etes" in phone.send("Awa")
+
+
+def test_dial_through_input_on_the_first_request(phone: Phone, db) -> None:
+    reply = phone.dial(dial_through="3")
+    assert reply.startswith("CON ") and "Register" in reply
+    assert db.scalar(select(Returnee)).language == "en"
+
+
+def test_cut_off_session_can_be_resumed_on_the_next_dial(phone: Phone, db) -> None:
+    phone.dial()
+    phone.send("1")
+    phone.send("1")
+    phone.send("Awa")
+    phone.send("2")  # woman; the network drops here
+    offer = phone.dial()
+    assert offer.startswith("CON ") and "Reprendre" in offer
+    resumed = phone.send("1")
+    assert "Votre age" in resumed
+    for answer in ("2", "1", "1", "1", "1"):
+        reply = phone.send(answer)
+    assert "Vous etes inscrit" in reply
+    assert db.scalar(select(Returnee)).first_name == "Awa"
+    assert "Reprendre" not in phone.dial()  # finished sessions are not offered again
+
+
+def test_declining_to_resume_goes_to_the_main_menu_and_forgets(phone: Phone) -> None:
+    phone.dial()
+    phone.send("1")
+    phone.send("1")
+    phone.send("Awa")
+    phone.dial()
+    assert "S'inscrire" in phone.send("2")
+    assert "Reprendre" not in phone.dial()
