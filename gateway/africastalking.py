@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from africastalking.Service import validate_phone
+from africastalking.Service import DEFAULT_TIMEOUT_S, validate_phone
 from africastalking.SMS import SMSService
 
 from gateway.base import Outcome, OutgoingSms, SendResult, redact_numbers
@@ -58,7 +58,7 @@ class _SmsService(SMSService):
         data: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
         callback: Any = None,
-        timeout: float | tuple[float, float] = 0.0,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT_S,
     ) -> requests.Response:
         if callback is not None:
             raise NotImplementedError("asynchronous SDK callbacks are not used by Sira")

@@ -86,7 +86,7 @@ def start_receiver() -> CallbackReceiver:
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     holder.append(CallbackReceiver(server))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return holder[0]
 
 

@@ -13,25 +13,25 @@ KEY = {"apiKey": "test-key"}
 
 
 @pytest.fixture
-def client() -> FlaskClient:
+def api() -> FlaskClient:
     # A callback base where nothing listens: delivery reports must be dropped, not crash anything.
     return create_emulator(f"http://127.0.0.1:{free_port()}", delivery_delay=0.01).test_client()
 
 
-def test_send_without_api_key_is_401(client: FlaskClient) -> None:
-    response = client.post("/version1/messaging", data=SEND)
+def test_send_without_api_key_is_401(api: FlaskClient) -> None:
+    response = api.post("/version1/messaging", data=SEND)
 
     assert response.status_code == 401
 
 
-def test_send_without_recipients_is_400(client: FlaskClient) -> None:
-    response = client.post("/version1/messaging", data={**SEND, "to": ""}, headers=KEY)
+def test_send_without_recipients_is_400(api: FlaskClient) -> None:
+    response = api.post("/version1/messaging", data={**SEND, "to": ""}, headers=KEY)
 
     assert response.status_code == 400
 
 
-def test_send_answers_like_africastalking(client: FlaskClient) -> None:
-    response = client.post("/version1/messaging", data={**SEND, "to": "+22370000001,+2237000"}, headers=KEY)
+def test_send_answers_like_africastalking(api: FlaskClient) -> None:
+    response = api.post("/version1/messaging", data={**SEND, "to": "+22370000001,+2237000"}, headers=KEY)
 
     assert response.status_code == 201
     data = response.get_json()["SMSMessageData"]
@@ -47,19 +47,19 @@ def test_send_answers_like_africastalking(client: FlaskClient) -> None:
     assert (bad["statusCode"], bad["status"], bad["messageId"]) == (403, "InvalidPhoneNumber", "None")
 
 
-def test_unreachable_callback_is_dropped_and_the_emulator_keeps_serving(client: FlaskClient) -> None:
-    client.post("/version1/messaging", data=SEND, headers=KEY)
+def test_unreachable_callback_is_dropped_and_the_emulator_keeps_serving(api: FlaskClient) -> None:
+    api.post("/version1/messaging", data=SEND, headers=KEY)
 
-    wait_for(lambda: client.get("/messages").get_json()[0]["status"] == "Success")
-    assert client.post("/version1/messaging", data=SEND, headers=KEY).status_code == 201
-    assert client.post("/send-from-phone", json={"from": "+22370000001", "text": "AIDE"}).status_code == 502
+    wait_for(lambda: api.get("/messages").get_json()[0]["status"] == "Success")
+    assert api.post("/version1/messaging", data=SEND, headers=KEY).status_code == 201
+    assert api.post("/send-from-phone", json={"from": "+22370000001", "text": "AIDE"}).status_code == 502
 
 
-def test_same_seed_gives_the_same_fault_sequence(client: FlaskClient) -> None:
+def test_same_seed_gives_the_same_fault_sequence(api: FlaskClient) -> None:
     def statuses() -> list[int]:
-        client.post("/reset")
-        client.post("/faults", json={"http_500_rate": 0.5, "seed": 7})
-        return [client.post("/version1/messaging", data=SEND, headers=KEY).status_code for _ in range(12)]
+        api.post("/reset")
+        api.post("/faults", json={"http_500_rate": 0.5, "seed": 7})
+        return [api.post("/version1/messaging", data=SEND, headers=KEY).status_code for _ in range(12)]
 
     first = statuses()
 
@@ -78,29 +78,29 @@ def test_same_seed_gives_the_same_fault_sequence(client: FlaskClient) -> None:
         [],
     ],
 )
-def test_bad_fault_settings_are_refused_and_change_nothing(client: FlaskClient, faults: object) -> None:
-    before = client.get("/faults").get_json()
+def test_bad_fault_settings_are_refused_and_change_nothing(api: FlaskClient, faults: object) -> None:
+    before = api.get("/faults").get_json()
 
-    response = client.post("/faults", json=faults)
+    response = api.post("/faults", json=faults)
 
     assert response.status_code == 400
-    assert client.get("/faults").get_json() == before
+    assert api.get("/faults").get_json() == before
 
 
-def test_reset_clears_messages_and_faults(client: FlaskClient) -> None:
-    client.post("/faults", json={"fail_next": 3, "reject_rate": 1})
-    client.post("/send-from-phone", json={"from": "+22370000001", "text": "AIDE"})
+def test_reset_clears_messages_and_faults(api: FlaskClient) -> None:
+    api.post("/faults", json={"fail_next": 3, "reject_rate": 1})
+    api.post("/send-from-phone", json={"from": "+22370000001", "text": "AIDE"})
 
-    assert client.post("/reset").status_code == 204
+    assert api.post("/reset").status_code == 204
 
-    assert client.get("/messages").get_json() == []
-    faults = client.get("/faults").get_json()
+    assert api.get("/messages").get_json() == []
+    faults = api.get("/faults").get_json()
     assert (faults["fail_next"], faults["reject_rate"]) == (0, 0.0)
 
 
-def test_delete_messages_clears_them(client: FlaskClient) -> None:
-    client.post("/version1/messaging", data=SEND, headers=KEY)
+def test_delete_messages_clears_them(api: FlaskClient) -> None:
+    api.post("/version1/messaging", data=SEND, headers=KEY)
 
-    assert client.delete("/messages").status_code == 204
+    assert api.delete("/messages").status_code == 204
 
-    assert client.get("/messages").get_json() == []
+    assert api.get("/messages").get_json() == []

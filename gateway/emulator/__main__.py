@@ -1,0 +1,5 @@
+"""Entry point of `python -m gateway.emulator`."""
+
+from gateway.emulator import main
+
+main()

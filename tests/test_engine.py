@@ -1,0 +1,93 @@
+"""The pure engine, without I/O: text history, navigation, paging, resume, and random input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flows.engine import Engine, State
+from flows.i18n import Catalogs
+from flows.journeys import conversation
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(conversation(), Catalogs.load())
+
+
+def run(engine: Engine, answers: list[str], state: State | None = None) -> tuple[State, list[str]]:
+    state = state or engine.start({}, None)
+    screens = [engine.feed(state, "").reply.wire]
+    history: list[str] = []
+    for answer in answers:
+        history.append(answer)
+        screens.append(engine.feed(state, "*".join(history)).reply.wire)
+    return state, screens
+
+
+def test_a_repeated_text_returns_the_same_reply_and_advances_nothing(engine: Engine) -> None:
+    state, screens = run(engine, ["1", "1"])
+    before = state.to_json()
+    again = engine.feed(state, "1*1")
+    assert not again.advanced and again.reply.wire == screens[-1] and state.to_json() == before
+
+
+def test_dial_through_inputs_are_all_applied_on_the_first_request(engine: Engine) -> None:
+    state = engine.start({}, None)
+    result = engine.feed(state, "3*1")
+    assert "Your first name" in result.reply.text
+    assert [type(e).__name__ for e in result.effects] == ["SetLanguage"]
+
+
+def test_a_lost_state_is_rebuilt_from_the_text_history(engine: Engine) -> None:
+    _, screens = run(engine, ["2", "1", "Awa", "1"])
+    rebuilt = engine.feed(engine.start({}, None), "2*1*Awa*1")
+    assert rebuilt.reply.wire == screens[-1]
+
+
+def test_back_on_the_first_page_of_the_first_screen_stays_put(engine: Engine) -> None:
+    state, screens = run(engine, ["0"])
+    assert screens[1] == screens[0]
+
+
+def test_more_where_there_is_no_next_page_is_a_bad_input(engine: Engine) -> None:
+    _, screens = run(engine, ["1", "98"])
+    assert "Choix invalide" in screens[-1]
+
+
+def test_resume_offer_restores_the_suspended_screen_and_answers(engine: Engine) -> None:
+    old, _ = run(engine, ["1", "1", "Awa"])
+    state = engine.start({}, "fr", suspended=old)
+    first = engine.feed(state, "")
+    assert "Reprendre" in first.reply.text
+    resumed = engine.feed(state, "1")
+    assert "Vous etes" in resumed.reply.text and state.answers["first_name"] == "Awa"
+
+
+def test_minimal_progress_is_not_offered_for_resume(engine: Engine) -> None:
+    old = engine.start({}, "fr")
+    assert engine.start({}, "fr", suspended=old).screen == conversation().root
+
+
+ANSWERS = st.one_of(
+    st.sampled_from(["0", "00", "98", "1", "2", "3", "9", "20", "", "Awa", "A", "*", "Awa*1"]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(answers=st.lists(ANSWERS, max_size=25), language=st.sampled_from([None, "fr", "bm", "en"]))
+def test_any_input_sequence_gives_a_short_plain_reply(engine: Engine, answers: list[str], language: str | None) -> None:
+    state = engine.start({}, language)
+    history: list[str] = []
+    result = engine.feed(state, "")
+    for answer in answers:
+        history.append(answer)
+        result = engine.feed(state, "*".join(history))
+        wire = result.reply.wire
+        assert wire.startswith(("CON ", "END "))
+        assert len(result.reply.text) <= 160
+        assert wire.isascii()
+        if state.ended:
+            assert wire.startswith("END ")
