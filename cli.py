@@ -9,7 +9,7 @@ import requests
 from alembic import command as alembic
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from services import ServiceDown, require_services
 
@@ -60,6 +60,7 @@ def db_current() -> None:
 
 
 @click.command("check")
+@with_appcontext
 def check_command() -> None:
     """Exit non-zero, naming the culprit, unless the database and Redis answer."""
     try:
@@ -70,6 +71,7 @@ def check_command() -> None:
 
 
 @click.command("ussd")
+@with_appcontext
 @click.argument("phone")
 @click.option("--url", default=None, help="Webhook URL (default: PUBLIC_BASE_URL/ussd).")
 @click.option("--inputs", default=None, help='Comma-separated answers, e.g. "1,1,Awa,2"; else interactive.')

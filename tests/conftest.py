@@ -94,17 +94,17 @@ def database_url(backend: str, database_urls: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(database_url: str, redis: Redis):  # noqa: ANN201
+def app(database_url: str, redis: Redis):
     return create_app(app_settings(database_url))
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     return app.test_client()
 
 
 @pytest.fixture
-def db(app):  # noqa: ANN001, ANN201
+def db(app):
     """A session on the app's database, for assertions."""
     with app.extensions["sira.sessions"]() as session:
         yield session
@@ -119,11 +119,13 @@ def free_port() -> int:
 class LiveServer:
     """The app served over real HTTP on a free loopback port, in a thread."""
 
-    def __init__(self, app) -> None:  # noqa: ANN001
+    def __init__(self, app) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def __enter__(self) -> LiveServer:
         self._thread.start()
@@ -135,7 +137,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+def live_server(app) -> Iterator[LiveServer]:
     with LiveServer(app) as server:
         yield server
 

@@ -47,7 +47,7 @@ def test_a_lost_state_is_rebuilt_from_the_text_history(engine: Engine) -> None:
 
 
 def test_back_on_the_first_page_of_the_first_screen_stays_put(engine: Engine) -> None:
-    state, screens = run(engine, ["0"])
+    _, screens = run(engine, ["0"])
     assert screens[1] == screens[0]
 
 
@@ -78,7 +78,9 @@ ANSWERS = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(answers=st.lists(ANSWERS, max_size=25), language=st.sampled_from([None, "fr", "bm", "en"]))
-def test_any_input_sequence_gives_a_short_plain_reply(engine: Engine, answers: list[str], language: str | None) -> None:
+def test_any_input_sequence_gives_a_short_plain_reply(
+    engine: Engine, answers: list[str], language: str | None
+) -> None:
     state = engine.start({}, language)
     history: list[str] = []
     result = engine.feed(state, "")

@@ -52,19 +52,28 @@ def test_full_registration_with_paging_back_home_bad_input_and_repeats(phone: Ph
     returnee = db.scalar(select(Returnee))
     assert returnee.phone_e164 == "+22370000001"
     assert returnee.phone_hash == phone_hash("+22370000001", PHONE_HASH_KEY)
-    assert (returnee.language, returnee.first_name, returnee.sex, returnee.age_group) == (lang, "Awa", "f", "26-35")
+    assert (returnee.language, returnee.first_name, returnee.sex, returnee.age_group) == (
+        lang,
+        "Awa",
+        "f",
+        "26-35",
+    )
     assert (returnee.region, returnee.returned_from, returnee.returned_since) == ("bandiagara", "ly", "3-12m")
     assert returnee.is_registered and returnee.consent_version == "consent-v1"
     consent_rows = db.scalars(select(ConsentRecord)).all()
     assert [(c.granted, c.channel, c.version) for c in consent_rows] == [(True, "ussd", "consent-v1")]
     session = db.scalar(select(UssdSession))
     assert session.outcome == "registration.done" and session.phone_hash == returnee.phone_hash
-    steps = db.scalars(select(UssdStep).where(UssdStep.session_id == phone.session_id).order_by(UssdStep.seq)).all()
+    steps = db.scalars(
+        select(UssdStep).where(UssdStep.session_id == phone.session_id).order_by(UssdStep.seq)
+    ).all()
     assert [s.seq for s in steps] == list(range(len(steps)))
     assert steps[-1].screen == done and all(s.server_ms >= 0 for s in steps)
 
 
-def register(phone: Phone, *, language: str = "1", name: str = "Awa", age: str = "3", consent: str = "1") -> str:
+def register(
+    phone: Phone, *, language: str = "1", name: str = "Awa", age: str = "3", consent: str = "1"
+) -> str:
     phone.dial()
     for answer in (language, "1", name, "2", age, "1", "1", "1", consent):
         reply = phone.send(answer)
@@ -80,7 +89,11 @@ def test_language_is_remembered_and_registering_again_updates(phone: Phone, db) 
     assert "You are registered" in reply
     returnees = db.scalars(select(Returnee)).all()
     assert len(returnees) == 1
-    assert (returnees[0].first_name, returnees[0].age_group, returnees[0].region) == ("Moussa", "36-50", "kayes")
+    assert (returnees[0].first_name, returnees[0].age_group, returnees[0].region) == (
+        "Moussa",
+        "36-50",
+        "kayes",
+    )
     assert len(db.scalars(select(ConsentRecord)).all()) == 1  # same wording: consent is not asked twice
 
 

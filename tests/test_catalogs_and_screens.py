@@ -1,0 +1,100 @@
+"""Invariants over the whole conversation: every screen fits and shows plain letters in every
+language, every screen is reachable, and every message is translated in every catalog."""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+
+from flows.engine import RESUME, Engine, State
+from flows.i18n import LANGUAGES, Catalogs
+from flows.journeys import conversation
+from flows.screens import Ask, Choose, End
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGS = Catalogs.load()
+ENGINE = Engine(conversation(), CATALOGS)
+FACTS = ({}, {"registered": "1", "age_group": "u18", "region": "bamako"})
+
+
+def extracted_msgids() -> set[str]:
+    method_map = [("flows/**.py", "python"), ("web/**.py", "python"), ("workers/**.py", "python")]
+    return {msg[2] for msg in extract_from_dir(str(ROOT), method_map, keywords={"_": None}) if msg[2]}
+
+
+def all_renders():
+    for screen in ENGINE.screens_for_checks():
+        for lang in LANGUAGES:
+            for facts in FACTS:
+                state = State(screen=screen.id, answers={"language": lang}, facts=facts, history=[["x", 0]])
+                pages = ENGINE._pages_for(screen, state) if isinstance(screen, Choose) else ((),)
+                for page in range(len(pages)):
+                    state.page = page
+                    yield screen, lang, ENGINE.render(state)
+                    if not isinstance(screen, End):
+                        yield screen, lang, ENGINE.render(state, hint=getattr(screen, "hint", None))
+
+
+def test_every_screen_in_every_language_fits_one_ussd_page_in_plain_letters() -> None:
+    count = 0
+    for screen, lang, reply in all_renders():
+        count += 1
+        assert len(reply.text) <= 160, (screen.id, lang, len(reply.text), reply.text)
+        assert reply.text.isascii(), (screen.id, lang, reply.text)
+    assert count > 3 * len(ENGINE.conversation.screens)
+
+
+def test_every_message_is_translated_in_every_catalog() -> None:
+    msgids = extracted_msgids()
+    assert {"Your first name?", "Continue where you stopped?"} <= msgids
+    for lang in LANGUAGES:
+        missing = sorted(msgids - set(CATALOGS.messages[lang]))
+        assert not missing, f"{lang} lacks {missing}"
+
+
+def test_catalogs_are_nfc_and_use_the_ascii_apostrophe() -> None:
+    for lang in LANGUAGES:
+        for msgid, text in CATALOGS.messages[lang].items():
+            assert unicodedata.is_normalized("NFC", text), (lang, msgid)
+            assert "’" not in text, (lang, msgid)
+
+
+def test_bambara_catalog_is_written_in_bambara_letters() -> None:
+    letters = "".join(CATALOGS.messages["bm"].values())
+    assert set("ɛɔ") <= set(letters)
+
+
+def test_every_screen_is_reachable_and_every_question_has_a_way_out() -> None:
+    conv = ENGINE.conversation
+    seen, todo = set(), [conv.first_dial, conv.root]
+    while todo:
+        screen_id = todo.pop()
+        if screen_id in seen:
+            continue
+        seen.add(screen_id)
+        screen = conv.screens[screen_id]
+        if isinstance(screen, (Choose, Ask)):
+            targets = (
+                [screen.next] if isinstance(screen, Ask) else [o.goto or screen.next for o in screen.options]
+            )
+            for target in targets:
+                todo += [target] if isinstance(target, str) else []
+    assert seen == set(conv.screens), set(conv.screens) - seen
+    assert RESUME not in conv.screens
+
+
+@pytest.mark.parametrize("name", ["Awa", "Jean-Marie", "N'Golo", "Aïssata", "Fatoumata Binta"])
+def test_first_names_people_have_are_accepted(name: str) -> None:
+    from flows.checks import first_name
+
+    assert first_name(name) == name
+
+
+@pytest.mark.parametrize("text", ["A", "", "Awa2", "x" * 31, "Awa*", "  ", "12", "--"])
+def test_text_that_is_not_a_first_name_is_refused(text: str) -> None:
+    from flows.checks import first_name
+
+    assert first_name(text) is None

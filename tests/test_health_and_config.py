@@ -1,0 +1,63 @@
+"""Start-up and health: a clear message when a setting is wrong or a service is down."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from app import create_app
+from config import ConfigError, load_settings
+from tests.conftest import ROOT, app_settings
+
+
+def test_healthz_reports_both_services(client) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok", "env": "testing"}
+
+
+def test_healthz_names_what_is_down(database_url: str, redis) -> None:
+    app = create_app(app_settings(database_url, redis_url="redis://127.0.0.1:1/0"))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert (
+        body["status"] == "down: redis"
+        and body["database"] == "ok"
+        and "redis not answering" in body["redis"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL must start with"),
+        ({"USSD_SESSION_TTL_SECONDS": "ten"}, "USSD_SESSION_TTL_SECONDS must be a number"),
+        ({"ENV": "staging"}, "ENV must be"),
+        ({"ENV": "production"}, "SECRET_KEY must be set"),
+    ],
+)
+def test_malformed_settings_are_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)
+
+
+def test_postgresql_urls_get_the_psycopg_driver() -> None:
+    assert (
+        load_settings({"DATABASE_URL": "postgresql://u@h/db"}).database_url == "postgresql+psycopg://u@h/db"
+    )
+
+
+def test_check_command_fails_with_one_clear_line_when_redis_is_down(tmp_path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "check"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode != 0
+    assert "redis not answering" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,117 @@
+"""Raw gateway payloads, the courier way: (label, form, expected status, expected body)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import create_app
+from models import Returnee, UssdSession, UssdStep
+from tests.conftest import Phone, app_settings
+
+GOOD = {"sessionId": "ATUid_1", "serviceCode": "*384*7472#", "phoneNumber": "+22370000001",
+        "networkCode": "61001", "text": ""}  # fmt: skip
+
+TABLE = [
+    ("first request", {}, 200, "CON "),
+    ("national number without +223", {"phoneNumber": "70000001"}, 200, "CON "),
+    ("00223 prefix", {"phoneNumber": "0022370000001"}, 200, "CON "),
+    ("no text field at all", {"text": None}, 200, "CON "),
+    ("missing sessionId", {"sessionId": None}, 400, "missing field sessionId"),
+    ("blank sessionId", {"sessionId": "  "}, 400, "missing field sessionId"),
+    ("missing phoneNumber", {"phoneNumber": None}, 400, "missing field phoneNumber"),
+    ("missing serviceCode", {"serviceCode": None}, 400, "missing field serviceCode"),
+    ("phone is letters", {"phoneNumber": "hello"}, 400, "phoneNumber is not a valid phone number"),
+    ("phone too short", {"phoneNumber": "+2231"}, 400, "phoneNumber is not a valid phone number"),
+    ("huge text", {"text": "1" * 5000}, 400, "field text is longer"),
+    ("huge sessionId", {"sessionId": "x" * 500}, 400, "field sessionId is longer"),
+]
+
+
+@pytest.mark.parametrize(("label", "change", "status", "body"), TABLE, ids=[row[0] for row in TABLE])
+def test_gateway_payloads(client: FlaskClient, db, label: str, change: dict, status: int, body: str) -> None:
+    form = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
+    response = client.post("/ussd", data=form)
+    assert response.status_code == status, label
+    assert response.mimetype == "text/plain"
+    assert (
+        response.get_data(as_text=True).startswith(body)
+        if status == 200
+        else body in response.get_data(as_text=True)
+    )
+    stored = db.scalar(select(func.count()).select_from(UssdStep))
+    assert stored == (1 if status == 200 else 0)
+
+
+def test_a_rejected_request_stores_nothing_anywhere(client: FlaskClient, db, redis) -> None:
+    client.post("/ussd", data={**GOOD, "phoneNumber": "nope"})
+    assert db.scalar(select(func.count()).select_from(UssdSession)) == 0
+    assert redis.keys("*") == []
+
+
+def test_end_of_session_notice_is_stored_and_always_answered_200(client: FlaskClient, db) -> None:
+    client.post("/ussd", data=GOOD)
+    notice = {"sessionId": "ATUid_1", "status": "Incomplete", "phoneNumber": "+22370000001", "hopsCount": "3",
+              "durationInMillis": "41230", "errorMessage": "", "input": "1*1", "serviceCode": "*384*7472#"}  # fmt: skip
+    assert client.post("/ussd/events", data=notice).status_code == 200
+    session = db.scalar(select(UssdSession))
+    assert (session.end_status, session.end_hops, session.end_duration_ms) == ("Incomplete", 3, 41230)
+    assert "+22370000001" not in str(session.end_report)
+    assert client.post("/ussd/events", data={"sessionId": "unknown"}).status_code == 200
+    assert client.post("/ussd/events", data={}).status_code == 200
+
+
+def test_two_web_processes_serving_alternate_steps_give_one_conversation(database_url: str, redis) -> None:
+    """No state in the process: two apps (as two gunicorn workers) share Redis and the database."""
+    apps = [create_app(app_settings(database_url)).test_client() for _ in range(2)]
+    history: list[str] = []
+    replies = []
+    for i, answer in enumerate([None, "1", "1", "Awa", "2", "3", "98", "20", "1", "2", "1"]):
+        if answer is not None:
+            history.append(answer)
+        response = apps[i % 2].post("/ussd", data={**GOOD, "text": "*".join(history)})
+        replies.append(response.get_data(as_text=True))
+    assert replies[-1].startswith("END ") and "inscrit" in replies[-1]
+    with apps[0].application.extensions["sira.sessions"]() as session:
+        assert session.scalar(select(Returnee)).region == "bandiagara"
+
+
+def test_phone_numbers_never_reach_redis_or_the_logs(phone: Phone, redis, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    phone.dial()
+    for answer in ("1", "1", "Awa", "2", "3", "1", "1", "1"):
+        phone.send(answer)
+    phone.dial()  # leaves a resumable copy behind
+    dump = []
+    for key in redis.keys("*"):
+        dump.append(key.decode())
+        kind = redis.type(key).decode()
+        if kind == "string":
+            dump.append(redis.get(key).decode())
+        elif kind == "hash":
+            dump += [v.decode() for v in redis.hgetall(key).values()]
+    everything = "\n".join(dump + [r.getMessage() for r in caplog.records])
+    assert dump, "the session should be in Redis"
+    for form in ("22370000001", "70000001", "70 00 00 01"):
+        assert form not in everything
+
+
+def test_redis_down_the_step_is_still_answered_by_replaying_the_history(database_url: str, redis) -> None:
+    app = create_app(app_settings(database_url, redis_url="redis://127.0.0.1:1/0"))
+    client = app.test_client()
+    history: list[str] = []
+    for answer in [None, "1", "1", "Awa"]:
+        if answer is not None:
+            history.append(answer)
+        reply = client.post("/ussd", data={**GOOD, "text": "*".join(history)}).get_data(as_text=True)
+    assert reply.startswith("CON ") and "Vous etes" in reply
+
+
+def test_database_down_gives_a_polite_end(redis) -> None:
+    app = create_app(app_settings("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    response = app.test_client().post("/ussd", data=GOOD)
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).startswith("END Service indisponible")
