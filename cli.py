@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(check_command)
     app.cli.add_command(ussd_phone)
+    app.cli.add_command(worker_command)
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -112,3 +113,21 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
         else:
             answer = click.prompt(">", default="", show_default=False)
         history.append(answer)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop once the queues are empty (tests, one-off runs).")
+@with_appcontext
+def worker_command(burst: bool) -> None:
+    """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
+    from rq import Worker
+
+    from workers import queues
+
+    sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
+    try:
+        require_services(sessions, redis)
+    except ServiceDown as exc:
+        raise click.ClickException(str(exc)) from None
+    worker = Worker(list(queues.ALL), connection=redis)
+    worker.work(burst=burst, with_scheduler=True)

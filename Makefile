@@ -1,0 +1,23 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	scripts/run
+
+test: $(STAMP)
+	scripts/test
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.ussd_steps
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

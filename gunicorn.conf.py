@@ -1,0 +1,21 @@
+"""Gunicorn settings for `web`: fail at start-up, with one clear line, if a service is down."""
+
+import os
+
+bind = os.environ.get("BIND", "127.0.0.1:" + os.environ.get("PORT", "5000"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+timeout = 30
+accesslog = None
+
+
+def on_starting(server):
+    from app import create_app
+    from services import ServiceDown, require_services
+
+    app = create_app()
+    try:
+        require_services(app.extensions["sira.sessions"], app.extensions["sira.redis"])
+    except ServiceDown as exc:
+        server.log.error("Sira cannot start: %s", exc)
+        raise SystemExit(3) from None
