@@ -16,6 +16,7 @@ from models import db
 from web import health, ussd
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
+from workers.context import sms_texts
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -34,7 +35,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     db.init_app(app)
     redis = redis_from_url(settings.redis_url, settings.redis_socket_timeout_seconds)
     app.extensions["sira.redis"] = redis
-    app.extensions["sira.engine"] = Engine(conversation(), Catalogs.load())
+    catalogs = Catalogs.load()
+    app.extensions["sira.engine"] = Engine(conversation(), catalogs)
+    app.extensions["sira.sms_texts"] = sms_texts(settings, catalogs)
     app.extensions["sira.ussd_store"] = UssdStore(
         redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600
     )

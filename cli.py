@@ -11,9 +11,11 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from services import ServiceDown, require_services
+from services.health import ServiceDown, require_services
 
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+ROOT = Path(__file__).resolve().parent
+MIGRATIONS = ROOT / "migrations"
+SEED = ROOT / "seed" / "directory.yaml"
 
 db_cli = AppGroup("db", help="Create or migrate the database schema (Alembic).")
 
@@ -23,6 +25,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(check_command)
     app.cli.add_command(ussd_phone)
     app.cli.add_command(worker_command)
+    app.cli.add_command(seed_command)
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -131,3 +134,35 @@ def worker_command(burst: bool) -> None:
         raise click.ClickException(str(exc)) from None
     worker = Worker(list(queues.ALL), connection=redis)
     worker.work(burst=burst, with_scheduler=True)
+
+
+@click.command("seed")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SEED)
+@with_appcontext
+def seed_command(path: Path) -> None:
+    """Load the sample directory (categories, regions, providers); running it again updates it."""
+    import yaml
+
+    from models.directory import load_directory
+    from models.phone import InvalidPhone, phone_hash, to_e164
+
+    settings = current_app.extensions["sira.settings"]
+
+    def hash_phone(raw: str) -> tuple[str, str]:
+        try:
+            e164 = to_e164(raw, settings.default_region_code)
+        except InvalidPhone:
+            raise click.ClickException(f"{path.name}: {raw!r} is not a phone number") from None
+        return e164, phone_hash(e164, settings.phone_hash_key)
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"{path.name} is not valid YAML: {exc}") from None
+    with current_app.extensions["sira.sessions"]() as session:
+        try:
+            counts = load_directory(session, data, hash_phone)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise click.ClickException(f"{path.name}: malformed entry ({exc})") from None
+        session.commit()
+    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " loaded")

@@ -37,4 +37,11 @@ class RefuseConsent:
     consent_version: str
 
 
-Effect = SetLanguage | SaveRegistration | RefuseConsent
+@dataclass(frozen=True)
+class CreateReferral:
+    """Refer the (registered, consenting) returnee for a need; the host fills `{code}` back in."""
+
+    category: str
+
+
+Effect = SetLanguage | SaveRegistration | RefuseConsent | CreateReferral

@@ -12,10 +12,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from flows.effects import Effect
 from flows.i18n import DEFAULT_LANGUAGE, Catalogs, _
-from flows.screens import Ask, Choose, End, Journey, Option, Screen
+from flows.screens import Ask, Choose, End, Journey, Label, Option, Screen
 from flows.text import to_ussd
 
 BACK, HOME, MORE = "0", "00", "98"
@@ -31,7 +32,7 @@ class State:
 
     screen: str
     answers: dict[str, str] = field(default_factory=dict)
-    facts: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
     page: int = 0
     history: list[list] = field(default_factory=list)
     text: str = ""
@@ -40,6 +41,7 @@ class State:
     ended: bool = False
     suspended: dict | None = None
     hint: str | None = None
+    origin: list = field(default_factory=list)
 
     @property
     def language(self) -> str:
@@ -119,11 +121,11 @@ class Engine:
 
     # -- entry points -------------------------------------------------------------------
 
-    def start(self, facts: dict[str, str], language: str | None, suspended: State | None = None) -> State:
+    def start(self, facts: dict[str, Any], language: str | None, suspended: State | None = None) -> State:
         """A new session: language choice on first dial, else the main menu or the resume offer."""
         answers = {"language": language} if language else {}
         screen = self.conversation.root if language else self.conversation.first_dial
-        state = State(screen=screen, answers=answers, facts=dict(facts))
+        state = State(screen=screen, answers=answers, facts=dict(facts), origin=[screen, language])
         if suspended is not None and suspended.resumable:
             state.screen = RESUME
             state.suspended = asdict(suspended)
@@ -139,6 +141,8 @@ class Engine:
             inputs = [text]
         else:
             inputs = text.split("*") if text else []
+            if state.reply:
+                self._restart(state)
         effects: list[Effect] = []
         for user_input in inputs:
             effects += self.step(state, user_input.strip())
@@ -147,6 +151,13 @@ class Engine:
         reply = self.render(state, hint=hint)
         state.reply = reply.text
         return StepResult(reply, state, tuple(effects), advanced=True)
+
+    def _restart(self, state: State) -> None:
+        """The gateway's history does not extend ours: replay it from the session's first screen."""
+        screen, language = state.origin or [self.conversation.root, state.answers.get("language")]
+        state.screen, state.page, state.history, state.inputs = screen, 0, [], 0
+        state.answers = {"language": language} if language else {}
+        state.ended, state.suspended = False, None
 
     def step(self, state: State, user_input: str) -> list[Effect]:
         """Advance by one input; a bad input leaves the screen as it was, with a hint to show."""
@@ -183,17 +194,17 @@ class Engine:
             screen: Screen = self._resume
         else:
             screen = self._screen(state.screen)
+        params = self._params(screen, state)
         if isinstance(screen, End):
-            text = self._t(state, screen.text)
-            return Reply(text, end=True)
+            return Reply(self._t(state, screen.text, params), end=True)
         if isinstance(screen, Ask):
-            lines = [self._t(state, screen.title)]
+            lines = [self._t(state, screen.title, params)]
             if state.history:
                 lines.append(f"{BACK} {self._t(state, BACK_LABEL)}")
             return Reply(self._with_hint(state, lines, hint), end=False)
         pages = self._pages_for(screen, state)
         page = min(state.page, len(pages) - 1)
-        lines = [self._t(state, screen.title), *pages[page]]
+        lines = [self._t(state, screen.title, params), *pages[page]]
         footer = []
         if page + 1 < len(pages):
             footer.append(f"{MORE} {self._t(state, MORE_LABEL)}")
@@ -212,14 +223,23 @@ class Engine:
             return hinted
         return "\n".join([self._t(state, hint), *lines[1:]])
 
-    def _t(self, state: State, msgid: str) -> str:
+    def _t(self, state: State, msgid: str, params: dict[str, str] | None = None) -> str:
         text = self.catalogs.gettext(state.language, msgid)
         if "{" in text:
-            text = text.format_map(_Keep(state.answers))
+            text = text.format_map(KeepMissing(params or {}))
         return to_ussd(text)
 
+    def _params(self, screen: Screen, state: State) -> dict[str, str]:
+        if screen.params is None:
+            return {}
+        return {k: self.catalogs.gettext(state.language, v) for k, v in screen.params(state).items()}
+
+    def _label(self, state: State, label: Label) -> str:
+        parts = (label,) if isinstance(label, str) else label
+        return " ".join(self.catalogs.gettext(state.language, part) for part in parts)
+
     def _pages_for(self, screen: Choose, state: State) -> tuple[tuple[str, ...], ...]:
-        labels = tuple(self.catalogs.gettext(state.language, o.label) for o in screen.visible(state))
+        labels = tuple(self._label(state, o.label) for o in screen.visible(state))
         return self._pages(
             self.catalogs.gettext(state.language, screen.title),
             labels,
@@ -255,6 +275,7 @@ class Engine:
     def _answer(self, state: State, screen: Screen, user_input: str) -> list[Effect]:
         if isinstance(screen, End):
             return []
+        option = None
         if isinstance(screen, Ask):
             value = screen.check(user_input)
             if value is None:
@@ -270,7 +291,8 @@ class Engine:
             target = option.goto or screen.next
         if screen.save:
             state.answers[screen.save] = value
-        effects = [make(state) for make in screen.effects]
+        makers = screen.effects + (option.effects if option else ())
+        effects = [make(state) for make in makers]
         next_id = target(state) if callable(target) else target
         if next_id is None:
             raise ValueError(f"screen {screen.id!r} has no next screen")
@@ -317,7 +339,7 @@ class Engine:
         return [*self.conversation.screens.values(), self._resume]
 
 
-class _Keep(dict):
+class KeepMissing(dict):
     """`str.format_map` mapping that leaves unknown placeholders for the host to fill."""
 
     def __missing__(self, key: str) -> str:

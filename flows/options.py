@@ -58,3 +58,26 @@ RETURNED_SINCE = (
     Option("1-2y", _("1 to 2 years")),
     Option("gt2y", _("More than 2 years")),
 )
+
+# Codes match seed/directory.yaml; child protection is not offered: minors are routed to it.
+CATEGORIES = (
+    Option("jobs", _("Jobs and training")),
+    Option("activity", _("Start an activity, microcredit")),
+    Option("health", _("Health")),
+    Option("psychosocial", _("Psychosocial support")),
+    Option("shelter", _("Shelter")),
+    Option("documents", _("Identity documents")),
+    Option("legal", _("Legal aid")),
+    Option("family", _("Family and children")),
+    Option("protection", _("Emergency, protection")),
+)
+
+REFERRAL_STATUSES = {
+    "new": _("received"),
+    "sent": _("sent"),
+    "accepted": _("accepted"),
+    "declined": _("sent"),
+    "expired": _("sent"),
+    "closed": _("closed"),
+    "cancelled": _("cancelled"),
+}

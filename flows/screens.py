@@ -19,32 +19,45 @@ if TYPE_CHECKING:
 Next = str | Callable[["State"], str]
 Condition = Callable[["State"], bool]
 EffectFactory = Callable[["State"], "Effect"]
+Params = Callable[["State"], dict[str, str]]
+Label = str | tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Option:
-    """One numbered line: `code` is what is saved; `goto` overrides the screen's `next`."""
+    """One numbered line: `code` is what is saved; `goto` overrides the screen's `next`.
+
+    A label is a message id, or a tuple of message ids and literals shown side by side.
+    """
 
     code: str
-    label: str
+    label: Label
     goto: Next | None = None
     when: Condition | None = None
+    effects: tuple[EffectFactory, ...] = ()
 
 
 @dataclass(frozen=True)
 class Choose:
-    """A numbered list; longer than one screen, it pages with `98`."""
+    """A numbered list; longer than one screen, it pages with `98`.
+
+    `options_from` builds the list from the state (e.g. the returnee's referrals); `params`
+    fills placeholders in the title (values are message ids or literals).
+    """
 
     id: str
     title: str
-    options: tuple[Option, ...]
+    options: tuple[Option, ...] = ()
     next: Next | None = None
     save: str | None = None
     effects: tuple[EffectFactory, ...] = ()
     hint: str = _("Invalid choice.")
+    options_from: Callable[[State], tuple[Option, ...]] | None = None
+    params: Params | None = None
 
     def visible(self, state: State) -> tuple[Option, ...]:
-        return tuple(o for o in self.options if o.when is None or o.when(state))
+        options = self.options_from(state) if self.options_from else self.options
+        return tuple(o for o in options if o.when is None or o.when(state))
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class Ask:
     save: str | None = None
     effects: tuple[EffectFactory, ...] = ()
     hint: str = _("Please try again.")
+    params: Params | None = None
 
 
 @dataclass(frozen=True)
@@ -67,18 +81,15 @@ class End:
     id: str
     text: str
     effects: tuple[EffectFactory, ...] = ()
+    params: Params | None = None
 
 
 Screen = Choose | Ask | End
 
 
-def menu(id: str, title: str, *items: tuple[str, Next] | tuple[str, Next, Condition]) -> Choose:
-    """A menu: each item is (label, where it leads[, when it shows])."""
-    options = tuple(
-        Option(code=str(i), label=item[0], goto=item[1], when=item[2] if len(item) > 2 else None)
-        for i, item in enumerate(items, start=1)
-    )
-    return Choose(id=id, title=title, options=options)
+def menu(id: str, title: str, *items: Option, save: str | None = None) -> Choose:
+    """A menu: each item is an `Option` whose `goto` says where it leads."""
+    return Choose(id=id, title=title, options=items, save=save)
 
 
 def confirm(
@@ -88,14 +99,19 @@ def confirm(
     no: Next,
     yes_label: str = _("Yes"),
     no_label: str = _("No"),
-    effects: tuple[EffectFactory, ...] = (),
+    on_yes: tuple[EffectFactory, ...] = (),
+    on_no: tuple[EffectFactory, ...] = (),
+    params: Params | None = None,
 ) -> Choose:
-    """A yes/no question as a two-item menu."""
+    """A yes/no question as a two-item menu; each answer may carry its own effects."""
     return Choose(
         id=id,
         title=title,
-        effects=effects,
-        options=(Option("yes", yes_label, goto=yes), Option("no", no_label, goto=no)),
+        params=params,
+        options=(
+            Option("yes", yes_label, goto=yes, effects=on_yes),
+            Option("no", no_label, goto=no, effects=on_no),
+        ),
     )
 
 

@@ -17,7 +17,13 @@ from flows.screens import Ask, Choose, End
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = Catalogs.load()
 ENGINE = Engine(conversation(), CATALOGS)
-FACTS = ({}, {"registered": "1", "age_group": "u18", "region": "bamako"})
+REFERRALS = [{"code": "R7K3Q", "category": "psychosocial", "status": "cancelled"}] * 12
+FACTS = ({}, {"registered": "1", "referrals": REFERRALS})
+SAMPLE_STATES = [
+    State(screen="x", facts=facts, answers={"intent": intent, "referral": "R7K3Q"})
+    for facts in FACTS
+    for intent in ("help", "register")
+]
 
 
 def extracted_msgids() -> set[str]:
@@ -29,7 +35,8 @@ def all_renders():
     for screen in ENGINE.screens_for_checks():
         for lang in LANGUAGES:
             for facts in FACTS:
-                state = State(screen=screen.id, answers={"language": lang}, facts=facts, history=[["x", 0]])
+                answers = {"language": lang, "referral": "R7K3Q"}
+                state = State(screen=screen.id, answers=answers, facts=facts, history=[["x", 0]])
                 pages = ENGINE._pages_for(screen, state) if isinstance(screen, Choose) else ((),)
                 for page in range(len(pages)):
                     state.page = page
@@ -76,12 +83,15 @@ def test_every_screen_is_reachable_and_every_question_has_a_way_out() -> None:
             continue
         seen.add(screen_id)
         screen = conv.screens[screen_id]
-        if isinstance(screen, (Choose, Ask)):
-            targets = (
-                [screen.next] if isinstance(screen, Ask) else [o.goto or screen.next for o in screen.options]
-            )
-            for target in targets:
-                todo += [target] if isinstance(target, str) else []
+        if isinstance(screen, Ask):
+            targets = [screen.next]
+        elif isinstance(screen, Choose):
+            options = [o for state in SAMPLE_STATES for o in screen.visible(state)]
+            targets = [o.goto or screen.next for o in options]
+        else:
+            targets = []
+        for target in filter(None, targets):
+            todo += [target] if isinstance(target, str) else [target(state) for state in SAMPLE_STATES]
     assert seen == set(conv.screens), set(conv.screens) - seen
     assert RESUME not in conv.screens
 

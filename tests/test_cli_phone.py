@@ -10,7 +10,7 @@ from models import Returnee
 def test_terminal_phone_registers_non_interactively(app, live_server, db) -> None:
     runner = app.test_cli_runner()
     result = runner.invoke(
-        args=["ussd", "70000002", "--url", live_server.url + "/ussd", "--inputs", "3,1,Awa,2,3,1,1,1,1"]
+        args=["ussd", "70000002", "--url", live_server.url + "/ussd", "--inputs", "3,3,Awa,2,3,1,1,1,1"]
     )
     assert result.exit_code == 0, result.output
     assert "Welcome to Sira" in result.output.replace("Bienvenue sur Sira", "Welcome to Sira")

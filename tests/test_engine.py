@@ -27,21 +27,21 @@ def run(engine: Engine, answers: list[str], state: State | None = None) -> tuple
 
 
 def test_a_repeated_text_returns_the_same_reply_and_advances_nothing(engine: Engine) -> None:
-    state, screens = run(engine, ["1", "1"])
+    state, screens = run(engine, ["1", "3"])
     before = state.to_json()
-    again = engine.feed(state, "1*1")
+    again = engine.feed(state, "1*3")
     assert not again.advanced and again.reply.wire == screens[-1] and state.to_json() == before
 
 
 def test_dial_through_inputs_are_all_applied_on_the_first_request(engine: Engine) -> None:
     state = engine.start({}, None)
-    result = engine.feed(state, "3*1")
+    result = engine.feed(state, "3*3")
     assert "Your first name" in result.reply.text
     assert [type(e).__name__ for e in result.effects] == ["SetLanguage"]
 
 
 def test_a_lost_state_is_rebuilt_from_the_text_history(engine: Engine) -> None:
-    _, screens = run(engine, ["2", "1", "Awa", "1"])
+    _, screens = run(engine, ["2", "3", "Awa", "1"])
     rebuilt = engine.feed(engine.start({}, None), "2*1*Awa*1")
     assert rebuilt.reply.wire == screens[-1]
 
@@ -57,7 +57,7 @@ def test_more_where_there_is_no_next_page_is_a_bad_input(engine: Engine) -> None
 
 
 def test_resume_offer_restores_the_suspended_screen_and_answers(engine: Engine) -> None:
-    old, _ = run(engine, ["1", "1", "Awa"])
+    old, _ = run(engine, ["1", "3", "Awa"])
     state = engine.start({}, "fr", suspended=old)
     first = engine.feed(state, "")
     assert "Reprendre" in first.reply.text
@@ -93,3 +93,9 @@ def test_any_input_sequence_gives_a_short_plain_reply(
         assert wire.isascii()
         if state.ended:
             assert wire.startswith("END ")
+
+
+def test_a_history_that_does_not_extend_ours_is_replayed_from_the_first_screen(engine: Engine) -> None:
+    state, _ = run(engine, ["1", "3", "Awa"])
+    _, expected = run(engine, ["1", "2"])
+    assert engine.feed(state, "1*2").reply.wire == expected[-1]

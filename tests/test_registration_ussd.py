@@ -27,7 +27,7 @@ def test_full_registration_with_paging_back_home_bad_input_and_repeats(phone: Ph
     assert first.startswith("CON ") and "1 Francais" in first and "2 Bamanankan" in first
 
     assert say["menu"] in phone.send(choice)
-    assert say["name"] in phone.send("1")
+    assert say["name"] in phone.send("3")
     reprompt = phone.send("A")
     assert reprompt.startswith("CON ") and say["hint"] in reprompt and say["name"] in reprompt
     assert phone.send("Awa") == phone.repeat()  # a repeated request gives the same screen
@@ -75,7 +75,7 @@ def register(
     phone: Phone, *, language: str = "1", name: str = "Awa", age: str = "3", consent: str = "1"
 ) -> str:
     phone.dial()
-    for answer in (language, "1", name, "2", age, "1", "1", "1", consent):
+    for answer in (language, "3", name, "2", age, "1", "1", "1", consent):
         reply = phone.send(answer)
     return reply
 
@@ -84,7 +84,7 @@ def test_language_is_remembered_and_registering_again_updates(phone: Phone, db) 
     register(phone, language="3")
     menu = phone.dial()
     assert menu.startswith("CON ") and "Register" in menu and "Francais" not in menu
-    for answer in ("1", "Moussa", "1", "4", "2", "2", "3", "1"):
+    for answer in ("3", "Moussa", "1", "4", "2", "2", "3", "1"):
         reply = phone.send(answer)
     assert "You are registered" in reply
     returnees = db.scalars(select(Returnee)).all()
@@ -107,19 +107,19 @@ def test_refusing_consent_keeps_no_registration(phone: Phone, db) -> None:
 def test_main_menu_from_deep_inside_and_back_through_history(phone: Phone) -> None:
     phone.dial()
     phone.send("1")
-    phone.send("1")
+    phone.send("3")
     phone.send("Awa")
     assert "Votre age" in phone.send("2")
     home = phone.send("00")
     assert "S'inscrire" in home
-    assert "Votre prenom" in phone.send("1")
+    assert "Votre prenom" in phone.send("3")
     assert "S'inscrire" in phone.send("0")
 
 
 def test_free_text_containing_a_star_is_one_answer(phone: Phone) -> None:
     phone.dial()
     phone.send("1")
-    phone.send("1")
+    phone.send("3")
     reply = phone.send("Awa*2")
     assert "Lettres seulement" in reply  # "Awa*2" is one (invalid) name, not a name and a choice
     assert "Vous etes" in phone.send("Awa")
@@ -134,7 +134,7 @@ def test_dial_through_input_on_the_first_request(phone: Phone, db) -> None:
 def test_cut_off_session_can_be_resumed_on_the_next_dial(phone: Phone, db) -> None:
     phone.dial()
     phone.send("1")
-    phone.send("1")
+    phone.send("3")
     phone.send("Awa")
     phone.send("2")  # woman; the network drops here
     offer = phone.dial()
@@ -151,7 +151,7 @@ def test_cut_off_session_can_be_resumed_on_the_next_dial(phone: Phone, db) -> No
 def test_declining_to_resume_goes_to_the_main_menu_and_forgets(phone: Phone) -> None:
     phone.dial()
     phone.send("1")
-    phone.send("1")
+    phone.send("3")
     phone.send("Awa")
     phone.dial()
     assert "S'inscrire" in phone.send("2")

@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from functools import singledispatch
 
 from sqlalchemy.orm import Session
 
 from flows import effects
+from flows.sms import SmsTexts
 from models import returnee as returnees
 from models.base import utcnow
+from services.referrals import NotReferable, refer
+
+log = logging.getLogger(__name__)
 
 
-class Caller:
-    """Who the effects are for: the phone's hash, and its number (kept only once registered)."""
+@dataclass
+class Performed:
+    """Who the effects are for, and what they left for after the commit."""
 
-    def __init__(self, phone_digest: str, phone_e164: str) -> None:
-        self.phone_digest = phone_digest
-        self.phone_e164 = phone_e164
+    phone_digest: str
+    phone_e164: str
+    texts: SmsTexts
+    params: dict[str, str] = field(default_factory=dict)
+    sms_ids: list[int] = field(default_factory=list)
 
 
 @singledispatch
-def perform(effect: object, session: Session, caller: Caller) -> None:
+def perform(effect: object, session: Session, done: Performed) -> None:
     raise TypeError(f"no handler for effect {type(effect).__name__}")
 
 
 @perform.register
-def _(effect: effects.SetLanguage, session: Session, caller: Caller) -> None:
-    returnee = returnees.get_or_create(session, caller.phone_digest, effect.language)
+def _(effect: effects.SetLanguage, session: Session, done: Performed) -> None:
+    returnee = returnees.get_or_create(session, done.phone_digest, effect.language)
     returnee.language = effect.language
 
 
 @perform.register
-def _(effect: effects.SaveRegistration, session: Session, caller: Caller) -> None:
-    returnee = returnees.get_or_create(session, caller.phone_digest)
-    returnee.phone_e164 = caller.phone_e164
+def _(effect: effects.SaveRegistration, session: Session, done: Performed) -> None:
+    returnee = returnees.get_or_create(session, done.phone_digest)
+    returnee.phone_e164 = done.phone_e164
     returnee.first_name = effect.first_name
     returnee.sex = effect.sex
     returnee.age_group = effect.age_group
@@ -46,7 +55,17 @@ def _(effect: effects.SaveRegistration, session: Session, caller: Caller) -> Non
 
 
 @perform.register
-def _(effect: effects.RefuseConsent, session: Session, caller: Caller) -> None:
-    returnee = returnees.find_by_phone_hash(session, caller.phone_digest)
+def _(effect: effects.RefuseConsent, session: Session, done: Performed) -> None:
+    returnee = returnees.find_by_phone_hash(session, done.phone_digest)
     if returnee is not None and returnee.consent_version is not None:
         returnees.record_consent(returnee, effect.consent_version, granted=False, channel="ussd")
+
+
+@perform.register
+def _(effect: effects.CreateReferral, session: Session, done: Performed) -> None:
+    returnee = returnees.find_by_phone_hash(session, done.phone_digest)
+    if returnee is None:
+        raise NotReferable("no returnee for this phone")
+    referred = refer(session, returnee, effect.category, done.texts)
+    done.params["code"] = referred.referral.code
+    done.sms_ids += referred.sms_ids

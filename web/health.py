@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from services import check_database, check_redis
+from services.health import check_database, check_redis
 
 bp = Blueprint("health", __name__)
 

@@ -10,26 +10,29 @@ import logging
 import time
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from config import Settings
-from flows.engine import Engine, Reply, State, StepResult
+from flows.engine import Engine, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.text import to_ussd
-from models import UssdSession, UssdStep
+from models import Referral, UssdSession, UssdStep
 from models import returnee as returnees
 from models.base import utcnow
 from models.db import get_session, insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
-from web.effects import Caller, perform
+from services.referrals import NotReferable
+from web.effects import Performed, perform
 from web.ussd_store import UssdStore
+from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ussd", __name__)
 
 UNAVAILABLE = _("Service unavailable. Please try again later.")
+REGISTER_FIRST = _("Please register first: dial again and choose Register.")
 MAX_FIELD = {"sessionId": 100, "serviceCode": 40, "phoneNumber": 32, "networkCode": 10, "text": 2000}
 MAX_RACES = 3
 
@@ -81,6 +84,10 @@ def ussd() -> Response:
         session.rollback()
         log.exception("database unavailable during a USSD step")
         reply = Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, UNAVAILABLE)), end=True)
+    except NotReferable as exc:
+        session.rollback()
+        log.info("USSD referral refused: %s", exc)
+        reply = Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, REGISTER_FIRST)), end=True)
     return plain(reply.wire)
 
 
@@ -98,13 +105,18 @@ def _step(
         won = store.save(session_id, digest, loaded.version, result.state) if loaded.available else None
         if won is False:
             continue
+        done = Performed(digest, fields["phone"], current_app.extensions["sira.sms_texts"])
         try:
-            _commit(session, fields, digest, result, is_new=previous is None, started=started)
-        except SQLAlchemyError:
+            reply = _commit(session, fields, done, result, is_new=previous is None, started=started)
+        except (SQLAlchemyError, NotReferable):
             if won:
-                store.restore(session_id, digest, str(int(loaded.version or 0) + 1), previous)
+                store.restore(session_id, digest, _next(loaded.version), previous)
             raise
-        return result.reply
+        enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids)
+        if reply != result.reply and won:
+            result.state.reply = reply.text
+            store.save(session_id, digest, _next(loaded.version), result.state)
+        return reply
     log.warning("a USSD session lost %d races in a row", MAX_RACES)
     latest = store.load(session_id, digest).state
     if latest is None:
@@ -112,35 +124,54 @@ def _step(
     return Reply(latest.reply, latest.ended)
 
 
+def _next(version: str) -> str:
+    return str(int(version or 0) + 1)
+
+
 def _start(engine: Engine, session: Session, digest: str, suspended: State | None) -> State:
     """A new session: what the database knows of this phone decides the first screen."""
     returnee = returnees.find_by_phone_hash(session, digest)
     if returnee is None:
         return engine.start({}, None, suspended)
-    facts = {"registered": "1" if returnee.is_registered else ""}
-    if returnee.age_group:
-        facts["age_group"] = returnee.age_group
-    if returnee.region:
-        facts["region"] = returnee.region
+    facts: dict[str, object] = {"registered": "1" if returnee.is_registered else ""}
+    if returnee.is_registered:
+        facts["referrals"] = [
+            {"code": r.code, "category": r.requested_category, "status": r.status}
+            for r in session.scalars(
+                select(Referral)
+                .where(Referral.returnee_id == returnee.id)
+                .order_by(Referral.id.desc())
+                .limit(20)
+            )
+        ]
     return engine.start(facts, returnee.language, suspended)
 
 
 def _commit(
-    session: Session, fields: dict[str, str], digest: str, result: StepResult, is_new: bool, started: float
-) -> None:
-    """Perform the effects and log the step in one transaction."""
+    session: Session,
+    fields: dict[str, str],
+    done: Performed,
+    result: StepResult,
+    is_new: bool,
+    started: float,
+) -> Reply:
+    """Perform the effects and log the step in one transaction; return the reply, filled in."""
     session_id = fields["session_id"]
     state = result.state
-    caller = Caller(digest, fields["phone"])
     for effect in result.effects:
-        perform(effect, session, caller)
+        perform(effect, session, done)
+    reply = (
+        Reply(result.reply.text.format_map(KeepMissing(done.params)), result.reply.end)
+        if done.params
+        else result.reply
+    )
     now = utcnow()
     if is_new:
         insert_ignore(
             session,
             UssdSession,
             session_id=session_id,
-            phone_hash=digest,
+            phone_hash=done.phone_digest,
             service_code=fields["service_code"],
             network_code=fields["network_code"] or None,
             language=state.answers.get("language"),
@@ -153,7 +184,7 @@ def _commit(
         session_id=session_id,
         seq=state.inputs,
         user_input=last_input[:200],
-        screen=result.reply.wire,
+        screen=reply.wire,
         server_ms=round((time.perf_counter() - started) * 1000, 2),
         at=now,
     )
@@ -164,6 +195,7 @@ def _commit(
             .values(outcome=state.screen, ended_at=now, language=state.answers.get("language"))
         )
     session.commit()
+    return reply
 
 
 EVENT_FIELDS = ("status", "networkCode", "serviceCode", "durationInMillis", "hopsCount", "errorMessage",

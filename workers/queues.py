@@ -1,8 +1,53 @@
-"""Queue names, in one place; every enqueue and every worker refers to these."""
+"""Queue names and enqueue helpers, in one place; every enqueue and every worker refers to these.
+
+Jobs carry ids only: job arguments and failed-job tracebacks sit in Redis for a long time.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue, Retry
+
+log = logging.getLogger(__name__)
+
 SMS = "sms"
 DEFAULT = "default"
-
 ALL = (SMS, DEFAULT)
+
+SMS_RETRY = Retry(max=4, interval=[5, 30, 120, 600])
+SMS_JOB_TIMEOUT = 60
+
+
+def sms_job_id(sms_id: int) -> str:
+    return f"sms-{sms_id}"
+
+
+def enqueue_sms(redis: Redis, sms_ids: Iterable[int]) -> bool:
+    """Queue a send job per outbox row; False if Redis is down (the sweeper will queue them)."""
+    ids = list(sms_ids)
+    if not ids:
+        return True
+    queue = Queue(SMS, connection=redis)
+    try:
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(
+                    "workers.sms.send_sms",
+                    args=(sms_id,),
+                    job_id=sms_job_id(sms_id),
+                    retry=SMS_RETRY,
+                    timeout=SMS_JOB_TIMEOUT,
+                    result_ttl=3600,
+                    failure_ttl=7 * 86400,
+                )
+                for sms_id in ids
+            ]
+        )
+    except RedisError:
+        log.warning("redis unavailable: %d SMS left for the outbox sweeper", len(ids))
+        return False
+    return True

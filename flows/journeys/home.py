@@ -16,6 +16,11 @@ def set_language(state: State) -> effects.SetLanguage:
     return effects.SetLanguage(state.answers["language"])
 
 
+def ask_for_help(state: State) -> str:
+    """Registered returnees choose their need; others register first, then choose."""
+    return "help.category" if state.facts.get("registered") else "registration.first_name"
+
+
 LANGUAGES = tuple(Option(code, label) for code, label in LANGUAGE_NAMES)
 
 JOURNEY = Journey(
@@ -32,8 +37,11 @@ JOURNEY = Journey(
         menu(
             MAIN_MENU,
             _("Sira, CNRM services:"),
-            (_("Register"), "registration.first_name"),
-            (_("Language"), "home.language"),
+            Option("help", _("Ask for help"), goto=ask_for_help),
+            Option("requests", _("My requests"), goto="requests.list"),
+            Option("register", _("Register"), goto="registration.first_name"),
+            Option("language", _("Language"), goto="home.language"),
+            save="intent",
         ),
         Choose(
             "home.language",

@@ -28,6 +28,11 @@ def refuse_consent(_state: State) -> effects.RefuseConsent:
     return effects.RefuseConsent(CONSENT_VERSION)
 
 
+def after_consent(state: State) -> str:
+    """Who came to ask for help goes on to choose their need; others are done."""
+    return "help.category" if state.answers.get("intent") == "help" else "registration.done"
+
+
 JOURNEY = Journey(
     "registration",
     screens=(
@@ -67,20 +72,17 @@ JOURNEY = Journey(
             _(
                 "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
             ),
-            yes="registration.done",
+            yes=after_consent,
             no="registration.refused",
             yes_label=_("I agree"),
             no_label=_("I refuse"),
+            on_yes=(save_registration,),
+            on_no=(refuse_consent,),
         ),
-        End(
-            "registration.done",
-            _("You are registered. Dial again to ask for help."),
-            effects=(save_registration,),
-        ),
+        End("registration.done", _("You are registered. Dial again to ask for help.")),
         End(
             "registration.refused",
             _("Without your consent we cannot refer you. You can register again at any time."),
-            effects=(refuse_consent,),
         ),
     ),
 )

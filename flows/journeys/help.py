@@ -1,0 +1,30 @@
+"""Ask for help: choose a need, see what will be shared and with whom, confirm."""
+
+from __future__ import annotations
+
+from flows import effects
+from flows.engine import State
+from flows.i18n import _
+from flows.journeys.home import MAIN_MENU
+from flows.options import CATEGORIES
+from flows.screens import Choose, End, Journey, confirm
+
+
+def create_referral(state: State) -> effects.CreateReferral:
+    return effects.CreateReferral(category=state.answers["category"])
+
+
+JOURNEY = Journey(
+    "help",
+    screens=(
+        Choose("help.category", _("What do you need?"), CATEGORIES, save="category", next="help.confirm"),
+        confirm(
+            "help.confirm",
+            _("Your first name, number and need go to one CNRM service, who will contact you. Send?"),
+            yes="help.sent",
+            no=MAIN_MENU,
+            on_yes=(create_referral,),
+        ),
+        End("help.sent", _("Your request {code} is sent. You will receive an SMS.")),
+    ),
+)

@@ -1,0 +1,72 @@
+"""Outgoing SMS as an outbox: the row, not Redis, is the source of truth for what must be sent.
+
+A message is written in the same transaction as the change that causes it; jobs and the sweeper
+only move it forward. Delivery statuses only move forward too (a late `Sent` never overwrites
+`Success`).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, utcnow
+
+
+class SmsStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for a send job (first try or retry)
+    SENDING = "sending"  # claimed by a job; reclaimed by the sweeper if the job died
+    HELD = "held"  # the gateway holds our account (balance, risk): retried, shown to coordinators
+    ACCEPTED = "accepted"  # the gateway took it; never sent again
+    FAILED = "failed"  # refused for good (invalid number, blacklisted...)
+    DEAD = "dead"  # gave up after retrying for hours; an admin may retry
+
+
+TO_SEND = (SmsStatus.PENDING, SmsStatus.HELD)
+
+# Delivery report statuses by how far along they are; unknown ones are kept as text at rank 1.
+DELIVERY_RANK = {
+    "Sent": 1, "Submitted": 1, "Buffered": 1,
+    "Success": 2, "Failed": 2, "Rejected": 2, "AbsentSubscriber": 2, "Expired": 2,
+}  # fmt: skip
+
+
+class OutboundSms(Base):
+    __tablename__ = "outbound_sms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_e164: Mapped[str] = mapped_column(String(20))
+    to_hash: Mapped[str] = mapped_column(String(64), index=True)
+    sender: Mapped[str | None] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(30))
+    referral_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referral.id", ondelete="SET NULL"), index=True
+    )
+    segments: Mapped[int] = mapped_column(default=1)
+    status: Mapped[str] = mapped_column(String(10), default=SmsStatus.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    claimed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    gateway_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    gateway_status: Mapped[str | None] = mapped_column(String(40))
+    cost: Mapped[str | None] = mapped_column(String(30))
+    accepted_at: Mapped[datetime | None]
+    delivery_status: Mapped[str | None] = mapped_column(String(40))
+    delivery_reason: Mapped[str | None] = mapped_column(String(100))
+    delivered_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    def record_delivery(self, status: str, reason: str | None, at: datetime) -> bool:
+        """Apply a delivery report if it moves the status forward; return whether it did."""
+        current = DELIVERY_RANK.get(self.delivery_status, 1) if self.delivery_status else 0
+        if current == 2 or DELIVERY_RANK.get(status, 1) < current:
+            return False
+        self.delivery_status = status[:40]
+        self.delivery_reason = (reason or None) and reason[:100]
+        self.delivered_at = at
+        return True

@@ -1,0 +1,126 @@
+"""A referral: one returnee's need sent to one provider, with its lifecycle and its events.
+
+The lifecycle is a small enum with an explicit table of allowed moves, as RQ does for job
+status; every move is an event saying who, when and through which channel.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from models.base import Base, utcnow
+from models.directory import Provider
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
+CODE_LENGTH = 5
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+OPEN = (Status.NEW, Status.SENT, Status.ACCEPTED)
+
+ALLOWED = {
+    Status.NEW: {Status.SENT, Status.CANCELLED},
+    Status.SENT: {Status.ACCEPTED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.SENT},
+    Status.ACCEPTED: {Status.CLOSED, Status.CANCELLED},
+    Status.DECLINED: set(),
+    Status.EXPIRED: set(),
+    Status.CLOSED: set(),
+    Status.CANCELLED: set(),
+}
+
+
+class IllegalTransition(ValueError):
+    """The referral cannot move from its status to the one asked; nothing was changed."""
+
+
+class Referral(Base):
+    __tablename__ = "referral"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    returnee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("returnee.id", ondelete="SET NULL"), index=True
+    )
+    category: Mapped[str] = mapped_column(ForeignKey("category.code"))
+    requested_category: Mapped[str] = mapped_column(String(30))
+    region: Mapped[str | None] = mapped_column(String(20))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"), index=True)
+    status: Mapped[str] = mapped_column(String(12), default=Status.NEW, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    assigned_at: Mapped[datetime | None]
+    feedback: Mapped[str | None] = mapped_column(String(10))
+
+    provider: Mapped[Provider | None] = relationship()
+    events: Mapped[list[ReferralEvent]] = relationship(
+        back_populates="referral", cascade="all, delete-orphan", order_by="ReferralEvent.id"
+    )
+
+    @property
+    def at_desk(self) -> bool:
+        """No provider could take it: the coordination desk must."""
+        return self.provider_id is None
+
+    def move(self, to: Status, actor: str, channel: str, note: str | None = None) -> ReferralEvent:
+        """Change status if the lifecycle allows it, recording who did it and how."""
+        current = Status(self.status)
+        if to not in ALLOWED[current]:
+            raise IllegalTransition(f"{current} -> {to}")
+        event = ReferralEvent(from_status=current, to_status=to, actor=actor, channel=channel, note=note)
+        self.status = to
+        self.events.append(event)
+        return event
+
+
+class ReferralEvent(Base):
+    """One change in a referral's life: who, when, through which channel."""
+
+    __tablename__ = "referral_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    from_status: Mapped[str | None] = mapped_column(String(12))
+    to_status: Mapped[str] = mapped_column(String(12))
+    actor: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(10))
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
+    note: Mapped[str | None] = mapped_column(String(200))
+
+    referral: Mapped[Referral] = relationship(back_populates="events")
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def unique_code(session: Session) -> str:
+    """A fresh code; 31^5 (28 million) codes make a clash rare, and we check anyway."""
+    while True:
+        code = new_code()
+        if session.scalar(select(Referral.id).where(Referral.code == code)) is None:
+            return code
+
+
+def open_referral_for(session: Session, returnee_id: int, requested_category: str) -> Referral | None:
+    return session.scalar(
+        select(Referral).where(
+            Referral.returnee_id == returnee_id,
+            Referral.requested_category == requested_category,
+            Referral.status.in_([s.value for s in OPEN]),
+        )
+    )

@@ -1,0 +1,80 @@
+"""Send one outbox message through the gateway, exactly once as far as we can know.
+
+The row is claimed in the database before the gateway is called, so a second job for the same
+message does nothing; an accepted message is never sent again. The only duplicate left is a
+crash between the gateway's acceptance and our commit: the sweeper then reclaims the row.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from gateway import Outcome, OutgoingSms, SendResult
+from models.base import utcnow
+from models.messaging import TO_SEND, OutboundSms, SmsStatus
+from workers.context import job_context
+
+log = logging.getLogger(__name__)
+
+BACKOFF_SECONDS = (5, 30, 120, 600, 1800, 3600)
+
+
+class GatewayRetry(RuntimeError):
+    """The gateway could not take the message now; RQ retries with backoff."""
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
+
+
+def claim(session: Session, sms_id: int) -> bool:
+    """Mark the row as being sent by this job; False if it is not ours to send."""
+    now = utcnow()
+    claimed = session.execute(
+        update(OutboundSms)
+        .where(OutboundSms.id == sms_id, OutboundSms.status.in_([s.value for s in TO_SEND]))
+        .values(status=SmsStatus.SENDING, claimed_at=now, attempts=OutboundSms.attempts + 1)
+    ).rowcount
+    session.commit()
+    return bool(claimed)
+
+
+def send_sms(sms_id: int) -> str:
+    """RQ job: send outbox row `sms_id`; raises GatewayRetry for RQ to try again later."""
+    ctx = job_context()
+    with ctx.sessions() as session:
+        if not claim(session, sms_id):
+            return "not pending"
+        row = session.get(OutboundSms, sms_id)
+        result = ctx.gateway.send(OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender))
+        record(row, result)
+        session.commit()
+        log.info("sms %s: %s (%s)", sms_id, result.outcome, result.gateway_id or result.status)
+        if result.outcome in (Outcome.RETRY, Outcome.HELD):
+            raise GatewayRetry(f"sms {sms_id}: gateway answered {result.status}; attempt {row.attempts}")
+        return str(result.outcome)
+
+
+def record(row: OutboundSms, result: SendResult) -> None:
+    """Write what the gateway said on the row."""
+    now = utcnow()
+    row.gateway_status = result.status[:40] if result.status else None
+    row.claimed_at = None
+    if result.outcome is Outcome.ACCEPTED:
+        row.status = SmsStatus.ACCEPTED
+        row.gateway_id = result.gateway_id
+        row.cost = result.cost
+        row.accepted_at = now
+        row.segments = result.segments or row.segments
+        row.last_error = None
+    elif result.outcome is Outcome.PERMANENT:
+        row.status = SmsStatus.FAILED
+        row.last_error = (result.detail or result.status)[:200]
+    else:
+        row.status = SmsStatus.HELD if result.outcome is Outcome.HELD else SmsStatus.PENDING
+        row.last_error = (result.detail or result.status)[:200]
+        row.next_attempt_at = now + backoff(row.attempts)
