@@ -13,7 +13,7 @@ from flows.engine import Engine
 from flows.i18n import Catalogs
 from flows.journeys import conversation
 from models import db
-from web import health, ussd
+from web import health, sms, ussd
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
 from workers.context import sms_texts
@@ -39,9 +39,10 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.extensions["sira.engine"] = Engine(conversation(), catalogs)
     app.extensions["sira.sms_texts"] = sms_texts(settings, catalogs)
     app.extensions["sira.ussd_store"] = UssdStore(
-        redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600
+        redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(ussd.bp)
+    app.register_blueprint(sms.bp)
     cli.init_app(app)
     return app

@@ -126,12 +126,16 @@ def worker_command(burst: bool) -> None:
     from rq import Worker
 
     from workers import queues
+    from workers.cron import start_cron
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
     try:
         require_services(sessions, redis)
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
+    settings = current_app.extensions["sira.settings"]
+    if not burst:
+        start_cron(redis, settings.outbox_sweep_seconds)
     worker = Worker(list(queues.ALL), connection=redis)
     worker.work(burst=burst, with_scheduler=True)
 

@@ -42,6 +42,8 @@ class Settings:
     at_timeout_seconds: float = 5.0
     sms_sender_provider: str = "SIRA"
     sms_sender_returnee: str = "INFO"
+    sms_retry_intervals: str = "5,30,120,600"
+    outbox_sweep_seconds: int = 30
     public_base_url: str = "http://127.0.0.1:5000"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -99,6 +101,10 @@ def _validate(s: Settings) -> None:
         object.__setattr__(s, "database_url", "postgresql+psycopg://" + s.database_url[13:])
     if s.env not in ("development", "testing", "production"):
         raise ConfigError(f"ENV must be development, testing or production, got {s.env!r}")
+    try:
+        [int(x) for x in s.sms_retry_intervals.split(",")]
+    except ValueError:
+        raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600") from None
     if s.ussd_session_ttl_seconds < 30 or s.resume_window_hours < 0:
         raise ConfigError("USSD_SESSION_TTL_SECONDS must be >= 30 and RESUME_WINDOW_HOURS >= 0")
     if s.is_production:

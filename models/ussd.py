@@ -21,6 +21,7 @@ class UssdSession(Base):
     service_code: Mapped[str] = mapped_column(String(40))
     network_code: Mapped[str | None] = mapped_column(String(10))
     language: Mapped[str | None] = mapped_column(String(5))
+    origin: Mapped[dict | None] = mapped_column(JSON)
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     outcome: Mapped[str | None] = mapped_column(String(40))
     end_status: Mapped[str | None] = mapped_column(String(20))

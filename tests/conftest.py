@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 from alembic import command as alembic
+from flask import Flask
 from redis import Redis
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
@@ -94,7 +95,7 @@ def database_url(backend: str, database_urls: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture
-def app(database_url: str, redis: Redis):
+def app(database_url: str, redis: Redis) -> Flask:
     return create_app(app_settings(database_url))
 
 
@@ -119,8 +120,8 @@ def free_port() -> int:
 class LiveServer:
     """The app served over real HTTP on a free loopback port, in a thread."""
 
-    def __init__(self, app) -> None:
-        self.port = free_port()
+    def __init__(self, app: Flask, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)
         self._thread = threading.Thread(
@@ -137,9 +138,15 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(app) -> Iterator[LiveServer]:
-    with LiveServer(app) as server:
+def live_server(app: Flask, app_port: int) -> Iterator[LiveServer]:
+    with LiveServer(app, app_port) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def app_port() -> int:
+    """One port for the app across the session, so a session-wide emulator can call it back."""
+    return free_port()
 
 
 class Phone:
@@ -182,3 +189,23 @@ def phone(live_server: LiveServer) -> Phone:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def redis_dump(redis: Redis) -> bytes:
+    """Every key and value in the test Redis database, for searching for personal data."""
+    readers = {
+        "string": lambda k: [redis.get(k)],
+        "hash": lambda k: [*redis.hgetall(k).keys(), *redis.hgetall(k).values()],
+        "list": lambda k: redis.lrange(k, 0, -1),
+        "set": lambda k: list(redis.smembers(k)),
+        "zset": lambda k: redis.zrange(k, 0, -1),
+        "stream": lambda k: [str(redis.xrange(k)).encode()],
+    }
+    parts: list[bytes] = []
+    for key in redis.keys("*"):
+        parts.append(key)
+        parts += [
+            v if isinstance(v, bytes) else str(v).encode()
+            for v in readers.get(redis.type(key).decode(), lambda k: [])(key)
+        ]
+    return b"\n".join(parts)

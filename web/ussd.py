@@ -18,7 +18,7 @@ from config import Settings
 from flows.engine import Engine, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.text import to_ussd
-from models import Referral, UssdSession, UssdStep
+from models import Referral, Returnee, UssdSession, UssdStep
 from models import returnee as returnees
 from models.base import utcnow
 from models.db import get_session, insert_ignore
@@ -98,7 +98,7 @@ def _step(
     for _attempt in range(MAX_RACES):
         loaded = store.load(session_id, digest)
         previous = State.from_json(loaded.state.to_json()) if loaded.state else None
-        state = loaded.state or _start(engine, session, digest, loaded.suspended)
+        state = loaded.state or _start(engine, session, session_id, digest, loaded.suspended)
         result = engine.feed(state, fields["text"])
         if not result.advanced:
             return result.reply
@@ -112,7 +112,8 @@ def _step(
             if won:
                 store.restore(session_id, digest, _next(loaded.version), previous)
             raise
-        enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids)
+        settings = current_app.extensions["sira.settings"]
+        enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids, settings.sms_retry_intervals)
         if reply != result.reply and won:
             result.state.reply = reply.text
             store.save(session_id, digest, _next(loaded.version), result.state)
@@ -128,23 +129,32 @@ def _next(version: str) -> str:
     return str(int(version or 0) + 1)
 
 
-def _start(engine: Engine, session: Session, digest: str, suspended: State | None) -> State:
-    """A new session: what the database knows of this phone decides the first screen."""
+def _start(engine: Engine, session: Session, session_id: str, digest: str, suspended: State | None) -> State:
+    """A new session: what the database knows of this phone decides the first screen.
+
+    A session whose state was lost (Redis down or flushed) is rebuilt from the gateway's history,
+    so it must start from what was known when it began, not from what its own steps changed.
+    """
+    origin = session.scalar(select(UssdSession.origin).where(UssdSession.session_id == session_id))
     returnee = returnees.find_by_phone_hash(session, digest)
+    if origin is not None:
+        state = engine.start({"registered": origin.get("registered", "")}, origin.get("language"))
+        state.facts["referrals"] = _referrals(session, returnee) if returnee else []
+        return state
     if returnee is None:
         return engine.start({}, None, suspended)
     facts: dict[str, object] = {"registered": "1" if returnee.is_registered else ""}
     if returnee.is_registered:
-        facts["referrals"] = [
-            {"code": r.code, "category": r.requested_category, "status": r.status}
-            for r in session.scalars(
-                select(Referral)
-                .where(Referral.returnee_id == returnee.id)
-                .order_by(Referral.id.desc())
-                .limit(20)
-            )
-        ]
+        facts["referrals"] = _referrals(session, returnee)
     return engine.start(facts, returnee.language, suspended)
+
+
+def _referrals(session: Session, returnee: Returnee) -> list[dict[str, str]]:
+    """The returnee's latest referrals, for "My requests" (code, need, status only)."""
+    rows = session.scalars(
+        select(Referral).where(Referral.returnee_id == returnee.id).order_by(Referral.id.desc()).limit(20)
+    )
+    return [{"code": r.code, "category": r.requested_category, "status": r.status} for r in rows]
 
 
 def _commit(
@@ -175,6 +185,10 @@ def _commit(
             service_code=fields["service_code"],
             network_code=fields["network_code"] or None,
             language=state.answers.get("language"),
+            origin={
+                "language": state.origin[1] if state.origin else None,
+                "registered": state.facts.get("registered", ""),
+            },
             started_at=now,
         )
     last_input = fields["text"].rsplit("*", 1)[-1] if fields["text"] else ""

@@ -2,13 +2,18 @@
 
 Two round trips a step: one to read the session (and, on a first request, the phone's
 suspended session), one Lua call that writes the new state only if nobody else did since, and
-keeps or clears the phone's resume copy in the same call. Keys hold only the keyed phone hash.
+keeps or clears the phone's resume copy in the same call. Keys hold only the keyed phone hash;
+values are encrypted (AES-GCM), since a session holds answers such as a first name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -41,8 +46,9 @@ class Loaded:
 class UssdStore:
     """Reads and writes session states; every failure of Redis is reported, never raised."""
 
-    def __init__(self, redis: Redis, session_ttl: int, resume_ttl: int) -> None:
+    def __init__(self, redis: Redis, session_ttl: int, resume_ttl: int, secret: str) -> None:
         self.redis = redis
+        self._aead = AESGCM(hashlib.sha256(b"sira-ussd-state:" + secret.encode()).digest())
         self.session_ttl = session_ttl
         self.resume_ttl = resume_ttl
         self._cas = redis.register_script(_CAS)
@@ -60,12 +66,25 @@ class UssdStore:
             (version, raw), suspended = pipe.execute()
         except RedisError:
             return Loaded(None, "", None, available=False)
-        state = State.from_json(raw) if raw else None
+        state = self._open(raw)
         return Loaded(
             state=state,
             version=(version or b"").decode(),
-            suspended=State.from_json(suspended) if suspended and state is None else None,
+            suspended=self._open(suspended) if state is None else None,
         )
+
+    def _seal(self, state: State) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, state.to_json().encode(), None)
+
+    def _open(self, blob: bytes | None) -> State | None:
+        """The state in `blob`, or None if there is none or it cannot be read (key rotated)."""
+        if not blob:
+            return None
+        try:
+            return State.from_json(self._aead.decrypt(blob[:12], blob[12:], None))
+        except (InvalidTag, ValueError):
+            return None
 
     def save(self, session_id: str, phone_digest: str, old_version: str, state: State) -> bool | None:
         """Write `state` if the session is still at `old_version`: True won, False lost, None down."""
@@ -75,7 +94,7 @@ class UssdStore:
         try:
             won = self._cas(
                 keys=[key, resume_key],
-                args=[old_version, new_version, state.to_json(), self.session_ttl, resume, self.resume_ttl],
+                args=[old_version, new_version, self._seal(state), self.session_ttl, resume, self.resume_ttl],
             )
         except RedisError:
             return None

@@ -55,7 +55,7 @@ def sweep_outbox(redis: Redis | None = None) -> dict[str, int]:
         from rq import get_current_job
 
         redis = get_current_job().connection
-    enqueue_sms(redis, due)
+    enqueue_sms(redis, due, ctx.settings.sms_retry_intervals)
     counts = {"queued": len(due), "reclaimed": reclaimed, "dead": dead}
     if any(counts.values()):
         log.info("outbox sweep: %s", counts)

@@ -18,7 +18,6 @@ SMS = "sms"
 DEFAULT = "default"
 ALL = (SMS, DEFAULT)
 
-SMS_RETRY = Retry(max=4, interval=[5, 30, 120, 600])
 SMS_JOB_TIMEOUT = 60
 
 
@@ -26,11 +25,18 @@ def sms_job_id(sms_id: int) -> str:
     return f"sms-{sms_id}"
 
 
-def enqueue_sms(redis: Redis, sms_ids: Iterable[int]) -> bool:
+def sms_retry(intervals: str) -> Retry:
+    """RQ's retry policy for a send job, from SMS_RETRY_INTERVALS (seconds, comma-separated)."""
+    seconds = [int(x) for x in intervals.split(",")]
+    return Retry(max=len(seconds), interval=seconds)
+
+
+def enqueue_sms(redis: Redis, sms_ids: Iterable[int], retry_intervals: str) -> bool:
     """Queue a send job per outbox row; False if Redis is down (the sweeper will queue them)."""
     ids = list(sms_ids)
     if not ids:
         return True
+    retry = sms_retry(retry_intervals)
     queue = Queue(SMS, connection=redis)
     try:
         queue.enqueue_many(
@@ -39,7 +45,7 @@ def enqueue_sms(redis: Redis, sms_ids: Iterable[int]) -> bool:
                     "workers.sms.send_sms",
                     args=(sms_id,),
                     job_id=sms_job_id(sms_id),
-                    retry=SMS_RETRY,
+                    retry=retry,
                     timeout=SMS_JOB_TIMEOUT,
                     result_ttl=3600,
                     failure_ttl=7 * 86400,

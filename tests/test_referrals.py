@@ -1,0 +1,245 @@
+"""A registered returnee asks for help by USSD; the right provider and the returnee get their SMS.
+
+End to end: the webhook over HTTP, a real RQ worker process on real Redis, the Africa's Talking
+emulator as its own process, delivery reports posted back to the webhook.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import Queue
+from sqlalchemy import func, select
+
+from app import create_app
+from models import OutboundSms, Provider, Referral, SmsStatus
+from tests.conftest import PHONE_HASH_KEY, REDIS_URL, ROOT, Phone, app_settings, redis_dump
+from tests.gateway_helpers import EmulatorProcess, start_emulator, wait_for
+from workers import queues
+
+RETURNEE = "+22370000101"
+
+
+@pytest.fixture(scope="module")
+def emulator(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    emulator = start_emulator(f"http://127.0.0.1:{app_port}", tmp_path_factory.mktemp("emu") / "emulator.log")
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def gateway(emulator: EmulatorProcess) -> EmulatorProcess:
+    emulator.post("/reset")
+    return emulator
+
+
+def settings_for(database_url: str, gateway: EmulatorProcess, **extra: object) -> dict[str, object]:
+    return app_settings(database_url, at_api_url=gateway.url, sms_retry_intervals="0,0,0", **extra)
+
+
+@pytest.fixture
+def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
+    app = create_app(settings_for(database_url, gateway))
+    result = app.test_cli_runner().invoke(args=["seed"])
+    assert result.exit_code == 0, result.output
+    return app
+
+
+def run_worker(database_url: str, gateway: EmulatorProcess) -> str:
+    """A real RQ worker process, in burst mode: it stops once the queues are empty."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
+           "AT_API_URL": gateway.url, "SMS_RETRY_INTERVALS": "0,0,0", "ENV": "testing"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr
+
+
+def ask_for_help(
+    phone: Phone, *, age: str = "3", region: tuple[str, ...] = ("1",), category: str = "1"
+) -> str:
+    """Dial as a newcomer, choose help, register on the way, then choose a need and confirm."""
+    phone.dial()
+    answers = ["1", "1", "Awa", "2", age, *region, "1", "1", "1", category, "1"]
+    for answer in answers:
+        reply = phone.send(answer)
+    return reply
+
+
+def code_in(reply: str) -> str:
+    return next(word for word in reply.split() if len(word) == 5 and word.isupper() and word.isalnum())
+
+
+def messages(gateway: EmulatorProcess) -> list[dict]:
+    return gateway.get("/messages").json()
+
+
+def test_help_request_reaches_the_provider_and_the_returnee_by_sms(
+    live_server, db, gateway: EmulatorProcess, database_url: str
+) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    reply = ask_for_help(phone)
+    assert reply.startswith("END ") and "Vous recevrez un SMS" in reply
+    code = code_in(reply)
+    referral = db.scalar(select(Referral))
+    assert referral.code == code and referral.status == "sent" and referral.category == "jobs"
+    provider = db.get(Provider, referral.provider_id)
+    assert provider.slug == "apej"  # jobs in Bamako: the local provider, not the national one
+
+    run_worker(database_url, gateway)
+
+    sent = messages(gateway)
+    to_provider = [m for m in sent if m["to"] == "+22370000002"]
+    to_returnee = [m for m in sent if m["to"] == RETURNEE]
+    assert len(to_provider) == 1 and len(to_returnee) == 1
+    alert = to_provider[0]["text"]
+    assert code in alert and "emploi" in alert and "District de Bamako" in alert and f"OK {code}" in alert
+    for secret in ("Awa", RETURNEE, "70000101", "migrant"):
+        assert secret not in alert
+    assert code in to_returnee[0]["text"] and to_returnee[0]["from"] == "INFO"
+    assert "emploi" not in to_returnee[0]["text"]
+
+    def delivered() -> bool:
+        db.expire_all()
+        rows = db.scalars(select(OutboundSms)).all()
+        return len(rows) == 2 and all(r.delivery_status == "Success" for r in rows)
+
+    wait_for(delivered, timeout=10)
+    rows = db.scalars(select(OutboundSms)).all()
+    assert all(r.status == SmsStatus.ACCEPTED and r.gateway_id and r.segments == 1 and r.cost for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("age", "region", "category", "expected"),
+    [
+        ("1", ("4",), "1", "protection-enfance-sikasso"),  # a minor asking for a job: child protection
+        ("3", ("9",), "1", "anpe"),  # jobs in Kidal: no local provider, the least loaded national one
+        ("3", ("12",), "1", "apej"),  # Nioro was cut from Kayes: Kayes's coverage still serves it
+    ],
+    ids=["minor", "national-fallback", "parent-region"],
+)
+def test_matching(live_server, db, age: str, region: tuple[str, ...], category: str, expected: str) -> None:
+    reply = ask_for_help(Phone(live_server.url, number=RETURNEE), age=age, region=region, category=category)
+    referral = db.scalar(select(Referral).where(Referral.code == code_in(reply)))
+    assert db.get(Provider, referral.provider_id).slug == expected
+
+
+def test_no_provider_at_all_goes_to_the_coordination_desk(live_server, db) -> None:
+    reply = ask_for_help(
+        Phone(live_server.url, number=RETURNEE), region=("9",), category="3"
+    )  # health in Kidal
+    referral = db.scalar(select(Referral))
+    assert referral.code == code_in(reply) and referral.at_desk and referral.status == "new"
+    assert [m.purpose for m in db.scalars(select(OutboundSms))] == ["returnee_received"]
+
+
+def test_least_loaded_provider_relative_to_capacity_gets_the_next_referral(live_server, db) -> None:
+    for i in range(3):
+        ask_for_help(Phone(live_server.url, number=f"+2237000020{i}"), region=("9",))  # jobs, national
+    slugs = [db.get(Provider, r.provider_id).slug for r in db.scalars(select(Referral).order_by(Referral.id))]
+    assert slugs == ["anpe", "fafpa", "anpe"]  # capacity 30 vs 15: after one each, ANPE is less loaded
+
+
+def test_asking_again_for_the_same_open_need_returns_the_same_referral(live_server, db) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    first = code_in(ask_for_help(phone))
+    phone.dial()
+    for answer in ("1", "1"):
+        phone.send(answer)
+    again = phone.send("1")
+    assert first in again
+    assert db.scalar(select(func.count()).select_from(Referral)) == 1
+
+
+def test_a_repeated_confirmation_never_creates_two_referrals(live_server, db) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    reply = ask_for_help(phone)
+    assert phone.repeat() == reply and phone.repeat() == reply
+    assert db.scalar(select(func.count()).select_from(Referral)) == 1
+    assert db.scalar(select(func.count()).select_from(OutboundSms)) == 2
+
+
+def test_my_requests_lists_each_referral_with_its_status(live_server) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    code = code_in(ask_for_help(phone))
+    phone.dial()
+    listing = phone.send("2")
+    assert "Mes demandes (1)" in listing and f"1 {code} envoyee" in listing
+    assert f"Demande {code} : Emploi et formation" in phone.send("1")
+
+
+def test_redis_down_when_the_referral_is_made_the_sms_goes_out_once_redis_is_back(
+    database_url: str, redis: Redis, gateway: EmulatorProcess, app: Flask, app_port: int
+) -> None:
+    from tests.conftest import LiveServer
+
+    broken = create_app(settings_for(database_url, gateway, redis_url="redis://127.0.0.1:1/0"))
+    with LiveServer(broken, app_port) as server:
+        reply = ask_for_help(Phone(server.url, number=RETURNEE))
+    assert reply.startswith("END ") and "SMS" in reply
+    with app.extensions["sira.sessions"]() as session:
+        assert session.scalar(select(func.count()).select_from(Referral)) == 1
+        assert {r.status for r in session.scalars(select(OutboundSms))} == {SmsStatus.PENDING}
+    assert Queue(queues.SMS, connection=redis).count == 0  # nothing could be queued
+
+    Queue(queues.DEFAULT, connection=redis).enqueue("workers.outbox.sweep_outbox")  # the cron's job
+    with LiveServer(app, app_port):
+        run_worker(database_url, gateway)
+    sent = messages(gateway)
+    assert sorted(m["to"] for m in sent) == ["+22370000002", RETURNEE]
+
+
+def test_gateway_failing_the_first_tries_sends_each_message_once(
+    live_server, db, gateway: EmulatorProcess, database_url: str
+) -> None:
+    gateway.post("/faults", json={"fail_next": 3})
+    ask_for_help(Phone(live_server.url, number=RETURNEE))
+    run_worker(database_url, gateway)
+    sent = messages(gateway)
+    assert sorted(m["to"] for m in sent) == ["+22370000002", RETURNEE]
+    rows = db.scalars(select(OutboundSms)).all()
+    assert sum(r.attempts for r in rows) == 5 and all(r.status == SmsStatus.ACCEPTED for r in rows)
+
+
+def test_a_message_refused_for_good_is_failed_visibly_and_not_retried(
+    live_server, db, gateway: EmulatorProcess, database_url: str
+) -> None:
+    gateway.post("/faults", json={"reject_rate": 1, "reject_status": "UserInBlacklist"})
+    ask_for_help(Phone(live_server.url, number=RETURNEE))
+    run_worker(database_url, gateway)
+    rows = db.scalars(select(OutboundSms)).all()
+    assert all(r.status == SmsStatus.FAILED and r.attempts == 1 and r.last_error for r in rows)
+
+
+def test_jobs_carry_ids_only_and_redis_never_holds_a_phone_number(
+    live_server, redis: Redis, gateway: EmulatorProcess, database_url: str
+) -> None:
+    gateway.post("/faults", json={"reject_rate": 1, "reject_status": "InvalidPhoneNumber"})
+    ask_for_help(Phone(live_server.url, number=RETURNEE))
+    jobs = Queue(queues.SMS, connection=redis).get_jobs()
+    assert jobs and all(job.args and all(isinstance(a, int) for a in job.args) for job in jobs)
+    run_worker(database_url, gateway)
+    blob = redis_dump(redis)
+    for secret in (b"70000101", b"Awa", b"70000002"):
+        assert secret not in blob
+
+
+def test_send_job_is_idempotent_once_the_gateway_accepted(
+    live_server, db, redis: Redis, gateway: EmulatorProcess, database_url: str
+) -> None:
+    ask_for_help(Phone(live_server.url, number=RETURNEE))
+    run_worker(database_url, gateway)
+    ids = [r.id for r in db.scalars(select(OutboundSms))]
+    from workers.queues import enqueue_sms
+
+    enqueue_sms(redis, ids, "0")  # a stray duplicate job for every message
+    run_worker(database_url, gateway)
+    assert len(messages(gateway)) == 2
