@@ -1,0 +1,70 @@
+"""Every SMS template, in every language, against the rules for shared phones and GSM-7."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from flows.i18n import LANGUAGES, Catalogs
+from flows.sms import SMS_LABELS, SmsTexts
+from gateway.segments import is_gsm7, segment_count
+from tests.conftest import ROOT
+
+DIRECTORY = yaml.safe_load((ROOT / "seed" / "directory.yaml").read_text(encoding="utf-8"))
+TEXTS = SmsTexts(Catalogs.load(), provider_sender="SIRA", returnee_sender="INFO", ussd_code="*384*7472#")
+LONGEST_REGION = max((name for name, _ in DIRECTORY["regions"].values()), key=len)
+SENSITIVE_WORDS = (
+    "migrant",
+    "sante",
+    "santé",
+    "health",
+    "kɛnɛya",
+    "keneya",
+    "psycho",
+    "protection",
+    "retour",
+)
+
+
+def provider_alerts():
+    for lang in LANGUAGES:
+        for label in SMS_LABELS:
+            yield lang, TEXTS.provider_alert(lang, "R7K3Q", label, LONGEST_REGION).body
+
+
+def returnee_messages():
+    for lang in LANGUAGES:
+        yield lang, TEXTS.returnee_received(lang, "R7K3Q").body
+
+
+@pytest.mark.parametrize(("lang", "body"), [*provider_alerts(), *returnee_messages()])
+def test_every_sms_is_one_gsm7_segment_without_sensitive_words(lang: str, body: str) -> None:
+    assert is_gsm7(body), body
+    assert segment_count(body) == 1, (len(body), body)
+    lowered = body.lower()
+    for word in SENSITIVE_WORDS:
+        assert word not in lowered, (lang, word, body)
+
+
+def test_health_psychosocial_and_protection_all_read_accompagnement() -> None:
+    labels = {code: sms for code, (_name, sms, _pos) in DIRECTORY["categories"].items()}
+    for code in ("health", "psychosocial", "protection", "family", "child_protection"):
+        assert labels[code] == "support"
+    assert TEXTS.render("fr", "support") == "accompagnement"
+    assert set(labels.values()) <= set(SMS_LABELS)
+
+
+def test_provider_alert_says_how_to_answer() -> None:
+    body = TEXTS.provider_alert("fr", "R7K3Q", "support", "Mopti").body
+    assert "OK R7K3Q" in body and "NON R7K3Q" in body and "accompagnement" in body and "Mopti" in body
+
+
+def test_bambara_letters_are_carried_in_gsm7() -> None:
+    body = TEXTS.returnee_received("bm", "R7K3Q").body
+    assert "ɛ" not in body and "ɔ" not in body and ("è" in body or "ò" in body)
+
+
+def test_usssd_menu_categories_match_the_directory() -> None:
+    from flows.options import CATEGORIES
+
+    assert {o.code for o in CATEGORIES} == set(DIRECTORY["categories"]) - {"child_protection"}
