@@ -135,7 +135,7 @@ def worker_command(burst: bool) -> None:
         raise click.ClickException(str(exc)) from None
     settings = current_app.extensions["sira.settings"]
     if not burst:
-        start_cron(redis, settings.outbox_sweep_seconds)
+        start_cron(redis, settings.outbox_sweep_seconds, settings.deadline_check_seconds)
     worker = Worker(list(queues.ALL), connection=redis)
     worker.work(burst=burst, with_scheduler=True)
 

@@ -44,6 +44,9 @@ class Settings:
     sms_sender_returnee: str = "INFO"
     sms_retry_intervals: str = "5,30,120,600"
     outbox_sweep_seconds: int = 30
+    reminder_after_hours: int = 24
+    expire_after_hours: int = 48
+    deadline_check_seconds: int = 60
     public_base_url: str = "http://127.0.0.1:5000"
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -12,12 +12,43 @@ from dataclasses import dataclass
 from flows.i18n import Catalogs, _
 from flows.text import to_gsm7
 
+# To a provider's focal point (in the provider's language).
 PROVIDER_ALERT = _(
     "Sira: new request {code} ({category}, {region}). Reply OK {code} to accept or NON {code} to decline."
 )
+P_REMINDER = _(
+    "Sira reminder: request {code} ({category}, {region}) awaits your answer. Reply OK {code} or NON {code}."
+)
+P_ACCEPTED = _("Sira: {code} is yours. Contact {name}, {phone}. When served, reply FINI {code}.")
+P_DECLINED = _("Sira: {code} declined. Thank you, we will send it to another service.")
+P_CLOSED = _("Sira: {code} closed. Thank you.")
+P_NOT_YOURS = _("Sira: request {code} is not assigned to you.")
+P_UNKNOWN_CODE = _("Sira: no request has the code {code}. Check the code and try again.")
+P_ILLEGAL = _("Sira: request {code} is {status}; your reply changes nothing.")
+P_HELP = _(
+    "Sira: reply OK and the code to accept, NON and the code to decline, FINI and the code when served."
+)
+
+# To a returnee (in their language, from a neutral sender, nothing a relative should not read).
 RETURNEE_RECEIVED = _(
     "Your request {code} is registered. We will send you news by SMS. Dial {ussd} to follow it."
 )
+
+R_ACCEPTED = _("Your request {code} is taken by {provider}. They will contact you; you can call {phone}.")
+R_DESK = _("Your request {code}: a coordinator is looking for the right service and will contact you.")
+R_FEEDBACK = _("Your request {code} is closed. Were you helped? Reply 1 for yes, 2 for no.")
+R_FEEDBACK_THANKS = _("Thank you for your answer.")
+R_HELP = _(
+    "Sira: dial {ussd} for the menu. SMS: STATUT to follow your requests, STOP for no more SMS, SUPPRIMER to erase your data."
+)
+R_STATUS = _("Your requests: {list}.")
+R_STATUS_NONE = _("You have no open request. Dial {ussd} to ask for help.")
+R_STOPPED = _("You will receive no more SMS from Sira. Send START to receive them again.")
+R_STARTED = _("You will receive SMS from Sira again.")
+R_ERASE_CONFIRM = _("To erase all your data, reply SUPPRIMER {pin} within 24 hours.")
+R_ERASE_BAD_PIN = _("This code is wrong or has expired. Send SUPPRIMER to get a new one.")
+R_ERASED = _("Your data has been erased.")
+R_UNKNOWN = _("Sira did not understand. Send AIDE for help or dial {ussd}.")
 
 # Neutral labels an SMS may show (seed/directory.yaml gives each category one).
 SMS_LABELS = (_("employment"), _("activity"), _("support"), _("housing"), _("documents"), _("advice"))
@@ -40,13 +71,19 @@ class SmsTexts:
     returnee_sender: str
     ussd_code: str
 
-    def render(self, lang: str, msgid: str, **params: str) -> str:
-        translated = {k: self.catalogs.gettext(lang, v) for k, v in params.items()}
-        return to_gsm7(self.catalogs.gettext(lang, msgid).format(**translated))
+    def render(self, lang: str, msgid: str, labels: dict[str, str] | None = None, **values: str) -> str:
+        """The message in `lang`: `labels` are message ids translated too, `values` go in as they are."""
+        params = {k: self.catalogs.gettext(lang, v) for k, v in (labels or {}).items()}
+        return to_gsm7(self.catalogs.gettext(lang, msgid).format(ussd=self.ussd_code, **params, **values))
+
+    def to_provider(self, lang: str, msgid: str, labels: dict[str, str] | None = None, **values: str) -> Sms:
+        return Sms(self.render(lang, msgid, labels, **values), self.provider_sender)
+
+    def to_returnee(self, lang: str, msgid: str, labels: dict[str, str] | None = None, **values: str) -> Sms:
+        return Sms(self.render(lang, msgid, labels, **values), self.returnee_sender)
 
     def provider_alert(self, lang: str, code: str, sms_label: str, region_name: str) -> Sms:
-        body = self.render(lang, PROVIDER_ALERT, code=code, category=sms_label, region=region_name)
-        return Sms(body, self.provider_sender)
+        return self.to_provider(lang, PROVIDER_ALERT, {"category": sms_label}, code=code, region=region_name)
 
     def returnee_received(self, lang: str, code: str) -> Sms:
-        return Sms(self.render(lang, RETURNEE_RECEIVED, code=code, ussd=self.ussd_code), self.returnee_sender)
+        return self.to_returnee(lang, RETURNEE_RECEIVED, code=code)

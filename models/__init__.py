@@ -2,7 +2,7 @@
 
 from models.base import Base
 from models.directory import Category, Provider, ProviderNumber, Region
-from models.messaging import OutboundSms, SmsStatus
+from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import ConsentRecord, Returnee
 from models.ussd import UssdSession, UssdStep
@@ -11,6 +11,7 @@ __all__ = [
     "Base",
     "Category",
     "ConsentRecord",
+    "InboundSms",
     "OutboundSms",
     "Provider",
     "ProviderNumber",

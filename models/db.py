@@ -53,7 +53,11 @@ def _close_session(_exc: BaseException | None) -> None:
         session.close()
 
 
-def insert_ignore(session: Session, model: type, **values: object) -> None:
-    """INSERT that does nothing when a unique key already holds the row (replays, retries)."""
+def insert_ignore(session: Session, model: type, **values: object) -> int | None:
+    """INSERT that does nothing when a unique key already holds the row (replays, retries).
+
+    Returns the new row's id, or None when the row was already there.
+    """
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(model.id)
+    return session.execute(statement).scalar_one_or_none()

@@ -70,3 +70,21 @@ class OutboundSms(Base):
         self.delivery_reason = (reason or None) and reason[:100]
         self.delivered_at = at
         return True
+
+
+class InboundSms(Base):
+    """Every message received, whatever it says; the gateway id makes a retry a no-op."""
+
+    __tablename__ = "inbound_sms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(String(100), unique=True)
+    from_e164: Mapped[str] = mapped_column(String(20))
+    from_hash: Mapped[str] = mapped_column(String(64), index=True)
+    to: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    link_id: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sender_kind: Mapped[str | None] = mapped_column(String(10))
+    handled_as: Mapped[str | None] = mapped_column(String(40))

@@ -34,10 +34,10 @@ OPEN = (Status.NEW, Status.SENT, Status.ACCEPTED)
 
 ALLOWED = {
     Status.NEW: {Status.SENT, Status.CANCELLED},
-    Status.SENT: {Status.ACCEPTED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.SENT},
+    Status.SENT: {Status.ACCEPTED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED},
     Status.ACCEPTED: {Status.CLOSED, Status.CANCELLED},
-    Status.DECLINED: set(),
-    Status.EXPIRED: set(),
+    Status.DECLINED: {Status.SENT, Status.CANCELLED},
+    Status.EXPIRED: {Status.SENT, Status.CANCELLED},
     Status.CLOSED: set(),
     Status.CANCELLED: set(),
 }
@@ -63,6 +63,9 @@ class Referral(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     assigned_at: Mapped[datetime | None]
+    reminded_at: Mapped[datetime | None]
+    flagged_at: Mapped[datetime | None]
+    feedback_requested_at: Mapped[datetime | None]
     feedback: Mapped[str | None] = mapped_column(String(10))
 
     provider: Mapped[Provider | None] = relationship()

@@ -30,6 +30,9 @@ class Returnee(Base):
     consent_version: Mapped[str | None] = mapped_column(String(20))
     consent_at: Mapped[datetime | None]
     registered_at: Mapped[datetime | None]
+    opted_out_at: Mapped[datetime | None]
+    erase_code_hash: Mapped[str | None] = mapped_column(String(64))
+    erase_requested_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

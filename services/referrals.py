@@ -117,6 +117,7 @@ def assign(
     """Give the referral to a provider and alert each of its numbers; returns the SMS ids."""
     referral.provider_id = provider.id
     referral.assigned_at = utcnow()
+    referral.reminded_at = None
     event = referral.move(Status.SENT, actor=actor, channel=channel)
     event.provider_id = provider.id
     category = session.get(Category, referral.category)

@@ -25,6 +25,7 @@ from werkzeug.serving import make_server
 import models
 from app import create_app
 from cli import alembic_config
+from tests.gateway_helpers import EmulatorProcess, start_emulator
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -209,3 +210,16 @@ def redis_dump(redis: Redis) -> bytes:
             for v in readers.get(redis.type(key).decode(), lambda k: [])(key)
         ]
     return b"\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def emulator(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    emulator = start_emulator(f"http://127.0.0.1:{app_port}", tmp_path_factory.mktemp("emu") / "emulator.log")
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def gateway(emulator: EmulatorProcess) -> EmulatorProcess:
+    emulator.post("/reset")
+    return emulator

@@ -6,11 +6,6 @@ emulator as its own process, delivery reports posted back to the webhook.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
-
 import pytest
 from flask import Flask
 from redis import Redis
@@ -19,67 +14,15 @@ from sqlalchemy import func, select
 
 from app import create_app
 from models import OutboundSms, Provider, Referral, SmsStatus
-from tests.conftest import PHONE_HASH_KEY, REDIS_URL, ROOT, Phone, app_settings, redis_dump
-from tests.gateway_helpers import EmulatorProcess, start_emulator, wait_for
+from tests.conftest import Phone, redis_dump
+from tests.gateway_helpers import EmulatorProcess, wait_for
+from tests.journeys import RETURNEE, ask_for_help, code_in, messages, run_worker, seeded_app, settings_for
 from workers import queues
-
-RETURNEE = "+22370000101"
-
-
-@pytest.fixture(scope="module")
-def emulator(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
-    emulator = start_emulator(f"http://127.0.0.1:{app_port}", tmp_path_factory.mktemp("emu") / "emulator.log")
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
-def gateway(emulator: EmulatorProcess) -> EmulatorProcess:
-    emulator.post("/reset")
-    return emulator
-
-
-def settings_for(database_url: str, gateway: EmulatorProcess, **extra: object) -> dict[str, object]:
-    return app_settings(database_url, at_api_url=gateway.url, sms_retry_intervals="0,0,0", **extra)
 
 
 @pytest.fixture
 def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
-    app = create_app(settings_for(database_url, gateway))
-    result = app.test_cli_runner().invoke(args=["seed"])
-    assert result.exit_code == 0, result.output
-    return app
-
-
-def run_worker(database_url: str, gateway: EmulatorProcess) -> str:
-    """A real RQ worker process, in burst mode: it stops once the queues are empty."""
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-           "AT_API_URL": gateway.url, "SMS_RETRY_INTERVALS": "0,0,0", "ENV": "testing"}  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stderr
-
-
-def ask_for_help(
-    phone: Phone, *, age: str = "3", region: tuple[str, ...] = ("1",), category: str = "1"
-) -> str:
-    """Dial as a newcomer, choose help, register on the way, then choose a need and confirm."""
-    phone.dial()
-    answers = ["1", "1", "Awa", "2", age, *region, "1", "1", "1", category, "1"]
-    for answer in answers:
-        reply = phone.send(answer)
-    return reply
-
-
-def code_in(reply: str) -> str:
-    return next(word for word in reply.split() if len(word) == 5 and word.isupper() and word.isalnum())
-
-
-def messages(gateway: EmulatorProcess) -> list[dict]:
-    return gateway.get("/messages").json()
+    return seeded_app(database_url, gateway)
 
 
 def test_help_request_reaches_the_provider_and_the_returnee_by_sms(

@@ -50,7 +50,7 @@ def test_health_psychosocial_and_protection_all_read_accompagnement() -> None:
     labels = {code: sms for code, (_name, sms, _pos) in DIRECTORY["categories"].items()}
     for code in ("health", "psychosocial", "protection", "family", "child_protection"):
         assert labels[code] == "support"
-    assert TEXTS.render("fr", "support") == "accompagnement"
+    assert TEXTS.render("fr", "{label}", {"label": "support"}) == "accompagnement"
     assert set(labels.values()) <= set(SMS_LABELS)
 
 

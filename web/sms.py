@@ -1,16 +1,22 @@
-"""SMS callbacks from the gateway: delivery reports (incoming messages come with two-way SMS)."""
+"""SMS callbacks from the gateway: incoming messages, opt-outs and delivery reports."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from flows.sms_commands import parse
 from models.base import utcnow
-from models.db import get_session
-from models.messaging import OutboundSms
+from models.db import get_session, insert_ignore
+from models.messaging import InboundSms, OutboundSms
+from models.phone import InvalidPhone, phone_hash, to_e164
+from models.returnee import get_or_create
+from services.inbound import handle
+from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")
@@ -44,3 +50,93 @@ def delivery_report() -> Response:
         log.exception("could not store a delivery report")
         return plain("try again later", 503)
     return plain("ok" if moved else "ignored: status does not move forward")
+
+
+DATE_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S.%f")
+LIMITS = {"from": 32, "to": 32, "text": 1600, "id": 100, "linkId": 100, "date": 40}
+
+
+class Invalid(ValueError):
+    """The gateway's form cannot be acted on; the message says why."""
+
+
+def parse_date(value: str) -> datetime:
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(value.strip(), fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise Invalid(f"date {value[:40]!r} is not like 2017-05-03T06:04:45Z or 2017-05-03 06:04:45")
+
+
+def sender(value: str) -> str:
+    try:
+        return to_e164(value, current_app.extensions["sira.settings"].default_region_code)
+    except InvalidPhone:
+        raise Invalid("from is not a phone number") from None
+
+
+@bp.post("/incoming")
+def incoming() -> Response:
+    """Store every message once (by the gateway's id), then act on it and queue the replies."""
+    form = request.form
+    try:
+        for name in ("from", "to", "text", "id", "date"):
+            if name not in form or (name != "text" and not form[name].strip()):
+                raise Invalid(f"missing field {name}")
+        for name, limit in LIMITS.items():
+            if len(form.get(name, "")) > limit:
+                raise Invalid(f"field {name} is longer than {limit} characters")
+        e164 = sender(form["from"])
+        sent_at = parse_date(form["date"])
+    except Invalid as exc:
+        return plain(str(exc), 400)
+    settings = current_app.extensions["sira.settings"]
+    digest = phone_hash(e164, settings.phone_hash_key)
+    session = get_session()
+    try:
+        new_id = insert_ignore(
+            session, InboundSms, gateway_id=form["id"].strip(), from_e164=e164, from_hash=digest,
+            to=form["to"].strip(), text=form["text"], link_id=form.get("linkId") or None, sent_at=sent_at,
+            received_at=utcnow(),
+        )  # fmt: skip
+        if new_id is None:
+            session.rollback()
+            return plain("already handled")
+        message = session.get(InboundSms, new_id)
+        sms_ids = handle(session, message, parse(message.text), current_app.extensions["sira.sms_texts"],
+                         settings.phone_hash_key)  # fmt: skip
+        outcome = message.handled_as
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("could not handle an incoming SMS")
+        return plain("try again later", 503)
+    enqueue_sms(current_app.extensions["sira.redis"], sms_ids, settings.sms_retry_intervals)
+    if outcome == "erased":
+        current_app.extensions["sira.ussd_store"].forget_phone(digest)
+    return plain(f"ok: {outcome}")
+
+
+@bp.post("/optout")
+def optout() -> Response:
+    """The gateway's opt-out notice: the number gets no more non-essential SMS, as with STOP."""
+    raw = request.form.get("phoneNumber", "")
+    if not raw.strip() or len(raw) > 32:
+        return plain("missing field phoneNumber", 400)
+    try:
+        e164 = sender(raw)
+    except Invalid:
+        return plain("phoneNumber is not a phone number", 400)
+    session = get_session()
+    try:
+        returnee = get_or_create(
+            session, phone_hash(e164, current_app.extensions["sira.settings"].phone_hash_key)
+        )
+        returnee.opted_out_at = returnee.opted_out_at or utcnow()
+        session.commit()
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("could not record an opt-out")
+        return plain("try again later", 503)
+    return plain("ok")

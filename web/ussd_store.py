@@ -8,6 +8,7 @@ values are encrypted (AES-GCM), since a session holds answers such as a first na
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -99,6 +100,11 @@ class UssdStore:
         except RedisError:
             return None
         return bool(won)
+
+    def forget_phone(self, phone_digest: str) -> None:
+        """Drop the phone's resumable session (erasure); its live sessions expire on their own."""
+        with contextlib.suppress(RedisError):
+            self.redis.delete(f"ussd:resume:{phone_digest}")
 
     def restore(self, session_id: str, phone_digest: str, version_now: str, previous: State | None) -> None:
         """Undo a saved step whose effects could not be committed, so a retry runs it again."""

@@ -12,19 +12,21 @@ from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 
 from workers import queues
+from workers.deadlines import check_deadlines
 from workers.outbox import sweep_outbox
 
 log = logging.getLogger(__name__)
 
 
-def start_cron(redis: Redis, sweep_seconds: int) -> None:
-    """RQ's cron, in a thread of the worker: queue the outbox sweep every `sweep_seconds`.
+def start_cron(redis: Redis, sweep_seconds: int, deadline_seconds: int) -> None:
+    """RQ's cron, in a thread of the worker: the outbox sweep and the referral deadlines.
 
     A thread rather than `rq cron` so that the Procfile's one `worker` entry is enough; a Redis
     outage only skips ticks. Several workers may each queue a sweep: sweeping is idempotent.
     """
     cron = CronScheduler(connection=redis, name=f"sira-cron-{os.getpid()}")
     cron.register(sweep_outbox, queue_name=queues.DEFAULT, interval=sweep_seconds, job_timeout=120)
+    cron.register(check_deadlines, queue_name=queues.DEFAULT, interval=deadline_seconds, job_timeout=300)
 
     def tick() -> None:
         while True:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from gateway import Outcome, OutgoingSms, SendResult
 from models.base import utcnow
 from models.messaging import TO_SEND, OutboundSms, SmsStatus
+from services.erasure import forget_confirmation
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def send_sms(sms_id: int) -> str:
         row = session.get(OutboundSms, sms_id)
         result = ctx.gateway.send(OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender))
         record(row, result)
+        if result.outcome is Outcome.ACCEPTED:
+            forget_confirmation(row)
         session.commit()
         log.info("sms %s: %s (%s)", sms_id, result.outcome, result.gateway_id or result.status)
         if result.outcome in (Outcome.RETRY, Outcome.HELD):

@@ -1,0 +1,55 @@
+"""Erasure on request: the returnee's personal data goes from every table we keep.
+
+Referrals stay for the CNRM's figures, anonymised (no returnee, open ones cancelled). Messages
+to and from the number lose their text and number; USSD transcripts of the phone are deleted.
+A message already queued to confirm the erasure is the only one left to send.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from models.messaging import TO_SEND, InboundSms, OutboundSms, SmsStatus
+from models.referral import OPEN, Referral, Status
+from models.returnee import Returnee
+from models.ussd import UssdSession
+
+ERASED = "[erased]"
+CONFIRMATION = "returnee_erased"
+
+
+def erase_returnee(session: Session, returnee: Returnee) -> None:
+    """Remove or anonymise everything about `returnee`; the caller commits."""
+    digest = returnee.phone_hash
+    for referral in session.scalars(select(Referral).where(Referral.returnee_id == returnee.id)):
+        if referral.status in [s.value for s in OPEN]:
+            referral.move(
+                Status.CANCELLED, actor="returnee", channel="sms", note="returnee erased their data"
+            )
+        referral.returnee_id = None
+    session.execute(
+        update(OutboundSms)
+        .where(OutboundSms.to_hash == digest, OutboundSms.status.in_([s.value for s in TO_SEND]),
+               OutboundSms.purpose != CONFIRMATION)
+        .values(status=SmsStatus.FAILED, last_error="not sent: the returnee erased their data")
+    )  # fmt: skip
+    session.execute(
+        update(OutboundSms)
+        .where(OutboundSms.to_hash == digest, OutboundSms.purpose != CONFIRMATION)
+        .values(to_e164="", to_hash="", body=ERASED)
+    )  # fmt: skip
+    session.execute(
+        update(InboundSms)
+        .where(InboundSms.from_hash == digest)
+        .values(from_e164="", from_hash="", text=ERASED)
+    )
+    session.execute(delete(UssdSession).where(UssdSession.phone_hash == digest))
+    session.delete(returnee)
+    session.flush()
+
+
+def forget_confirmation(row: OutboundSms) -> None:
+    """Once the erasure confirmation is handed to the gateway, it forgets the number too."""
+    if row.purpose == CONFIRMATION:
+        row.to_e164, row.to_hash, row.body = "", "", ERASED

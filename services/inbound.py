@@ -1,0 +1,161 @@
+"""Answering an incoming SMS: a provider's command on its referral, or a returnee's keyword.
+
+Every message gets an answer, never silence: a command that cannot apply says why, an unknown
+text gets the help message. A provider acts only on referrals assigned to it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flows import sms as texts_
+from flows.options import REFERRAL_STATUSES
+from flows.sms import SmsTexts
+from flows.sms_commands import Command, Parsed
+from models.base import as_utc, utcnow
+from models.directory import ProviderNumber
+from models.messaging import InboundSms
+from models.phone import phone_hash
+from models.referral import OPEN, IllegalTransition, Referral
+from models.returnee import Returnee
+from models.returnee import get_or_create as get_or_create_returnee
+from services import lifecycle
+from services.erasure import CONFIRMATION, erase_returnee
+
+ERASE_PIN_VALID = timedelta(hours=24)
+PROVIDER_ACTIONS = {Command.ACCEPT: lifecycle.accept, Command.CLOSE: lifecycle.close}
+
+
+def handle(
+    session: Session, message: InboundSms, parsed: Parsed, texts: SmsTexts, hash_key: str
+) -> list[int]:
+    """Act on one stored incoming message; returns the ids of the SMS to send."""
+    number = session.scalar(select(ProviderNumber).where(ProviderNumber.phone_hash == message.from_hash))
+    if number is not None:
+        message.sender_kind = "provider"
+        return _provider(session, message, number, parsed, texts)
+    message.sender_kind = "returnee"
+    return _returnee(session, message, parsed, texts, hash_key)
+
+
+def _provider(
+    session: Session, message: InboundSms, number: ProviderNumber, parsed: Parsed, texts: SmsTexts
+) -> list[int]:
+    lang = number.provider.language
+
+    def answer(msgid: str, outcome: str, referral_id: int | None = None, **values: str) -> list[int]:
+        message.handled_as = outcome
+        return lifecycle.reply_to(
+            session, number, texts.to_provider(lang, msgid, **values), "provider_reply", referral_id
+        )
+
+    if parsed.command not in (Command.ACCEPT, Command.DECLINE, Command.CLOSE) or not parsed.code:
+        return answer(texts_.P_HELP, "provider_help")
+    referral = session.scalar(select(Referral).where(Referral.code == parsed.code).with_for_update())
+    if referral is None:
+        return answer(texts_.P_UNKNOWN_CODE, "unknown_code", code=parsed.code)
+    if referral.provider_id != number.provider_id:
+        return answer(texts_.P_NOT_YOURS, "not_assigned", referral.id, code=referral.code)
+    try:
+        if parsed.command is Command.DECLINE:
+            sms_ids = lifecycle.decline(session, referral, number, parsed.rest, texts)
+        else:
+            sms_ids = PROVIDER_ACTIONS[parsed.command](session, referral, number, texts)
+    except IllegalTransition:
+        status = texts.catalogs.gettext(lang, REFERRAL_STATUSES.get(referral.status, referral.status))
+        return answer(texts_.P_ILLEGAL, "illegal_transition", referral.id, code=referral.code, status=status)
+    message.handled_as = str(parsed.command)
+    return sms_ids
+
+
+def _returnee(
+    session: Session, message: InboundSms, parsed: Parsed, texts: SmsTexts, hash_key: str
+) -> list[int]:
+    returnee = get_or_create_returnee(session, message.from_hash)
+    returnee.phone_e164 = returnee.phone_e164 or (message.from_e164 if returnee.is_registered else None)
+    lang = returnee.language
+    to_e164 = returnee.phone_e164 or message.from_e164
+    message.handled_as = str(parsed.command)
+
+    def answer(msgid: str, essential: bool = True, **values: str) -> list[int]:
+        if returnee.opted_out_at is not None and not essential:
+            return []
+        sms = texts.to_returnee(lang, msgid, **values)
+        return [lifecycle.queue_sms(session, to_e164, message.from_hash, sms, "returnee_reply", None).id]
+
+    command = parsed.command
+    if command is Command.STOP:
+        returnee.opted_out_at = returnee.opted_out_at or utcnow()
+        return answer(texts_.R_STOPPED)
+    if command is Command.START:
+        returnee.opted_out_at = None
+        return answer(texts_.R_STARTED)
+    if command is Command.STATUS:
+        return _status(session, returnee, texts, answer)
+    if command is Command.ERASE:
+        return _erase(session, message, returnee, parsed, texts, answer, hash_key)
+    if command is Command.FEEDBACK:
+        referral = session.scalar(
+            select(Referral)
+            .where(Referral.returnee_id == returnee.id, Referral.feedback_requested_at.is_not(None),
+                   Referral.feedback.is_(None))
+            .order_by(Referral.feedback_requested_at.desc())
+        )  # fmt: skip
+        if referral is not None:
+            referral.feedback = "served" if parsed.code == "1" else "not_served"
+            return answer(texts_.R_FEEDBACK_THANKS)
+        message.handled_as = "unknown"
+        return answer(texts_.R_UNKNOWN)
+    if command is Command.HELP:
+        return answer(texts_.R_HELP)
+    message.handled_as = "unknown"
+    return answer(texts_.R_UNKNOWN)
+
+
+def _status(session: Session, returnee: Returnee, texts: SmsTexts, answer) -> list[int]:
+    rows = session.scalars(
+        select(Referral)
+        .where(Referral.returnee_id == returnee.id, Referral.status.in_([s.value for s in OPEN]))
+        .order_by(Referral.id)
+    ).all()
+    if not rows:
+        return answer(texts_.R_STATUS_NONE)
+    words = [
+        f"{r.code} {texts.catalogs.gettext(returnee.language, REFERRAL_STATUSES[r.status])}" for r in rows[:6]
+    ]
+    return answer(texts_.R_STATUS, list="; ".join(words))
+
+
+def _erase(
+    session: Session,
+    message: InboundSms,
+    returnee: Returnee,
+    parsed: Parsed,
+    texts: SmsTexts,
+    answer,
+    hash_key: str,
+) -> list[int]:
+    """SUPPRIMER sends a one-time PIN; SUPPRIMER <pin> within 24 hours erases everything."""
+    if parsed.code is None or not parsed.code.isdigit():
+        pin = f"{secrets.randbelow(10000):04d}"
+        returnee.erase_code_hash = phone_hash(f"erase:{returnee.id}:{pin}", hash_key)
+        returnee.erase_requested_at = utcnow()
+        return answer(texts_.R_ERASE_CONFIRM, pin=pin)
+    expected = returnee.erase_code_hash
+    requested = returnee.erase_requested_at
+    fresh = requested is not None and as_utc(requested) > utcnow() - ERASE_PIN_VALID
+    given = phone_hash(f"erase:{returnee.id}:{parsed.code}", hash_key)
+    if not expected or not fresh or not hmac.compare_digest(expected, given):
+        return answer(texts_.R_ERASE_BAD_PIN)
+    sms = texts.to_returnee(returnee.language, texts_.R_ERASED)
+    goodbye = lifecycle.queue_sms(
+        session, returnee.phone_e164 or message.from_e164, message.from_hash, sms, CONFIRMATION, None
+    )
+    erase_returnee(session, returnee)
+    message.handled_as = "erased"
+    return [goodbye.id]

@@ -1,0 +1,157 @@
+"""A referral's life after it is sent: accepted, declined and re-routed, closed, expired.
+
+Disclosure follows acceptance: only the number that accepts receives the returnee's first name
+and number. The returnee hears of what matters to them (acceptance, closing, no provider left),
+unless they sent STOP. Every change is a referral event; the caller commits and queues the SMS.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from flows import sms as texts_
+from flows.sms import Sms, SmsTexts
+from models.base import utcnow
+from models.directory import Category, Provider, ProviderNumber, Region
+from models.referral import Referral, ReferralEvent, Status
+from models.returnee import Returnee
+from services.referrals import assign, match_provider, queue_sms
+
+
+def notify_returnee(
+    session: Session,
+    returnee: Returnee | None,
+    sms: Sms,
+    purpose: str,
+    referral_id: int | None,
+    essential: bool = False,
+) -> list[int]:
+    """Queue an SMS to the returnee unless they opted out (essential messages go regardless)."""
+    if returnee is None or returnee.phone_e164 is None:
+        return []
+    if returnee.opted_out_at is not None and not essential:
+        return []
+    return [queue_sms(session, returnee.phone_e164, returnee.phone_hash, sms, purpose, referral_id).id]
+
+
+def reply_to(
+    session: Session, number: ProviderNumber, sms: Sms, purpose: str, referral_id: int | None
+) -> list[int]:
+    return [queue_sms(session, number.phone_e164, number.phone_hash, sms, purpose, referral_id).id]
+
+
+def accept(session: Session, referral: Referral, number: ProviderNumber, texts: SmsTexts) -> list[int]:
+    """The provider takes the referral: now, and only now, its number learns who to call."""
+    provider = number.provider
+    referral.move(Status.ACCEPTED, actor=f"provider:{provider.id}", channel="sms").provider_id = provider.id
+    returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
+    name = (returnee.first_name if returnee else None) or "-"
+    phone = (returnee.phone_e164 if returnee else None) or "-"
+    sms_ids = reply_to(
+        session, number, texts.to_provider(provider.language, texts_.P_ACCEPTED, code=referral.code, name=name, phone=phone),
+        "provider_accepted", referral.id,
+    )  # fmt: skip
+    if returnee is not None:
+        notice = texts.to_returnee(
+            returnee.language, texts_.R_ACCEPTED, code=referral.code, provider=provider.name,
+            phone=provider.contact_phone or number.phone_e164,
+        )  # fmt: skip
+        sms_ids += notify_returnee(session, returnee, notice, "returnee_accepted", referral.id)
+    return sms_ids
+
+
+def decline(
+    session: Session, referral: Referral, number: ProviderNumber, reason: str, texts: SmsTexts
+) -> list[int]:
+    """The provider cannot take it: thank them and send the referral to the next provider."""
+    provider = number.provider
+    event = referral.move(
+        Status.DECLINED, actor=f"provider:{provider.id}", channel="sms", note=reason or None
+    )
+    event.provider_id = provider.id
+    sms_ids = reply_to(
+        session, number, texts.to_provider(provider.language, texts_.P_DECLINED, code=referral.code),
+        "provider_declined", referral.id,
+    )  # fmt: skip
+    return sms_ids + reroute(session, referral, texts, actor="system", channel="sms")
+
+
+def reroute(session: Session, referral: Referral, texts: SmsTexts, actor: str, channel: str) -> list[int]:
+    """The next matching provider, never one that already declined or let it expire; else the desk."""
+    tried = set(
+        session.scalars(
+            select(ReferralEvent.provider_id).where(
+                ReferralEvent.referral_id == referral.id,
+                ReferralEvent.to_status.in_([Status.DECLINED, Status.EXPIRED]),
+                ReferralEvent.provider_id.is_not(None),
+            )
+        )
+    )
+    if referral.provider_id is not None:
+        tried.add(referral.provider_id)
+    provider = match_provider(session, referral.category, referral.region, exclude=tried)
+    if provider is not None:
+        return assign(session, referral, provider, texts, actor=actor, channel=channel)
+    referral.provider_id = None
+    referral.flagged_at = utcnow()
+    returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
+    if returnee is None:
+        return []
+    notice = texts.to_returnee(returnee.language, texts_.R_DESK, code=referral.code)
+    return notify_returnee(session, returnee, notice, "returnee_desk", referral.id)
+
+
+def close(session: Session, referral: Referral, number: ProviderNumber, texts: SmsTexts) -> list[int]:
+    """The provider served the returnee: ask the returnee whether they were helped."""
+    provider = number.provider
+    referral.move(Status.CLOSED, actor=f"provider:{provider.id}", channel="sms").provider_id = provider.id
+    referral.feedback_requested_at = utcnow()
+    sms_ids = reply_to(
+        session, number, texts.to_provider(provider.language, texts_.P_CLOSED, code=referral.code),
+        "provider_closed", referral.id,
+    )  # fmt: skip
+    returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
+    if returnee is not None:
+        question = texts.to_returnee(returnee.language, texts_.R_FEEDBACK, code=referral.code)
+        sms_ids += notify_returnee(session, returnee, question, "returnee_feedback", referral.id)
+    return sms_ids
+
+
+def remind(session: Session, referral: Referral, texts: SmsTexts) -> list[int]:
+    """A day without an answer: remind every number of the provider."""
+    provider = session.get(Provider, referral.provider_id)
+    category = session.get(Category, referral.category)
+    region = session.get(Region, referral.region) if referral.region else None
+    sms = texts.to_provider(
+        provider.language, texts_.P_REMINDER, {"category": category.sms_label if category else "support"},
+        code=referral.code, region=region.name if region else "-",
+    )  # fmt: skip
+    referral.events.append(
+        ReferralEvent(from_status=referral.status, to_status=referral.status, actor="system", channel="system",
+                      provider_id=provider.id, note="reminder sent")
+    )  # fmt: skip
+    return [
+        queue_sms(session, n.phone_e164, n.phone_hash, sms, "provider_reminder", referral.id).id
+        for n in provider.numbers
+    ]
+
+
+def expire(session: Session, referral: Referral, texts: SmsTexts) -> list[int]:
+    """Two days without an answer: flag for the coordinators and re-route.
+
+    The caller has already moved the status to `expired` with a compare-and-set UPDATE, so that
+    with several workers each deadline acts once; this records the event and re-routes.
+    """
+    referral.events.append(
+        ReferralEvent(
+            from_status=Status.SENT,
+            to_status=Status.EXPIRED,
+            actor="system",
+            channel="system",
+            provider_id=referral.provider_id,
+            note="no answer before the deadline",
+        )
+    )
+    referral.flagged_at = utcnow()
+    return reroute(session, referral, texts, actor="system", channel="system")

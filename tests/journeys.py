@@ -1,0 +1,71 @@
+"""Shared plumbing for end-to-end tests with SMS: the emulator, a seeded app, a real worker, and
+the USSD journey that makes a referral."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from flask import Flask
+
+from app import create_app
+from tests.conftest import PHONE_HASH_KEY, REDIS_URL, ROOT, Phone, app_settings
+from tests.gateway_helpers import EmulatorProcess
+
+RETURNEE = "+22370000101"
+
+
+def settings_for(database_url: str, gateway: EmulatorProcess, **extra: object) -> dict[str, object]:
+    return app_settings(database_url, at_api_url=gateway.url, sms_retry_intervals="0,0,0", **extra)
+
+
+def seeded_app(database_url: str, gateway: EmulatorProcess) -> Flask:
+    """The app pointed at the emulator, with the sample directory loaded."""
+    app = create_app(settings_for(database_url, gateway))
+    result = app.test_cli_runner().invoke(args=["seed"])
+    assert result.exit_code == 0, result.output
+    return app
+
+
+def run_worker(database_url: str, gateway: EmulatorProcess) -> str:
+    """A real RQ worker process, in burst mode: it stops once the queues are empty."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
+           "AT_API_URL": gateway.url, "SMS_RETRY_INTERVALS": "0,0,0", "ENV": "testing"}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stderr
+
+
+def ask_for_help(
+    phone: Phone, *, age: str = "3", region: tuple[str, ...] = ("1",), category: str = "1"
+) -> str:
+    """Dial as a newcomer, choose help, register on the way, then choose a need and confirm."""
+    phone.dial()
+    answers = ["1", "1", "Awa", "2", age, *region, "1", "1", "1", category, "1"]
+    for answer in answers:
+        reply = phone.send(answer)
+    return reply
+
+
+def code_in(reply: str) -> str:
+    return next(word for word in reply.split() if len(word) == 5 and word.isupper() and word.isalnum())
+
+
+def messages(gateway: EmulatorProcess) -> list[dict]:
+    return gateway.get("/messages").json()
+
+
+def send_from_phone(gateway: EmulatorProcess, number: str, text: str) -> str:
+    """A person sends an SMS to the service; the emulator posts it to our webhook as the gateway would."""
+    response = gateway.post("/send-from-phone", data={"from": number, "text": text})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return str(body)
+
+
+def inbox(gateway: EmulatorProcess, number: str) -> list[str]:
+    return [m["text"] for m in gateway.get("/messages").json() if m["to"] == number]

@@ -1,0 +1,44 @@
+"""Reading provider commands and returnee keywords as people really type them."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.sms_commands import Command, parse
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "code", "rest"),
+    [
+        ("OK R7K3Q", Command.ACCEPT, "R7K3Q", ""),
+        ("ok r7k3q", Command.ACCEPT, "R7K3Q", ""),
+        ("  Ok,   R7K3Q. ", Command.ACCEPT, "R7K3Q", ""),
+        ("OUI R7K3Q", Command.ACCEPT, "R7K3Q", ""),
+        ("accept R7K3Q", Command.ACCEPT, "R7K3Q", ""),
+        ("ɔwɔ R7K3Q", Command.ACCEPT, "R7K3Q", ""),
+        ("òwò r7k3q", Command.ACCEPT, "R7K3Q", ""),
+        ("NON R7K3Q pas de place cette semaine", Command.DECLINE, "R7K3Q", "pas de place cette semaine"),
+        ("refus R7K3Q", Command.DECLINE, "R7K3Q", ""),
+        ("Ayi R7K3Q", Command.DECLINE, "R7K3Q", ""),
+        ("FINI R7K3Q", Command.CLOSE, "R7K3Q", ""),
+        ("Terminé R7K3Q", Command.CLOSE, "R7K3Q", ""),
+        ("laban R7K3Q", Command.CLOSE, "R7K3Q", ""),
+        ("done", Command.CLOSE, None, ""),
+        ("AIDE", Command.HELP, None, ""),
+        ("dɛmɛ", Command.HELP, None, ""),
+        ("statut", Command.STATUS, None, ""),
+        ("Stop", Command.STOP, None, ""),
+        ("START", Command.START, None, ""),
+        ("supprimer", Command.ERASE, None, ""),
+        ("SUPPRIMER 4821", Command.ERASE, "4821", ""),
+        ("1", Command.FEEDBACK, "1", ""),
+        (" 2 ", Command.FEEDBACK, "2", ""),
+        ("bonjour", Command.UNKNOWN, None, "BONJOUR"),
+        ("", Command.UNKNOWN, None, ""),
+        ("🙂🙂", Command.UNKNOWN, None, ""),
+        ("OK R0K3Q", Command.ACCEPT, None, "R0K3Q"),  # 0 is never in a code
+    ],
+)
+def test_parse(text: str, command: Command, code: str | None, rest: str) -> None:
+    parsed = parse(text)
+    assert (parsed.command, parsed.code, parsed.rest) == (command, code, rest)

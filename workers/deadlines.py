@@ -1,0 +1,67 @@
+"""Deadlines on referrals sent to a provider: a reminder after a day, expiry after two.
+
+Run by the worker's cron; `now` may be given (ISO 8601) so that a test or an operator can run
+it against a controlled clock. Each deadline acts once, even with several workers: a reminder
+and an expiry are each claimed by a compare-and-set UPDATE before anything is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from rq import get_current_job
+from sqlalchemy import select, update
+
+from models.base import as_utc, utcnow
+from models.referral import Referral, Status
+from services import lifecycle
+from workers.context import job_context
+from workers.queues import enqueue_sms
+
+BATCH = 200
+
+
+def check_deadlines(now: str | None = None) -> dict[str, int]:
+    """RQ job: remind providers that have not answered, expire and re-route the long-silent ones."""
+    ctx = job_context()
+    moment = as_utc(datetime.fromisoformat(now)) if now else utcnow()
+    expire_before = moment - timedelta(hours=ctx.settings.expire_after_hours)
+    remind_before = moment - timedelta(hours=ctx.settings.reminder_after_hours)
+    sms_ids: list[int] = []
+    counts = {"expired": 0, "reminded": 0}
+    with ctx.sessions() as session:
+        due = select(Referral.id).where(Referral.status == Status.SENT, Referral.assigned_at <= expire_before)
+        for referral_id in session.scalars(due.limit(BATCH)).all():
+            claimed = session.execute(
+                update(Referral)
+                .where(Referral.id == referral_id, Referral.status == Status.SENT,
+                       Referral.assigned_at <= expire_before)
+                .values(status=Status.EXPIRED)
+            ).rowcount  # fmt: skip
+            if claimed:
+                referral = session.get(Referral, referral_id)
+                session.refresh(referral)
+                sms_ids += lifecycle.expire(session, referral, ctx.texts)
+                counts["expired"] += 1
+            session.commit()
+        due = select(Referral.id).where(
+            Referral.status == Status.SENT,
+            Referral.assigned_at <= remind_before,
+            Referral.reminded_at.is_(None),
+        )
+        for referral_id in session.scalars(due.limit(BATCH)).all():
+            claimed = session.execute(
+                update(Referral)
+                .where(
+                    Referral.id == referral_id, Referral.reminded_at.is_(None), Referral.status == Status.SENT
+                )
+                .values(reminded_at=moment)
+            ).rowcount
+            if claimed:
+                sms_ids += lifecycle.remind(session, session.get(Referral, referral_id), ctx.texts)
+                counts["reminded"] += 1
+            session.commit()
+    job = get_current_job()
+    if job is not None:
+        enqueue_sms(job.connection, sms_ids, ctx.settings.sms_retry_intervals)
+    return counts
