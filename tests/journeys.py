@@ -4,14 +4,15 @@ the USSD journey that makes a referral."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 from flask import Flask
+from redis import Redis
+from rq import Queue, Worker
 
 from app import create_app
-from tests.conftest import PHONE_HASH_KEY, REDIS_URL, ROOT, Phone, app_settings
+from tests.conftest import PHONE_HASH_KEY, REDIS_URL, Phone, app_settings
 from tests.gateway_helpers import EmulatorProcess
+from workers import queues
 
 RETURNEE = "+22370000101"
 
@@ -28,16 +29,35 @@ def seeded_app(database_url: str, gateway: EmulatorProcess) -> Flask:
     return app
 
 
-def run_worker(database_url: str, gateway: EmulatorProcess) -> str:
-    """A real RQ worker process, in burst mode: it stops once the queues are empty."""
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-           "AT_API_URL": gateway.url, "SMS_RETRY_INTERVALS": "0,0,0", "ENV": "testing"}  # fmt: skip
-    result = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stderr
+WORKER_ENV = ("DATABASE_URL", "REDIS_URL", "PHONE_HASH_KEY", "AT_API_URL", "SMS_RETRY_INTERVALS", "ENV")
+
+
+def run_worker(database_url: str, gateway: EmulatorProcess) -> None:
+    """A real RQ worker in burst mode (it forks a work-horse per job and stops when queues are empty).
+
+    It runs in the test process to save an interpreter start per call; the settings reach the
+    work-horses through the environment, as they do in production. `tests/test_worker_process.py`
+    starts the worker as its own process, exactly as the Procfile does.
+    """
+    values = dict(
+        zip(
+            WORKER_ENV,
+            (database_url, REDIS_URL, PHONE_HASH_KEY, gateway.url, "0,0,0", "testing"),
+            strict=True,
+        )
+    )
+    saved = {name: os.environ.get(name) for name in WORKER_ENV}
+    os.environ.update(values)
+    try:
+        with Redis.from_url(REDIS_URL) as redis:
+            worker = Worker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
+            worker.work(burst=True, logging_level="WARNING")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def ask_for_help(

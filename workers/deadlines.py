@@ -30,20 +30,6 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
     sms_ids: list[int] = []
     counts = {"expired": 0, "reminded": 0}
     with ctx.sessions() as session:
-        due = select(Referral.id).where(Referral.status == Status.SENT, Referral.assigned_at <= expire_before)
-        for referral_id in session.scalars(due.limit(BATCH)).all():
-            claimed = session.execute(
-                update(Referral)
-                .where(Referral.id == referral_id, Referral.status == Status.SENT,
-                       Referral.assigned_at <= expire_before)
-                .values(status=Status.EXPIRED)
-            ).rowcount  # fmt: skip
-            if claimed:
-                referral = session.get(Referral, referral_id)
-                session.refresh(referral)
-                sms_ids += lifecycle.expire(session, referral, ctx.texts)
-                counts["expired"] += 1
-            session.commit()
         due = select(Referral.id).where(
             Referral.status == Status.SENT,
             Referral.assigned_at <= remind_before,
@@ -60,6 +46,23 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
             if claimed:
                 sms_ids += lifecycle.remind(session, session.get(Referral, referral_id), ctx.texts)
                 counts["reminded"] += 1
+            session.commit()
+        due = select(Referral.id).where(Referral.status == Status.SENT, Referral.assigned_at <= expire_before)
+        for referral_id in session.scalars(due.limit(BATCH)).all():
+            claimed = session.execute(
+                update(Referral)
+                .where(
+                    Referral.id == referral_id,
+                    Referral.status == Status.SENT,
+                    Referral.assigned_at <= expire_before,
+                )
+                .values(status=Status.EXPIRED)
+            ).rowcount
+            if claimed:
+                referral = session.get(Referral, referral_id)
+                session.refresh(referral)
+                sms_ids += lifecycle.expire(session, referral, ctx.texts)
+                counts["expired"] += 1
             session.commit()
     job = get_current_job()
     if job is not None:

@@ -1,0 +1,1 @@
+"""Benchmarks: each serves the real thing beside a baseline and prints ratios, never asserts speed."""

@@ -1,0 +1,244 @@
+"""Providers answer by SMS and referrals live their whole life without a browser.
+
+Each test makes a referral through the USSD webhook, runs a real worker, then has people send
+SMS through the emulator, which posts them to `/sms/incoming` as Africa's Talking would.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import Queue
+from sqlalchemy import select
+
+from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee
+from tests.conftest import Phone
+from tests.gateway_helpers import EmulatorProcess
+from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
+from workers import queues
+
+APEJ = "+22370000002"  # jobs in Bamako, first choice
+ASSOCIATION = "+22350000011"  # jobs in Bamako, second choice
+ANPE, FAFPA = "+22370000001", "+22366000003"  # national employment providers
+
+
+@pytest.fixture
+def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
+    return seeded_app(database_url, gateway)
+
+
+@pytest.fixture
+def referral_code(live_server, gateway: EmulatorProcess, database_url: str) -> str:
+    """A returnee in Bamako asked for a job; APEJ has been alerted."""
+    code = code_in(ask_for_help(Phone(live_server.url, number=RETURNEE)))
+    run_worker(database_url, gateway)
+    gateway.post("/reset")
+    return code
+
+
+def sms(gateway: EmulatorProcess, database_url: str, number: str, text: str) -> None:
+    send_from_phone(gateway, number, text)
+    run_worker(database_url, gateway)
+
+
+def referral(db, code: str) -> Referral:
+    db.expire_all()
+    return db.scalar(select(Referral).where(Referral.code == code))
+
+
+def test_provider_accepts_and_only_then_learns_who_to_call(db, gateway, database_url, referral_code) -> None:
+    sms(gateway, database_url, APEJ, f"ok {referral_code.lower()}")
+    assert referral(db, referral_code).status == "accepted"
+    [to_provider] = inbox(gateway, APEJ)
+    assert "Awa" in to_provider and "+22370000101" in to_provider and f"FINI {referral_code}" in to_provider
+    [to_returnee] = inbox(gateway, RETURNEE)
+    assert referral_code in to_returnee and "APEJ" in to_returnee
+    events = referral(db, referral_code).events
+    assert [(e.to_status, e.channel) for e in events][-1] == ("accepted", "sms")
+    assert events[-1].actor.startswith("provider:")
+
+
+def test_decline_reroutes_to_the_next_provider_without_telling_the_returnee(
+    db, gateway, database_url, referral_code
+) -> None:
+    sms(gateway, database_url, APEJ, f"NON {referral_code} plus de place ce mois")
+    current = referral(db, referral_code)
+    assert current.status == "sent"
+    assert any(e.to_status == "declined" and e.note == "plus de place ce mois" for e in current.events)
+    assert referral_code in inbox(gateway, ASSOCIATION)[0]
+    assert "refus" in inbox(gateway, APEJ)[0].lower()
+    assert inbox(gateway, RETURNEE) == []
+
+
+def test_when_no_provider_is_left_the_desk_takes_it_and_the_returnee_is_told(
+    db, gateway, database_url, referral_code
+) -> None:
+    for number in (APEJ, ASSOCIATION, ANPE, FAFPA):  # the local ones, then the national ones
+        assert not inbox(gateway, RETURNEE)
+        sms(gateway, database_url, number, f"REFUS {referral_code}")
+    current = referral(db, referral_code)
+    assert current.provider_id is None and current.flagged_at is not None and current.status == "declined"
+    assert "coordinateur" in inbox(gateway, RETURNEE)[0]
+
+
+def test_a_declining_provider_is_never_asked_again(db, gateway, database_url, referral_code) -> None:
+    sms(gateway, database_url, APEJ, f"NON {referral_code}")
+    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    assert referral(db, referral_code).status == "sent"
+    assert "pas confiee" in inbox(gateway, APEJ)[-1]
+
+
+def test_close_asks_for_feedback_and_stores_the_answer(db, gateway, database_url, referral_code) -> None:
+    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    sms(gateway, database_url, APEJ, f"fini {referral_code}")
+    assert referral(db, referral_code).status == "closed"
+    assert "Repondez 1" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
+    sms(gateway, database_url, RETURNEE, "1")
+    assert referral(db, referral_code).feedback == "served"
+    assert "Merci" in inbox(gateway, RETURNEE)[-1]
+
+
+@pytest.mark.parametrize(
+    ("steps", "answer"),
+    [
+        (["OK", "OK"], "acceptee ; votre reponse ne change rien"),  # accepting twice
+        (["FINI"], "envoyee ; votre reponse ne change rien"),  # closing before accepting
+    ],
+)
+def test_illegal_transitions_are_refused_with_a_reason(
+    db, gateway, database_url, referral_code, steps, answer
+) -> None:
+    for step in steps:
+        sms(gateway, database_url, APEJ, f"{step} {referral_code}")
+    status = referral(db, referral_code).status
+    assert status == ("accepted" if steps[0] == "OK" else "sent")
+    assert answer in inbox(gateway, APEJ)[-1].replace("é", "e").replace("è", "e")
+
+
+def test_a_provider_cannot_touch_another_providers_referral(db, gateway, database_url, referral_code) -> None:
+    sms(gateway, database_url, ANPE, f"OK {referral_code}")
+    assert referral(db, referral_code).status == "sent"
+    assert "ne vous est pas confiee" in inbox(gateway, ANPE)[0].replace("é", "e")
+    assert inbox(gateway, RETURNEE) == []
+
+
+def test_unknown_code_and_garbage_from_a_provider_get_a_useful_answer(
+    gateway, database_url, referral_code
+) -> None:
+    sms(gateway, database_url, APEJ, "OK ABCDE")
+    sms(gateway, database_url, APEJ, "bonjour")
+    unknown, helps = inbox(gateway, APEJ)
+    assert "aucune demande" in unknown and "ABCDE" in unknown
+    assert "OK et le code" in helps
+
+
+def test_reminder_after_a_day_then_expiry_and_reroute_after_two(
+    db, redis: Redis, gateway, database_url, referral_code
+) -> None:
+    assigned = referral(db, referral_code).assigned_at
+    queue = Queue(queues.DEFAULT, connection=redis)
+    for hours in (25, 25, 49):
+        moment = (assigned + timedelta(hours=hours)).isoformat()
+        queue.enqueue("workers.deadlines.check_deadlines", moment)
+        run_worker(database_url, gateway)
+    reminders = [t for t in inbox(gateway, APEJ) if t.startswith("Rappel")]
+    assert len(reminders) == 1 and referral_code in reminders[0]  # each deadline acts once
+    current = referral(db, referral_code)
+    assert current.status == "sent" and current.flagged_at is not None
+    assert referral_code in inbox(gateway, ASSOCIATION)[0]
+    assert [e.to_status for e in current.events if e.actor == "system"][-2:] == ["expired", "sent"]
+
+
+def test_stop_silences_non_essential_sms_and_start_undoes_it(
+    db, gateway, database_url, referral_code
+) -> None:
+    sms(gateway, database_url, RETURNEE, "STOP")
+    assert "START" in inbox(gateway, RETURNEE)[-1]
+    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    assert len(inbox(gateway, RETURNEE)) == 1  # no acceptance notice while stopped
+    sms(gateway, database_url, RETURNEE, "start")
+    sms(gateway, database_url, APEJ, f"FINI {referral_code}")
+    assert "Repondez 1" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
+
+
+def test_gateway_opt_out_notice_works_like_stop(client, db) -> None:
+    assert client.post("/sms/optout", data={"senderId": "INFO", "phoneNumber": RETURNEE}).status_code == 200
+    assert db.scalar(select(Returnee)).opted_out_at is not None
+    assert client.post("/sms/optout", data={"senderId": "INFO", "phoneNumber": "nope"}).status_code == 400
+
+
+def test_status_and_help_keywords_answer_in_the_returnees_language(
+    gateway, database_url, referral_code
+) -> None:
+    sms(gateway, database_url, RETURNEE, "statut")
+    sms(gateway, database_url, RETURNEE, "AIDE")
+    status, help_text = inbox(gateway, RETURNEE)
+    assert f"{referral_code} envoyee" in status.replace("é", "e")
+    assert "*384*7472#" in help_text and "STOP" in help_text
+
+
+def test_garbage_from_a_returnee_gets_a_helpful_reply(live_server, db, gateway, database_url) -> None:
+    sms(gateway, database_url, "+22370000999", "ça marche pas ???")
+    assert "AIDE" in inbox(gateway, "+22370000999")[0]
+    assert db.scalar(select(InboundSms)).handled_as == "unknown"
+
+
+def test_erasure_needs_the_pin_sent_by_sms_and_then_removes_everything(
+    db, redis: Redis, gateway, database_url, referral_code
+) -> None:
+    sms(gateway, database_url, RETURNEE, "SUPPRIMER 0000")
+    assert "faux" in inbox(gateway, RETURNEE)[-1]
+    sms(gateway, database_url, RETURNEE, "supprimer")
+    pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 4)
+    sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
+    assert "effacees" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
+    db.expire_all()
+    assert db.scalar(select(Returnee)) is None
+    current = referral(db, referral_code)
+    assert current.returnee_id is None and current.status == "cancelled"
+    everything = " ".join(
+        [f"{r.to_e164} {r.body}" for r in db.scalars(select(OutboundSms))]
+        + [f"{r.from_e164} {r.text}" for r in db.scalars(select(InboundSms))]
+        + [str(e.note) for e in db.scalars(select(ReferralEvent))]
+    )
+    assert "70000101" not in everything and "Awa" not in everything
+    assert not redis.keys("ussd:resume:*")
+
+
+INCOMING = {"from": RETURNEE, "to": "7472", "text": "AIDE", "date": "2017-05-03T06:04:45Z", "id": "in-1",
+            "linkId": "link-1"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "change", "status", "body"),
+    [
+        ("iso date", {}, 200, "ok: help"),
+        ("space date", {"date": "2017-05-03 06:04:45"}, 200, "ok: help"),
+        ("empty text", {"text": ""}, 200, "ok: unknown"),
+        ("missing from", {"from": None}, 400, "missing field from"),
+        ("missing id", {"id": None}, 400, "missing field id"),
+        ("missing date", {"date": None}, 400, "missing field date"),
+        ("sender not a phone", {"from": "Orange"}, 400, "from is not a phone number"),
+        ("bad date", {"date": "yesterday"}, 400, "date 'yesterday' is not like"),
+        ("huge text", {"text": "x" * 2000}, 400, "field text is longer"),
+    ],
+)
+def test_incoming_webhook_table(client, db, label, change, status, body) -> None:
+    form = {k: v for k, v in {**INCOMING, **change}.items() if v is not None}
+    response = client.post("/sms/incoming", data=form)
+    assert (response.status_code, response.get_data(as_text=True)[: len(body)]) == (status, body), label
+    stored = db.scalars(select(InboundSms)).all()
+    assert len(stored) == (1 if status == 200 else 0)
+    if stored:
+        assert stored[0].sent_at.replace(tzinfo=None).isoformat() == "2017-05-03T06:04:45"
+
+
+def test_the_same_gateway_id_twice_is_handled_once(client, db) -> None:
+    first = client.post("/sms/incoming", data=INCOMING)
+    again = client.post("/sms/incoming", data=INCOMING)
+    assert first.get_data(as_text=True) == "ok: help" and again.get_data(as_text=True) == "already handled"
+    assert len(db.scalars(select(InboundSms)).all()) == 1
+    assert len(db.scalars(select(OutboundSms)).all()) == 1

@@ -1,0 +1,48 @@
+"""The worker as the Procfile starts it: its own process, checking its services first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from redis import Redis
+from sqlalchemy import select
+
+from models import OutboundSms, SmsStatus
+from tests.conftest import PHONE_HASH_KEY, REDIS_URL, ROOT, Phone
+from tests.gateway_helpers import EmulatorProcess
+from tests.journeys import RETURNEE, ask_for_help, messages, seeded_app
+
+
+def worker_env(database_url: str, gateway_url: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
+            "AT_API_URL": gateway_url, "SMS_RETRY_INTERVALS": "0,0,0", "ENV": "testing", **extra}  # fmt: skip
+
+
+def test_flask_worker_command_sends_the_queued_sms(
+    database_url: str, redis: Redis, gateway: EmulatorProcess, app_port: int
+) -> None:
+    from tests.conftest import LiveServer
+
+    app = seeded_app(database_url, gateway)
+    with LiveServer(app, app_port) as server:
+        ask_for_help(Phone(server.url, number=RETURNEE))
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"],
+            cwd=ROOT, env=worker_env(database_url, gateway.url), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(m["to"] for m in messages(gateway)) == ["+22370000002", RETURNEE]
+    with app.extensions["sira.sessions"]() as session:
+        assert {r.status for r in session.scalars(select(OutboundSms))} == {SmsStatus.ACCEPTED}
+    assert "70000101" not in result.stderr  # the worker's log names message ids, never numbers
+
+
+def test_flask_worker_refuses_to_start_when_redis_is_down(database_url: str) -> None:
+    env = worker_env(database_url, "http://127.0.0.1:1", REDIS_URL="redis://127.0.0.1:1/0")
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "app", "worker", "--burst"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (
+        result.returncode != 0 and "redis not answering" in result.stderr and "Traceback" not in result.stderr
+    )
