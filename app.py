@@ -13,6 +13,8 @@ from flows.engine import Engine
 from flows.i18n import Catalogs
 from flows.journeys import conversation
 from models import db
+from services.sealing import Sealer
+from services.transcripts import SEALING_PURPOSE
 from web import health, sms, ussd
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
@@ -41,6 +43,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.extensions["sira.ussd_store"] = UssdStore(
         redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
     )
+    app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
     app.register_blueprint(health.bp)
     app.register_blueprint(ussd.bp)
     app.register_blueprint(sms.bp)

@@ -6,8 +6,10 @@ need a Flask app context. Functions elsewhere take a `Session` argument; the cal
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,7 +29,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pre-ping: it costs a round trip per request; a dropped connection fails one request
+    # (answered politely) and the pool replaces it.
+    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800)
 
 
 def make_session_factory(url: str) -> sessionmaker[Session]:
@@ -58,6 +62,12 @@ def insert_ignore(session: Session, model: type, **values: object) -> int | None
 
     Returns the new row's id, or None when the row was already there.
     """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(model.id)
-    return session.execute(statement).scalar_one_or_none()
+    statement = _insert_ignore_statement(model.__table__, session.get_bind().dialect.name)
+    return session.connection().execute(statement, values).scalar_one_or_none()
+
+
+@lru_cache(maxsize=64)
+def _insert_ignore_statement(table: Table, dialect: str) -> Insert:
+    """Built once per table: building and caching-key generation cost more than the insert."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing().returning(table.c.id)

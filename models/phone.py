@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 import phonenumbers
 
@@ -16,6 +17,7 @@ class InvalidPhone(ValueError):
     """The text is not a phone number we can reach."""
 
 
+@lru_cache(maxsize=4096)
 def to_e164(raw: str, default_region: str = "ML") -> str:
     """Normalise what a gateway or a person typed to E.164 (+223XXXXXXXX)."""
     text = (raw or "").strip()

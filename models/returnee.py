@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, select
@@ -66,6 +67,26 @@ class ConsentRecord(Base):
 
 def find_by_phone_hash(session: Session, digest: str) -> Returnee | None:
     return session.scalar(select(Returnee).where(Returnee.phone_hash == digest))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a USSD session needs to know of a phone to start, read without loading the entity."""
+
+    id: int
+    language: str
+    registered: bool
+
+
+def profile(session: Session, digest: str) -> Profile | None:
+    row = session.execute(
+        select(Returnee.id, Returnee.language, Returnee.registered_at, Returnee.consent_version).where(
+            Returnee.phone_hash == digest
+        )
+    ).first()
+    if row is None:
+        return None
+    return Profile(row.id, row.language, row.registered_at is not None and row.consent_version is not None)
 
 
 def get_or_create(session: Session, digest: str, language: str | None = None) -> Returnee:

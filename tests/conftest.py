@@ -19,6 +19,7 @@ import requests
 from alembic import command as alembic
 from flask import Flask
 from redis import Redis
+from rq import Queue, Worker
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
@@ -26,11 +27,13 @@ import models
 from app import create_app
 from cli import alembic_config
 from tests.gateway_helpers import EmulatorProcess, start_emulator
+from workers import queues
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
+SECRET_KEY = "test-secret"
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +81,7 @@ def app_settings(database_url: str, **extra: object) -> dict[str, object]:
         "database_url": database_url,
         "redis_url": REDIS_URL,
         "phone_hash_key": PHONE_HASH_KEY,
-        "secret_key": "test-secret",
+        "secret_key": SECRET_KEY,
         **extra,
     }
 
@@ -223,3 +226,49 @@ def emulator(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def gateway(emulator: EmulatorProcess) -> EmulatorProcess:
     emulator.post("/reset")
     return emulator
+
+
+WORKER_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "PHONE_HASH_KEY",
+    "SECRET_KEY",
+    "AT_API_URL",
+    "SMS_RETRY_INTERVALS",
+    "ENV",
+)
+
+
+def run_worker(database_url: str, gateway_url: str = "http://127.0.0.1:1") -> None:
+    """A real RQ worker in burst mode (it forks a work-horse per job and stops when queues are empty).
+
+    It runs in the test process to save an interpreter start per call; the settings reach the
+    work-horses through the environment, as they do in production. `tests/test_worker_process.py`
+    starts the worker as its own process, exactly as the Procfile does.
+    """
+    values = dict(
+        zip(
+            WORKER_ENV,
+            (database_url, REDIS_URL, PHONE_HASH_KEY, SECRET_KEY, gateway_url, "0,0,0", "testing"),
+            strict=True,
+        )
+    )
+    saved = {name: os.environ.get(name) for name in WORKER_ENV}
+    os.environ.update(values)
+    try:
+        with Redis.from_url(REDIS_URL) as redis:
+            worker = Worker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
+            worker.work(burst=True, logging_level="WARNING")
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def flush_transcripts(database_url: str) -> None:
+    """Run the transcript flush as the worker's cron would: an RQ job on a real worker."""
+    with Redis.from_url(REDIS_URL) as redis:
+        Queue(queues.DEFAULT, connection=redis).enqueue("workers.transcripts.flush_steps")
+    run_worker(database_url)

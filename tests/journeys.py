@@ -3,16 +3,12 @@ the USSD journey that makes a referral."""
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask
-from redis import Redis
-from rq import Queue, Worker
 
 from app import create_app
-from tests.conftest import PHONE_HASH_KEY, REDIS_URL, Phone, app_settings
+from tests.conftest import Phone, app_settings
+from tests.conftest import run_worker as run_worker_at
 from tests.gateway_helpers import EmulatorProcess
-from workers import queues
 
 RETURNEE = "+22370000101"
 
@@ -29,35 +25,8 @@ def seeded_app(database_url: str, gateway: EmulatorProcess) -> Flask:
     return app
 
 
-WORKER_ENV = ("DATABASE_URL", "REDIS_URL", "PHONE_HASH_KEY", "AT_API_URL", "SMS_RETRY_INTERVALS", "ENV")
-
-
 def run_worker(database_url: str, gateway: EmulatorProcess) -> None:
-    """A real RQ worker in burst mode (it forks a work-horse per job and stops when queues are empty).
-
-    It runs in the test process to save an interpreter start per call; the settings reach the
-    work-horses through the environment, as they do in production. `tests/test_worker_process.py`
-    starts the worker as its own process, exactly as the Procfile does.
-    """
-    values = dict(
-        zip(
-            WORKER_ENV,
-            (database_url, REDIS_URL, PHONE_HASH_KEY, gateway.url, "0,0,0", "testing"),
-            strict=True,
-        )
-    )
-    saved = {name: os.environ.get(name) for name in WORKER_ENV}
-    os.environ.update(values)
-    try:
-        with Redis.from_url(REDIS_URL) as redis:
-            worker = Worker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
-            worker.work(burst=True, logging_level="WARNING")
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    run_worker_at(database_url, gateway.url)
 
 
 def ask_for_help(

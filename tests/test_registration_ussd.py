@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from models import ConsentRecord, Returnee, UssdSession, UssdStep
 from models.phone import phone_hash
-from tests.conftest import PHONE_HASH_KEY, Phone
+from tests.conftest import PHONE_HASH_KEY, Phone, flush_transcripts
 
 # (language choice, fragments expected along the way, in that language)
 LANGUAGES = {
@@ -21,7 +21,9 @@ LANGUAGES = {
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_full_registration_with_paging_back_home_bad_input_and_repeats(phone: Phone, db, lang: str) -> None:
+def test_full_registration_with_paging_back_home_bad_input_and_repeats(
+    phone: Phone, db, database_url: str, lang: str
+) -> None:
     choice, say = LANGUAGES[lang]
     first = phone.dial()
     assert first.startswith("CON ") and "1 Francais" in first and "2 Bamanankan" in first
@@ -62,6 +64,7 @@ def test_full_registration_with_paging_back_home_bad_input_and_repeats(phone: Ph
     assert returnee.is_registered and returnee.consent_version == "consent-v1"
     consent_rows = db.scalars(select(ConsentRecord)).all()
     assert [(c.granted, c.channel, c.version) for c in consent_rows] == [(True, "ussd", "consent-v1")]
+    flush_transcripts(database_url)
     session = db.scalar(select(UssdSession))
     assert session.outcome == "registration.done" and session.phone_hash == returnee.phone_hash
     steps = db.scalars(

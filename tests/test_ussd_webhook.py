@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from app import create_app
 from models import Returnee, UssdSession, UssdStep
-from tests.conftest import Phone, app_settings, redis_dump
+from services.transcripts import STEP_BUFFER
+from tests.conftest import Phone, app_settings, flush_transcripts, redis_dump
 
 GOOD = {"sessionId": "ATUid_1", "serviceCode": "*384*7472#", "phoneNumber": "+22370000001",
         "networkCode": "61001", "text": ""}  # fmt: skip
@@ -32,7 +33,9 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("label", "change", "status", "body"), TABLE, ids=[row[0] for row in TABLE])
-def test_gateway_payloads(client: FlaskClient, db, label: str, change: dict, status: int, body: str) -> None:
+def test_gateway_payloads(
+    client: FlaskClient, db, redis, label: str, change: dict, status: int, body: str
+) -> None:
     form = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
     response = client.post("/ussd", data=form)
     assert response.status_code == status, label
@@ -42,8 +45,8 @@ def test_gateway_payloads(client: FlaskClient, db, label: str, change: dict, sta
         if status == 200
         else body in response.get_data(as_text=True)
     )
-    stored = db.scalar(select(func.count()).select_from(UssdStep))
-    assert stored == (1 if status == 200 else 0)
+    logged = db.scalar(select(func.count()).select_from(UssdStep)) + redis.llen(STEP_BUFFER)
+    assert logged == (1 if status == 200 else 0)
 
 
 def test_a_rejected_request_stores_nothing_anywhere(client: FlaskClient, db, redis) -> None:
@@ -60,7 +63,8 @@ def test_end_of_session_notice_is_stored_and_always_answered_200(client: FlaskCl
     session = db.scalar(select(UssdSession))
     assert (session.end_status, session.end_hops, session.end_duration_ms) == ("Incomplete", 3, 41230)
     assert "+22370000001" not in str(session.end_report)
-    assert client.post("/ussd/events", data={"sessionId": "unknown"}).status_code == 200
+    assert client.post("/ussd/events", data={"sessionId": "unknown", "status": "Failed"}).status_code == 200
+    assert db.scalar(select(UssdSession).where(UssdSession.session_id == "unknown")).end_status == "Failed"
     assert client.post("/ussd/events", data={}).status_code == 200
 
 
@@ -108,3 +112,20 @@ def test_database_down_gives_a_polite_end(redis) -> None:
     response = app.test_client().post("/ussd", data=GOOD)
     assert response.status_code == 200
     assert response.get_data(as_text=True).startswith("END Service indisponible")
+
+
+def test_steps_without_effects_reach_the_transcript_through_the_buffer(
+    client: FlaskClient, db, redis, database_url: str
+) -> None:
+    for text in ("", "9", "9*7"):
+        client.post("/ussd", data={**GOOD, "text": text})
+    assert (
+        db.scalar(select(func.count()).select_from(UssdSession)) == 0
+    )  # nothing written on the request path
+    assert redis.llen(STEP_BUFFER) == 3
+    flush_transcripts(database_url)
+    session = db.scalar(select(UssdSession))
+    assert session.session_id == "ATUid_1" and session.origin == {"language": None, "registered": ""}
+    steps = db.scalars(select(UssdStep).order_by(UssdStep.seq)).all()
+    assert [(s.seq, s.user_input) for s in steps] == [(0, ""), (1, "9"), (2, "7")]
+    assert "Choix invalide" in steps[1].screen and redis.llen(STEP_BUFFER) == 0

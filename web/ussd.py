@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select, update
@@ -18,12 +19,13 @@ from config import Settings
 from flows.engine import Engine, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.text import to_ussd
-from models import Referral, Returnee, UssdSession, UssdStep
+from models import Referral, UssdSession, UssdStep
 from models import returnee as returnees
 from models.base import utcnow
 from models.db import get_session, insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
+from services.transcripts import step_record
 from web.effects import Performed, perform
 from web.ussd_store import UssdStore
 from workers.queues import enqueue_sms
@@ -94,23 +96,31 @@ def ussd() -> Response:
 def _step(
     engine: Engine, store: UssdStore, session: Session, fields: dict[str, str], digest: str, started: float
 ) -> Reply:
-    session_id = fields["session_id"]
+    session_id, text = fields["session_id"], fields["text"]
     for _attempt in range(MAX_RACES):
-        loaded = store.load(session_id, digest)
-        previous = State.from_json(loaded.state.to_json()) if loaded.state else None
-        state = loaded.state or _start(engine, session, session_id, digest, loaded.suspended)
-        result = engine.feed(state, fields["text"])
+        loaded = store.load(session_id, digest, with_resume=not text)
+        state = loaded.state or _start(engine, session, session_id, digest, loaded.suspended, text)
+        result = engine.feed(state, text)
         if not result.advanced:
             return result.reply
-        won = store.save(session_id, digest, loaded.version, result.state) if loaded.available else None
+        direct = bool(result.effects)
+        first = loaded.state is None
+        buffered = None if direct else _buffered_step(fields, digest, result, started, first)
+        won = (
+            store.save(session_id, digest, loaded.version, result.state, buffered)
+            if loaded.available
+            else None
+        )
         if won is False:
             continue
+        if won and not direct:
+            return result.reply
         done = Performed(digest, fields["phone"], current_app.extensions["sira.sms_texts"])
         try:
-            reply = _commit(session, fields, done, result, is_new=previous is None, started=started)
+            reply = _commit(session, fields, done, result, started=started)
         except (SQLAlchemyError, NotReferable):
             if won:
-                store.restore(session_id, digest, _next(loaded.version), previous)
+                store.restore(session_id, digest, _next(loaded.version), loaded.sealed)
             raise
         settings = current_app.extensions["sira.settings"]
         enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids, settings.sms_retry_intervals)
@@ -119,42 +129,82 @@ def _step(
             store.save(session_id, digest, _next(loaded.version), result.state)
         return reply
     log.warning("a USSD session lost %d races in a row", MAX_RACES)
-    latest = store.load(session_id, digest).state
+    latest = store.load(session_id, digest, with_resume=False).state
     if latest is None:
         raise RuntimeError("USSD state vanished during a race")
     return Reply(latest.reply, latest.ended)
+
+
+def _buffered_step(
+    fields: dict[str, str], digest: str, result: StepResult, started: float, first: bool
+) -> bytes:
+    """The step, sealed, for the transcript buffer written in the same Redis call as the state."""
+    state = result.state
+    at = utcnow().isoformat()
+    record = step_record(
+        fields["session_id"], state.inputs, _last_input(fields["text"]), result.reply.wire,
+        round((time.perf_counter() - started) * 1000, 2), at, state.screen if state.ended else None,
+        _session_row(fields, digest, state, at) if first else None,
+    )  # fmt: skip
+    return current_app.extensions["sira.step_sealer"].seal(record)
+
+
+def _last_input(text: str) -> str:
+    return text.rsplit("*", 1)[-1][:200] if text else ""
 
 
 def _next(version: str) -> str:
     return str(int(version or 0) + 1)
 
 
-def _start(engine: Engine, session: Session, session_id: str, digest: str, suspended: State | None) -> State:
+def _start(
+    engine: Engine, session: Session, session_id: str, digest: str, suspended: State | None, text: str
+) -> State:
     """A new session: what the database knows of this phone decides the first screen.
 
     A session whose state was lost (Redis down or flushed) is rebuilt from the gateway's history,
-    so it must start from what was known when it began, not from what its own steps changed.
+    so it must start from what was known when it began, not from what its own steps changed:
+    the session row keeps that origin from the first step that changed anything.
     """
-    origin = session.scalar(select(UssdSession.origin).where(UssdSession.session_id == session_id))
-    returnee = returnees.find_by_phone_hash(session, digest)
+    origin = None
+    if text:  # no state but inputs: a dial-through, or a session whose state was lost
+        origin = session.scalar(select(UssdSession.origin).where(UssdSession.session_id == session_id))
+    profile = returnees.profile(session, digest)
+    referrals = _referrals(session, profile.id) if profile and profile.registered else []
     if origin is not None:
-        state = engine.start({"registered": origin.get("registered", "")}, origin.get("language"))
-        state.facts["referrals"] = _referrals(session, returnee) if returnee else []
-        return state
-    if returnee is None:
+        facts = {"registered": origin.get("registered", ""), "referrals": referrals}
+        return engine.start(facts, origin.get("language"))
+    if profile is None:
         return engine.start({}, None, suspended)
-    facts: dict[str, object] = {"registered": "1" if returnee.is_registered else ""}
-    if returnee.is_registered:
-        facts["referrals"] = _referrals(session, returnee)
-    return engine.start(facts, returnee.language, suspended)
+    facts = {"registered": "1" if profile.registered else "", "referrals": referrals}
+    return engine.start(facts, profile.language, suspended)
 
 
-def _referrals(session: Session, returnee: Returnee) -> list[dict[str, str]]:
+def _referrals(session: Session, returnee_id: int) -> list[dict[str, str]]:
     """The returnee's latest referrals, for "My requests" (code, need, status only)."""
-    rows = session.scalars(
-        select(Referral).where(Referral.returnee_id == returnee.id).order_by(Referral.id.desc()).limit(20)
+    rows = session.execute(
+        select(Referral.code, Referral.requested_category, Referral.status)
+        .where(Referral.returnee_id == returnee_id)
+        .order_by(Referral.id.desc())
+        .limit(20)
     )
-    return [{"code": r.code, "category": r.requested_category, "status": r.status} for r in rows]
+    return [{"code": code, "category": category, "status": status} for code, category, status in rows]
+
+
+def _session_row(fields: dict[str, str], digest: str, state: State, at: str | datetime) -> dict[str, object]:
+    """The session's row: who (hashed), where from, and what was known when it began."""
+    return {
+        "session_id": fields["session_id"],
+        "phone_hash": digest,
+        "service_code": fields["service_code"],
+        "network_code": fields["network_code"] or None,
+        "language": state.answers.get("language"),
+        "origin": {
+            "language": state.origin[1] if state.origin else None,
+            "registered": state.facts.get("registered", ""),
+        },
+        "started_at": at,
+    }
 
 
 def _commit(
@@ -162,7 +212,6 @@ def _commit(
     fields: dict[str, str],
     done: Performed,
     result: StepResult,
-    is_new: bool,
     started: float,
 ) -> Reply:
     """Perform the effects and log the step in one transaction; return the reply, filled in."""
@@ -176,28 +225,13 @@ def _commit(
         else result.reply
     )
     now = utcnow()
-    if is_new:
-        insert_ignore(
-            session,
-            UssdSession,
-            session_id=session_id,
-            phone_hash=done.phone_digest,
-            service_code=fields["service_code"],
-            network_code=fields["network_code"] or None,
-            language=state.answers.get("language"),
-            origin={
-                "language": state.origin[1] if state.origin else None,
-                "registered": state.facts.get("registered", ""),
-            },
-            started_at=now,
-        )
-    last_input = fields["text"].rsplit("*", 1)[-1] if fields["text"] else ""
+    insert_ignore(session, UssdSession, **_session_row(fields, done.phone_digest, state, now))
     insert_ignore(
         session,
         UssdStep,
         session_id=session_id,
         seq=state.inputs,
-        user_input=last_input[:200],
+        user_input=_last_input(fields["text"]),
         screen=reply.wire,
         server_ms=round((time.perf_counter() - started) * 1000, 2),
         at=now,
@@ -222,9 +256,22 @@ def ussd_events() -> Response:
     form = request.form
     session_id = form.get("sessionId", "").strip()[:100]
     report = {name: form.get(name, "")[:200] for name in EVENT_FIELDS if name in form}
+    if not session_id:
+        log.info("end-of-session notice without a session id")
+        return plain("ignored: no sessionId")
+    settings: Settings = current_app.extensions["sira.settings"]
+    try:
+        digest = phone_hash(
+            to_e164(form.get("phoneNumber", ""), settings.default_region_code), settings.phone_hash_key
+        )
+    except InvalidPhone:
+        digest = ""
     session = get_session()
     try:
-        found = session.execute(
+        # The session's row may still be in the transcript buffer: create it if need be.
+        insert_ignore(session, UssdSession, session_id=session_id, phone_hash=digest,
+                      service_code=report.get("serviceCode", "")[:40], started_at=utcnow())  # fmt: skip
+        session.execute(
             update(UssdSession)
             .where(UssdSession.session_id == session_id)
             .values(
@@ -234,14 +281,12 @@ def ussd_events() -> Response:
                 end_error=report.get("errorMessage") or None,
                 end_report=report,
             )
-        ).rowcount
+        )
         session.commit()
     except SQLAlchemyError:
         session.rollback()
         log.exception("could not store a USSD end-of-session notice")
         return plain("not stored", 200)
-    if not found:
-        log.info("end-of-session notice for an unknown USSD session")
     return plain("ok")
 
 

@@ -1,24 +1,22 @@
 """USSD session state in Redis, advanced with compare-and-set so racing requests cannot both win.
 
-Two round trips a step: one to read the session (and, on a first request, the phone's
-suspended session), one Lua call that writes the new state only if nobody else did since, and
-keeps or clears the phone's resume copy in the same call. Keys hold only the keyed phone hash;
-values are encrypted (AES-GCM), since a session holds answers such as a first name.
+Two round trips a step: one to read the session (on a fresh dial, also the phone's suspended
+session), one Lua call that writes the new state only if nobody else did since, keeps or clears
+the phone's resume copy, and appends the step to the transcript buffer, all at once. Keys hold
+only the keyed phone hash; values are sealed (AES-GCM), since a session holds a first name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from redis import Redis
 from redis.exceptions import RedisError
 
 from flows.engine import State
+from services.sealing import Sealer
+from services.transcripts import STEP_BUFFER
 
 _CAS = """
 local current = redis.call('HGET', KEYS[1], 'v')
@@ -30,6 +28,7 @@ if ARGV[5] == 'keep' then
 elseif ARGV[5] == 'drop' then
   redis.call('DEL', KEYS[2])
 end
+if ARGV[7] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[7]) end
 return 1
 """
 
@@ -42,6 +41,7 @@ class Loaded:
     version: str
     suspended: State | None
     available: bool = True
+    sealed: bytes | None = None
 
 
 class UssdStore:
@@ -49,7 +49,7 @@ class UssdStore:
 
     def __init__(self, redis: Redis, session_ttl: int, resume_ttl: int, secret: str) -> None:
         self.redis = redis
-        self._aead = AESGCM(hashlib.sha256(b"sira-ussd-state:" + secret.encode()).digest())
+        self.sealer = Sealer(secret, "ussd-state")
         self.session_ttl = session_ttl
         self.resume_ttl = resume_ttl
         self._cas = redis.register_script(_CAS)
@@ -58,44 +58,55 @@ class UssdStore:
     def _keys(session_id: str, phone_digest: str) -> tuple[str, str]:
         return f"ussd:s:{session_id}", f"ussd:resume:{phone_digest}"
 
-    def load(self, session_id: str, phone_digest: str) -> Loaded:
+    def load(self, session_id: str, phone_digest: str, with_resume: bool) -> Loaded:
+        """The session's state; on a fresh dial (`with_resume`) also the phone's suspended one."""
         key, resume_key = self._keys(session_id, phone_digest)
+        suspended = None
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hmget(key, "v", "s")
-            pipe.get(resume_key)
-            (version, raw), suspended = pipe.execute()
+            if with_resume:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hmget(key, "v", "s")
+                pipe.get(resume_key)
+                (version, raw), suspended = pipe.execute()
+            else:
+                version, raw = self.redis.hmget(key, "v", "s")
         except RedisError:
             return Loaded(None, "", None, available=False)
-        state = self._open(raw)
+        state = self.open(raw)
         return Loaded(
             state=state,
             version=(version or b"").decode(),
-            suspended=self._open(suspended) if state is None else None,
+            suspended=self.open(suspended) if state is None else None,
+            sealed=raw,
         )
 
-    def _seal(self, state: State) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, state.to_json().encode(), None)
+    def open(self, blob: bytes | None) -> State | None:
+        data = self.sealer.open(blob)
+        return State.from_json(data) if data else None
 
-    def _open(self, blob: bytes | None) -> State | None:
-        """The state in `blob`, or None if there is none or it cannot be read (key rotated)."""
-        if not blob:
-            return None
-        try:
-            return State.from_json(self._aead.decrypt(blob[:12], blob[12:], None))
-        except (InvalidTag, ValueError):
-            return None
+    def save(
+        self, session_id: str, phone_digest: str, old_version: str, state: State, step: bytes | None = None
+    ) -> bool | None:
+        """Write `state` (and buffer `step`) if the session is still at `old_version`.
 
-    def save(self, session_id: str, phone_digest: str, old_version: str, state: State) -> bool | None:
-        """Write `state` if the session is still at `old_version`: True won, False lost, None down."""
+        True: saved; False: another request advanced the session first; None: Redis is down.
+        """
         key, resume_key = self._keys(session_id, phone_digest)
         new_version = str(int(old_version or 0) + 1)
         resume = "leave" if state.suspended is not None else "keep" if state.resumable else "drop"
+        sealed = self.sealer.seal(state.to_json().encode())
         try:
             won = self._cas(
-                keys=[key, resume_key],
-                args=[old_version, new_version, self._seal(state), self.session_ttl, resume, self.resume_ttl],
+                keys=[key, resume_key, STEP_BUFFER],
+                args=[
+                    old_version,
+                    new_version,
+                    sealed,
+                    self.session_ttl,
+                    resume,
+                    self.resume_ttl,
+                    step or b"",
+                ],
             )
         except RedisError:
             return None
@@ -106,13 +117,12 @@ class UssdStore:
         with contextlib.suppress(RedisError):
             self.redis.delete(f"ussd:resume:{phone_digest}")
 
-    def restore(self, session_id: str, phone_digest: str, version_now: str, previous: State | None) -> None:
+    def restore(self, session_id: str, phone_digest: str, version_now: str, sealed: bytes | None) -> None:
         """Undo a saved step whose effects could not be committed, so a retry runs it again."""
         key, _ = self._keys(session_id, phone_digest)
-        try:
+        previous = self.open(sealed)
+        with contextlib.suppress(RedisError):
             if previous is None:
                 self.redis.delete(key)
             else:
                 self.save(session_id, phone_digest, version_now, previous)
-        except RedisError:
-            pass

@@ -14,6 +14,7 @@ from rq.cron import CronScheduler
 from workers import queues
 from workers.deadlines import check_deadlines
 from workers.outbox import sweep_outbox
+from workers.transcripts import flush_steps
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def start_cron(redis: Redis, sweep_seconds: int, deadline_seconds: int) -> None:
     """
     cron = CronScheduler(connection=redis, name=f"sira-cron-{os.getpid()}")
     cron.register(sweep_outbox, queue_name=queues.DEFAULT, interval=sweep_seconds, job_timeout=120)
+    cron.register(flush_steps, queue_name=queues.DEFAULT, interval=5, job_timeout=120)
     cron.register(check_deadlines, queue_name=queues.DEFAULT, interval=deadline_seconds, job_timeout=300)
 
     def tick() -> None:

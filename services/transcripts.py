@@ -1,0 +1,70 @@
+"""USSD transcripts: every step, as the returnee saw it, for the coordinators.
+
+A step that changes nothing in the database (navigation, a question answered) is not worth a
+database round trip on the request path, which must stay fast: it is sealed and appended to a
+Redis list in the same call that saves the session, and a worker job moves the list into the
+database in batches. Steps with effects and steps taken while Redis is down are written
+directly. Inserts are idempotent on the session id and on (session, step number).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from models.base import as_utc
+from models.db import insert_ignore
+from models.ussd import UssdSession, UssdStep
+
+STEP_BUFFER = "ussd:steps"
+SEALING_PURPOSE = "ussd-steps"
+
+
+def step_record(
+    session_id: str,
+    seq: int,
+    user_input: str,
+    screen: str,
+    server_ms: float,
+    at: str,
+    outcome: str | None,
+    session_row: dict | None = None,
+) -> bytes:
+    """One step as JSON (sealed by the caller); a first step also carries its session's row."""
+    record = {"s": session_id, "n": seq, "i": user_input[:200], "r": screen, "ms": server_ms, "at": at,
+              "o": outcome, "m": session_row}  # fmt: skip
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def write_steps(session: Session, records: list[dict]) -> int:
+    """Insert buffered steps, creating the session rows that first steps carry."""
+    for r in records:
+        if r.get("m"):
+            row = {**r["m"], "started_at": as_utc(datetime.fromisoformat(r["m"]["started_at"]))}
+            insert_ignore(session, UssdSession, **row)
+    wanted = {r["s"] for r in records}
+    known = set(session.scalars(select(UssdSession.session_id).where(UssdSession.session_id.in_(wanted))))
+    written = 0
+    for r in records:
+        if r["s"] not in known:  # erased since
+            continue
+        at = as_utc(datetime.fromisoformat(r["at"]))
+        step = {
+            "session_id": r["s"],
+            "seq": r["n"],
+            "user_input": r["i"],
+            "screen": r["r"],
+            "server_ms": r["ms"],
+        }
+        if insert_ignore(session, UssdStep, at=at, **step):
+            written += 1
+        if r.get("o"):
+            session.execute(
+                update(UssdSession)
+                .where(UssdSession.session_id == r["s"])
+                .values(outcome=r["o"], ended_at=at)
+            )
+    return written

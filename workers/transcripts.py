@@ -1,0 +1,48 @@
+"""Move buffered USSD steps from Redis into the database, in batches (see services/transcripts)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from redis import Redis
+from rq import get_current_job
+
+from services.sealing import Sealer
+from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, write_steps
+from workers.context import job_context
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+LOCK = "ussd:steps:flushing"
+
+
+def flush_steps(redis: Redis | None = None) -> int:
+    """RQ job (the worker's cron): copy the buffer's head to the database, then trim it.
+
+    Records are removed only after the commit, and one flusher runs at a time (a lock), so a
+    crash leaves them to the next run; the inserts are idempotent.
+    """
+    ctx = job_context()
+    redis = redis or get_current_job().connection
+    if not redis.set(LOCK, "1", nx=True, ex=300):
+        return 0
+    try:
+        blobs = redis.lrange(STEP_BUFFER, 0, BATCH - 1)
+        if not blobs:
+            return 0
+        sealer = Sealer(ctx.settings.secret_key, SEALING_PURPOSE)
+        opened = [sealer.open(blob) for blob in blobs]
+        records = [json.loads(data) for data in opened if data]
+        if len(records) < len(blobs):
+            log.warning(
+                "%d buffered USSD steps could not be opened (SECRET_KEY changed?)", len(blobs) - len(records)
+            )
+        with ctx.sessions() as session:
+            written = write_steps(session, records)
+            session.commit()
+        redis.ltrim(STEP_BUFFER, len(blobs), -1)
+        return written
+    finally:
+        redis.delete(LOCK)
