@@ -300,8 +300,8 @@ class Engine:
         return effects + self._arrive(state)
 
     def _option(self, screen: Choose, state: State, user_input: str) -> Option | None:
-        if not user_input.isdigit():
-            return None
+        if not (user_input.isascii() and user_input.isdigit() and len(user_input) <= 3):
+            return None  # "²" and "٣" are digits to str.isdigit, not to a menu
         index = int(user_input) - 1
         visible = screen.visible(state)
         return visible[index] if 0 <= index < len(visible) else None

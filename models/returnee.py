@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
 
 from models.base import Base, utcnow
 
@@ -102,6 +102,9 @@ def get_or_create(session: Session, digest: str, language: str | None = None) ->
 def record_consent(returnee: Returnee, version: str, granted: bool, channel: str) -> None:
     """Grant or withdraw consent, keeping the history the APDP may ask for."""
     now = utcnow()
-    returnee.consents.append(ConsentRecord(version=version, granted=granted, channel=channel, at=now))
+    session = object_session(returnee)
+    session.add(
+        ConsentRecord(returnee_id=returnee.id, version=version, granted=granted, channel=channel, at=now)
+    )
     returnee.consent_version = version if granted else None
     returnee.consent_at = now if granted else None

@@ -99,3 +99,9 @@ def test_a_history_that_does_not_extend_ours_is_replayed_from_the_first_screen(e
     state, _ = run(engine, ["1", "3", "Awa"])
     _, expected = run(engine, ["1", "2"])
     assert engine.feed(state, "1*2").reply.wire == expected[-1]
+
+
+@pytest.mark.parametrize("answer", ["²", "٣", "1" * 40, "-1", "1.5"])
+def test_things_that_look_like_numbers_are_not_menu_choices(engine: Engine, answer: str) -> None:
+    _, screens = run(engine, [answer])
+    assert "Choix invalide" in screens[-1] and screens[-1].startswith("CON ")
