@@ -8,6 +8,7 @@ asked for. The same returnee asking again for the same open need gets their refe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,6 +25,8 @@ from models.referral import Referral, ReferralEvent, Status, open_referral_for, 
 from models.returnee import Returnee
 
 CHILD_PROTECTION = "child_protection"
+MAX_SEGMENTS = 2
+log = logging.getLogger(__name__)
 
 
 class NotReferable(ValueError):
@@ -137,7 +140,14 @@ def assign(
 def queue_sms(
     session: Session, to_e164: str, to_hash: str, sms: Sms, purpose: str, referral_id: int | None
 ) -> OutboundSms:
-    """Write one message to the outbox; a send job picks it up after the commit."""
+    """Write one message to the outbox; a send job picks it up after the commit.
+
+    Texts are GSM-7 already (flows.sms folds them); a body longer than two segments, which only
+    a very long name could cause, is cut rather than sent as three.
+    """
+    if segment_count(sms.body) > MAX_SEGMENTS:
+        log.warning("%s SMS cut to %d segments", purpose, MAX_SEGMENTS)
+        sms = Sms(sms.body[: 2 * 153 - 3] + "...", sms.sender)
     row = OutboundSms(
         to_e164=to_e164,
         to_hash=to_hash,

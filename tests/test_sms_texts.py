@@ -68,3 +68,28 @@ def test_usssd_menu_categories_match_the_directory() -> None:
     from flows.options import CATEGORIES
 
     assert {o.code for o in CATEGORIES} == set(DIRECTORY["categories"]) - {"child_protection"}
+
+
+LONG = {"code": "R7K3Q", "name": "Fatoumata Binta Traoré-Diallo", "phone": "+22370000101",
+        "provider": "Direction régionale de la promotion de l'enfant et de la famille, Bamako",
+        "status": "acceptée", "list": "R7K3Q envoyée; K4M2P acceptée; Z9XW3 reçue", "pin": "4821",
+        "region": LONGEST_REGION}  # fmt: skip
+
+
+def all_templates() -> list[str]:
+    import flows.sms as module
+
+    return [v for k, v in vars(module).items() if k.startswith(("P_", "R_", "PROVIDER_", "RETURNEE_"))]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("msgid", all_templates())
+def test_every_template_is_gsm7_and_at_most_two_segments(lang: str, msgid: str) -> None:
+    body = TEXTS.render(
+        lang, msgid, {"category": "support"}, **{k: v for k, v in LONG.items() if k != "category"}
+    )
+    assert "{" not in body, body
+    assert is_gsm7(body), body
+    assert segment_count(body) <= 2, (segment_count(body), body)
+    for word in ("migrant", "psycho"):
+        assert word not in body.lower()
