@@ -9,7 +9,6 @@ from __future__ import annotations
 import unicodedata
 from functools import lru_cache
 
-_TONE_MARKS = {"\u0300", "\u0301", "\u0302", "\u0304", "\u030c"}
 _SPECIAL = {
     "ɛ": "e",
     "Ɛ": "E",
@@ -59,10 +58,12 @@ def to_ussd(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def to_gsm7(text: str) -> str:
-    """GSM-7 letters: keep é è à ù É, write ɛ/ɔ as è/ò, fold the rest as for USSD."""
-    stripped = "".join(c for c in unicodedata.normalize("NFD", text) if c not in _TONE_MARKS)
+    """GSM-7 letters: keep é è à ù É (French needs them), write ɛ/ɔ as è/ò, fold the rest as for USSD.
+
+    Tone marks (which catalogs should not carry anyway) go with the folding of their letter.
+    """
     out = []
-    for ch in unicodedata.normalize("NFC", stripped):
+    for ch in unicodedata.normalize("NFC", text):
         if ch in _GSM_SPECIAL:
             out.append(_GSM_SPECIAL[ch])
         elif ch in _GSM_KEEP:
