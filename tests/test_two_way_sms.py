@@ -205,7 +205,7 @@ def test_erasure_needs_the_pin_sent_by_sms_and_then_removes_everything(
         + [str(e.note) for e in db.scalars(select(ReferralEvent))]
     )
     assert "70000101" not in everything and "Awa" not in everything
-    assert not redis.keys("ussd:resume:*")
+    assert not redis.keys("ussd:resume:*") and not redis.keys("ussd:profile:*")
 
 
 INCOMING = {"from": RETURNEE, "to": "7472", "text": "AIDE", "date": "2017-05-03T06:04:45Z", "id": "in-1",
@@ -242,3 +242,15 @@ def test_the_same_gateway_id_twice_is_handled_once(client, db) -> None:
     assert first.get_data(as_text=True) == "ok: help" and again.get_data(as_text=True) == "already handled"
     assert len(db.scalars(select(InboundSms)).all()) == 1
     assert len(db.scalars(select(OutboundSms)).all()) == 1
+
+
+def test_my_requests_shows_the_status_a_provider_just_set(
+    live_server, gateway, database_url, referral_code
+) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    phone.dial()
+    assert f"{referral_code} envoyee" in phone.send("2")  # the dial cached what it read
+    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    assert "Reprendre" in phone.dial()  # the last session was left open on the list
+    phone.send("2")
+    assert f"{referral_code} acceptee" in phone.send("2")

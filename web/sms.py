@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from flows.sms_commands import parse
 from models.base import utcnow
 from models.db import get_session, insert_ignore
 from models.messaging import InboundSms, OutboundSms
 from models.phone import InvalidPhone, phone_hash, to_e164
-from models.returnee import get_or_create
+from models.referral import Referral
+from models.returnee import Returnee, get_or_create
 from services.inbound import handle
 from workers.queues import enqueue_sms
 
@@ -104,18 +106,34 @@ def incoming() -> Response:
             session.rollback()
             return plain("already handled")
         message = session.get(InboundSms, new_id)
-        sms_ids = handle(session, message, parse(message.text), current_app.extensions["sira.sms_texts"],
+        parsed = parse(message.text)
+        sms_ids = handle(session, message, parsed, current_app.extensions["sira.sms_texts"],
                          settings.phone_hash_key)  # fmt: skip
         outcome = message.handled_as
+        touched = [digest] if message.sender_kind == "returnee" else _returnee_of(session, parsed.code)
         session.commit()
     except SQLAlchemyError:
         session.rollback()
         log.exception("could not handle an incoming SMS")
         return plain("try again later", 503)
     enqueue_sms(current_app.extensions["sira.redis"], sms_ids, settings.sms_retry_intervals)
+    store = current_app.extensions["sira.ussd_store"]
+    store.forget_profile(*touched)
     if outcome == "erased":
-        current_app.extensions["sira.ussd_store"].forget_phone(digest)
+        store.forget_phone(digest)
     return plain(f"ok: {outcome}")
+
+
+def _returnee_of(session: Session, code: str | None) -> list[str]:
+    """The phone hash of the returnee whose referral a provider's message may have changed."""
+    if not code:
+        return []
+    found = session.scalar(
+        select(Returnee.phone_hash)
+        .join(Referral, Referral.returnee_id == Returnee.id)
+        .where(Referral.code == code)
+    )
+    return [found] if found else []
 
 
 @bp.post("/optout")

@@ -27,7 +27,7 @@ from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
 from services.transcripts import step_record
 from web.effects import Performed, perform
-from web.ussd_store import UssdStore
+from web.ussd_store import Loaded, UssdStore
 from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
@@ -99,15 +99,16 @@ def _step(
     session_id, text = fields["session_id"], fields["text"]
     for _attempt in range(MAX_RACES):
         loaded = store.load(session_id, digest, with_resume=not text)
-        state = loaded.state or _start(engine, session, session_id, digest, loaded.suspended, text)
+        state = loaded.state or _start(engine, session, session_id, digest, loaded, text)
         result = engine.feed(state, text)
         if not result.advanced:
             return result.reply
         direct = bool(result.effects)
         first = loaded.state is None
         buffered = None if direct else _buffered_step(fields, digest, result, started, first)
+        profile = _profile_to_cache(loaded, state, direct)
         won = (
-            store.save(session_id, digest, loaded.version, result.state, buffered)
+            store.save(session_id, digest, loaded.version, state, buffered, profile)
             if loaded.available
             else None
         )
@@ -124,6 +125,7 @@ def _step(
             raise
         settings = current_app.extensions["sira.settings"]
         enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids, settings.sms_retry_intervals)
+        store.forget_profile(digest)
         if reply != result.reply and won:
             result.state.reply = reply.text
             store.save(session_id, digest, _next(loaded.version), result.state)
@@ -133,6 +135,20 @@ def _step(
     if latest is None:
         raise RuntimeError("USSD state vanished during a race")
     return Reply(latest.reply, latest.ended)
+
+
+def _profile_to_cache(loaded: Loaded, state: State, direct: bool) -> dict | None:
+    """On a fresh dial read from the database, cache what was read (unless this step changes it)."""
+    if (
+        loaded.state is not None
+        or loaded.profile is not None
+        or direct
+        or not state.origin
+        or not state.origin[1]
+    ):
+        return None
+    return {"language": state.origin[1], "registered": bool(state.facts.get("registered")),
+            "referrals": state.facts.get("referrals", [])}  # fmt: skip
 
 
 def _buffered_step(
@@ -158,26 +174,37 @@ def _next(version: str) -> str:
 
 
 def _start(
-    engine: Engine, session: Session, session_id: str, digest: str, suspended: State | None, text: str
+    engine: Engine, session: Session, session_id: str, digest: str, loaded: Loaded, text: str
 ) -> State:
-    """A new session: what the database knows of this phone decides the first screen.
+    """A new session: what is known of this phone decides the first screen.
 
     A session whose state was lost (Redis down or flushed) is rebuilt from the gateway's history,
     so it must start from what was known when it began, not from what its own steps changed:
     the session row keeps that origin from the first step that changed anything.
     """
-    origin = None
     if text:  # no state but inputs: a dial-through, or a session whose state was lost
         origin = session.scalar(select(UssdSession.origin).where(UssdSession.session_id == session_id))
-    profile = returnees.profile(session, digest)
-    referrals = _referrals(session, profile.id) if profile and profile.registered else []
-    if origin is not None:
-        facts = {"registered": origin.get("registered", ""), "referrals": referrals}
-        return engine.start(facts, origin.get("language"))
+        if origin is not None:
+            profile = loaded.profile or _profile(session, digest)
+            facts = {
+                "registered": origin.get("registered", ""),
+                "referrals": (profile or {}).get("referrals", []),
+            }
+            return engine.start(facts, origin.get("language"))
+    profile = loaded.profile or _profile(session, digest)
     if profile is None:
-        return engine.start({}, None, suspended)
-    facts = {"registered": "1" if profile.registered else "", "referrals": referrals}
-    return engine.start(facts, profile.language, suspended)
+        return engine.start({}, None, loaded.suspended)
+    facts = {"registered": "1" if profile["registered"] else "", "referrals": profile["referrals"]}
+    return engine.start(facts, profile["language"], loaded.suspended)
+
+
+def _profile(session: Session, digest: str) -> dict | None:
+    """What a dial needs to know of a phone, from the database (then cached with the state)."""
+    found = returnees.profile(session, digest)
+    if found is None:
+        return None
+    referrals = _referrals(session, found.id) if found.registered else []
+    return {"language": found.language, "registered": found.registered, "referrals": referrals}
 
 
 def _referrals(session: Session, returnee_id: int) -> list[dict[str, str]]:

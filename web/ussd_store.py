@@ -1,14 +1,19 @@
 """USSD session state in Redis, advanced with compare-and-set so racing requests cannot both win.
 
 Two round trips a step: one to read the session (on a fresh dial, also the phone's suspended
-session), one Lua call that writes the new state only if nobody else did since, keeps or clears
-the phone's resume copy, and appends the step to the transcript buffer, all at once. Keys hold
-only the keyed phone hash; values are sealed (AES-GCM), since a session holds a first name.
+session and its cached profile), one Lua call that writes the new state only if nobody else did
+since, keeps or clears the phone's resume copy, appends the step to the transcript buffer and
+caches the profile, all at once. Keys hold only the keyed phone hash; values are sealed
+(AES-GCM), since a session holds a first name.
+
+The profile (language, registered, latest referrals) saves a database query on each dial; it
+lives a few minutes and is dropped whenever the returnee or their referrals change.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 
 from redis import Redis
@@ -29,6 +34,7 @@ elseif ARGV[5] == 'drop' then
   redis.call('DEL', KEYS[2])
 end
 if ARGV[7] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[7]) end
+if ARGV[8] ~= '' then redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9]) end
 return 1
 """
 
@@ -42,14 +48,18 @@ class Loaded:
     suspended: State | None
     available: bool = True
     sealed: bytes | None = None
+    profile: dict | None = None
 
 
 class UssdStore:
     """Reads and writes session states; every failure of Redis is reported, never raised."""
 
+    PROFILE_TTL = 600
+
     def __init__(self, redis: Redis, session_ttl: int, resume_ttl: int, secret: str) -> None:
         self.redis = redis
         self.sealer = Sealer(secret, "ussd-state")
+        self.profiles = Sealer(secret, "ussd-profile")
         self.session_ttl = session_ttl
         self.resume_ttl = resume_ttl
         self._cas = redis.register_script(_CAS)
@@ -58,16 +68,21 @@ class UssdStore:
     def _keys(session_id: str, phone_digest: str) -> tuple[str, str]:
         return f"ussd:s:{session_id}", f"ussd:resume:{phone_digest}"
 
+    @staticmethod
+    def _profile_key(phone_digest: str) -> str:
+        return f"ussd:profile:{phone_digest}"
+
     def load(self, session_id: str, phone_digest: str, with_resume: bool) -> Loaded:
         """The session's state; on a fresh dial (`with_resume`) also the phone's suspended one."""
         key, resume_key = self._keys(session_id, phone_digest)
-        suspended = None
+        suspended = profile = None
         try:
             if with_resume:
                 pipe = self.redis.pipeline(transaction=False)
                 pipe.hmget(key, "v", "s")
                 pipe.get(resume_key)
-                (version, raw), suspended = pipe.execute()
+                pipe.get(self._profile_key(phone_digest))
+                (version, raw), suspended, profile = pipe.execute()
             else:
                 version, raw = self.redis.hmget(key, "v", "s")
         except RedisError:
@@ -78,6 +93,7 @@ class UssdStore:
             version=(version or b"").decode(),
             suspended=self.open(suspended) if state is None else None,
             sealed=raw,
+            profile=json.loads(data) if (data := self.profiles.open(profile)) else None,
         )
 
     def open(self, blob: bytes | None) -> State | None:
@@ -85,9 +101,15 @@ class UssdStore:
         return State.from_json(data) if data else None
 
     def save(
-        self, session_id: str, phone_digest: str, old_version: str, state: State, step: bytes | None = None
+        self,
+        session_id: str,
+        phone_digest: str,
+        old_version: str,
+        state: State,
+        step: bytes | None = None,
+        profile: dict | None = None,
     ) -> bool | None:
-        """Write `state` (and buffer `step`) if the session is still at `old_version`.
+        """Write `state` (buffer `step`, cache `profile`) if the session is still at `old_version`.
 
         True: saved; False: another request advanced the session first; None: Redis is down.
         """
@@ -97,7 +119,7 @@ class UssdStore:
         sealed = self.sealer.seal(state.to_json().encode())
         try:
             won = self._cas(
-                keys=[key, resume_key, STEP_BUFFER],
+                keys=[key, resume_key, STEP_BUFFER, self._profile_key(phone_digest)],
                 args=[
                     old_version,
                     new_version,
@@ -106,6 +128,8 @@ class UssdStore:
                     resume,
                     self.resume_ttl,
                     step or b"",
+                    self.profiles.seal(json.dumps(profile).encode()) if profile else b"",
+                    self.PROFILE_TTL,
                 ],
             )
         except RedisError:
@@ -113,9 +137,15 @@ class UssdStore:
         return bool(won)
 
     def forget_phone(self, phone_digest: str) -> None:
-        """Drop the phone's resumable session (erasure); its live sessions expire on their own."""
+        """Drop the phone's resumable session and profile (erasure); live sessions expire on their own."""
         with contextlib.suppress(RedisError):
-            self.redis.delete(f"ussd:resume:{phone_digest}")
+            self.redis.delete(f"ussd:resume:{phone_digest}", self._profile_key(phone_digest))
+
+    def forget_profile(self, *phone_digests: str) -> None:
+        """The returnee or their referrals changed: the next dial reads the database."""
+        if phone_digests:
+            with contextlib.suppress(RedisError):
+                self.redis.delete(*(self._profile_key(d) for d in phone_digests))
 
     def restore(self, session_id: str, phone_digest: str, version_now: str, sealed: bytes | None) -> None:
         """Undo a saved step whose effects could not be committed, so a retry runs it again."""
