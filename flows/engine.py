@@ -135,22 +135,37 @@ class Engine:
         """Apply the gateway's `text` (all inputs so far, joined by `*`) to the state."""
         if state.reply and text == state.text:
             return StepResult(Reply(state.reply, state.ended), state, (), advanced=False)
+        if state.screen != RESUME and state.screen not in self.conversation.screens:
+            self._restart(state)  # saved by an older version of the journeys: replay the history
+            state.reply = state.text = ""
+        # What our state has not seen yet: normally one answer (which may hold a `*`), or all
+        # the history when replaying it from the first screen (dial-through, lost state).
+        new_answer = True
         if state.reply and text.startswith(state.text + "*") and state.text:
-            inputs = [text[len(state.text) + 1 :]]
+            rest: str | None = text[len(state.text) + 1 :]
         elif state.reply and not state.text and text:
-            inputs = [text]
+            rest = text
         else:
-            inputs = text.split("*") if text else []
+            rest, new_answer = text or None, False
             if state.reply:
                 self._restart(state)
         effects: list[Effect] = []
-        for user_input in inputs:
+        while rest is not None:
+            user_input, rest = self._next_input(state, rest, new_answer)
             effects += self.step(state, user_input.strip())
         state.text = text
         hint, state.hint = state.hint, None
         reply = self.render(state, hint=hint)
         state.reply = reply.text
         return StepResult(reply, state, tuple(effects), advanced=True)
+
+    def _next_input(self, state: State, rest: str, new_answer: bool) -> tuple[str, str | None]:
+        """The next answer in `rest`: in a new answer a free-text question takes it all (a name
+        may hold `*`); a menu takes up to the next `*` (a step whose state was not saved)."""
+        if "*" not in rest or (new_answer and isinstance(self.conversation.screens.get(state.screen), Ask)):
+            return rest, None
+        head, tail = rest.split("*", 1)
+        return head, tail
 
     def _restart(self, state: State) -> None:
         """The gateway's history does not extend ours: replay it from the session's first screen."""

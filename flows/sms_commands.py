@@ -70,11 +70,13 @@ def parse(text: str) -> Parsed:
     rest_words = words[2:] if code else []
     if code is not None and not (CODE.match(code) or code.isdigit()):
         code, rest_words = None, words[1:]
-    original_rest = _rest_after(text, 2) if code else ""
+    original_rest = _rest_after_code(text, code) if code else ""
     return Parsed(command, code=code, rest=original_rest or " ".join(rest_words))
 
 
-def _rest_after(text: str, skip: int) -> str:
-    """The free text after the first `skip` words, as typed (a decline reason)."""
-    parts = text.strip().split(None, skip)
-    return parts[skip].strip()[:200] if len(parts) > skip else ""
+def _rest_after_code(text: str, code: str) -> str:
+    """The free text after the code, as typed (a decline reason), whatever separated them."""
+    found = re.search(re.escape(code), text, flags=re.IGNORECASE)
+    if found is None:
+        return ""
+    return text[found.end() :].strip(" \t\r\n.,;:!-")[:200]

@@ -16,9 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine; SQLite gets WAL and a busy timeout so web and worker can share it."""
+    """Create the engine; SQLite gets WAL and a busy timeout so web and worker can share it.
+
+    `hide_parameters`: a database error must not carry a phone number or a name into a log
+    line or into the traceback RQ keeps for a failed job.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 15, "check_same_thread": False}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -31,7 +37,7 @@ def make_engine(url: str) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per request; a dropped connection fails one request
     # (answered politely) and the pool replaces it.
-    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800)
+    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, hide_parameters=True)
 
 
 def make_session_factory(url: str) -> sessionmaker[Session]:

@@ -10,7 +10,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, select
+from sqlalchemy import ForeignKey, Index, String, and_, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -31,6 +31,16 @@ class Status(enum.StrEnum):
 
 
 OPEN = (Status.NEW, Status.SENT, Status.ACCEPTED)
+AWAITING = (Status.DECLINED, Status.EXPIRED)  # with no provider: at the coordination desk
+
+
+def open_clause():
+    """Open referrals: with a provider, or waiting at the coordination desk after a decline."""
+    return or_(
+        Referral.status.in_([s.value for s in OPEN]),
+        and_(Referral.status.in_([s.value for s in AWAITING]), Referral.provider_id.is_(None)),
+    )
+
 
 ALLOWED = {
     Status.NEW: {Status.SENT, Status.CANCELLED},
@@ -43,12 +53,29 @@ ALLOWED = {
 }
 
 
+OPEN_SQL = (
+    "status IN ('new', 'sent', 'accepted') OR (status IN ('declined', 'expired') AND provider_id IS NULL)"
+)
+
+
 class IllegalTransition(ValueError):
     """The referral cannot move from its status to the one asked; nothing was changed."""
 
 
 class Referral(Base):
     __tablename__ = "referral"
+    __table_args__ = (
+        # One open referral per returnee and need, enforced by the database: two racing requests
+        # (gateway retries while Redis is down) cannot both create one.
+        Index(
+            "uq_referral_open_need",
+            "returnee_id",
+            "requested_category",
+            unique=True,
+            sqlite_where=text(OPEN_SQL),
+            postgresql_where=text(OPEN_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(8), unique=True)
@@ -72,6 +99,10 @@ class Referral(Base):
     events: Mapped[list[ReferralEvent]] = relationship(
         back_populates="referral", cascade="all, delete-orphan", order_by="ReferralEvent.id"
     )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN or (self.status in AWAITING and self.provider_id is None)
 
     @property
     def at_desk(self) -> bool:
@@ -124,6 +155,6 @@ def open_referral_for(session: Session, returnee_id: int, requested_category: st
         select(Referral).where(
             Referral.returnee_id == returnee_id,
             Referral.requested_category == requested_category,
-            Referral.status.in_([s.value for s in OPEN]),
+            open_clause(),
         )
     )

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from models.messaging import TO_SEND, InboundSms, OutboundSms, SmsStatus
-from models.referral import OPEN, Referral, Status
+from models.referral import Referral, Status
 from models.returnee import Returnee
 from models.ussd import UssdSession
 
@@ -23,7 +23,7 @@ def erase_returnee(session: Session, returnee: Returnee) -> None:
     """Remove or anonymise everything about `returnee`; the caller commits."""
     digest = returnee.phone_hash
     for referral in session.scalars(select(Referral).where(Referral.returnee_id == returnee.id)):
-        if referral.status in [s.value for s in OPEN]:
+        if referral.is_open:
             referral.move(
                 Status.CANCELLED, actor="returnee", channel="sms", note="returnee erased their data"
             )

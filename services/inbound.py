@@ -21,7 +21,7 @@ from models.base import as_utc, utcnow
 from models.directory import ProviderNumber
 from models.messaging import InboundSms
 from models.phone import phone_hash
-from models.referral import OPEN, IllegalTransition, Referral
+from models.referral import IllegalTransition, Referral, open_clause
 from models.returnee import Returnee
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
@@ -119,9 +119,7 @@ def _returnee(
 
 def _status(session: Session, returnee: Returnee, texts: SmsTexts, answer) -> list[int]:
     rows = session.scalars(
-        select(Referral)
-        .where(Referral.returnee_id == returnee.id, Referral.status.in_([s.value for s in OPEN]))
-        .order_by(Referral.id)
+        select(Referral).where(Referral.returnee_id == returnee.id, open_clause()).order_by(Referral.id)
     ).all()
     if not rows:
         return answer(texts_.R_STATUS_NONE)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from flows.sms import Sms, SmsTexts
@@ -35,10 +36,9 @@ class NotReferable(ValueError):
 
 @dataclass
 class Referred:
-    """What `refer` did: the referral, whether it already existed, and the SMS to send."""
+    """What `refer` did: the referral (new, or the open one found) and the SMS to send."""
 
     referral: Referral
-    existing: bool = False
     sms_ids: list[int] = field(default_factory=list)
 
 
@@ -91,19 +91,23 @@ def refer(session: Session, returnee: Returnee, requested: str, texts: SmsTexts)
         raise NotReferable("registration and consent come before any referral")
     existing = open_referral_for(session, returnee.id, requested)
     if existing is not None:
-        return Referred(existing, existing=True)
+        return Referred(existing)
     category = CHILD_PROTECTION if returnee.is_minor else requested
     referral = Referral(
         code=unique_code(session), returnee_id=returnee.id, category=category,
         requested_category=requested, region=returnee.region,
     )  # fmt: skip
-    session.add(referral)
     referral.events.append(
         ReferralEvent(from_status=None, to_status=Status.NEW, actor="returnee", channel="ussd")
     )
+    try:
+        with session.begin_nested():
+            session.add(referral)
+            session.flush()
+    except IntegrityError:  # a racing request created it a moment ago
+        return Referred(open_referral_for(session, returnee.id, requested))
     result = Referred(referral)
     provider = match_provider(session, category, returnee.region)
-    session.flush()
     if provider is not None:
         result.sms_ids += assign(session, referral, provider, texts, actor="system", channel="ussd")
     notice = texts.returnee_received(returnee.language, referral.code)

@@ -108,3 +108,10 @@ def test_text_that_is_not_a_first_name_is_refused(text: str) -> None:
     from flows.checks import first_name
 
     assert first_name(text) is None
+
+
+@pytest.mark.parametrize("text", ["ߊߘߊ", "Алия", "محمد"])
+def test_names_in_scripts_usssd_and_sms_cannot_carry_are_refused(text: str) -> None:
+    from flows.checks import first_name
+
+    assert first_name(text) is None

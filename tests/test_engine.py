@@ -42,7 +42,7 @@ def test_dial_through_inputs_are_all_applied_on_the_first_request(engine: Engine
 
 def test_a_lost_state_is_rebuilt_from_the_text_history(engine: Engine) -> None:
     _, screens = run(engine, ["2", "3", "Awa", "1"])
-    rebuilt = engine.feed(engine.start({}, None), "2*1*Awa*1")
+    rebuilt = engine.feed(engine.start({}, None), "2*3*Awa*1")
     assert rebuilt.reply.wire == screens[-1]
 
 
@@ -105,3 +105,16 @@ def test_a_history_that_does_not_extend_ours_is_replayed_from_the_first_screen(e
 def test_things_that_look_like_numbers_are_not_menu_choices(engine: Engine, answer: str) -> None:
     _, screens = run(engine, [answer])
     assert "Choix invalide" in screens[-1] and screens[-1].startswith("CON ")
+
+
+def test_two_inputs_after_a_lost_save_are_two_answers(engine: Engine) -> None:
+    state, _ = run(engine, ["1"])
+    _, expected = run(engine, ["1", "3", "Awa"])
+    assert engine.feed(state, "1*3*Awa").reply.wire == expected[-1]
+
+
+def test_a_state_from_an_older_version_restarts_instead_of_failing(engine: Engine) -> None:
+    state, _ = run(engine, ["1", "3"])
+    state.screen = "registration.nickname"  # renamed since
+    _, expected = run(engine, ["1", "3", "Awa"])
+    assert engine.feed(state, "1*3*Awa").reply.wire == expected[-1]

@@ -70,7 +70,7 @@ def test_full_registration_with_paging_back_home_bad_input_and_repeats(
     steps = db.scalars(
         select(UssdStep).where(UssdStep.session_id == phone.session_id).order_by(UssdStep.seq)
     ).all()
-    assert [s.seq for s in steps] == list(range(len(steps)))
+    assert [s.seq for s in steps] == list(range(len(steps))), [(s.seq, s.user_input) for s in steps]
     assert steps[-1].screen == done and all(s.server_ms >= 0 for s in steps)
 
 

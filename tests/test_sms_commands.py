@@ -42,3 +42,15 @@ from flows.sms_commands import Command, parse
 def test_parse(text: str, command: Command, code: str | None, rest: str) -> None:
     parsed = parse(text)
     assert (parsed.command, parsed.code, parsed.rest) == (command, code, rest)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("NON:R7K3Q plus de place", "plus de place"),
+        ("non r7k3q, pas ce mois.", "pas ce mois"),
+        ("NON R7K3Q", ""),
+    ],
+)
+def test_decline_reason_is_kept_as_typed(text: str, reason: str) -> None:
+    assert parse(text).rest == reason

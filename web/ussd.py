@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from config import Settings
 from flows.engine import Engine, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
+from flows.sms import SmsTexts
 from flows.text import to_ussd
 from models import Referral, UssdSession, UssdStep
 from models import returnee as returnees
@@ -82,20 +83,31 @@ def ussd() -> Response:
     session = get_session()
     try:
         reply = _step(engine, store, session, fields, digest, started)
-    except SQLAlchemyError:
-        session.rollback()
-        log.exception("database unavailable during a USSD step")
-        reply = Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, UNAVAILABLE)), end=True)
     except NotReferable as exc:
         session.rollback()
         log.info("USSD referral refused: %s", exc)
         reply = Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, REGISTER_FIRST)), end=True)
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("database unavailable during a USSD step")
+        reply = _unavailable(engine)
+    except Exception:  # a returnee must get a polite END, never a gateway error
+        session.rollback()
+        log.exception("unexpected failure during a USSD step")
+        reply = _unavailable(engine)
     return plain(reply.wire)
 
 
 def _step(
     engine: Engine, store: UssdStore, session: Session, fields: dict[str, str], digest: str, started: float
 ) -> Reply:
+    """Run one step; the state is saved only once what the step did is committed.
+
+    A step with effects (registration, a referral) commits them first and then saves the final
+    screen, so that a gateway retry never sees a screen whose effects are not in the database.
+    The effects are idempotent, so a retry racing the first request does no harm. A step
+    without effects only saves the state, with its transcript line, in one Redis call.
+    """
     session_id, text = fields["session_id"], fields["text"]
     for _attempt in range(MAX_RACES):
         loaded = store.load(session_id, digest, with_resume=not text)
@@ -103,49 +115,56 @@ def _step(
         result = engine.feed(state, text)
         if not result.advanced:
             return result.reply
-        direct = bool(result.effects)
-        first = loaded.state is None
-        buffered = None if direct else _buffered_step(fields, digest, result, started, first)
-        profile = _profile_to_cache(loaded, state, direct)
+        if result.effects:
+            reply = _commit_effects(store, session, fields, digest, result, started)
+            state.reply = reply.text
+            if loaded.available:
+                store.save(session_id, digest, loaded.version, state)
+            return reply
+        buffered = _buffered_step(fields, digest, result, started, first=loaded.state is None)
+        profile = _profile_to_cache(loaded, state)
         won = (
             store.save(session_id, digest, loaded.version, state, buffered, profile)
             if loaded.available
             else None
         )
         if won is False:
-            continue
-        if won and not direct:
-            return result.reply
-        done = Performed(digest, fields["phone"], current_app.extensions["sira.sms_texts"])
-        try:
-            reply = _commit(session, fields, done, result, started=started)
-        except (SQLAlchemyError, NotReferable):
-            if won:
-                store.restore(session_id, digest, _next(loaded.version), loaded.sealed)
-            raise
-        settings = current_app.extensions["sira.settings"]
-        enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids, settings.sms_retry_intervals)
-        store.forget_profile(digest)
-        if reply != result.reply and won:
-            result.state.reply = reply.text
-            store.save(session_id, digest, _next(loaded.version), result.state)
-        return reply
+            continue  # another request advanced the session first: read it again
+        if won is None:  # Redis is down: the transcript line goes to the database instead
+            _commit(session, fields, Performed(digest, fields["phone"], _texts()), result, started)
+        return result.reply
     log.warning("a USSD session lost %d races in a row", MAX_RACES)
     latest = store.load(session_id, digest, with_resume=False).state
-    if latest is None:
-        raise RuntimeError("USSD state vanished during a race")
-    return Reply(latest.reply, latest.ended)
+    return Reply(latest.reply, latest.ended) if latest else _unavailable(engine)
 
 
-def _profile_to_cache(loaded: Loaded, state: State, direct: bool) -> dict | None:
+def _commit_effects(
+    store: UssdStore,
+    session: Session,
+    fields: dict[str, str],
+    digest: str,
+    result: StepResult,
+    started: float,
+) -> Reply:
+    done = Performed(digest, fields["phone"], _texts())
+    reply = _commit(session, fields, done, result, started)
+    settings: Settings = current_app.extensions["sira.settings"]
+    enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids, settings.sms_retry_intervals)
+    store.forget_profile(digest)
+    return reply
+
+
+def _texts() -> SmsTexts:
+    return current_app.extensions["sira.sms_texts"]
+
+
+def _unavailable(engine: Engine) -> Reply:
+    return Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, UNAVAILABLE)), end=True)
+
+
+def _profile_to_cache(loaded: Loaded, state: State) -> dict | None:
     """On a fresh dial read from the database, cache what was read (unless this step changes it)."""
-    if (
-        loaded.state is not None
-        or loaded.profile is not None
-        or direct
-        or not state.origin
-        or not state.origin[1]
-    ):
+    if loaded.state is not None or loaded.profile is not None or not state.origin or not state.origin[1]:
         return None
     return {"language": state.origin[1], "registered": bool(state.facts.get("registered")),
             "referrals": state.facts.get("referrals", [])}  # fmt: skip
@@ -167,10 +186,6 @@ def _buffered_step(
 
 def _last_input(text: str) -> str:
     return text.rsplit("*", 1)[-1][:200] if text else ""
-
-
-def _next(version: str) -> str:
-    return str(int(version or 0) + 1)
 
 
 def _start(

@@ -97,8 +97,14 @@ class UssdStore:
         )
 
     def open(self, blob: bytes | None) -> State | None:
+        """The state in `blob`; None when absent or unreadable (another key, an older shape)."""
         data = self.sealer.open(blob)
-        return State.from_json(data) if data else None
+        if not data:
+            return None
+        try:
+            return State.from_json(data)
+        except (TypeError, ValueError):
+            return None
 
     def save(
         self,
@@ -146,13 +152,3 @@ class UssdStore:
         if phone_digests:
             with contextlib.suppress(RedisError):
                 self.redis.delete(*(self._profile_key(d) for d in phone_digests))
-
-    def restore(self, session_id: str, phone_digest: str, version_now: str, sealed: bytes | None) -> None:
-        """Undo a saved step whose effects could not be committed, so a retry runs it again."""
-        key, _ = self._keys(session_id, phone_digest)
-        previous = self.open(sealed)
-        with contextlib.suppress(RedisError):
-            if previous is None:
-                self.redis.delete(key)
-            else:
-                self.save(session_id, phone_digest, version_now, previous)
