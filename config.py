@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -48,7 +48,6 @@ class Settings:
     expire_after_hours: int = 48
     deadline_check_seconds: int = 60
     public_base_url: str = "http://127.0.0.1:5000"
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
@@ -68,12 +67,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     environ = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for f in fields(Settings):
-        if f.name == "extra":
-            continue
         raw = overrides.get(f.name, environ.get(f.name.upper()))
         if raw is None or raw == "":
             continue
         values[f.name] = _coerce(f.name, f.type, raw)
+    url = str(values.get("database_url", ""))
+    if url.startswith("postgresql://"):
+        values["database_url"] = "postgresql+psycopg://" + url[len("postgresql://") :]
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -100,8 +100,6 @@ def _validate(s: Settings) -> None:
             raise ConfigError(
                 f"{name.upper()} must start with one of {', '.join(schemes)}:// (got {scheme or 'nothing'})"
             )
-    if s.database_url.startswith("postgresql://"):
-        object.__setattr__(s, "database_url", "postgresql+psycopg://" + s.database_url[13:])
     if s.env not in ("development", "testing", "production"):
         raise ConfigError(f"ENV must be development, testing or production, got {s.env!r}")
     try:

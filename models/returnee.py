@@ -10,8 +10,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relat
 
 from models.base import Base, utcnow
 
-CONSENT_VERSION = "consent-v1"
-
 
 class Returnee(Base):
     """A person known by phone; `registered_at` is set once they registered and consented."""

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from models.messaging import TO_SEND, InboundSms, OutboundSms, SmsStatus
-from models.referral import Referral, Status
+from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from models.ussd import UssdSession
 
@@ -22,11 +22,19 @@ CONFIRMATION = "returnee_erased"
 def erase_returnee(session: Session, returnee: Returnee) -> None:
     """Remove or anonymise everything about `returnee`; the caller commits."""
     digest = returnee.phone_hash
+    referral_ids = withdraw_referrals(session, returnee, channel="sms")
+    if referral_ids:
+        # Messages to providers about these referrals (an accepted one names the returnee) and
+        # free-text notes (a decline reason may describe the person) go too.
+        session.execute(
+            update(OutboundSms)
+            .where(OutboundSms.referral_id.in_(referral_ids), OutboundSms.purpose != CONFIRMATION)
+            .values(body=ERASED)
+        )
+        session.execute(
+            update(ReferralEvent).where(ReferralEvent.referral_id.in_(referral_ids)).values(note=None)
+        )
     for referral in session.scalars(select(Referral).where(Referral.returnee_id == returnee.id)):
-        if referral.is_open:
-            referral.move(
-                Status.CANCELLED, actor="returnee", channel="sms", note="returnee erased their data"
-            )
         referral.returnee_id = None
     session.execute(
         update(OutboundSms)
@@ -47,6 +55,15 @@ def erase_returnee(session: Session, returnee: Returnee) -> None:
     session.execute(delete(UssdSession).where(UssdSession.phone_hash == digest))
     session.delete(returnee)
     session.flush()
+
+
+def withdraw_referrals(session: Session, returnee: Returnee, channel: str) -> list[int]:
+    """Consent withdrawn or data erased: cancel what is still open; return all their referral ids."""
+    referrals = list(session.scalars(select(Referral).where(Referral.returnee_id == returnee.id)))
+    for referral in referrals:
+        if referral.is_open:
+            referral.move(Status.CANCELLED, actor="returnee", channel=channel, note="consent withdrawn")
+    return [r.id for r in referrals]
 
 
 def forget_confirmation(row: OutboundSms) -> None:

@@ -14,8 +14,8 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee
-from tests.conftest import Phone
+from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
+from tests.conftest import Phone, flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
 from workers import queues
@@ -189,6 +189,9 @@ def test_garbage_from_a_returnee_gets_a_helpful_reply(live_server, db, gateway, 
 def test_erasure_needs_the_pin_sent_by_sms_and_then_removes_everything(
     db, redis: Redis, gateway, database_url, referral_code
 ) -> None:
+    sms(gateway, database_url, APEJ, f"OK {referral_code}")  # APEJ now holds the name and number
+    flush_transcripts(database_url)
+    assert db.scalar(select(UssdSession)) is not None
     sms(gateway, database_url, RETURNEE, "SUPPRIMER 0000")
     assert "faux" in inbox(gateway, RETURNEE)[-1]
     sms(gateway, database_url, RETURNEE, "supprimer")
@@ -205,6 +208,7 @@ def test_erasure_needs_the_pin_sent_by_sms_and_then_removes_everything(
         + [str(e.note) for e in db.scalars(select(ReferralEvent))]
     )
     assert "70000101" not in everything and "Awa" not in everything
+    assert db.scalar(select(UssdSession)) is None and db.scalar(select(UssdStep)) is None
     assert not redis.keys("ussd:resume:*") and not redis.keys("ussd:profile:*")
 
 
@@ -254,3 +258,17 @@ def test_my_requests_shows_the_status_a_provider_just_set(
     assert "Reprendre" in phone.dial()  # the last session was left open on the list
     phone.send("2")
     assert f"{referral_code} acceptee" in phone.send("2")
+
+
+def test_refusing_consent_when_registering_again_cancels_open_referrals(
+    live_server, db, gateway, database_url, referral_code
+) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    phone.dial()
+    for answer in ("3", "Awa", "2", "3", "1", "1", "1"):
+        phone.send(answer)
+    assert "Sans votre accord" in phone.send("2")
+    current = referral(db, referral_code)
+    assert current.status == "cancelled" and current.events[-1].note == "consent withdrawn"
+    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    assert "Awa" not in " ".join(inbox(gateway, APEJ))  # nothing disclosed after withdrawal

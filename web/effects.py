@@ -12,6 +12,7 @@ from flows import effects
 from flows.sms import SmsTexts
 from models import returnee as returnees
 from models.base import utcnow
+from services.erasure import withdraw_referrals
 from services.referrals import NotReferable, refer
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def _(effect: effects.RefuseConsent, session: Session, done: Performed) -> None:
     returnee = returnees.find_by_phone_hash(session, done.phone_digest)
     if returnee is not None and returnee.consent_version is not None:
         returnees.record_consent(returnee, effect.consent_version, granted=False, channel="ussd")
+        withdraw_referrals(session, returnee, channel="ussd")
 
 
 @perform.register

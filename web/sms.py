@@ -55,7 +55,7 @@ def delivery_report() -> Response:
 
 
 DATE_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S.%f")
-LIMITS = {"from": 32, "to": 32, "text": 1600, "id": 100, "linkId": 100, "date": 40}
+LIMITS = {"from": 32, "to": 20, "text": 1600, "id": 100, "linkId": 100, "date": 40}
 
 
 class Invalid(ValueError):

@@ -7,6 +7,8 @@ import logging
 
 from redis import Redis
 from rq import get_current_job
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, write_steps
@@ -16,6 +18,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 1000
 LOCK = "ussd:steps:flushing"
+DEAD = "ussd:steps:dead"
 
 
 def flush_steps(redis: Redis | None = None) -> int:
@@ -40,9 +43,28 @@ def flush_steps(redis: Redis | None = None) -> int:
                 "%d buffered USSD steps could not be opened (SECRET_KEY changed?)", len(blobs) - len(records)
             )
         with ctx.sessions() as session:
-            written = write_steps(session, records)
-            session.commit()
+            try:
+                written = write_steps(session, records)
+                session.commit()
+            except SQLAlchemyError:
+                session.rollback()
+                written = _one_by_one(session, records, redis)
         redis.ltrim(STEP_BUFFER, len(blobs), -1)
         return written
     finally:
         redis.delete(LOCK)
+
+
+def _one_by_one(session: Session, records: list[dict], redis: Redis) -> int:
+    """The batch failed: write what can be written; set aside (still sealed) what cannot."""
+    written = 0
+    sealer = Sealer(job_context().settings.secret_key, SEALING_PURPOSE)
+    for record in records:
+        try:
+            written += write_steps(session, [record])
+            session.commit()
+        except SQLAlchemyError:
+            session.rollback()
+            log.warning("a buffered USSD step could not be written; kept aside in %s", DEAD)
+            redis.rpush(DEAD, sealer.seal(json.dumps(record).encode()))
+    return written
