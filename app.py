@@ -15,7 +15,7 @@ from flows.journeys import conversation
 from models import db
 from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE
-from web import health, sms, ussd
+from web import admin, health, sms, ussd
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
 from workers.context import sms_texts
@@ -47,5 +47,6 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(ussd.bp)
     app.register_blueprint(sms.bp)
+    admin.init_app(app)
     cli.init_app(app)
     return app

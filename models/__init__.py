@@ -1,5 +1,6 @@
 """Database models, one module per aggregate; importing this package registers them all."""
 
+from models.admin import AuditEntry, Role, User
 from models.base import Base
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.messaging import InboundSms, OutboundSms, SmsStatus
@@ -8,6 +9,7 @@ from models.returnee import ConsentRecord, Returnee
 from models.ussd import UssdSession, UssdStep
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "Category",
     "ConsentRecord",
@@ -19,8 +21,10 @@ __all__ = [
     "ReferralEvent",
     "Region",
     "Returnee",
+    "Role",
     "SmsStatus",
     "Status",
+    "User",
     "UssdSession",
     "UssdStep",
 ]

@@ -1,0 +1,19 @@
+"""The admin web under /admin/: coordinators, viewers and providers' focal points."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from web.admin import audit_log, referrals  # noqa: F401  (their views register on the blueprint)
+from web.admin.access import bp, security_headers
+from web.admin.cli import create_user
+from web.admin.sessions import SessionStore
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprint, its Redis session store, its headers hook and its CLI command."""
+    app.config.setdefault("ADMIN_COOKIE_SECURE", True)
+    app.extensions["sira.admin_sessions"] = SessionStore(app.extensions["sira.redis"])
+    app.register_blueprint(bp)
+    app.after_request(security_headers)
+    app.cli.add_command(create_user)

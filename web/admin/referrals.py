@@ -1,0 +1,309 @@
+"""Referrals in the admin: a filtered list paginated in the database, a timeline, and actions.
+
+Actions go through the lifecycle (services.referrals, services.lifecycle), so their SMS are
+written to the outbox in the same transaction and queued after the commit, as web/sms.py does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from models.admin import Role, User, audit
+from models.base import as_utc, utcnow
+from models.db import get_session
+from models.directory import Category, Provider, Region
+from models.phone import masked
+from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
+from models.returnee import Returnee
+from services import lifecycle
+from services.referrals import assign
+from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.paging import Page, page_number
+from workers.queues import enqueue_sms
+
+# Statuses in which a referral waits on the coordination desk when it has no provider.
+AT_DESK = (Status.NEW, Status.DECLINED, Status.EXPIRED)
+DISCLOSED = (Status.ACCEPTED, Status.CLOSED)  # a provider sees who to call only from acceptance
+STATUS_LABELS = {
+    Status.NEW: "nouvelle", Status.SENT: "envoyée", Status.ACCEPTED: "acceptée", Status.DECLINED: "refusée",
+    Status.EXPIRED: "expirée", Status.CLOSED: "clôturée", Status.CANCELLED: "annulée",
+}  # fmt: skip
+DONE = {"rerouted": "Orientation réorientée.", "cancelled": "Orientation annulée.", "noted": "Note ajoutée."}
+
+
+def visible(user: User) -> Select:
+    """The referrals a user may see at all: a provider's focal point sees its provider's only."""
+    query = select(Referral)
+    if user.role == Role.PROVIDER:
+        query = query.where(Referral.provider_id == user.provider_id)
+    return query
+
+
+def referral_or_404(session: Session, code: str, user: User, for_update: bool = False) -> Referral:
+    """The object check: another provider's referral does not exist, as far as this user knows."""
+    query = visible(user).where(Referral.code == code[:8].upper())
+    referral = session.scalar(query.with_for_update() if for_update else query)
+    if referral is None:
+        abort(404)
+    return referral
+
+
+def overdue_clause(reminder_hours: int) -> object:
+    """Past the provider's first deadline without an answer, or waiting on the desk."""
+    cutoff = utcnow() - timedelta(hours=reminder_hours)
+    return or_(
+        and_(Referral.status == Status.SENT, Referral.assigned_at <= cutoff),
+        and_(Referral.provider_id.is_(None), Referral.status.in_([s.value for s in AT_DESK])),
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str = ""
+    category: str = ""
+    region: str = ""
+    provider: str = ""  # a provider id, or "desk"
+    overdue: bool = False
+
+    @classmethod
+    def from_args(cls, args: dict[str, str]) -> Filters:
+        """Unknown values are dropped rather than refused: they only come from edited URLs."""
+        status = args.get("status", "")
+        provider = args.get("provider", "")
+        return cls(
+            status=status if status in {s.value for s in Status} else "",
+            category=args.get("category", "")[:30],
+            region=args.get("region", "")[:20],
+            provider=provider if provider == "desk" or provider.isdigit() else "",
+            overdue=args.get("overdue") == "1",
+        )
+
+    def apply(self, query: Select, reminder_hours: int) -> Select:
+        if self.status:
+            query = query.where(Referral.status == self.status)
+        if self.category:
+            query = query.where(Referral.category == self.category)
+        if self.region:
+            query = query.where(Referral.region == self.region)
+        if self.provider == "desk":
+            query = query.where(Referral.provider_id.is_(None))
+        elif self.provider:
+            query = query.where(Referral.provider_id == int(self.provider))
+        if self.overdue:
+            query = query.where(overdue_clause(reminder_hours))
+        return query
+
+    def args(self) -> dict[str, str]:
+        values = {"status": self.status, "category": self.category, "region": self.region,
+                  "provider": self.provider, "overdue": "1" if self.overdue else ""}  # fmt: skip
+        return {k: v for k, v in values.items() if v}
+
+
+def directory(session: Session) -> tuple[dict[str, str], dict[str, str], dict[int, str]]:
+    """Names of categories, regions and providers: small tables, read whole."""
+    return (
+        dict(session.execute(select(Category.code, Category.name).order_by(Category.position)).all()),
+        dict(session.execute(select(Region.code, Region.name).order_by(Region.name)).all()),
+        dict(session.execute(select(Provider.id, Provider.name).order_by(Provider.name)).all()),
+    )
+
+
+@bp.get("/referrals")
+@require(*EVERYONE)
+def referrals() -> ResponseReturnValue:
+    """Newest first; LIMIT/OFFSET in the database, one row more than shown to know of a next page."""
+    user, session = current_user(), get_session()
+    settings = current_app.extensions["sira.settings"]
+    filters = Filters.from_args(request.args)
+    number = page_number(request.args)
+    query = filters.apply(visible(user), settings.reminder_after_hours)
+    query = query.order_by(Referral.created_at.desc(), Referral.id.desc())
+    rows = list(session.scalars(query.limit(Page.SIZE + 1).offset((number - 1) * Page.SIZE)))
+    page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
+    categories, regions, providers = directory(session)
+    cutoff = utcnow() - timedelta(hours=settings.reminder_after_hours)
+    late = {r.id for r in page.items if is_overdue(r, cutoff)}
+    return render_template(
+        "admin/referrals.html", page=page, filters=filters, categories=categories, regions=regions,
+        providers=providers, late=late, statuses=STATUS_LABELS,
+    )  # fmt: skip
+
+
+def is_overdue(referral: Referral, cutoff: object) -> bool:
+    if referral.provider_id is None:
+        return referral.status in AT_DESK
+    return (
+        referral.status == Status.SENT
+        and referral.assigned_at is not None
+        and (as_utc(referral.assigned_at) <= cutoff)
+    )
+
+
+@dataclass(frozen=True)
+class ReturneeView:
+    """What the page may show of the returnee: clear, masked, or nothing yet."""
+
+    first_name: str
+    phone: str
+    language: str
+    region: str
+    masked: bool
+
+
+def returnee_view(returnee: Returnee | None, referral: Referral, user: User) -> ReturneeView | None:
+    if returnee is None:
+        return None
+    if user.role == Role.PROVIDER and referral.status not in DISCLOSED:
+        return None
+    hide = user.role == Role.VIEWER
+    name = returnee.first_name or "-"
+    phone = returnee.phone_e164 or "-"
+    return ReturneeView(
+        first_name=(name[0] + " •••") if hide and name != "-" else name,
+        phone=masked(phone) if hide and phone != "-" else phone,
+        language=returnee.language,
+        region=returnee.region or "-",
+        masked=hide,
+    )
+
+
+def actor_names(session: Session, actors: set[str]) -> dict[str, str]:
+    """Readable names for event actors ("user:3", "provider:7"); the rest are shown as they are."""
+    users = [int(a[5:]) for a in actors if a.startswith("user:") and a[5:].isdigit()]
+    providers = [int(a[9:]) for a in actors if a.startswith("provider:") and a[9:].isdigit()]
+    names: dict[str, str] = {}
+    if users:
+        names |= {
+            f"user:{i}": e for i, e in session.execute(select(User.id, User.email).where(User.id.in_(users)))
+        }
+    if providers:
+        names |= {
+            f"provider:{i}": n
+            for i, n in session.execute(select(Provider.id, Provider.name).where(Provider.id.in_(providers)))
+        }
+    return names
+
+
+@bp.get("/referrals/<code>")
+@require(*EVERYONE)
+def referral(code: str) -> ResponseReturnValue:
+    """The timeline and, for staff, the actions; every view is audited (it may show who asked)."""
+    user, session = current_user(), get_session()
+    found = referral_or_404(session, code, user)
+    returnee = session.get(Returnee, found.returnee_id) if found.returnee_id else None
+    shown = returnee_view(returnee, found, user)
+    categories, regions, providers = directory(session)
+    candidates: list[Provider] = []
+    status = Status(found.status)
+    can_reroute = user.role in STAFF and (status == Status.SENT or Status.SENT in ALLOWED[status])
+    if can_reroute:
+        candidates = list(
+            session.scalars(
+                select(Provider)
+                .where(Provider.active.is_(True), Provider.categories.any(Category.code == found.category))
+                .order_by(Provider.name)
+            )
+        )
+    audit(session, user.id, "referral.view", "referral", found.code,
+          returnee_id=found.returnee_id, shown=shown is not None, masked=bool(shown and shown.masked))  # fmt: skip
+    session.commit()
+    return render_template(
+        "admin/referral.html", referral=found, returnee=shown, categories=categories, regions=regions,
+        providers=providers, statuses=STATUS_LABELS, actors=actor_names(session, {e.actor for e in found.events}),
+        candidates=candidates, can_reroute=can_reroute, can_cancel=user.role in STAFF and Status.CANCELLED in ALLOWED[status],
+        can_note=user.role in STAFF, done=DONE.get(request.args.get("done", "")),
+    )  # fmt: skip
+
+
+def finish(session: Session, referral: Referral, sms_ids: list[int], done: str) -> ResponseReturnValue:
+    """Commit, then queue the SMS and drop the returnee's cached USSD profile (it lists referrals)."""
+    returnee_hash = session.scalar(select(Returnee.phone_hash).where(Returnee.id == referral.returnee_id))
+    session.commit()
+    settings = current_app.extensions["sira.settings"]
+    enqueue_sms(current_app.extensions["sira.redis"], sms_ids, settings.sms_retry_intervals)
+    if returnee_hash:
+        current_app.extensions["sira.ussd_store"].forget_profile(returnee_hash)
+    return redirect(url_for("admin.referral", code=referral.code, done=done))
+
+
+@bp.post("/referrals/<code>/reroute")
+@require(*EVERYONE)
+def reroute(code: str) -> ResponseReturnValue:
+    """Send the referral to a chosen provider, or to the next matching one when none is chosen.
+
+    A referral still waiting on a provider is first withdrawn from it: the lifecycle has no
+    sent -> sent move, so the withdrawal is recorded as a decline by this user (the event's
+    actor says it was the coordination, not the provider).
+    """
+    user, session = current_user(), get_session()
+    found = referral_or_404(session, code, user, for_update=True)
+    if user.role not in STAFF:
+        abort(403)
+    status = Status(found.status)
+    if status != Status.SENT and Status.SENT not in ALLOWED[status]:
+        abort(409)
+    chosen: Provider | None = None
+    raw = request.form.get("provider_id", "")
+    if raw:
+        chosen = session.get(Provider, int(raw)) if raw.isdigit() else None
+        if (
+            chosen is None
+            or not chosen.active
+            or chosen.id == found.provider_id
+            or found.category not in {c.code for c in chosen.categories}
+        ):
+            abort(409)
+    actor, texts = f"user:{user.id}", current_app.extensions["sira.sms_texts"]
+    previous = found.provider_id
+    if status == Status.SENT:
+        found.move(
+            Status.DECLINED, actor=actor, channel="web", note="retirée par la coordination"
+        ).provider_id = previous
+    if chosen is not None:
+        sms_ids = assign(session, found, chosen, texts, actor=actor, channel="web")
+    else:
+        sms_ids = lifecycle.reroute(session, found, texts, actor=actor, channel="web")
+    audit(session, user.id, "referral.reroute", "referral", found.code,
+          from_provider_id=previous, to_provider_id=found.provider_id, chosen=chosen is not None)  # fmt: skip
+    return finish(session, found, sms_ids, "rerouted")
+
+
+@bp.post("/referrals/<code>/cancel")
+@require(*EVERYONE)
+def cancel(code: str) -> ResponseReturnValue:
+    user, session = current_user(), get_session()
+    found = referral_or_404(session, code, user, for_update=True)
+    if user.role not in STAFF:
+        abort(403)
+    reason = request.form.get("reason", "").strip()[:200] or None
+    try:
+        found.move(Status.CANCELLED, actor=f"user:{user.id}", channel="web", note=reason)
+    except IllegalTransition:
+        abort(409)
+    audit(session, user.id, "referral.cancel", "referral", found.code)
+    return finish(session, found, [], "cancelled")
+
+
+@bp.post("/referrals/<code>/note")
+@require(*EVERYONE)
+def note(code: str) -> ResponseReturnValue:
+    """A note is an event that keeps the status; its text stays out of the audit log."""
+    user, session = current_user(), get_session()
+    found = referral_or_404(session, code, user, for_update=True)
+    if user.role not in STAFF:
+        abort(403)
+    text = " ".join(request.form.get("note", "").split())[:200]
+    if not text:
+        return redirect(url_for("admin.referral", code=found.code))
+    found.events.append(
+        ReferralEvent(from_status=found.status, to_status=found.status, actor=f"user:{user.id}",
+                      channel="web", provider_id=found.provider_id, note=text)
+    )  # fmt: skip
+    audit(session, user.id, "referral.note", "referral", found.code)
+    return finish(session, found, [], "noted")
