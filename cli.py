@@ -123,7 +123,7 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
-    from rq import Worker
+    from rq import SimpleWorker
 
     from workers import queues
     from workers.cron import start_cron
@@ -136,7 +136,9 @@ def worker_command(burst: bool) -> None:
     settings = current_app.extensions["sira.settings"]
     if not burst:
         start_cron(redis, settings.outbox_sweep_seconds, settings.deadline_check_seconds)
-    worker = Worker(list(queues.ALL), connection=redis)
+    # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
+    # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
+    worker = SimpleWorker(list(queues.ALL), connection=redis)
     worker.work(burst=burst, with_scheduler=True)
 
 

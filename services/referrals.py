@@ -27,6 +27,7 @@ from models.returnee import Returnee
 
 CHILD_PROTECTION = "child_protection"
 MAX_SEGMENTS = 2
+SWEEP_GRACE = timedelta(seconds=60)
 log = logging.getLogger(__name__)
 
 
@@ -160,6 +161,8 @@ def queue_sms(
         purpose=purpose,
         referral_id=referral_id,
         segments=segment_count(sms.body),
+        # Its own job is queued right after the commit; the sweeper steps in only if that failed.
+        next_attempt_at=utcnow() + SWEEP_GRACE,
     )
     session.add(row)
     session.flush()

@@ -6,6 +6,8 @@ emulator as its own process, delivery reports posted back to the webhook.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from flask import Flask
 from redis import Redis
@@ -133,7 +135,10 @@ def test_redis_down_when_the_referral_is_made_the_sms_goes_out_once_redis_is_bac
         assert {r.status for r in session.scalars(select(OutboundSms))} == {SmsStatus.PENDING}
     assert Queue(queues.SMS, connection=redis).count == 0  # nothing could be queued
 
-    Queue(queues.DEFAULT, connection=redis).enqueue("workers.outbox.sweep_outbox")  # the cron's job
+    a_minute_later = (datetime.now(UTC) + timedelta(seconds=61)).isoformat()
+    Queue(queues.DEFAULT, connection=redis).enqueue(
+        "workers.outbox.sweep_outbox", a_minute_later
+    )  # the cron's
     with LiveServer(app, app_port):
         run_worker(database_url, gateway)
     sent = messages(gateway)

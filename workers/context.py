@@ -1,13 +1,16 @@
 """What a job needs (settings, database sessions, the SMS gateway, texts), built once per process.
 
-RQ forks a work-horse per job; a connection pool inherited across a fork is shared with the
-parent, so the context is keyed by process id and a child builds its own.
+Sira's worker does not fork per job (see `cli.worker_command`), so the context, its database
+pool and its gateway connection serve every job of the process. It is keyed by process id (a
+forking worker's child builds its own rather than share its parent's connections) and by the
+settings (tests run jobs against one database, then another).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,7 +20,7 @@ from flows.sms import SmsTexts
 from gateway import SmsGateway, gateway_from_settings
 from models.db import make_session_factory
 
-_contexts: dict[int, JobContext] = {}
+_contexts: dict[tuple[int, Settings], JobContext] = {}
 
 
 @dataclass
@@ -39,15 +42,22 @@ def sms_texts(settings: Settings, catalogs: Catalogs) -> SmsTexts:
 
 
 def job_context() -> JobContext:
-    """This process's context, built from the environment on first use."""
-    pid = os.getpid()
-    if pid not in _contexts:
+    """This process's context for the current settings, built on first use."""
+    settings = load_settings()
+    key = (os.getpid(), settings)
+    if key not in _contexts:
+        for old in _contexts.values():
+            old.sessions.kw["bind"].dispose(close=False)
         _contexts.clear()
-        settings = load_settings()
-        _contexts[pid] = JobContext(
+        _contexts[key] = JobContext(
             settings=settings,
             sessions=make_session_factory(settings.database_url),
             gateway=gateway_from_settings(settings),
-            texts=sms_texts(settings, Catalogs.load()),
+            texts=sms_texts(settings, _catalogs()),
         )
-    return _contexts[pid]
+    return _contexts[key]
+
+
+@lru_cache(maxsize=1)
+def _catalogs() -> Catalogs:
+    return Catalogs.load()

@@ -7,12 +7,12 @@ whose job died with its worker, is sent once Redis is back.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from redis import Redis
 from sqlalchemy import select, update
 
-from models.base import utcnow
+from models.base import as_utc, utcnow
 from models.messaging import TO_SEND, OutboundSms, SmsStatus
 from workers.context import job_context
 from workers.queues import enqueue_sms
@@ -24,10 +24,13 @@ GIVE_UP_AFTER = timedelta(hours=24)
 BATCH = 500
 
 
-def sweep_outbox(redis: Redis | None = None) -> dict[str, int]:
-    """RQ job (run by the worker's cron): reclaim stuck sends, give up on old ones, queue the rest."""
+def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str, int]:
+    """RQ job (run by the worker's cron): reclaim stuck sends, give up on old ones, queue the rest.
+
+    `now` (ISO 8601) lets a test or an operator sweep against a controlled clock.
+    """
     ctx = job_context()
-    now = utcnow()
+    now = as_utc(datetime.fromisoformat(now)) if now else utcnow()
     with ctx.sessions() as session:
         reclaimed = session.execute(
             update(OutboundSms)

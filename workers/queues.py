@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 SMS = "sms"
 DEFAULT = "default"
-ALL = (SMS, DEFAULT)
+# Served in this order: the cron's jobs (transcripts, sweep, deadlines) are few and quick, and
+# must not wait behind a backlog of SMS.
+ALL = (DEFAULT, SMS)
 
 SMS_JOB_TIMEOUT = 60
 
