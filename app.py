@@ -12,13 +12,12 @@ from config import Settings, load_settings
 from flows.engine import Engine
 from flows.i18n import Catalogs
 from flows.journeys import conversation
-from models import db
+from flows.sms import SmsTexts
 from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE
-from web import admin, health, sms, ussd
+from web import admin, db, health, sms, ussd
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
-from workers.context import sms_texts
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -39,7 +38,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.extensions["sira.redis"] = redis
     catalogs = Catalogs.load()
     app.extensions["sira.engine"] = Engine(conversation(), catalogs)
-    app.extensions["sira.sms_texts"] = sms_texts(settings, catalogs)
+    app.extensions["sira.sms_texts"] = SmsTexts.from_settings(settings, catalogs)
     app.extensions["sira.ussd_store"] = UssdStore(
         redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
     )

@@ -484,14 +484,14 @@ def outbox_rows(database_url: str, env: dict[str, str], count: int) -> list[int]
     """Provider alerts written to the outbox as `refer` writes them, for the send jobs to pick up."""
     from config import load_settings
     from flows.i18n import Catalogs
+    from flows.sms import SmsTexts
     from models.db import make_session_factory
     from models.phone import phone_hash
     from models.referral import new_code
     from services.referrals import queue_sms
-    from workers.context import sms_texts
 
     settings = load_settings(env)
-    texts = sms_texts(settings, Catalogs.load())
+    texts = SmsTexts.from_settings(settings, Catalogs.load())
     sessions = make_session_factory(database_url)
     ids = []
     try:

@@ -8,9 +8,13 @@ say nothing a relative should not read (no category, no provider kind, no "migra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flows.i18n import Catalogs, _
 from flows.text import to_gsm7
+
+if TYPE_CHECKING:
+    from config import Settings
 
 # To a provider's focal point (in the provider's language).
 PROVIDER_ALERT = _(
@@ -70,6 +74,13 @@ class SmsTexts:
     provider_sender: str
     returnee_sender: str
     ussd_code: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, catalogs: Catalogs) -> SmsTexts:
+        """The one way to build the texts, for the web layer and the workers alike."""
+        return cls(
+            catalogs, settings.sms_sender_provider, settings.sms_sender_returnee, settings.ussd_service_code
+        )
 
     def render(self, lang: str, msgid: str, labels: dict[str, str] | None = None, **values: str) -> str:
         """The message in `lang`: `labels` are message ids translated too, `values` go in as they are."""

@@ -1,14 +1,14 @@
-"""One engine and one sessionmaker per process; a request-scoped session for Flask.
+"""One engine and one sessionmaker per process, and the few statements every layer shares.
 
 Workers and CLI commands call `make_session_factory(url)` and own their sessions; they never
-need a Flask app context. Functions elsewhere take a `Session` argument; the caller commits.
+need a Flask app context (the request-scoped session is `web.db`). Functions elsewhere take a
+`Session` argument; the caller commits.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from flask import Flask, current_app, g
 from sqlalchemy import Engine, Insert, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -42,25 +42,6 @@ def make_engine(url: str) -> Engine:
 
 def make_session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=make_engine(url), expire_on_commit=False)
-
-
-def init_app(app: Flask) -> None:
-    """Attach the session factory to the app and close the request's session at teardown."""
-    app.extensions["sira.sessions"] = make_session_factory(app.config["DATABASE_URL"])
-    app.teardown_appcontext(_close_session)
-
-
-def get_session() -> Session:
-    """The current request's session, opened on first use."""
-    if "db_session" not in g:
-        g.db_session = current_app.extensions["sira.sessions"]()
-    return g.db_session
-
-
-def _close_session(_exc: BaseException | None) -> None:
-    session = g.pop("db_session", None)
-    if session is not None:
-        session.close()
 
 
 def insert_ignore(session: Session, model: type, **values: object) -> int | None:

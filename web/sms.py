@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 
 from flows.sms_commands import parse
 from models.base import utcnow
-from models.db import get_session, insert_ignore
+from models.db import insert_ignore
 from models.messaging import InboundSms, OutboundSms
 from models.phone import InvalidPhone, phone_hash, to_e164
 from models.referral import Referral
 from models.returnee import Returnee, get_or_create
 from services.inbound import handle
+from web.db import get_session
 from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,11 @@ from flows.text import to_ussd
 from models import Referral, UssdSession, UssdStep
 from models import returnee as returnees
 from models.base import utcnow
-from models.db import get_session, insert_ignore
+from models.db import insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
 from services.transcripts import step_record
+from web.db import get_session
 from web.effects import Performed, perform
 from web.ussd_store import Loaded, UssdStore
 from workers.queues import enqueue_sms

@@ -31,16 +31,6 @@ class JobContext:
     texts: SmsTexts
 
 
-def sms_texts(settings: Settings, catalogs: Catalogs) -> SmsTexts:
-    """The one way to build SMS texts from settings, for the web layer and the workers alike."""
-    return SmsTexts(
-        catalogs=catalogs,
-        provider_sender=settings.sms_sender_provider,
-        returnee_sender=settings.sms_sender_returnee,
-        ussd_code=settings.ussd_service_code,
-    )
-
-
 def job_context() -> JobContext:
     """This process's context for the current settings, built on first use."""
     settings = load_settings()
@@ -53,7 +43,7 @@ def job_context() -> JobContext:
             settings=settings,
             sessions=make_session_factory(settings.database_url),
             gateway=gateway_from_settings(settings),
-            texts=sms_texts(settings, _catalogs()),
+            texts=SmsTexts.from_settings(settings, _catalogs()),
         )
     return _contexts[key]
 

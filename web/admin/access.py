@@ -17,8 +17,8 @@ from redis.exceptions import RedisError
 
 from models.admin import Role, User, audit, find_user, spend_password_check
 from models.base import utcnow
-from models.db import get_session
 from web.admin.sessions import AdminSession, SessionStore
+from web.db import get_session
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 

@@ -7,9 +7,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from models.admin import AuditEntry, Role, User
-from models.db import get_session
 from web.admin.access import bp, require
 from web.admin.paging import Page, page_number
+from web.db import get_session
 
 
 @bp.get("/audit")

@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
-from models.db import get_session
 from models.directory import Category, Provider, Region
 from models.phone import masked
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
@@ -25,6 +24,7 @@ from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.paging import Page, page_number
+from web.db import get_session
 from workers.queues import enqueue_sms
 
 # Statuses in which a referral waits on the coordination desk when it has no provider.

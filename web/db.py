@@ -1,0 +1,27 @@
+"""The request-scoped database session: opened on first use, closed at teardown."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+from models.db import make_session_factory
+
+
+def init_app(app: Flask) -> None:
+    """Attach the session factory to the app and close the request's session at teardown."""
+    app.extensions["sira.sessions"] = make_session_factory(app.config["DATABASE_URL"])
+    app.teardown_appcontext(_close_session)
+
+
+def get_session() -> Session:
+    """The current request's session, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["sira.sessions"]()
+    return g.db_session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
