@@ -126,6 +126,7 @@ def worker_command(burst: bool) -> None:
     from rq import SimpleWorker
 
     from workers import queues
+    from workers.connection import worker_redis
     from workers.cron import start_cron
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
@@ -134,6 +135,7 @@ def worker_command(burst: bool) -> None:
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
     settings = current_app.extensions["sira.settings"]
+    redis = worker_redis(settings.redis_url)
     if not burst:
         start_cron(redis, settings.outbox_sweep_seconds, settings.deadline_check_seconds)
     # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the

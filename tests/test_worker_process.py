@@ -46,3 +46,30 @@ def test_flask_worker_refuses_to_start_when_redis_is_down(database_url: str) -> 
     assert (
         result.returncode != 0 and "redis not answering" in result.stderr and "Traceback" not in result.stderr
     )
+
+
+def test_long_running_worker_picks_up_a_referral_promptly_after_idling(
+    database_url: str, redis: Redis, gateway: EmulatorProcess, app_port: int
+) -> None:
+    """The Procfile's worker blocks on its queues; it must not time out and back off while idle."""
+    import time
+
+    from tests.conftest import LiveServer
+    from tests.gateway_helpers import wait_for
+
+    app = seeded_app(database_url, gateway)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "worker"],
+        cwd=ROOT, env=worker_env(database_url, gateway.url), stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)  # idle, blocked on the queues
+        with LiveServer(app, app_port) as server:
+            ask_for_help(Phone(server.url, number=RETURNEE))
+            started = time.monotonic()
+            wait_for(lambda: len(messages(gateway)) == 2, timeout=5)
+            assert time.monotonic() - started < 2
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    assert "could not connect to Redis" not in stderr

@@ -16,3 +16,8 @@ def redis_from_url(url: str, socket_timeout: float = 0.5) -> Redis:
         socket_connect_timeout=socket_timeout,
         health_check_interval=30,
     )
+
+
+def worker_redis(url: str) -> Redis:
+    """The worker's connection: RQ blocks on the queues for minutes, so no short read time-out."""
+    return Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30)
