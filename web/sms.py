@@ -18,15 +18,12 @@ from models.phone import InvalidPhone, phone_hash, to_e164
 from models.referral import Referral
 from models.returnee import Returnee, get_or_create
 from services.inbound import handle
+from web import plain
 from web.db import get_session
 from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")
-
-
-def plain(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="text/plain")
 
 
 @bp.post("/delivery")

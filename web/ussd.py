@@ -27,6 +27,7 @@ from models.db import insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
 from services.transcripts import step_record
+from web import plain
 from web.db import get_session
 from web.effects import Performed, perform
 from web.ussd_store import Loaded, UssdStore
@@ -43,10 +44,6 @@ MAX_RACES = 3
 
 class BadRequest(ValueError):
     """The gateway's form is not one we can act on; the message says why."""
-
-
-def plain(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype="text/plain")
 
 
 def parse_form(form: dict[str, str], settings: Settings) -> dict[str, str]:
