@@ -15,7 +15,7 @@ from flows.journeys import conversation
 from flows.sms import SmsTexts
 from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE
-from web import admin, db, health, sms, ussd
+from web import admin, callbacks, db, health, sms, ussd
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
 
@@ -44,8 +44,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     )
     app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
     app.register_blueprint(health.bp)
-    app.register_blueprint(ussd.bp)
-    app.register_blueprint(sms.bp)
+    callbacks.register(app, [(ussd.bp, ""), (sms.bp, "/sms")], settings.callback_secrets)
     admin.init_app(app)
     cli.init_app(app)
     return app

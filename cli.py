@@ -84,8 +84,10 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
     """A terminal phone: dial the service and answer its screens, as a handset would."""
     import uuid
 
+    from web.callbacks import callback_url
+
     settings = current_app.extensions["sira.settings"]
-    url = url or settings.public_base_url.rstrip("/") + "/ussd"
+    url = url or callback_url(settings.public_base_url, "/ussd", settings.callback_secrets)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
     answers = inputs.split(",") if inputs is not None else None
     history: list[str] = []

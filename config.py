@@ -48,10 +48,16 @@ class Settings:
     expire_after_hours: int = 48
     deadline_check_seconds: int = 60
     public_base_url: str = "http://127.0.0.1:5000"
+    callback_secret: str = ""
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def callback_secrets(self) -> tuple[str, ...]:
+        """The valid first path segments of gateway callbacks (two during a rotation)."""
+        return tuple(s.strip() for s in self.callback_secret.split(",") if s.strip())
 
 
 _URL_SCHEMES = {
@@ -115,3 +121,7 @@ def _validate(s: Settings) -> None:
                 raise ConfigError(
                     f"{name.upper()} must be set to a random value of 32+ characters in production"
                 )
+        if not s.callback_secrets or any(len(x) < 32 for x in s.callback_secrets):
+            raise ConfigError(
+                "CALLBACK_SECRET must be set in production: one or two random values of 32+ characters"
+            )

@@ -23,7 +23,7 @@ from web.db import get_session
 from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
-bp = Blueprint("sms", __name__, url_prefix="/sms")
+bp = Blueprint("sms", __name__)
 
 
 @bp.post("/delivery")

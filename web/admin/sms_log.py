@@ -1,0 +1,81 @@
+"""The SMS log in the admin: messages sent and received, paginated in the database.
+
+Numbers are masked for viewers; bodies are shown to admins and coordinators only. The status
+filter has a shortcut for what needs attention (held by the gateway, refused, given up on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import render_template, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Select, select
+
+from models.admin import Role
+from models.messaging import InboundSms, OutboundSms, SmsStatus
+from models.phone import masked
+from models.referral import Referral
+from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.paging import Page, page_number
+from web.admin.ussd import not_for_providers
+from web.db import get_session
+
+OUT, IN = "out", "in"
+ATTENTION = "attention"
+NEEDS_ATTENTION = (SmsStatus.HELD, SmsStatus.FAILED, SmsStatus.DEAD)
+STATUS_LABELS = {
+    SmsStatus.PENDING: "en attente", SmsStatus.SENDING: "en cours d'envoi", SmsStatus.HELD: "bloqué",
+    SmsStatus.ACCEPTED: "accepté", SmsStatus.FAILED: "refusé", SmsStatus.DEAD: "abandonné",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Filters:
+    direction: str = OUT
+    status: str = ""  # outgoing only: a status, or "attention" for held, failed and dead
+
+    @classmethod
+    def from_args(cls, args: dict[str, str]) -> Filters:
+        direction = IN if args.get("direction") == IN else OUT
+        status = args.get("status", "")
+        known = {s.value for s in SmsStatus} | {ATTENTION}
+        return cls(direction=direction, status=status if direction == OUT and status in known else "")
+
+    def apply(self, query: Select) -> Select:
+        if self.status == ATTENTION:
+            return query.where(OutboundSms.status.in_([s.value for s in NEEDS_ATTENTION]))
+        if self.status:
+            return query.where(OutboundSms.status == self.status)
+        return query
+
+    def args(self) -> dict[str, str]:
+        values = {"direction": self.direction if self.direction == IN else "", "status": self.status}
+        return {k: v for k, v in values.items() if v}
+
+
+def number_for(user_role: str, e164: str) -> str:
+    return masked(e164) if user_role == Role.VIEWER else e164
+
+
+@bp.get("/sms")
+@require(*EVERYONE)
+def sms_log() -> ResponseReturnValue:
+    """Newest first; LIMIT/OFFSET in the database, one row more than shown to know of a next page."""
+    not_for_providers()
+    user = current_user()
+    filters = Filters.from_args(request.args)
+    number = page_number(request.args)
+    if filters.direction == OUT:
+        query = filters.apply(
+            select(OutboundSms, Referral.code).outerjoin(Referral, Referral.id == OutboundSms.referral_id)
+        ).order_by(OutboundSms.created_at.desc(), OutboundSms.id.desc())
+    else:
+        query = select(InboundSms).order_by(InboundSms.received_at.desc(), InboundSms.id.desc())
+    rows = get_session().execute(query.limit(Page.SIZE + 1).offset((number - 1) * Page.SIZE)).all()
+    # Outgoing rows are (message, referral code); incoming ones are (message,).
+    page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
+    return render_template(
+        "admin/sms.html", page=page, filters=filters, statuses=STATUS_LABELS, attention=ATTENTION,
+        show_body=user.role in STAFF, number=lambda e164: number_for(user.role, e164),
+    )  # fmt: skip
