@@ -44,4 +44,9 @@ class CreateReferral:
     category: str
 
 
-Effect = SetLanguage | SaveRegistration | RefuseConsent | CreateReferral
+@dataclass(frozen=True)
+class RequestErasure:
+    """Send the returnee, by SMS, the code that confirms the erasure of their data."""
+
+
+Effect = SetLanguage | SaveRegistration | RefuseConsent | CreateReferral | RequestErasure

@@ -7,15 +7,22 @@ A message already queued to confirm the erasure is the only one left to send.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from models.base import as_utc, utcnow
 from models.messaging import TO_SEND, InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from models.ussd import UssdSession
 
 ERASED = "[erased]"
+ERASE_PIN_VALID = timedelta(hours=24)
 CONFIRMATION = "returnee_erased"
 
 
@@ -64,6 +71,25 @@ def withdraw_referrals(session: Session, returnee: Returnee, channel: str) -> li
         if referral.is_open:
             referral.move(Status.CANCELLED, actor="returnee", channel=channel, note="consent withdrawn")
     return [r.id for r in referrals]
+
+
+def new_erase_pin(returnee: Returnee, hash_key: str) -> str:
+    """A one-time PIN that the returnee must send back (SUPPRIMER <pin>) within 24 hours."""
+    pin = f"{secrets.randbelow(10000):04d}"
+    returnee.erase_code_hash = _pin_hash(returnee, pin, hash_key)
+    returnee.erase_requested_at = utcnow()
+    return pin
+
+
+def erase_pin_matches(returnee: Returnee, pin: str, hash_key: str) -> bool:
+    requested = returnee.erase_requested_at
+    fresh = requested is not None and as_utc(requested) > utcnow() - ERASE_PIN_VALID
+    expected = returnee.erase_code_hash
+    return bool(expected) and fresh and hmac.compare_digest(expected, _pin_hash(returnee, pin, hash_key))
+
+
+def _pin_hash(returnee: Returnee, pin: str, hash_key: str) -> str:
+    return hmac.new(hash_key.encode(), f"erase:{returnee.id}:{pin}".encode(), hashlib.sha256).hexdigest()
 
 
 def forget_confirmation(row: OutboundSms) -> None:

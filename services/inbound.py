@@ -6,10 +6,6 @@ text gets the help message. A provider acts only on referrals assigned to it.
 
 from __future__ import annotations
 
-import hmac
-import secrets
-from datetime import timedelta
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,17 +13,15 @@ from flows import sms as texts_
 from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
 from flows.sms_commands import Command, Parsed
-from models.base import as_utc, utcnow
+from models.base import utcnow
 from models.directory import ProviderNumber
 from models.messaging import InboundSms
-from models.phone import phone_hash
 from models.referral import IllegalTransition, Referral, open_clause
 from models.returnee import Returnee
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
-from services.erasure import CONFIRMATION, erase_returnee
+from services.erasure import CONFIRMATION, erase_pin_matches, erase_returnee, new_erase_pin
 
-ERASE_PIN_VALID = timedelta(hours=24)
 PROVIDER_ACTIONS = {Command.ACCEPT: lifecycle.accept, Command.CLOSE: lifecycle.close}
 
 
@@ -140,15 +134,8 @@ def _erase(
 ) -> list[int]:
     """SUPPRIMER sends a one-time PIN; SUPPRIMER <pin> within 24 hours erases everything."""
     if parsed.code is None or not parsed.code.isdigit():
-        pin = f"{secrets.randbelow(10000):04d}"
-        returnee.erase_code_hash = phone_hash(f"erase:{returnee.id}:{pin}", hash_key)
-        returnee.erase_requested_at = utcnow()
-        return answer(texts_.R_ERASE_CONFIRM, pin=pin)
-    expected = returnee.erase_code_hash
-    requested = returnee.erase_requested_at
-    fresh = requested is not None and as_utc(requested) > utcnow() - ERASE_PIN_VALID
-    given = phone_hash(f"erase:{returnee.id}:{parsed.code}", hash_key)
-    if not expected or not fresh or not hmac.compare_digest(expected, given):
+        return answer(texts_.R_ERASE_CONFIRM, pin=new_erase_pin(returnee, hash_key))
+    if not erase_pin_matches(returnee, parsed.code, hash_key):
         return answer(texts_.R_ERASE_BAD_PIN)
     sms = texts.to_returnee(returnee.language, texts_.R_ERASED)
     goodbye = lifecycle.queue_sms(

@@ -272,3 +272,29 @@ def test_refusing_consent_when_registering_again_cancels_open_referrals(
     assert current.status == "cancelled" and current.events[-1].note == "consent withdrawn"
     sms(gateway, database_url, APEJ, f"OK {referral_code}")
     assert "Awa" not in " ".join(inbox(gateway, APEJ))  # nothing disclosed after withdrawal
+
+
+def test_my_data_erasure_by_ussd_sends_the_code_by_sms(
+    live_server, db, gateway, database_url, referral_code
+) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    phone.dial()
+    assert "Mes donnees" in phone.send("5")
+    assert "SUPPRIMER" in phone.send("2")
+    assert phone.send("1").startswith("END ")
+    run_worker(database_url, gateway)
+    pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 4)
+    sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
+    db.expire_all()
+    assert db.scalar(select(Returnee)) is None and referral(db, referral_code).status == "cancelled"
+
+
+def test_my_data_withdraws_consent_by_ussd(live_server, db, gateway, database_url, referral_code) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    phone.dial()
+    phone.send("5")
+    phone.send("1")
+    assert "retire" in phone.send("1")
+    assert referral(db, referral_code).status == "cancelled"
+    db.expire_all()
+    assert not db.scalar(select(Returnee)).is_registered

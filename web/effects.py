@@ -9,11 +9,12 @@ from functools import singledispatch
 from sqlalchemy.orm import Session
 
 from flows import effects
+from flows import sms as texts_
 from flows.sms import SmsTexts
 from models import returnee as returnees
 from models.base import utcnow
-from services.erasure import withdraw_referrals
-from services.referrals import NotReferable, refer
+from services.erasure import new_erase_pin, withdraw_referrals
+from services.referrals import NotReferable, queue_sms, refer
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Performed:
     phone_digest: str
     phone_e164: str
     texts: SmsTexts
+    hash_key: str
     params: dict[str, str] = field(default_factory=dict)
     sms_ids: list[int] = field(default_factory=list)
 
@@ -61,6 +63,16 @@ def _(effect: effects.RefuseConsent, session: Session, done: Performed) -> None:
     if returnee is not None and returnee.consent_version is not None:
         returnees.record_consent(returnee, effect.consent_version, granted=False, channel="ussd")
         withdraw_referrals(session, returnee, channel="ussd")
+
+
+@perform.register
+def _(effect: effects.RequestErasure, session: Session, done: Performed) -> None:
+    returnee = returnees.get_or_create(session, done.phone_digest)
+    pin = new_erase_pin(returnee, done.hash_key)
+    sms = done.texts.to_returnee(returnee.language, texts_.R_ERASE_CONFIRM, pin=pin)
+    done.sms_ids.append(
+        queue_sms(session, done.phone_e164, done.phone_digest, sms, "returnee_reply", None).id
+    )
 
 
 @perform.register

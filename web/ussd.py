@@ -129,7 +129,9 @@ def _step(
         if won is False:
             continue  # another request advanced the session first: read it again
         if won is None:  # Redis is down: the transcript line goes to the database instead
-            _commit(session, fields, Performed(digest, fields["phone"], _texts()), result, started)
+            _commit(
+                session, fields, Performed(digest, fields["phone"], _texts(), _hash_key()), result, started
+            )
         return result.reply
     log.warning("a USSD session lost %d races in a row", MAX_RACES)
     latest = store.load(session_id, digest, with_resume=False).state
@@ -144,7 +146,7 @@ def _commit_effects(
     result: StepResult,
     started: float,
 ) -> Reply:
-    done = Performed(digest, fields["phone"], _texts())
+    done = Performed(digest, fields["phone"], _texts(), _hash_key())
     reply = _commit(session, fields, done, result, started)
     settings: Settings = current_app.extensions["sira.settings"]
     enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids, settings.sms_retry_intervals)
@@ -154,6 +156,10 @@ def _commit_effects(
 
 def _texts() -> SmsTexts:
     return current_app.extensions["sira.sms_texts"]
+
+
+def _hash_key() -> str:
+    return current_app.extensions["sira.settings"].phone_hash_key
 
 
 def _unavailable(engine: Engine) -> Reply:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flows.engine import Conversation
-from flows.journeys import help, home, registration, requests
+from flows.journeys import help, home, mydata, registration, requests
 
 
 def conversation() -> Conversation:
     """Every journey, with the main menu as root and the language choice as first dial."""
     return Conversation(
-        (home.JOURNEY, registration.JOURNEY, help.JOURNEY, requests.JOURNEY),
+        (home.JOURNEY, registration.JOURNEY, help.JOURNEY, requests.JOURNEY, mydata.JOURNEY),
         root=home.MAIN_MENU,
         first_dial=home.FIRST_DIAL,
     )

@@ -41,6 +41,7 @@ JOURNEY = Journey(
             Option("requests", _("My requests"), goto="requests.list"),
             Option("register", _("Register"), goto="registration.first_name"),
             Option("language", _("Language"), goto="home.language"),
+            Option("mydata", _("My data"), goto="mydata.menu"),
             save="intent",
         ),
         Choose(
