@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
+PROBE_PHONE = "+22379999999"  # fictitious, like every number a benchmark dials
+
 HOST = "127.0.0.1"
 SERVICE_CODE = "*384*7472#"
 NETWORK_CODE = "61001"
@@ -338,7 +340,7 @@ async def learn_register_choice(port: int) -> str:
     """Dial the app once to read which number Register has, so the bare endpoint gets the same forms."""
     http = HttpConnection(HOST, port)
     form = {"sessionId": f"bench-probe-{random.getrandbits(32):08x}", "serviceCode": SERVICE_CODE,
-            "phoneNumber": "+22379999999", "networkCode": NETWORK_CODE, "text": ""}  # fmt: skip
+            "phoneNumber": PROBE_PHONE, "networkCode": NETWORK_CODE, "text": ""}  # fmt: skip
     try:
         _, menu = await http.post(urlencode(form).encode())
         if REGISTER_LABEL not in menu:

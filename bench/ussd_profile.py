@@ -27,6 +27,9 @@ from typing import Any
 from bench.ussd_load import NETWORK_CODE, REGISTER, REGISTER_LABEL, SERVICE_CODE, answers, register_choice
 from bench.ussd_steps import PG_ADMIN_URL, fresh_database, fresh_redis
 
+# Fictitious numbers, like every number a benchmark dials.
+FICTITIOUS_PHONE, WARM_PHONE = "+22379999999", "+22379999990"
+
 
 @dataclass
 class Counts:
@@ -160,7 +163,7 @@ def round_trips(client: Any) -> None:
             marks["t"], marks["c"] = time.perf_counter(), time.process_time()
 
         COUNTS.reset()
-        journey(client, "+22379999999", f"profile-{dial}-{secrets.token_hex(4)}", on_step)
+        journey(client, FICTITIOUS_PHONE, f"profile-{dial}-{secrets.token_hex(4)}", on_step)
 
 
 def profile(client: Any, journeys: int, top: int) -> None:
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     with sira_app(args.database) as app:
         instrument(app)
         client = app.test_client()
-        journey(client, "+22379999990", "profile-warm", lambda *_: None)  # load caches, open connections
+        journey(client, WARM_PHONE, "profile-warm", lambda *_: None)  # load caches, open connections
         round_trips(client)
         profile(client, args.journeys, args.top)
 
