@@ -15,7 +15,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app import create_app
-from models import OutboundSms, Provider, Referral, SmsStatus
+from models import OutboundSms, Provider, Referral, Returnee, SmsStatus
 from tests.conftest import Phone, redis_dump
 from tests.gateway_helpers import EmulatorProcess, wait_for
 from tests.journeys import RETURNEE, ask_for_help, code_in, messages, run_worker, seeded_app, settings_for
@@ -191,3 +191,19 @@ def test_send_job_is_idempotent_once_the_gateway_accepted(
     enqueue_sms(redis, ids, "0")  # a stray duplicate job for every message
     run_worker(database_url, gateway)
     assert len(messages(gateway)) == 2
+
+
+def test_consent_withdrawn_mid_session_refers_nothing_and_says_so_in_the_returnees_language(
+    live_server, db
+) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    phone.dial()
+    for answer in ("3", "1", "Awa", "2", "3", "1", "1", "1", "1"):  # English; register on the way to help
+        phone.send(answer)
+    phone.send("1")  # jobs: now on the confirmation screen
+    returnee = db.scalar(select(Returnee))
+    returnee.consent_version = None  # withdrawn meanwhile (another channel)
+    db.commit()
+    reply = phone.send("1")
+    assert reply.startswith("END ") and "Please register first" in reply
+    assert db.scalar(select(func.count()).select_from(Referral)) == 0

@@ -81,10 +81,6 @@ def ussd() -> Response:
     session = get_session()
     try:
         reply = _step(engine, store, session, fields, digest, started)
-    except NotReferable as exc:
-        session.rollback()
-        log.info("USSD referral refused: %s", exc)
-        reply = Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, REGISTER_FIRST)), end=True)
     except SQLAlchemyError:
         session.rollback()
         log.exception("database unavailable during a USSD step")
@@ -114,7 +110,12 @@ def _step(
         if not result.advanced:
             return result.reply
         if result.effects:
-            reply = _commit_effects(store, session, fields, digest, result, started)
+            try:
+                reply = _commit_effects(store, session, fields, digest, result, started)
+            except NotReferable as exc:  # no consent on record: nothing may be shared
+                session.rollback()
+                log.info("USSD referral refused: %s", exc)
+                return Reply(to_ussd(engine.catalogs.gettext(state.language, REGISTER_FIRST)), end=True)
             state.reply = reply.text
             if loaded.available:
                 store.save(session_id, digest, loaded.version, state)
