@@ -27,15 +27,18 @@ class Catalogs:
         self.messages = messages
 
     @classmethod
-    def load(cls, directory: Path = CATALOG_DIR) -> Catalogs:
+    def load(
+        cls, directory: Path = CATALOG_DIR, domain: str = "messages", languages: tuple[str, ...] = LANGUAGES
+    ) -> Catalogs:
+        """Read `<lang>/LC_MESSAGES/<domain>.po` for each language (the admin has its own domain)."""
         messages: dict[str, dict[str, str]] = {}
-        for lang in LANGUAGES:
-            path = directory / lang / "LC_MESSAGES" / "messages.po"
+        for lang in languages:
+            path = directory / lang / "LC_MESSAGES" / f"{domain}.po"
             with path.open("rb") as fh:
                 catalog = read_po(fh, locale=None)
             messages[lang] = {m.id: m.string for m in catalog if m.id and m.string}
         return cls(messages)
 
     def gettext(self, lang: str, msgid: str) -> str:
-        table = self.messages.get(lang) or self.messages.get(DEFAULT_LANGUAGE, {})
+        table = self.messages.get(lang) or self.messages.get(DEFAULT_LANGUAGE) or {}
         return table.get(msgid) or msgid

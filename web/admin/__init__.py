@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web.admin import audit_log, referrals, sms_log, ussd  # noqa: F401  (their views register on the blueprint)
+from web.admin import audit_log, i18n, referrals, sms_log, ussd  # noqa: F401  (their views register on the blueprint)
 from web.admin.access import bp, security_headers
 from web.admin.cli import create_user
 from web.admin.sessions import SessionStore
@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     """Register the blueprint, its Redis session store, its headers hook and its CLI command."""
     app.config.setdefault("ADMIN_COOKIE_SECURE", True)
     app.extensions["sira.admin_sessions"] = SessionStore(app.extensions["sira.redis"])
+    i18n.init_app(app)
     app.register_blueprint(bp)
     app.after_request(security_headers)
     app.cli.add_command(create_user)

@@ -17,13 +17,14 @@ from redis.exceptions import RedisError
 
 from models.admin import Role, User, audit, find_user, spend_password_check
 from models.base import utcnow
+from web.admin.i18n import _, choose_language, language
 from web.admin.sessions import AdminSession, SessionStore
 from web.db import get_session
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 
 COOKIE = "sira_admin"
-LOGIN_FAILED = "Email ou mot de passe incorrect."
+LOGIN_FAILED = _("Wrong email or password.")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -55,7 +56,7 @@ def security_headers(response: Response) -> Response:
 @bp.before_request
 def load_session() -> None:
     """Find the session and its user; refuse any POST whose CSRF token is not the session's."""
-    g.admin_session, g.admin_user = None, None
+    g.admin_session, g.admin_user, g.admin_lang = None, None, language()
     if request.endpoint == "admin.static":
         return
     session = store().load(request.cookies.get(COOKIE, ""))
@@ -169,6 +170,12 @@ def logout() -> ResponseReturnValue:
     return response
 
 
+@bp.post("/language")
+def set_language() -> ResponseReturnValue:
+    """Signed in or not (the login page offers it too); the CSRF check applies as to any POST."""
+    return choose_language(safe_next(request.form.get("next")))
+
+
 @bp.get("/")
 @require(*EVERYONE)
 def index() -> ResponseReturnValue:
@@ -176,12 +183,12 @@ def index() -> ResponseReturnValue:
 
 
 ERRORS = {
-    400: "Formulaire expiré ou invalide : rechargez la page.",
-    401: "Session terminée : reconnectez-vous.",
-    403: "Accès refusé.",
-    404: "Page introuvable.",
-    409: "Action impossible dans l'état actuel.",
-    503: "Service indisponible, réessayez plus tard.",
+    400: _("This form has expired or is invalid: reload the page."),
+    401: _("Your session has ended: sign in again."),
+    403: _("Access denied."),
+    404: _("Page not found."),
+    409: _("This action is not possible in the current state."),
+    503: _("Service unavailable, try again later."),
 }
 
 

@@ -23,6 +23,7 @@ from models.returnee import Returnee
 from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.i18n import _
 from web.admin.paging import Page, page_number
 from web.db import get_session
 from workers.queues import enqueue_sms
@@ -31,10 +32,14 @@ from workers.queues import enqueue_sms
 AT_DESK = (Status.NEW, Status.DECLINED, Status.EXPIRED)
 DISCLOSED = (Status.ACCEPTED, Status.CLOSED)  # a provider sees who to call only from acceptance
 STATUS_LABELS = {
-    Status.NEW: "nouvelle", Status.SENT: "envoyée", Status.ACCEPTED: "acceptée", Status.DECLINED: "refusée",
-    Status.EXPIRED: "expirée", Status.CLOSED: "clôturée", Status.CANCELLED: "annulée",
+    Status.NEW: _("new"), Status.SENT: _("sent"), Status.ACCEPTED: _("accepted"), Status.DECLINED: _("declined"),
+    Status.EXPIRED: _("expired"), Status.CLOSED: _("closed"), Status.CANCELLED: _("cancelled"),
 }  # fmt: skip
-DONE = {"rerouted": "Orientation réorientée.", "cancelled": "Orientation annulée.", "noted": "Note ajoutée."}
+DONE = {
+    "rerouted": _("Referral re-routed."),
+    "cancelled": _("Referral cancelled."),
+    "noted": _("Note added."),
+}
 
 
 def visible(user: User) -> Select:
@@ -263,7 +268,7 @@ def reroute(code: str) -> ResponseReturnValue:
     previous = found.provider_id
     if status == Status.SENT:
         found.move(
-            Status.DECLINED, actor=actor, channel="web", note="retirée par la coordination"
+            Status.DECLINED, actor=actor, channel="web", note=_("withdrawn by the coordination")
         ).provider_id = previous
     if chosen is not None:
         sms_ids = assign(session, found, chosen, texts, actor=actor, channel="web")

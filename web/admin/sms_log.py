@@ -17,6 +17,7 @@ from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.phone import masked
 from models.referral import Referral
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.i18n import _
 from web.admin.paging import Page, page_number
 from web.admin.ussd import not_for_providers
 from web.db import get_session
@@ -25,8 +26,8 @@ OUT, IN = "out", "in"
 ATTENTION = "attention"
 NEEDS_ATTENTION = (SmsStatus.HELD, SmsStatus.FAILED, SmsStatus.DEAD)
 STATUS_LABELS = {
-    SmsStatus.PENDING: "en attente", SmsStatus.SENDING: "en cours d'envoi", SmsStatus.HELD: "bloqué",
-    SmsStatus.ACCEPTED: "accepté", SmsStatus.FAILED: "refusé", SmsStatus.DEAD: "abandonné",
+    SmsStatus.PENDING: _("pending"), SmsStatus.SENDING: _("sending"), SmsStatus.HELD: _("held"),
+    SmsStatus.ACCEPTED: _("accepted by the gateway"), SmsStatus.FAILED: _("refused"), SmsStatus.DEAD: _("given up"),
 }  # fmt: skip
 
 
