@@ -10,6 +10,7 @@ directly. Inserts are idempotent on the session id and on (session, step number)
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -21,6 +22,12 @@ from models.ussd import UssdSession, UssdStep
 
 STEP_BUFFER = "ussd:steps"
 SEALING_PURPOSE = "ussd-steps"
+ERASED_TTL_SECONDS = 2 * 24 * 3600  # far longer than a step waits in the buffer, dead list aside
+
+
+def erased_key(phone_digest: str) -> str:
+    """A tombstone: this phone was erased, so its buffered steps must not bring a session back."""
+    return f"ussd:erased:{phone_digest}"
 
 
 def step_record(
@@ -39,10 +46,13 @@ def step_record(
     return json.dumps(record, separators=(",", ":")).encode()
 
 
-def write_steps(session: Session, records: list[dict]) -> int:
-    """Insert buffered steps, creating the session rows that first steps carry."""
+def write_steps(session: Session, records: list[dict], erased: Collection[str] = ()) -> int:
+    """Insert buffered steps, creating the session rows that first steps carry.
+
+    A first step of a phone in `erased` creates nothing, so none of that session's steps is kept.
+    """
     for r in records:
-        if r.get("m"):
+        if r.get("m") and r["m"].get("phone_hash") not in erased:
             row = {**r["m"], "started_at": as_utc(datetime.fromisoformat(r["m"]["started_at"]))}
             insert_ignore(session, UssdSession, **row)
     wanted = {r["s"] for r in records}

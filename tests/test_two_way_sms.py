@@ -285,8 +285,10 @@ def test_my_data_erasure_by_ussd_sends_the_code_by_sms(
     run_worker(database_url, gateway)
     pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 4)
     sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
+    flush_transcripts(database_url)  # the steps of the session that asked were still buffered in Redis
     db.expire_all()
     assert db.scalar(select(Returnee)) is None and referral(db, referral_code).status == "cancelled"
+    assert db.scalar(select(UssdSession)) is None and db.scalar(select(UssdStep)) is None
 
 
 def test_my_data_withdraws_consent_by_ussd(live_server, db, gateway, database_url, referral_code) -> None:

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from flows.engine import State
 from services.sealing import Sealer
-from services.transcripts import STEP_BUFFER
+from services.transcripts import ERASED_TTL_SECONDS, STEP_BUFFER, erased_key
 
 _CAS = """
 local current = redis.call('HGET', KEYS[1], 'v')
@@ -143,9 +143,13 @@ class UssdStore:
         return bool(won)
 
     def forget_phone(self, phone_digest: str) -> None:
-        """Drop the phone's resumable session and profile (erasure); live sessions expire on their own."""
+        """Erasure: drop the phone's resumable session and profile, and leave a tombstone so that
+        its steps still in the buffer are not written back (live sessions expire on their own)."""
         with contextlib.suppress(RedisError):
-            self.redis.delete(f"ussd:resume:{phone_digest}", self._profile_key(phone_digest))
+            pipe = self.redis.pipeline()
+            pipe.delete(f"ussd:resume:{phone_digest}", self._profile_key(phone_digest))
+            pipe.set(erased_key(phone_digest), "1", ex=ERASED_TTL_SECONDS)
+            pipe.execute()
 
     def forget_profile(self, *phone_digests: str) -> None:
         """The returnee or their referrals changed: the next dial reads the database."""

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.sealing import Sealer
-from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, write_steps
+from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, erased_key, write_steps
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
@@ -42,26 +42,36 @@ def flush_steps(redis: Redis | None = None) -> int:
             log.warning(
                 "%d buffered USSD steps could not be opened (SECRET_KEY changed?)", len(blobs) - len(records)
             )
+        erased = erased_phones(redis, records)
         with ctx.sessions() as session:
             try:
-                written = write_steps(session, records)
+                written = write_steps(session, records, erased)
                 session.commit()
             except SQLAlchemyError:
                 session.rollback()
-                written = _one_by_one(session, records, redis)
+                written = _one_by_one(session, records, redis, erased)
         redis.ltrim(STEP_BUFFER, len(blobs), -1)
         return written
     finally:
         redis.delete(LOCK)
 
 
-def _one_by_one(session: Session, records: list[dict], redis: Redis) -> int:
+def erased_phones(redis: Redis, records: list[dict]) -> set[str]:
+    """The phones among the batch's new sessions that were erased since (one MGET per batch)."""
+    digests = sorted({r["m"]["phone_hash"] for r in records if r.get("m") and r["m"].get("phone_hash")})
+    if not digests:
+        return set()
+    marks = redis.mget([erased_key(d) for d in digests])
+    return {d for d, mark in zip(digests, marks, strict=True) if mark}
+
+
+def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: set[str]) -> int:
     """The batch failed: write what can be written; set aside (still sealed) what cannot."""
     written = 0
     sealer = Sealer(job_context().settings.secret_key, SEALING_PURPOSE)
     for record in records:
         try:
-            written += write_steps(session, [record])
+            written += write_steps(session, [record], erased)
             session.commit()
         except SQLAlchemyError:
             session.rollback()
