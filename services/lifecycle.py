@@ -1,11 +1,14 @@
 """A referral's life after it is sent: accepted, declined and re-routed, closed, expired.
 
-Disclosure follows acceptance: only the number that accepts receives the returnee's first name
-and number. The returnee hears of what matters to them (acceptance, closing, no provider left),
-unless they sent STOP. Every change is a referral event; the caller commits and queues the SMS.
+Disclosure follows acceptance: only the provider that accepts learns the returnee's first name
+and number (the number that accepted, by SMS; its focal point, on the admin web). The returnee
+hears of what matters to them (acceptance, closing, no provider left), unless they sent STOP.
+Every change is a referral event; the caller commits and queues the SMS.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,40 +44,74 @@ def reply_to(
     return [queue_sms(session, number.phone_e164, number.phone_hash, sms, purpose, referral_id).id]
 
 
-def accept(session: Session, referral: Referral, number: ProviderNumber, texts: SmsTexts) -> list[int]:
-    """The provider takes the referral: now, and only now, its number learns who to call."""
-    provider = number.provider
-    referral.move(Status.ACCEPTED, actor=f"provider:{provider.id}", channel="sms").provider_id = provider.id
+@dataclass(frozen=True)
+class Answer:
+    """Who answers for the provider: a number by SMS (it gets the confirmation), or a user on the web.
+
+    On the web the page shows the outcome, so the provider's phones get no confirmation SMS; the
+    returnee is told exactly as when the provider answers by SMS.
+    """
+
+    provider: Provider
+    number: ProviderNumber | None
+    actor: str
+    channel: str
+
+    @classmethod
+    def of(cls, who: ProviderNumber | Answer) -> Answer:
+        if isinstance(who, Answer):
+            return who
+        return cls(who.provider, who, f"provider:{who.provider.id}", "sms")
+
+    @classmethod
+    def on_web(cls, provider: Provider, user_id: int) -> Answer:
+        return cls(provider, None, f"user:{user_id}", "web")
+
+    def reply(self, session: Session, sms: Sms, purpose: str, referral_id: int) -> list[int]:
+        return reply_to(session, self.number, sms, purpose, referral_id) if self.number else []
+
+    def contact_phone(self) -> str:
+        """The number the returnee should call: the provider's contact, else the number that answered."""
+        if self.provider.contact_phone:
+            return self.provider.contact_phone
+        number = self.number or next(iter(self.provider.numbers), None)
+        return number.phone_e164 if number else "-"
+
+
+def accept(session: Session, referral: Referral, who: ProviderNumber | Answer, texts: SmsTexts) -> list[int]:
+    """The provider takes the referral: now, and only now, it learns who to call."""
+    by = Answer.of(who)
+    provider = by.provider
+    referral.move(Status.ACCEPTED, actor=by.actor, channel=by.channel).provider_id = provider.id
     returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
     name = (returnee.first_name if returnee else None) or "-"
     phone = (returnee.phone_e164 if returnee else None) or "-"
-    sms_ids = reply_to(
-        session, number, texts.to_provider(provider.language, texts_.P_ACCEPTED, code=referral.code, name=name, phone=phone),
+    sms_ids = by.reply(
+        session, texts.to_provider(provider.language, texts_.P_ACCEPTED, code=referral.code, name=name, phone=phone),
         "provider_accepted", referral.id,
     )  # fmt: skip
     if returnee is not None:
         notice = texts.to_returnee(
             returnee.language, texts_.R_ACCEPTED, code=referral.code, provider=provider.name,
-            phone=provider.contact_phone or number.phone_e164,
+            phone=by.contact_phone(),
         )  # fmt: skip
         sms_ids += notify_returnee(session, returnee, notice, "returnee_accepted", referral.id)
     return sms_ids
 
 
 def decline(
-    session: Session, referral: Referral, number: ProviderNumber, reason: str, texts: SmsTexts
+    session: Session, referral: Referral, who: ProviderNumber | Answer, reason: str, texts: SmsTexts
 ) -> list[int]:
     """The provider cannot take it: thank them and send the referral to the next provider."""
-    provider = number.provider
-    event = referral.move(
-        Status.DECLINED, actor=f"provider:{provider.id}", channel="sms", note=reason or None
-    )
+    by = Answer.of(who)
+    provider = by.provider
+    event = referral.move(Status.DECLINED, actor=by.actor, channel=by.channel, note=reason or None)
     event.provider_id = provider.id
-    sms_ids = reply_to(
-        session, number, texts.to_provider(provider.language, texts_.P_DECLINED, code=referral.code),
+    sms_ids = by.reply(
+        session, texts.to_provider(provider.language, texts_.P_DECLINED, code=referral.code),
         "provider_declined", referral.id,
     )  # fmt: skip
-    return sms_ids + reroute(session, referral, texts, actor="system", channel="sms")
+    return sms_ids + reroute(session, referral, texts, actor="system", channel=by.channel)
 
 
 def reroute(session: Session, referral: Referral, texts: SmsTexts, actor: str, channel: str) -> list[int]:
@@ -102,13 +139,14 @@ def reroute(session: Session, referral: Referral, texts: SmsTexts, actor: str, c
     return notify_returnee(session, returnee, notice, "returnee_desk", referral.id)
 
 
-def close(session: Session, referral: Referral, number: ProviderNumber, texts: SmsTexts) -> list[int]:
+def close(session: Session, referral: Referral, who: ProviderNumber | Answer, texts: SmsTexts) -> list[int]:
     """The provider served the returnee: ask the returnee whether they were helped."""
-    provider = number.provider
-    referral.move(Status.CLOSED, actor=f"provider:{provider.id}", channel="sms").provider_id = provider.id
+    by = Answer.of(who)
+    provider = by.provider
+    referral.move(Status.CLOSED, actor=by.actor, channel=by.channel).provider_id = provider.id
     referral.feedback_requested_at = utcnow()
-    sms_ids = reply_to(
-        session, number, texts.to_provider(provider.language, texts_.P_CLOSED, code=referral.code),
+    sms_ids = by.reply(
+        session, texts.to_provider(provider.language, texts_.P_CLOSED, code=referral.code),
         "provider_closed", referral.id,
     )  # fmt: skip
     returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None

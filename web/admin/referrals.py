@@ -39,6 +39,9 @@ DONE = {
     "rerouted": _("Referral re-routed."),
     "cancelled": _("Referral cancelled."),
     "noted": _("Note added."),
+    "accepted": _("Referral accepted: the person is waiting for your call."),
+    "declined": _("Referral declined: it goes to another provider."),
+    "closed": _("Referral closed: the person will be asked whether they were helped."),
 }
 
 
@@ -136,7 +139,7 @@ def referrals() -> ResponseReturnValue:
     late = {r.id for r in page.items if is_overdue(r, cutoff)}
     return render_template(
         "admin/referrals.html", page=page, filters=filters, categories=categories, regions=regions,
-        providers=providers, late=late, statuses=STATUS_LABELS,
+        providers=providers, late=late, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
     )  # fmt: skip
 
 
@@ -223,10 +226,14 @@ def referral(code: str) -> ResponseReturnValue:
         providers=providers, statuses=STATUS_LABELS, actors=actor_names(session, {e.actor for e in found.events}),
         candidates=candidates, can_reroute=can_reroute, can_cancel=user.role in STAFF and Status.CANCELLED in ALLOWED[status],
         can_note=user.role in STAFF, done=DONE.get(request.args.get("done", "")),
+        can_answer=user.role == Role.PROVIDER and status == Status.SENT,
+        can_close=user.role == Role.PROVIDER and status == Status.ACCEPTED,
     )  # fmt: skip
 
 
-def finish(session: Session, referral: Referral, sms_ids: list[int], done: str) -> ResponseReturnValue:
+def finish(
+    session: Session, referral: Referral, sms_ids: list[int], done: str, to_list: bool = False
+) -> ResponseReturnValue:
     """Commit, then queue the SMS and drop the returnee's cached USSD profile (it lists referrals)."""
     returnee_hash = session.scalar(select(Returnee.phone_hash).where(Returnee.id == referral.returnee_id))
     session.commit()
@@ -234,6 +241,8 @@ def finish(session: Session, referral: Referral, sms_ids: list[int], done: str) 
     enqueue_sms(current_app.extensions["sira.redis"], sms_ids, settings.sms_retry_intervals)
     if returnee_hash:
         current_app.extensions["sira.ussd_store"].forget_profile(returnee_hash)
+    if to_list:
+        return redirect(url_for("admin.referrals", done=done))
     return redirect(url_for("admin.referral", code=referral.code, done=done))
 
 
@@ -312,3 +321,51 @@ def note(code: str) -> ResponseReturnValue:
     )  # fmt: skip
     audit(session, user.id, "referral.note", "referral", found.code)
     return finish(session, found, [], "noted")
+
+
+ANSWERED = {"accept": "accepted", "decline": "declined", "close": "closed"}
+
+
+def provider_answer(code: str, action: str) -> ResponseReturnValue:
+    """A focal point answers on the web as its phones do by SMS: the same lifecycle, the same SMS.
+
+    Only its own provider's referral exists for it (404 otherwise); a move the lifecycle forbids
+    (already accepted, closed...) is a 409 that changes nothing.
+    """
+    user, session = current_user(), get_session()
+    found = referral_or_404(session, code, user, for_update=True)
+    by = lifecycle.Answer.on_web(session.get(Provider, user.provider_id), user.id)
+    texts = current_app.extensions["sira.sms_texts"]
+    reason = " ".join(request.form.get("reason", "").split())[:200]
+    try:
+        if action == "accept":
+            sms_ids = lifecycle.accept(session, found, by, texts)
+        elif action == "decline":
+            sms_ids = lifecycle.decline(session, found, by, reason, texts)
+        else:
+            sms_ids = lifecycle.close(session, found, by, texts)
+    except IllegalTransition:
+        session.rollback()
+        abort(409)
+    detail = {"reason": bool(reason)} if action == "decline" else {}
+    audit(session, user.id, f"referral.{action}", "referral", found.code, **detail)
+    # A declined referral has gone to another provider: its page no longer exists for this user.
+    return finish(session, found, sms_ids, ANSWERED[action], to_list=action == "decline")
+
+
+@bp.post("/referrals/<code>/accept")
+@require(Role.PROVIDER)
+def accept(code: str) -> ResponseReturnValue:
+    return provider_answer(code, "accept")
+
+
+@bp.post("/referrals/<code>/decline")
+@require(Role.PROVIDER)
+def decline(code: str) -> ResponseReturnValue:
+    return provider_answer(code, "decline")
+
+
+@bp.post("/referrals/<code>/close")
+@require(Role.PROVIDER)
+def close(code: str) -> ResponseReturnValue:
+    return provider_answer(code, "close")
