@@ -156,6 +156,8 @@ def erase(returnee_id: int) -> ResponseReturnValue:
     if request.method == "GET" or request.form.get("confirm") != "1":
         error = CONFIRM_FIRST if request.method == "POST" else None
         count = session.scalar(select(Referral.id).where(Referral.returnee_id == found.id).limit(1))
+        audit(session, user.id, "returnee.view", "returnee", found.id, masked=shown.masked, page="erase")
+        session.commit()
         return render_template(
             "admin/returnee_erase.html",
             returnee=found,
