@@ -26,10 +26,16 @@ ERASE_PIN_VALID = timedelta(hours=24)
 CONFIRMATION = "returnee_erased"
 
 
-def erase_returnee(session: Session, returnee: Returnee) -> None:
-    """Remove or anonymise everything about `returnee`; the caller commits."""
+def erase_returnee(
+    session: Session, returnee: Returnee, actor: str = "returnee", channel: str = "sms"
+) -> None:
+    """Remove or anonymise everything about `returnee`; the caller commits.
+
+    `actor` and `channel` say who asked (the returnee by SMS, or staff on the admin web), so the
+    open referrals' cancellation records it.
+    """
     digest = returnee.phone_hash
-    referral_ids = withdraw_referrals(session, returnee, channel="sms")
+    referral_ids = withdraw_referrals(session, returnee, channel=channel, actor=actor)
     if referral_ids:
         # Messages to providers about these referrals (an accepted one names the returnee) and
         # free-text notes (a decline reason may describe the person) go too.
@@ -64,12 +70,14 @@ def erase_returnee(session: Session, returnee: Returnee) -> None:
     session.flush()
 
 
-def withdraw_referrals(session: Session, returnee: Returnee, channel: str) -> list[int]:
+def withdraw_referrals(
+    session: Session, returnee: Returnee, channel: str, actor: str = "returnee"
+) -> list[int]:
     """Consent withdrawn or data erased: cancel what is still open; return all their referral ids."""
     referrals = list(session.scalars(select(Referral).where(Referral.returnee_id == returnee.id)))
     for referral in referrals:
         if referral.is_open:
-            referral.move(Status.CANCELLED, actor="returnee", channel=channel, note="consent withdrawn")
+            referral.move(Status.CANCELLED, actor=actor, channel=channel, note="consent withdrawn")
     return [r.id for r in referrals]
 
 

@@ -1,0 +1,348 @@
+"""Providers in the admin: their load and response times, and the directory kept up to date.
+
+Staff create, edit, deactivate and reactivate; viewers read. A deactivated provider keeps its
+history but gets no new referral (services.referrals.match_provider and the re-route form
+both take active ones only). A bad form is shown again with its messages and nothing saved.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from flows.i18n import LANGUAGES
+from models.admin import audit
+from models.base import as_utc, utcnow
+from models.directory import Category, Provider, ProviderNumber, Region
+from models.phone import InvalidPhone, phone_hash, to_e164
+from models.referral import OPEN, Referral, ReferralEvent, Status
+from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.i18n import _
+from web.admin.ussd import not_for_providers
+from web.db import get_session
+
+RESPONSE_WINDOW = timedelta(days=90)
+MAX_CAPACITY = 10_000
+MAX_NUMBERS = 10
+DONE = {
+    "created": _("Provider created."),
+    "saved": _("Provider saved."),
+    "deactivated": _("Provider deactivated: it gets no new referrals."),
+    "reactivated": _("Provider reactivated."),
+}
+
+
+@dataclass(frozen=True)
+class Load:
+    open: int
+    today: int
+    median_response: timedelta | None
+    responses: int
+
+
+def response_times(session: Session, since: datetime) -> dict[int, list[timedelta]]:
+    """Per provider, the time from each assignment to its acceptance or decline by the provider.
+
+    A decline recorded by the coordination (a withdrawal) is not the provider's answer.
+    """
+    answered = (
+        select(ReferralEvent.referral_id)
+        .where(
+            ReferralEvent.at >= since,
+            ReferralEvent.from_status == Status.SENT,
+            ReferralEvent.to_status.in_([Status.ACCEPTED, Status.DECLINED]),
+            ReferralEvent.actor.startswith("provider:"),
+        )
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(ReferralEvent.referral_id, ReferralEvent.to_status, ReferralEvent.actor,
+               ReferralEvent.provider_id, ReferralEvent.at)
+        .where(ReferralEvent.referral_id.in_(answered))
+        .order_by(ReferralEvent.referral_id, ReferralEvent.id)
+    ).all()  # fmt: skip
+    times: dict[int, list[timedelta]] = {}
+    sent: tuple[int, int | None, datetime] | None = None  # (referral, provider, at) of the last assignment
+    for referral_id, to_status, actor, provider_id, at in rows:
+        if to_status == Status.SENT:
+            sent = (referral_id, provider_id, as_utc(at))
+        elif (
+            to_status in (Status.ACCEPTED, Status.DECLINED)
+            and actor.startswith("provider:")
+            and sent is not None
+            and sent[0] == referral_id
+            and sent[1] == provider_id
+            and as_utc(at) >= since
+        ):
+            times.setdefault(provider_id, []).append(as_utc(at) - sent[2])
+            sent = None
+    return times
+
+
+def loads(session: Session) -> dict[int, Load]:
+    """Open referrals, referrals assigned in the last day (what matching weighs) and response times."""
+    now = utcnow()
+    open_counts = dict(
+        session.execute(
+            select(Referral.provider_id, func.count())
+            .where(Referral.provider_id.is_not(None), Referral.status.in_([s.value for s in OPEN]))
+            .group_by(Referral.provider_id)
+        ).all()
+    )
+    today = dict(
+        session.execute(
+            select(Referral.provider_id, func.count())
+            .where(Referral.provider_id.is_not(None), Referral.assigned_at >= now - timedelta(days=1))
+            .group_by(Referral.provider_id)
+        ).all()
+    )
+    times = response_times(session, now - RESPONSE_WINDOW)
+    ids = set(open_counts) | set(today) | set(times)
+    return {
+        i: Load(open_counts.get(i, 0), today.get(i, 0),
+                statistics.median(times[i]) if times.get(i) else None, len(times.get(i, [])))
+        for i in ids
+    }  # fmt: skip
+
+
+def duration(value: timedelta | None) -> str:
+    """A response time as people say it: 45 min, 3 h 10, 2 d 4 h."""
+    if value is None:
+        return "-"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d}"
+    return f"{minutes // 1440} j {minutes % 1440 // 60} h"
+
+
+@bp.get("/providers")
+@require(*EVERYONE)
+def providers() -> ResponseReturnValue:
+    not_for_providers()
+    session = get_session()
+    rows = list(session.scalars(select(Provider).order_by(Provider.active.desc(), Provider.name)))
+    return render_template(
+        "admin/providers.html", providers=rows, loads=loads(session), empty=Load(0, 0, None, 0),
+        duration=duration, can_edit=current_user().role in STAFF, done=DONE.get(request.args.get("done", "")),
+        window_days=RESPONSE_WINDOW.days,
+    )  # fmt: skip
+
+
+@dataclass
+class ProviderForm:
+    """What the form sent, as typed (to show it again), and what is wrong with it."""
+
+    name: str = ""
+    kind: str = ""
+    national: bool = False
+    capacity: str = "10"
+    language: str = "fr"
+    contact_phone: str = ""
+    categories: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    numbers: str = ""
+    errors: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # msgid, its values
+    parsed_numbers: list[tuple[str, str]] = field(default_factory=list)  # (E.164, keyed hash)
+    parsed_contact: str | None = None
+
+    @classmethod
+    def of(cls, provider: Provider) -> ProviderForm:
+        return cls(
+            name=provider.name, kind=provider.kind, national=provider.national,
+            capacity=str(provider.daily_capacity), language=provider.language,
+            contact_phone=provider.contact_phone or "", categories=[c.code for c in provider.categories],
+            regions=[r.code for r in provider.regions], numbers="\n".join(n.phone_e164 for n in provider.numbers),
+        )  # fmt: skip
+
+    @classmethod
+    def read(cls, form: dict, session: Session, provider_id: int | None) -> ProviderForm:
+        """Read and check the posted form; `errors` says what to fix, field by field."""
+        self = cls(
+            name=" ".join(form.get("name", "").split())[:200], kind=" ".join(form.get("kind", "").split())[:200],
+            national=form.get("national") == "1", capacity=form.get("capacity", "").strip()[:12],
+            language=form.get("language", ""), contact_phone=form.get("contact_phone", "").strip()[:40],
+            categories=form.getlist("categories"), regions=form.getlist("regions"),
+            numbers=form.get("numbers", "")[:1000],
+        )  # fmt: skip
+        errors = self.errors
+        if not self.name:
+            errors["name"] = (_("A name is required."), {})
+        elif len(self.name) > 120:
+            errors["name"] = (_("The name is too long (120 characters at most)."), {})
+        if not self.kind:
+            errors["kind"] = (_("A kind of service is required."), {})
+        elif len(self.kind) > 40:
+            errors["kind"] = (_("The kind is too long (40 characters at most)."), {})
+        if not self.capacity.isdigit() or not 1 <= int(self.capacity) <= MAX_CAPACITY:
+            errors["capacity"] = (
+                _("The capacity is a whole number of referrals a day, from 1 to 10000."),
+                {},
+            )
+        if self.language not in LANGUAGES:
+            errors["language"] = (_("Choose a language."), {})
+        known_categories = set(session.scalars(select(Category.code)))
+        known_regions = set(session.scalars(select(Region.code)))
+        if not self.categories or not set(self.categories) <= known_categories:
+            errors["categories"] = (_("Choose at least one category."), {})
+        if not set(self.regions) <= known_regions:
+            errors["regions"] = (_("Unknown region."), {})
+        elif not self.regions and not self.national:
+            errors["regions"] = (_("Choose at least one region, or make the provider national."), {})
+        settings = current_app.extensions["sira.settings"]
+        if self.contact_phone:
+            try:
+                self.parsed_contact = to_e164(self.contact_phone, settings.default_region_code)
+            except InvalidPhone:
+                errors["contact_phone"] = (_("The contact number is not a valid phone number."), {})
+        lines = [line.strip() for line in self.numbers.splitlines() if line.strip()]
+        for line in lines:
+            try:
+                e164 = to_e164(line, settings.default_region_code)
+            except InvalidPhone:
+                errors["numbers"] = (_("%(line)s is not a valid phone number."), {"line": line[:32]})
+                break
+            digest = phone_hash(e164, settings.phone_hash_key)
+            if digest not in {h for _, h in self.parsed_numbers}:
+                self.parsed_numbers.append((e164, digest))
+        if "numbers" not in errors:
+            if not self.parsed_numbers:
+                errors["numbers"] = (_("At least one SMS number is required."), {})
+            elif len(self.parsed_numbers) > MAX_NUMBERS:
+                errors["numbers"] = (_("At most 10 SMS numbers."), {})
+            else:
+                taken = session.scalar(
+                    select(ProviderNumber.phone_e164).where(
+                        ProviderNumber.phone_hash.in_([h for _, h in self.parsed_numbers]),
+                        ProviderNumber.provider_id != (provider_id or 0),
+                    )
+                )
+                if taken:
+                    errors["numbers"] = (
+                        _("%(number)s is already the number of another provider."),
+                        {"number": taken},
+                    )
+        return self
+
+    def apply(self, session: Session, provider: Provider) -> list[str]:
+        """Write a valid form onto the provider; returns the names of the fields that changed."""
+        before = ProviderForm.of(provider) if provider.id else ProviderForm()
+        provider.name, provider.kind, provider.national = self.name, self.kind, self.national
+        provider.daily_capacity, provider.language = int(self.capacity), self.language
+        provider.contact_phone = self.parsed_contact
+        provider.categories = list(
+            session.scalars(select(Category).where(Category.code.in_(self.categories)))
+        )
+        provider.regions = list(session.scalars(select(Region).where(Region.code.in_(self.regions))))
+        wanted = {h for _, h in self.parsed_numbers}
+        have = {n.phone_hash for n in provider.numbers}
+        provider.numbers = [n for n in provider.numbers if n.phone_hash in wanted] + [
+            ProviderNumber(phone_e164=e164, phone_hash=h) for e164, h in self.parsed_numbers if h not in have
+        ]
+        after = ProviderForm.of(provider)
+        names = ("name", "kind", "national", "capacity", "language", "contact_phone", "categories", "regions")
+        changed = [n for n in names if sorted_value(getattr(before, n)) != sorted_value(getattr(after, n))]
+        if wanted != have:
+            changed.append("numbers")
+        return changed
+
+
+def sorted_value(value: object) -> object:
+    return sorted(value) if isinstance(value, list) else value
+
+
+def slug_for(session: Session, name: str) -> str:
+    """A stable, readable, unique identifier from the name (accents folded)."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    base = re.sub(r"[^a-z0-9]+", "-", folded).strip("-")[:50] or "provider"
+    slug, n = base, 1
+    while session.scalar(select(Provider.id).where(Provider.slug == slug)) is not None:
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+def form_page(form: ProviderForm, provider: Provider | None, status: int = 200) -> ResponseReturnValue:
+    session = get_session()
+    categories = session.execute(select(Category.code, Category.name).order_by(Category.position)).all()
+    regions = session.execute(select(Region.code, Region.name).order_by(Region.name)).all()
+    return render_template(
+        "admin/provider_form.html", form=form, provider=provider, categories=categories, regions=regions,
+        languages=LANGUAGES,
+    ), status  # fmt: skip
+
+
+def staff_only() -> None:
+    not_for_providers()
+    if current_user().role not in STAFF:
+        abort(403)
+
+
+@bp.route("/providers/new", methods=["GET", "POST"])
+@require(*EVERYONE)
+def provider_new() -> ResponseReturnValue:
+    staff_only()
+    if request.method == "GET":
+        return form_page(ProviderForm(), None)
+    session, user = get_session(), current_user()
+    form = ProviderForm.read(request.form, session, None)
+    if form.errors:
+        return form_page(form, None, 400)
+    provider = Provider(slug=slug_for(session, form.name))
+    form.apply(session, provider)
+    session.add(provider)
+    session.flush()
+    audit(session, user.id, "provider.create", "provider", provider.id)
+    session.commit()
+    return redirect(url_for("admin.providers", done="created"))
+
+
+def provider_or_404(session: Session, provider_id: int) -> Provider:
+    provider = session.get(Provider, provider_id)
+    if provider is None:
+        abort(404)
+    return provider
+
+
+@bp.route("/providers/<int:provider_id>/edit", methods=["GET", "POST"])
+@require(*EVERYONE)
+def provider_edit(provider_id: int) -> ResponseReturnValue:
+    staff_only()
+    session, user = get_session(), current_user()
+    provider = provider_or_404(session, provider_id)
+    if request.method == "GET":
+        return form_page(ProviderForm.of(provider), provider)
+    form = ProviderForm.read(request.form, session, provider.id)
+    if form.errors:
+        return form_page(form, provider, 400)
+    changed = form.apply(session, provider)
+    if changed:
+        audit(session, user.id, "provider.update", "provider", provider.id, fields=changed)
+    session.commit()
+    return redirect(url_for("admin.providers", done="saved"))
+
+
+@bp.post("/providers/<int:provider_id>/active")
+@require(*EVERYONE)
+def provider_active(provider_id: int) -> ResponseReturnValue:
+    """Deactivate (no new referrals; open ones stay with it) or reactivate."""
+    staff_only()
+    session, user = get_session(), current_user()
+    provider = provider_or_404(session, provider_id)
+    wanted = request.form.get("active")
+    if wanted not in ("0", "1"):
+        abort(400)
+    provider.active = wanted == "1"
+    audit(session, user.id, "provider.reactivate" if provider.active else "provider.deactivate",
+          "provider", provider.id)  # fmt: skip
+    session.commit()
+    return redirect(url_for("admin.providers", done="reactivated" if provider.active else "deactivated"))

@@ -1,0 +1,176 @@
+"""Returnees in the admin: found by number or referral code, their file, and erasure on request.
+
+A number typed in the search is posted, normalised and replaced by its keyed hash, exactly as
+the returnee table stores it: it never reaches a URL, a log, or a LIKE over numbers. The file
+is found by id afterwards. Every view of a file is audited; so is an erasure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
+
+from models.admin import Role, User, audit
+from models.phone import InvalidPhone, masked, phone_hash, to_e164
+from models.referral import CODE_ALPHABET, Referral
+from models.returnee import ConsentRecord, Returnee
+from models.ussd import UssdSession
+from services.erasure import erase_returnee
+from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.i18n import _
+from web.admin.referrals import STATUS_LABELS, directory
+from web.admin.ussd import not_for_providers
+from web.db import get_session
+
+SESSIONS_SHOWN = 20
+NOT_FOUND = _("No returnee found.")
+BAD_PHONE = _("Invalid phone number.")
+BAD_CODE = _("A referral code has 5 letters or digits.")
+NOTHING = _("Type a phone number or a referral code.")
+CONFIRM_FIRST = _("Tick the box to confirm the erasure.")
+DONE = {"erased": _("The returnee's data has been erased.")}
+
+
+def find_returnee(raw_phone: str, raw_code: str) -> tuple[Returnee | None, str | None]:
+    """The returnee for a typed number (by its keyed hash) or a referral code, or an error message."""
+    session, settings = get_session(), current_app.extensions["sira.settings"]
+    if raw_phone:
+        try:
+            e164 = to_e164(raw_phone[:32], settings.default_region_code)
+        except InvalidPhone:
+            return None, BAD_PHONE
+        digest = phone_hash(e164, settings.phone_hash_key)
+        found = session.scalar(select(Returnee).where(Returnee.phone_hash == digest))
+        return found, None if found else NOT_FOUND
+    if raw_code:
+        code = raw_code.strip().upper()
+        if len(code) > 8 or not code or any(c not in CODE_ALPHABET for c in code):
+            return None, BAD_CODE
+        found = session.scalar(
+            select(Returnee).join(Referral, Referral.returnee_id == Returnee.id).where(Referral.code == code)
+        )
+        return found, None if found else NOT_FOUND
+    return None, NOTHING
+
+
+@bp.get("/returnees")
+@require(*EVERYONE)
+def returnees() -> ResponseReturnValue:
+    """The search form; there is no list of everyone, one finds a person or no one."""
+    not_for_providers()
+    return render_template("admin/returnees.html", done=DONE.get(request.args.get("done", "")))
+
+
+@bp.post("/returnees")
+@require(*EVERYONE)
+def returnees_search() -> ResponseReturnValue:
+    not_for_providers()
+    found, error = find_returnee(request.form.get("phone", "").strip(), request.form.get("code", "").strip())
+    if found is None:
+        code = request.form.get("code", "").strip()[:8]
+        return render_template("admin/returnees.html", error=error, code=code), 200
+    return redirect(url_for("admin.returnee", returnee_id=found.id))
+
+
+@dataclass(frozen=True)
+class Person:
+    """The file as this user may read it: clear for staff, masked for viewers."""
+
+    first_name: str
+    phone: str
+    masked: bool
+
+
+def person(returnee: Returnee, user: User) -> Person:
+    hide = user.role == Role.VIEWER
+    name = returnee.first_name or "-"
+    phone = returnee.phone_e164 or "-"
+    return Person(
+        first_name=(name[0] + " •••") if hide and name != "-" else name,
+        phone=masked(phone) if hide and phone != "-" else phone,
+        masked=hide,
+    )
+
+
+def returnee_or_404(returnee_id: int) -> Returnee:
+    not_for_providers()
+    found = get_session().get(Returnee, returnee_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.get("/returnees/<int:returnee_id>")
+@require(*EVERYONE)
+def returnee(returnee_id: int) -> ResponseReturnValue:
+    """Profile, consent history, referrals and latest USSD sessions; the view is audited."""
+    user, session = current_user(), get_session()
+    found = returnee_or_404(returnee_id)
+    shown = person(found, user)
+    referrals = list(
+        session.scalars(
+            select(Referral).where(Referral.returnee_id == found.id).order_by(Referral.created_at.desc())
+        )
+    )
+    sessions = list(
+        session.scalars(
+            select(UssdSession)
+            .where(UssdSession.phone_hash == found.phone_hash)
+            .order_by(UssdSession.started_at.desc())
+            .limit(SESSIONS_SHOWN)
+        )
+    )
+    consents = list(
+        session.scalars(
+            select(ConsentRecord)
+            .where(ConsentRecord.returnee_id == found.id)
+            .order_by(ConsentRecord.id.desc())
+        )
+    )
+    categories, regions, providers = directory(session)
+    audit(session, user.id, "returnee.view", "returnee", found.id, masked=shown.masked)
+    session.commit()
+    return render_template(
+        "admin/returnee.html", returnee=found, person=shown, referrals=referrals, sessions=sessions,
+        consents=consents, categories=categories, regions=regions, providers=providers, statuses=STATUS_LABELS,
+        can_erase=user.role in STAFF, sessions_shown=SESSIONS_SHOWN,
+    )  # fmt: skip
+
+
+@bp.route("/returnees/<int:returnee_id>/erase", methods=["GET", "POST"])
+@require(*EVERYONE)
+def erase(returnee_id: int) -> ResponseReturnValue:
+    """Erasure on request: a confirmation page, then the same erasure as the returnee's own SMS.
+
+    The referrals stay anonymised for the figures; the phone's cached USSD state goes too, so
+    the next dial meets a stranger.
+    """
+    user, session = current_user(), get_session()
+    found = returnee_or_404(returnee_id)
+    if user.role not in STAFF:
+        abort(403)
+    shown = person(found, user)
+    if request.method == "GET" or request.form.get("confirm") != "1":
+        error = CONFIRM_FIRST if request.method == "POST" else None
+        count = session.scalar(select(Referral.id).where(Referral.returnee_id == found.id).limit(1))
+        audit(session, user.id, "returnee.view", "returnee", found.id, masked=shown.masked, page="erase")
+        session.commit()
+        return render_template(
+            "admin/returnee_erase.html",
+            returnee=found,
+            person=shown,
+            error=error,
+            has_referrals=count is not None,
+        ), 400 if error else 200
+    digest = found.phone_hash
+    referrals = list(session.scalars(select(Referral.id).where(Referral.returnee_id == found.id)))
+    erase_returnee(session, found, actor=f"user:{user.id}", channel="web")
+    audit(session, user.id, "returnee.erase", "returnee", returnee_id, referrals=len(referrals))
+    session.commit()
+    store = current_app.extensions["sira.ussd_store"]
+    store.forget_profile(digest)
+    store.forget_phone(digest)
+    return redirect(url_for("admin.returnees", done="erased"))
