@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from web.admin import audit_log, i18n, referrals, sms_log, ussd  # noqa: F401  (their views register on the blueprint)
+from web.admin import audit_log, dashboard, export, i18n, referrals, sms_log, ussd  # noqa: F401  (their views register on the blueprint)
 from web.admin.access import bp, security_headers
 from web.admin.cli import create_user
 from web.admin.sessions import SessionStore
