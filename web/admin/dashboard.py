@@ -141,7 +141,11 @@ def median_seconds(session: Session, period: Period, dialect: str) -> tuple[int,
     accepted = in_period(
         select(duration).select_from(Referral).join(ReferralEvent, ReferralEvent.referral_id == Referral.id),
         period,
-    ).where(ReferralEvent.to_status == Status.ACCEPTED)
+    ).where(
+        ReferralEvent.to_status == Status.ACCEPTED,
+        ReferralEvent.at
+        >= period.since,  # implied (accepted after created), and lets the index bound the events
+    )
     if dialect == "postgresql":
         sub = accepted.subquery()
         row = session.execute(
