@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-sms clean
+.PHONY: run test bench bench-sms bench-admin clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ bench: $(STAMP)
 
 bench-sms: $(STAMP)
 	$(VENV)/bin/python -m bench.sms_delivery
+
+bench-admin: $(STAMP)
+	$(VENV)/bin/python -m bench.admin_pages
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

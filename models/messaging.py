@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -36,6 +36,8 @@ DELIVERY_RANK = {
 
 class OutboundSms(Base):
     __tablename__ = "outbound_sms"
+    # The SMS log walks this index alone (newest first, see web/admin/paging.py).
+    __table_args__ = (Index("ix_outbound_sms_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_e164: Mapped[str] = mapped_column(String(20))
@@ -59,7 +61,7 @@ class OutboundSms(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(40))
     delivery_reason: Mapped[str | None] = mapped_column(String(100))
     delivered_at: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     def record_delivery(self, status: str, reason: str | None, at: datetime) -> bool:
         """Apply a delivery report if it moves the status forward; return whether it did."""

@@ -28,7 +28,7 @@ class Returnee(Base):
     returned_since: Mapped[str | None] = mapped_column(String(10))
     consent_version: Mapped[str | None] = mapped_column(String(20))
     consent_at: Mapped[datetime | None]
-    registered_at: Mapped[datetime | None]
+    registered_at: Mapped[datetime | None] = mapped_column(index=True)  # the dashboard counts by period
     opted_out_at: Mapped[datetime | None]
     erase_code_hash: Mapped[str | None] = mapped_column(String(64))
     erase_requested_at: Mapped[datetime | None]

@@ -6,6 +6,8 @@ from flask import Flask
 
 from web.admin import (  # noqa: F401  (their views register on the blueprint)
     audit_log,
+    dashboard,
+    export,
     i18n,
     providers,
     queues,

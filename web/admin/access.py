@@ -179,7 +179,10 @@ def set_language() -> ResponseReturnValue:
 @bp.get("/")
 @require(*EVERYONE)
 def index() -> ResponseReturnValue:
-    return redirect(url_for("admin.referrals"))
+    """Staff and viewers start on the dashboard; a provider's focal point on its referrals."""
+    if current_user().role == Role.PROVIDER:
+        return redirect(url_for("admin.referrals"))
+    return redirect(url_for("admin.dashboard"))
 
 
 ERRORS = {

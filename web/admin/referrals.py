@@ -24,7 +24,7 @@ from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
-from web.admin.paging import Page, page_number
+from web.admin.paging import Page, page_ids, page_number
 from web.db import get_session
 from workers.queues import enqueue_sms
 
@@ -125,14 +125,14 @@ def directory(session: Session) -> tuple[dict[str, str], dict[str, str], dict[in
 @bp.get("/referrals")
 @require(*EVERYONE)
 def referrals() -> ResponseReturnValue:
-    """Newest first; LIMIT/OFFSET in the database, one row more than shown to know of a next page."""
+    """Newest first; LIMIT/OFFSET on ids in the database, one row more than shown to know of a next page."""
     user, session = current_user(), get_session()
     settings = current_app.extensions["sira.settings"]
     filters = Filters.from_args(request.args)
     number = page_number(request.args)
-    query = filters.apply(visible(user), settings.reminder_after_hours)
-    query = query.order_by(Referral.created_at.desc(), Referral.id.desc())
-    rows = list(session.scalars(query.limit(Page.SIZE + 1).offset((number - 1) * Page.SIZE)))
+    order = (Referral.created_at.desc(), Referral.id.desc())
+    ids = page_ids(filters.apply(visible(user), settings.reminder_after_hours), Referral.id, order, number)
+    rows = list(session.scalars(select(Referral).join(ids, ids.c.id == Referral.id).order_by(*order)))
     page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
     categories, regions, providers = directory(session)
     cutoff = utcnow() - timedelta(hours=settings.reminder_after_hours)

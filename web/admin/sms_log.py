@@ -18,7 +18,7 @@ from models.phone import masked
 from models.referral import Referral
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
-from web.admin.paging import Page, page_number
+from web.admin.paging import Page, page_ids, page_number
 from web.admin.ussd import not_for_providers
 from web.db import get_session
 
@@ -62,18 +62,28 @@ def number_for(user_role: str, e164: str) -> str:
 @bp.get("/sms")
 @require(*EVERYONE)
 def sms_log() -> ResponseReturnValue:
-    """Newest first; LIMIT/OFFSET in the database, one row more than shown to know of a next page."""
+    """Newest first; LIMIT/OFFSET (on ids) in the database, one row more than shown to know of a next page."""
     not_for_providers()
     user = current_user()
     filters = Filters.from_args(request.args)
     number = page_number(request.args)
     if filters.direction == OUT:
-        query = filters.apply(
-            select(OutboundSms, Referral.code).outerjoin(Referral, Referral.id == OutboundSms.referral_id)
-        ).order_by(OutboundSms.created_at.desc(), OutboundSms.id.desc())
-    else:
-        query = select(InboundSms).order_by(InboundSms.received_at.desc(), InboundSms.id.desc())
-    rows = get_session().execute(query.limit(Page.SIZE + 1).offset((number - 1) * Page.SIZE)).all()
+        order = (OutboundSms.created_at.desc(), OutboundSms.id.desc())
+        ids = page_ids(filters.apply(select(OutboundSms)), OutboundSms.id, order, number)
+        query = (
+            select(OutboundSms, Referral.code)
+            .join(ids, ids.c.id == OutboundSms.id)
+            .outerjoin(Referral, Referral.id == OutboundSms.referral_id)
+            .order_by(*order)
+        )
+    else:  # far fewer rows: a plain OFFSET does
+        query = (
+            select(InboundSms)
+            .order_by(InboundSms.received_at.desc(), InboundSms.id.desc())
+            .limit(Page.SIZE + 1)
+            .offset((number - 1) * Page.SIZE)
+        )
+    rows = get_session().execute(query).all()
     # Outgoing rows are (message, referral code); incoming ones are (message,).
     page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
     return render_template(

@@ -1,0 +1,337 @@
+"""The dashboard: what the programme did over a period, counted by the database.
+
+Every figure is a GROUP BY or a COUNT; Python only adds up the few rows they return. Weeks
+start on Monday, in UTC (Mali's time). The median time to acceptance is `percentile_cont` on
+PostgreSQL; SQLite has no percentile, so it counts the rows and reads the middle one (or two)
+with ORDER BY ... LIMIT 2 OFFSET n/2: the sort stays in the database and one row comes back.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+
+from flask import Response, current_app, render_template, request
+from flask.typing import ResponseReturnValue
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
+from sqlalchemy.orm import Session
+
+from models.admin import Role, audit
+from models.base import utcnow
+from models.messaging import OutboundSms, SmsStatus
+from models.referral import Referral, ReferralEvent, Status
+from models.returnee import Returnee
+from web.admin.access import bp, current_user, require
+from web.admin.i18n import _
+from web.admin.referrals import STATUS_LABELS, directory, overdue_clause
+from web.db import get_session
+
+DASHBOARD_ROLES = (Role.ADMIN, Role.COORDINATOR, Role.VIEWER)  # a provider's focal point has its list
+DEFAULT_WEEKS = 12
+MAX_DAYS = 3 * 366  # a longer period would draw a chart nobody can read
+DELIVERED = "Success"
+BAD_PERIOD = _("These dates cannot be read: showing the last 12 weeks.")
+TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
+
+
+def parse_day(raw: str) -> date | None:
+    try:
+        return date.fromisoformat(raw[:10]) if raw else None
+    except ValueError:
+        return None
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass(frozen=True)
+class Period:
+    """The filter: a period in whole days (both ends included) and, optionally, a region."""
+
+    start: date
+    end: date
+    region: str = ""
+    error: str = ""
+
+    @classmethod
+    def default(cls, today: date, region: str = "", error: str = "") -> Period:
+        """Twelve whole weeks: this one and the eleven before it."""
+        return cls(monday(today) - timedelta(weeks=DEFAULT_WEEKS - 1), today, region, error)
+
+    @classmethod
+    def from_args(cls, args: dict[str, str], today: date) -> Period:
+        """A date that cannot be read, an inverted or overlong period: the default, said so."""
+        region = args.get("region", "")[:20]
+        raw_start, raw_end = args.get("from", ""), args.get("to", "")
+        if not raw_start and not raw_end:
+            return cls.default(today, region)
+        start, end = parse_day(raw_start), parse_day(raw_end)
+        if (raw_start and start is None) or (raw_end and end is None):
+            return cls.default(today, region, BAD_PERIOD)
+        end = end or today
+        start = start or monday(end) - timedelta(weeks=DEFAULT_WEEKS - 1)
+        if start > end:
+            return cls.default(today, region, BAD_PERIOD)
+        if (end - start).days > MAX_DAYS:
+            return cls.default(today, region, TOO_LONG)
+        return cls(start, end, region)
+
+    @property
+    def since(self) -> datetime:
+        return datetime.combine(self.start, time.min, tzinfo=UTC)
+
+    @property
+    def until(self) -> datetime:
+        """Exclusive: the start of the day after the last one."""
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=UTC)
+
+    def args(self) -> dict[str, str]:
+        values = {"from": self.start.isoformat(), "to": self.end.isoformat(), "region": self.region}
+        return {k: v for k, v in values.items() if v}
+
+
+@dataclass
+class Figures:
+    period: Period
+    registered: int = 0
+    referrals: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_category: Counter[str] = field(default_factory=Counter)
+    by_region: Counter[str] = field(default_factory=Counter)
+    weeks: list[tuple[date, int]] = field(default_factory=list)
+    accepted: int = 0
+    median_hours: float | None = None
+    overdue: int = 0
+    sms: Counter[str] = field(default_factory=Counter)  # total, accepted, delivered, failed, waiting
+    costs: dict[str, Decimal] = field(default_factory=dict)
+    uncosted: int = 0  # accepted messages whose cost the gateway did not state in a form we read
+
+    @property
+    def delivery_rate(self) -> float | None:
+        """Delivered among the messages the gateway accepted (the others never left)."""
+        return self.sms["delivered"] / self.sms["accepted"] if self.sms["accepted"] else None
+
+
+def week_of(column: ColumnElement, dialect: str) -> ColumnElement:
+    """The Monday of a timestamp's week (UTC), as the database computes it."""
+    if dialect == "postgresql":
+        return func.date(func.date_trunc("week", func.timezone("UTC", column)))
+    return func.date(column, "weekday 0", "-6 days")  # next Sunday (or today), back six days
+
+
+def seconds_between(start: ColumnElement, end: ColumnElement, dialect: str) -> ColumnElement:
+    if dialect == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400.0
+
+
+def in_period(query: Select, period: Period) -> Select:
+    query = query.where(Referral.created_at >= period.since, Referral.created_at < period.until)
+    return query.where(Referral.region == period.region) if period.region else query
+
+
+def median_seconds(session: Session, period: Period, dialect: str) -> tuple[int, float | None]:
+    """How many referrals of the period were accepted, and the median time it took."""
+    duration = seconds_between(Referral.created_at, ReferralEvent.at, dialect).label("seconds")
+    accepted = in_period(
+        select(duration).select_from(Referral).join(ReferralEvent, ReferralEvent.referral_id == Referral.id),
+        period,
+    ).where(
+        ReferralEvent.to_status == Status.ACCEPTED,
+        ReferralEvent.at
+        >= period.since,  # implied (accepted after created), and lets the index bound the events
+    )
+    if dialect == "postgresql":
+        sub = accepted.subquery()
+        row = session.execute(
+            select(func.count(), func.percentile_cont(0.5).within_group(sub.c.seconds)).select_from(sub)
+        ).one()
+        return int(row[0]), None if row[1] is None else float(row[1])
+    count = session.scalar(select(func.count()).select_from(accepted.subquery())) or 0
+    if not count:
+        return 0, None
+    middle = list(
+        session.scalars(
+            accepted.order_by(literal_column("seconds")).limit(2 - count % 2).offset((count - 1) // 2)
+        )
+    )
+    return count, sum(float(v) for v in middle) / len(middle)
+
+
+def parse_cost(text: str) -> tuple[str, Decimal] | None:
+    """'XOF 25.0000' as the gateway writes it; anything else is counted as not costed."""
+    currency, _sep, amount = text.strip().partition(" ")
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        return None
+    return (currency, value) if currency.isalpha() and value.is_finite() else None
+
+
+def sms_figures(session: Session, period: Period, figures: Figures) -> None:
+    """Outgoing SMS of the period, grouped by state and cost string (a handful of rows)."""
+    query = select(OutboundSms.status, OutboundSms.delivery_status, OutboundSms.cost, func.count()).where(
+        OutboundSms.created_at >= period.since, OutboundSms.created_at < period.until
+    )
+    if period.region:
+        query = query.join(Referral, Referral.id == OutboundSms.referral_id).where(
+            Referral.region == period.region
+        )
+    query = query.group_by(OutboundSms.status, OutboundSms.delivery_status, OutboundSms.cost)
+    for status, delivery, cost, count in session.execute(query):
+        figures.sms["total"] += count
+        if status in (SmsStatus.FAILED, SmsStatus.DEAD):
+            figures.sms["refused"] += count
+        if status != SmsStatus.ACCEPTED:
+            continue
+        figures.sms["accepted"] += count
+        if delivery == DELIVERED:
+            figures.sms["delivered"] += count
+        elif delivery is not None and delivery not in ("Sent", "Submitted", "Buffered"):
+            figures.sms["undelivered"] += count
+        parsed = parse_cost(cost or "")
+        if parsed is None:
+            figures.uncosted += count
+        elif parsed[1]:
+            figures.costs[parsed[0]] = figures.costs.get(parsed[0], Decimal(0)) + parsed[1] * count
+
+
+def compute(session: Session, period: Period, reminder_hours: int) -> Figures:
+    """All the figures of the page, in seven small queries."""
+    dialect = session.get_bind().dialect.name
+    figures = Figures(period)
+    registered = select(func.count()).where(
+        Returnee.registered_at >= period.since, Returnee.registered_at < period.until
+    )
+    if period.region:
+        registered = registered.where(Returnee.region == period.region)
+    figures.registered = session.scalar(registered) or 0
+    counts = in_period(
+        select(Referral.status, Referral.category, Referral.region, func.count()), period
+    ).group_by(Referral.status, Referral.category, Referral.region)
+    for status, category, region, count in session.execute(counts):
+        figures.referrals += count
+        figures.by_status[status] += count
+        figures.by_category[category] += count
+        figures.by_region[region or ""] += count
+    week = week_of(Referral.created_at, dialect).label("week")
+    per_week = {
+        date.fromisoformat(str(w)[:10]): n
+        for w, n in session.execute(in_period(select(week, func.count()), period).group_by(week))
+    }
+    first, last = monday(period.start), monday(period.end)
+    figures.weeks = [
+        (first + timedelta(weeks=i), per_week.get(first + timedelta(weeks=i), 0))
+        for i in range((last - first).days // 7 + 1)
+    ]
+    figures.accepted, seconds = median_seconds(session, period, dialect)
+    figures.median_hours = None if seconds is None else seconds / 3600
+    overdue = select(func.count()).select_from(Referral).where(overdue_clause(reminder_hours))
+    if period.region:
+        overdue = overdue.where(Referral.region == period.region)
+    figures.overdue = session.scalar(overdue) or 0
+    sms_figures(session, period, figures)
+    return figures
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    week: date
+    count: int
+    label: bool  # whether the week's date is written under the bar
+
+
+CHART_WIDTH, CHART_HEIGHT = 600, 150  # SVG user units; the page scales the drawing to its width
+
+
+def chart(weeks: list[tuple[date, int]]) -> tuple[list[Bar], int]:
+    """One slot per week across a fixed width, bars scaled to the busiest week."""
+    top = max((n for _w, n in weeks), default=0) or 1
+    slot = CHART_WIDTH / max(len(weeks), 1)
+    every = max(1, round(len(weeks) / 8))  # about eight dates under the axis, whatever the period
+    bars = [
+        Bar(
+            x=round(i * slot + slot * 0.1, 2),
+            y=round(CHART_HEIGHT - n * CHART_HEIGHT / top, 2),
+            width=round(slot * 0.8, 2),
+            height=round(n * CHART_HEIGHT / top, 2),
+            week=w,
+            count=n,
+            label=(len(weeks) - 1 - i) % every == 0,
+        )
+        for i, (w, n) in enumerate(weeks)
+    ]
+    return bars, top
+
+
+def period_and_figures() -> Figures:
+    settings = current_app.extensions["sira.settings"]
+    period = Period.from_args(request.args, utcnow().date())
+    return compute(get_session(), period, settings.reminder_after_hours)
+
+
+@bp.get("/dashboard")
+@require(*DASHBOARD_ROLES)
+def dashboard() -> ResponseReturnValue:
+    """The period's figures; a provider's focal point is refused (403), as on any staff page."""
+    figures = period_and_figures()
+    categories, regions, _providers = directory(get_session())
+    bars, top = chart(figures.weeks)
+    return render_template(
+        "admin/dashboard.html", f=figures, period=figures.period, categories=categories, regions=regions,
+        statuses=STATUS_LABELS, bars=bars, chart_width=CHART_WIDTH, chart_height=CHART_HEIGHT, chart_top=top,
+        costs=sorted(figures.costs.items()),
+    )  # fmt: skip
+
+
+def dashboard_rows(figures: Figures) -> list[tuple[str, str, str]]:
+    """The page's figures as (figure, key, value): codes and numbers, for a spreadsheet."""
+    p = figures.period
+    rows = [("period", "from", p.start.isoformat()), ("period", "to", p.end.isoformat()),
+            ("period", "region", p.region), ("returnees", "registered", str(figures.registered)),
+            ("referrals", "total", str(figures.referrals))]  # fmt: skip
+    rows += [("status", s, str(n)) for s, n in sorted(figures.by_status.items())]
+    rows += [("category", c, str(n)) for c, n in sorted(figures.by_category.items())]
+    rows += [("region", r, str(n)) for r, n in sorted(figures.by_region.items())]
+    rows += [("week", w.isoformat(), str(n)) for w, n in figures.weeks]
+    median = "" if figures.median_hours is None else f"{figures.median_hours:.2f}"
+    rows += [("acceptance", "accepted", str(figures.accepted)), ("acceptance", "median_hours", median),
+             ("overdue", "now", str(figures.overdue))]  # fmt: skip
+    rows += [
+        ("sms", k, str(figures.sms[k])) for k in ("total", "accepted", "delivered", "undelivered", "refused")
+    ]
+    rate = figures.delivery_rate
+    rows += [("sms", "delivery_rate", "" if rate is None else f"{rate:.4f}")]
+    rows += [("sms_cost", currency, str(amount)) for currency, amount in sorted(figures.costs.items())]
+    rows += [("sms_cost", "not_stated", str(figures.uncosted))]
+    return rows
+
+
+def csv_text(rows: list[tuple[str, ...]] | list[list[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue()
+
+
+@bp.get("/dashboard.csv")
+@require(*DASHBOARD_ROLES)
+def dashboard_csv() -> ResponseReturnValue:
+    """The same figures as the page, for a report; audited like every export."""
+    figures = period_and_figures()
+    session = get_session()
+    audit(session, current_user().id, "export", "dashboard", None, **figures.period.args())
+    session.commit()
+    body = csv_text([("figure", "key", "value"), *dashboard_rows(figures)])
+    name = f"sira-dashboard-{figures.period.start.isoformat()}-{figures.period.end.isoformat()}.csv"
+    return Response(
+        body, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
