@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from services.health import ServiceDown, require_services
+from services.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
@@ -28,11 +29,18 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(seed_command)
 
 
-def alembic_config(url: str) -> AlembicConfig:
+def alembic_config(url: str, keyring: Keyring | None = None) -> AlembicConfig:
+    """Alembic's configuration; `keyring` encrypts existing values (else the environment's)."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = url
+    config.attributes["keyring"] = keyring
     return config
+
+
+def _app_alembic_config() -> AlembicConfig:
+    keyring = Keyring(current_app.extensions["sira.settings"].encryption_keyring)
+    return alembic_config(current_app.config["DATABASE_URL"], keyring)
 
 
 @db_cli.command("upgrade")
@@ -40,14 +48,14 @@ def alembic_config(url: str) -> AlembicConfig:
 def db_upgrade(revision: str) -> None:
     """Migrate the schema up to REVISION (default: the newest)."""
     Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
-    alembic.upgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+    alembic.upgrade(_app_alembic_config(), revision)
 
 
 @db_cli.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Migrate the schema down to REVISION."""
-    alembic.downgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+    alembic.downgrade(_app_alembic_config(), revision)
 
 
 @db_cli.command("revision")
