@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(ussd_phone)
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
+    app.cli.add_command(rotate_keys_command)
 
 
 def alembic_config(url: str, keyring: Keyring | None = None) -> AlembicConfig:
@@ -184,3 +185,29 @@ def seed_command(path: Path) -> None:
             raise click.ClickException(f"{path.name}: malformed entry ({exc})") from None
         session.commit()
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " loaded")
+
+
+@click.command("rotate-keys")
+@click.option("--batch", default=500, show_default=True, help="Rows per transaction.")
+@with_appcontext
+def rotate_keys_command(batch: int) -> None:
+    """Re-encrypt every stored name, number and text with the first key of ENCRYPTION_KEYS.
+
+    Run it after putting a new key first; once it reports nothing unreadable, the old key can
+    leave ENCRYPTION_KEYS. Running it again rewrites nothing.
+    """
+    import models
+    from models.encrypted import keyring_of, rotate
+
+    engine = current_app.extensions["sira.sessions"].kw["bind"]
+    results = rotate(engine, models.Base.metadata, max(1, batch))
+    for r in results:
+        click.echo(f"{r.column}: {r.values} values, {r.rewritten} re-encrypted, {r.unreadable} unreadable")
+    unreadable = sum(r.unreadable for r in results)
+    click.echo(
+        f"{sum(r.rewritten for r in results)} values re-encrypted with key {keyring_of(engine.dialect).current!r}"
+    )
+    if unreadable:
+        raise click.ClickException(
+            f"{unreadable} values do not decrypt with ENCRYPTION_KEYS: keep their key until they are re-encrypted"
+        )

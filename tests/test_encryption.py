@@ -148,6 +148,36 @@ def _read_personal_rows(app: Flask) -> list[str]:
         ]
 
 
+def test_rotation_moves_every_value_to_the_new_key_so_the_old_one_can_go(
+    database_url: str, redis: Redis
+) -> None:
+    _write_personal_rows(create_app(app_settings(database_url, encryption_keys=KEY_A)))
+    expected = [
+        NAME,
+        RETURNEE,
+        *(f"{RETURNEE} Bonjour {NAME} {i}" for i in range(3)),
+        f"{RETURNEE} {NAME}",
+        NAME,
+    ]
+
+    new_only = create_app(app_settings(database_url, encryption_keys=KEY_B))
+    with pytest.raises(Undecryptable, match="key 'a', which is not in ENCRYPTION_KEYS"):
+        _read_personal_rows(new_only)
+    refused = new_only.test_cli_runner().invoke(args=["rotate-keys"])
+    assert refused.exit_code == 1 and "11 values do not decrypt" in refused.output
+
+    both = create_app(app_settings(database_url, encryption_keys=f"{KEY_B},{KEY_A}"))
+    result = both.test_cli_runner().invoke(args=["rotate-keys", "--batch", "2"])
+    assert result.exit_code == 0, result.output
+    assert "outbound_sms.body: 3 values, 3 re-encrypted, 0 unreadable" in result.output
+    assert "11 values re-encrypted with key 'b'" in result.output
+    assert all(v.startswith("v1:b:") for v in encrypted_raw(database_url))
+    again = both.test_cli_runner().invoke(args=["rotate-keys"])
+    assert again.exit_code == 0 and "0 values re-encrypted" in again.output
+
+    assert _read_personal_rows(create_app(app_settings(database_url, encryption_keys=KEY_B))) == expected
+
+
 def test_a_wrong_key_is_a_clear_error_not_garbage(database_url: str, redis: Redis) -> None:
     _write_personal_rows(create_app(app_settings(database_url)))
     same_name_other_key = "test:" + base64.urlsafe_b64encode(b"x" * 32).decode()
