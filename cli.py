@@ -12,6 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from services.health import ServiceDown, require_services
+from services.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
@@ -26,13 +27,21 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(ussd_phone)
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
+    app.cli.add_command(rotate_keys_command)
 
 
-def alembic_config(url: str) -> AlembicConfig:
+def alembic_config(url: str, keyring: Keyring | None = None) -> AlembicConfig:
+    """Alembic's configuration; `keyring` encrypts existing values (else the environment's)."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = url
+    config.attributes["keyring"] = keyring
     return config
+
+
+def _app_alembic_config() -> AlembicConfig:
+    keyring = Keyring(current_app.extensions["sira.settings"].encryption_keyring)
+    return alembic_config(current_app.config["DATABASE_URL"], keyring)
 
 
 @db_cli.command("upgrade")
@@ -40,14 +49,14 @@ def alembic_config(url: str) -> AlembicConfig:
 def db_upgrade(revision: str) -> None:
     """Migrate the schema up to REVISION (default: the newest)."""
     Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
-    alembic.upgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+    alembic.upgrade(_app_alembic_config(), revision)
 
 
 @db_cli.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Migrate the schema down to REVISION."""
-    alembic.downgrade(alembic_config(current_app.config["DATABASE_URL"]), revision)
+    alembic.downgrade(_app_alembic_config(), revision)
 
 
 @db_cli.command("revision")
@@ -176,3 +185,29 @@ def seed_command(path: Path) -> None:
             raise click.ClickException(f"{path.name}: malformed entry ({exc})") from None
         session.commit()
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " loaded")
+
+
+@click.command("rotate-keys")
+@click.option("--batch", default=500, show_default=True, help="Rows per transaction.")
+@with_appcontext
+def rotate_keys_command(batch: int) -> None:
+    """Re-encrypt every stored name, number and text with the first key of ENCRYPTION_KEYS.
+
+    Run it after putting a new key first; once it reports nothing unreadable, the old key can
+    leave ENCRYPTION_KEYS. Running it again rewrites nothing.
+    """
+    import models
+    from models.encrypted import keyring_of, rotate
+
+    engine = current_app.extensions["sira.sessions"].kw["bind"]
+    results = rotate(engine, models.Base.metadata, max(1, batch))
+    for r in results:
+        click.echo(f"{r.column}: {r.values} values, {r.rewritten} re-encrypted, {r.unreadable} unreadable")
+    unreadable = sum(r.unreadable for r in results)
+    click.echo(
+        f"{sum(r.rewritten for r in results)} values re-encrypted with key {keyring_of(engine.dialect).current!r}"
+    )
+    if unreadable:
+        raise click.ClickException(
+            f"{unreadable} values do not decrypt with ENCRYPTION_KEYS: keep their key until they are re-encrypted"
+        )

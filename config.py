@@ -7,7 +7,10 @@ deployment fails at start-up with one clear line instead of a stack trace at the
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,6 +18,10 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent
 DEV_SECRET = "dev-only-secret-change-me"
+# Outside production, with no ENCRYPTION_KEYS, personal columns are encrypted with this key
+# (derived from the public development secret, so it protects nothing but keeps one code path).
+DEV_ENCRYPTION_KEY = ("dev", hashlib.sha256(f"sira:encryption:{DEV_SECRET}".encode()).digest())
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
 
 
 class ConfigError(ValueError):
@@ -49,6 +56,7 @@ class Settings:
     deadline_check_seconds: int = 60
     public_base_url: str = "http://127.0.0.1:5000"
     callback_secret: str = ""
+    encryption_keys: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -58,6 +66,35 @@ class Settings:
     def callback_secrets(self) -> tuple[str, ...]:
         """The valid first path segments of gateway callbacks (two during a rotation)."""
         return tuple(s.strip() for s in self.callback_secret.split(",") if s.strip())
+
+    @property
+    def encryption_keyring(self) -> tuple[tuple[str, bytes], ...]:
+        """(key id, 32-byte key) pairs, current first; the development key if none are set."""
+        if not self.encryption_keys.strip():
+            return (DEV_ENCRYPTION_KEY,)
+        return parse_encryption_keys(self.encryption_keys)
+
+
+def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
+    """`kid:base64url-key,kid:...` -> pairs; the first encrypts, every one decrypts."""
+    keys: list[tuple[str, bytes]] = []
+    for entry in (e.strip() for e in value.split(",")):
+        kid, sep, encoded = entry.partition(":")
+        if not sep or not _KEY_ID.fullmatch(kid):
+            raise ConfigError(
+                "ENCRYPTION_KEYS must be comma-separated kid:key entries (kid: 1-16 letters, digits, - or _)"
+            )
+        encoded = encoded.strip()
+        try:
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise ConfigError(f"ENCRYPTION_KEYS: key {kid!r} must be 32 random bytes in base64url")
+        if kid in dict(keys):
+            raise ConfigError(f"ENCRYPTION_KEYS: key id {kid!r} appears twice")
+        keys.append((kid, key))
+    return tuple(keys)
 
 
 _URL_SCHEMES = {
@@ -114,6 +151,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600") from None
     if s.ussd_session_ttl_seconds < 30 or s.resume_window_hours < 0:
         raise ConfigError("USSD_SESSION_TTL_SECONDS must be >= 30 and RESUME_WINDOW_HOURS >= 0")
+    keyring = s.encryption_keyring  # a malformed ENCRYPTION_KEYS fails here, in any environment
     if s.is_production:
         for name in ("secret_key", "phone_hash_key"):
             value = getattr(s, name)
@@ -124,4 +162,8 @@ def _validate(s: Settings) -> None:
         if not s.callback_secrets or any(len(x) < 32 for x in s.callback_secrets):
             raise ConfigError(
                 "CALLBACK_SECRET must be set in production: one or two random values of 32+ characters"
+            )
+        if not s.encryption_keys.strip() or DEV_ENCRYPTION_KEY[1] in dict(keyring).values():
+            raise ConfigError(
+                "ENCRYPTION_KEYS must be set in production: kid:key with 32 random bytes in base64url"
             )

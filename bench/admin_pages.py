@@ -15,6 +15,7 @@ did not answer 200.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import json
@@ -33,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.ussd_steps import Server, fresh_database, fresh_redis, git_revision, percentile, served
+from config import parse_encryption_keys
+from services.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "admin_pages.json"
@@ -192,15 +195,28 @@ COLUMNS = {
 }  # fmt: skip
 
 
-def load(url: str, tables: dict[str, list[tuple]]) -> None:
-    """COPY into PostgreSQL (seconds for a million rows); executemany on SQLite."""
-    from sqlalchemy import create_engine, text
+def load(url: str, tables: dict[str, list[tuple]], keyring: Keyring) -> None:
+    """COPY into PostgreSQL (seconds for a million rows); executemany on SQLite.
+
+    Names, numbers and texts are stored encrypted as the app stores them: COPY bypasses the
+    column types, so its rows are encrypted here first.
+    """
+    from sqlalchemy import text
 
     import models
+    from models.db import make_engine
+    from models.encrypted import encrypted_columns
 
-    engine = create_engine(url)
+    engine = make_engine(url, keyring)
     try:
         if url.startswith("postgresql"):
+            for name, column in encrypted_columns(models.Base.metadata):
+                if name in tables:
+                    at = COLUMNS[name].index(column)
+                    tables[name] = [
+                        (*row[:at], None if row[at] is None else keyring.encrypt(row[at]), *row[at + 1 :])
+                        for row in tables[name]
+                    ]
             raw = engine.raw_connection()
             try:
                 with raw.cursor() as cur:
@@ -256,11 +272,11 @@ def read_directory(url: str) -> dict[str, Any]:
     return {"categories": categories, "regions": regions, "providers": providers}
 
 
-def make_admin(url: str) -> None:
+def make_admin(url: str, keyring: Keyring) -> None:
     from models.admin import Role, User
     from models.db import make_session_factory
 
-    with make_session_factory(url)() as session:
+    with make_session_factory(url, keyring)() as session:
         user = User(email=ADMIN_EMAIL, role=Role.ADMIN)
         user.set_password(ADMIN_PASSWORD)
         session.add(user)
@@ -467,14 +483,16 @@ def main(argv: list[str] | None = None) -> int:
             "REDIS_URL": redis_url,
             "PHONE_HASH_KEY": secrets.token_hex(32),
             "SECRET_KEY": secrets.token_hex(32),
+            "ENCRYPTION_KEYS": f"bench:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}",
             "WEB_CONCURRENCY": str(args.workers),
             "WEB_THREADS": str(args.threads),
         }
         started = time.monotonic()
         flask_seed(env)
         tables = generate(args.referrals, read_directory(database_url), datetime.now(UTC))
-        load(database_url, tables)
-        make_admin(database_url)
+        keyring = Keyring(parse_encryption_keys(env["ENCRYPTION_KEYS"]))
+        load(database_url, tables, keyring)
+        make_admin(database_url, keyring)
         fill_s = time.monotonic() - started
         counts = {name: len(rows) for name, rows in tables.items()}
         print(f"admin_pages: filled in {fill_s:.1f} s: {counts}", file=sys.stderr, flush=True)

@@ -489,10 +489,11 @@ def outbox_rows(database_url: str, env: dict[str, str], count: int) -> list[int]
     from models.phone import phone_hash
     from models.referral import new_code
     from services.referrals import queue_sms
+    from services.sealing import Keyring
 
     settings = load_settings(env)
     texts = SmsTexts.from_settings(settings, Catalogs.load())
-    sessions = make_session_factory(database_url)
+    sessions = make_session_factory(database_url, Keyring(settings.encryption_keyring))
     ids = []
     try:
         with sessions() as session:

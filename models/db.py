@@ -1,6 +1,6 @@
 """One engine and one sessionmaker per process, and the few statements every layer shares.
 
-Workers and CLI commands call `make_session_factory(url)` and own their sessions; they never
+Workers and CLI commands call `make_session_factory(url, keyring)` and own their sessions; they never
 need a Flask app context (the request-scoped session is `web.db`). Functions elsewhere take a
 `Session` argument; the caller commits.
 """
@@ -14,13 +14,24 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.encrypted import bind_keyring
+from services.sealing import Keyring
 
-def make_engine(url: str) -> Engine:
+
+def make_engine(url: str, keyring: Keyring) -> Engine:
     """Create the engine; SQLite gets WAL and a busy timeout so web and worker can share it.
 
     `hide_parameters`: a database error must not carry a phone number or a name into a log
-    line or into the traceback RQ keeps for a failed job.
+    line or into the traceback RQ keeps for a failed job. `keyring` encrypts the personal
+    columns (models.encrypted). SQLite's `secure_delete` zeroes what a deletion or an erasure
+    frees instead of leaving it in the file's free pages.
     """
+    engine = _engine(url)
+    bind_keyring(engine, keyring)
+    return engine
+
+
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"timeout": 15, "check_same_thread": False}, hide_parameters=True
@@ -32,6 +43,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
@@ -40,8 +52,8 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, hide_parameters=True)
 
 
-def make_session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=make_engine(url), expire_on_commit=False)
+def make_session_factory(url: str, keyring: Keyring) -> sessionmaker[Session]:
+    return sessionmaker(bind=make_engine(url, keyring), expire_on_commit=False)
 
 
 def insert_ignore(session: Session, model: type, **values: object) -> int | None:

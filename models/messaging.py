@@ -10,10 +10,11 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
+from models.encrypted import EncryptedText
 
 
 class SmsStatus(enum.StrEnum):
@@ -35,15 +36,17 @@ DELIVERY_RANK = {
 
 
 class OutboundSms(Base):
+    """One message to send; the number and text are encrypted at rest, `to_hash` finds them."""
+
     __tablename__ = "outbound_sms"
     # The SMS log walks this index alone (newest first, see web/admin/paging.py).
     __table_args__ = (Index("ix_outbound_sms_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    to_e164: Mapped[str] = mapped_column(String(20))
+    to_e164: Mapped[str] = mapped_column(EncryptedText)
     to_hash: Mapped[str] = mapped_column(String(64), index=True)
     sender: Mapped[str | None] = mapped_column(String(20))
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(EncryptedText)
     purpose: Mapped[str] = mapped_column(String(30))
     referral_id: Mapped[int | None] = mapped_column(
         ForeignKey("referral.id", ondelete="SET NULL"), index=True
@@ -75,16 +78,20 @@ class OutboundSms(Base):
 
 
 class InboundSms(Base):
-    """Every message received, whatever it says; the gateway id makes a retry a no-op."""
+    """Every message received, whatever it says; the gateway id makes a retry a no-op.
+
+    The sender's number and the text are encrypted at rest; `from_hash` finds them. `to` is our
+    own short code or number, not personal.
+    """
 
     __tablename__ = "inbound_sms"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     gateway_id: Mapped[str] = mapped_column(String(100), unique=True)
-    from_e164: Mapped[str] = mapped_column(String(20))
+    from_e164: Mapped[str] = mapped_column(EncryptedText)
     from_hash: Mapped[str] = mapped_column(String(64), index=True)
     to: Mapped[str] = mapped_column(String(20))
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText)
     link_id: Mapped[str | None] = mapped_column(String(100))
     sent_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base, utcnow
 from models.directory import Provider
+from models.encrypted import EncryptedText
 
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
 CODE_LENGTH = 5
@@ -137,7 +138,7 @@ class ReferralEvent(Base):
     actor: Mapped[str] = mapped_column(String(40))
     channel: Mapped[str] = mapped_column(String(10))
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
-    note: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(EncryptedText)  # free text: may describe the person
 
     referral: Mapped[Referral] = relationship(back_populates="events")
 

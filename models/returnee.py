@@ -9,18 +9,22 @@ from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relationship
 
 from models.base import Base, utcnow
+from models.encrypted import EncryptedText
 
 
 class Returnee(Base):
-    """A person known by phone; `registered_at` is set once they registered and consented."""
+    """A person known by phone; `registered_at` is set once they registered and consented.
+
+    Found by `phone_hash`; the number and first name are encrypted at rest (models.encrypted).
+    """
 
     __tablename__ = "returnee"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    phone_e164: Mapped[str | None] = mapped_column(String(20))
+    phone_e164: Mapped[str | None] = mapped_column(EncryptedText)
     language: Mapped[str] = mapped_column(String(5), default="fr")
-    first_name: Mapped[str | None] = mapped_column(String(30))
+    first_name: Mapped[str | None] = mapped_column(EncryptedText)
     sex: Mapped[str | None] = mapped_column(String(10))
     age_group: Mapped[str | None] = mapped_column(String(10))
     region: Mapped[str | None] = mapped_column(String(20))

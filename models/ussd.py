@@ -8,6 +8,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
+from models.encrypted import EncryptedText
 
 
 class UssdSession(Base):
@@ -37,7 +38,10 @@ class UssdSession(Base):
 
 
 class UssdStep(Base):
-    """One request of a session: what the returnee typed and the screen they were shown."""
+    """One request of a session: what the returnee typed and the screen they were shown.
+
+    What they typed may be their first name, so it is encrypted at rest; screens are our texts.
+    """
 
     __tablename__ = "ussd_step"
     __table_args__ = (UniqueConstraint("session_id", "seq"),)
@@ -45,7 +49,7 @@ class UssdStep(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("ussd_session.session_id", ondelete="CASCADE"))
     seq: Mapped[int]
-    user_input: Mapped[str] = mapped_column(String(200))
+    user_input: Mapped[str] = mapped_column(EncryptedText)
     screen: Mapped[str] = mapped_column(Text)
     server_ms: Mapped[float]
     at: Mapped[datetime] = mapped_column(default=utcnow)

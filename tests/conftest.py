@@ -34,6 +34,8 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgre
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
 SECRET_KEY = "test-secret"
+# One fixed keyring for every test app and worker (kid "test", 32 bytes in base64url).
+ENCRYPTION_KEYS = "test:c2lyYS10ZXN0LWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM"
 
 
 @pytest.fixture(scope="session")
@@ -82,6 +84,7 @@ def app_settings(database_url: str, **extra: object) -> dict[str, object]:
         "redis_url": REDIS_URL,
         "phone_hash_key": PHONE_HASH_KEY,
         "secret_key": SECRET_KEY,
+        "encryption_keys": ENCRYPTION_KEYS,
         **extra,
     }
 
@@ -236,6 +239,7 @@ WORKER_ENV = (
     "AT_API_URL",
     "SMS_RETRY_INTERVALS",
     "ENV",
+    "ENCRYPTION_KEYS",
 )
 
 
@@ -249,7 +253,16 @@ def run_worker(database_url: str, gateway_url: str = "http://127.0.0.1:1") -> No
     values = dict(
         zip(
             WORKER_ENV,
-            (database_url, REDIS_URL, PHONE_HASH_KEY, SECRET_KEY, gateway_url, "0,0,0", "testing"),
+            (
+                database_url,
+                REDIS_URL,
+                PHONE_HASH_KEY,
+                SECRET_KEY,
+                gateway_url,
+                "0,0,0",
+                "testing",
+                ENCRYPTION_KEYS,
+            ),
             strict=True,
         )
     )

@@ -31,11 +31,11 @@ def run_worker(database_url: str, gateway: EmulatorProcess) -> None:
 
 
 def ask_for_help(
-    phone: Phone, *, age: str = "3", region: tuple[str, ...] = ("1",), category: str = "1"
+    phone: Phone, *, age: str = "3", region: tuple[str, ...] = ("1",), category: str = "1", name: str = "Awa"
 ) -> str:
     """Dial as a newcomer, choose help, register on the way, then choose a need and confirm."""
     phone.dial()
-    answers = ["1", "1", "Awa", "2", age, *region, "1", "1", "1", category, "1"]
+    answers = ["1", "1", name, "2", age, *region, "1", "1", "1", category, "1"]
     for answer in answers:
         reply = phone.send(answer)
     return reply

@@ -6,11 +6,13 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from models.db import make_session_factory
+from services.sealing import Keyring
 
 
 def init_app(app: Flask) -> None:
     """Attach the session factory to the app and close the request's session at teardown."""
-    app.extensions["sira.sessions"] = make_session_factory(app.config["DATABASE_URL"])
+    keyring = Keyring(app.extensions["sira.settings"].encryption_keyring)
+    app.extensions["sira.sessions"] = make_session_factory(app.config["DATABASE_URL"], keyring)
     app.teardown_appcontext(_close_session)
 
 

@@ -19,6 +19,7 @@ from flows.i18n import Catalogs
 from flows.sms import SmsTexts
 from gateway import SmsGateway, gateway_from_settings
 from models.db import make_session_factory
+from services.sealing import Keyring
 
 _contexts: dict[tuple[int, Settings], JobContext] = {}
 
@@ -41,7 +42,7 @@ def job_context() -> JobContext:
         _contexts.clear()
         _contexts[key] = JobContext(
             settings=settings,
-            sessions=make_session_factory(settings.database_url),
+            sessions=make_session_factory(settings.database_url, Keyring(settings.encryption_keyring)),
             gateway=gateway_from_settings(settings),
             texts=SmsTexts.from_settings(settings, _catalogs()),
         )

@@ -4,7 +4,7 @@ reads acceptances and registrations by date.
 The single-column created_at indexes of referral and outbound_sms are replaced by (created_at, id),
 which serves every query the old ones did.
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0006
 Create Date: 2026-11-30 10:00:00
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
