@@ -7,6 +7,7 @@ deployment fails at start-up with one clear line instead of a stack trace at the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -49,6 +50,17 @@ class Settings:
     deadline_check_seconds: int = 60
     public_base_url: str = "http://127.0.0.1:5000"
     callback_secret: str = ""
+    callback_max_bytes: int = 4096
+    callback_allowed_networks: str = ""
+    trusted_proxies: int = 0
+    ussd_rate_limit: int = 30
+    ussd_rate_window_seconds: int = 60
+    sms_rate_limit: int = 20
+    sms_rate_window_seconds: int = 600
+    retention_transcript_days: int = 30
+    retention_sms_days: int = 90
+    retention_referral_days: int = 365
+    retention_purge_seconds: int = 3600
 
     @property
     def is_production(self) -> bool:
@@ -58,6 +70,15 @@ class Settings:
     def callback_secrets(self) -> tuple[str, ...]:
         """The valid first path segments of gateway callbacks (two during a rotation)."""
         return tuple(s.strip() for s in self.callback_secret.split(",") if s.strip())
+
+    @property
+    def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks gateway callbacks may come from; empty: from anywhere."""
+        return tuple(
+            ipaddress.ip_network(x.strip(), strict=False)
+            for x in self.callback_allowed_networks.split(",")
+            if x.strip()
+        )
 
 
 _URL_SCHEMES = {
@@ -114,6 +135,20 @@ def _validate(s: Settings) -> None:
         raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600") from None
     if s.ussd_session_ttl_seconds < 30 or s.resume_window_hours < 0:
         raise ConfigError("USSD_SESSION_TTL_SECONDS must be >= 30 and RESUME_WINDOW_HOURS >= 0")
+    try:
+        s.callback_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"CALLBACK_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
+    if s.callback_max_bytes < 512 or s.trusted_proxies < 0:
+        raise ConfigError("CALLBACK_MAX_BYTES must be >= 512 and TRUSTED_PROXIES >= 0")
+    limits = ("ussd_rate_limit", "ussd_rate_window_seconds", "sms_rate_limit", "sms_rate_window_seconds")
+    if any(getattr(s, name) < 0 for name in limits) or not (
+        s.ussd_rate_window_seconds and s.sms_rate_window_seconds
+    ):
+        raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
+    retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days")
+    if any(getattr(s, name) < 1 for name in retention) or s.retention_purge_seconds < 60:
+        raise ConfigError("RETENTION_*_DAYS must be >= 1 and RETENTION_PURGE_SECONDS >= 60")
     if s.is_production:
         for name in ("secret_key", "phone_hash_key"):
             value = getattr(s, name)
