@@ -139,7 +139,12 @@ def worker_command(burst: bool) -> None:
     settings = current_app.extensions["sira.settings"]
     redis = worker_redis(settings.redis_url)
     if not burst:
-        start_cron(redis, settings.outbox_sweep_seconds, settings.deadline_check_seconds)
+        start_cron(
+            redis,
+            settings.outbox_sweep_seconds,
+            settings.deadline_check_seconds,
+            settings.retention_purge_seconds,
+        )
     # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
     # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
     worker = SimpleWorker(list(queues.ALL), connection=redis)
