@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(ussd_phone)
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
+    app.cli.add_command(rehash_phones_command)
 
 
 def alembic_config(url: str) -> AlembicConfig:
@@ -181,3 +182,28 @@ def seed_command(path: Path) -> None:
             raise click.ClickException(f"{path.name}: malformed entry ({exc})") from None
         session.commit()
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " loaded")
+
+
+@click.command("rehash-phones")
+@with_appcontext
+def rehash_phones_command() -> None:
+    """Rotate PHONE_HASH_KEY: re-hash every phone under the new key (PREVIOUS_PHONE_HASH_KEY is the old one).
+
+    Stop the web and the worker first; Redis keys named by the old hashes are dropped.
+    """
+    from services.rehash import rehash_phones
+
+    settings = current_app.extensions["sira.settings"]
+    old, new = settings.previous_phone_hash_key, settings.phone_hash_key
+    if not old or old == new:
+        raise click.ClickException(
+            "set PREVIOUS_PHONE_HASH_KEY to the old key and PHONE_HASH_KEY to the new one"
+        )
+    with current_app.extensions["sira.sessions"]() as session:
+        counts = rehash_phones(session, old, new)
+        session.commit()
+    redis = current_app.extensions["sira.redis"]
+    for pattern in ("ussd:resume:*", "ussd:profile:*", "limit:*"):
+        for key in redis.scan_iter(match=pattern, count=500):
+            redis.delete(key)
+    click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))

@@ -31,6 +31,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     secret_key: str = DEV_SECRET
     phone_hash_key: str = DEV_SECRET
+    previous_phone_hash_key: str = ""  # only while `flask rehash-phones` rotates the key
     ussd_service_code: str = "*384*7472#"
     ussd_session_ttl_seconds: int = 600
     resume_window_hours: int = 24
