@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
 from config import Settings, load_settings
@@ -16,6 +17,7 @@ from flows.sms import SmsTexts
 from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE
 from web import admin, callbacks, db, health, sms, ussd
+from web.limits import RateLimit
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
 
@@ -43,8 +45,23 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
     )
     app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
+    app.extensions["sira.ussd_limit"] = RateLimit(
+        "ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds
+    )
+    app.extensions["sira.sms_limit"] = RateLimit(
+        "sms", settings.sms_rate_limit, settings.sms_rate_window_seconds
+    )
+    if settings.trusted_proxies:  # the client's address is the one the last trusted proxy saw
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.register_blueprint(health.bp)
-    callbacks.register(app, [(ussd.bp, ""), (sms.bp, "/sms")], settings.callback_secrets)
+    callbacks.register(
+        app,
+        [(ussd.bp, ""), (sms.bp, "/sms")],
+        settings.callback_secrets,
+        settings.callback_networks,
+        settings.callback_max_bytes,
+    )
     admin.init_app(app)
     cli.init_app(app)
     return app

@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
     app.cli.add_command(rotate_keys_command)
+    app.cli.add_command(rehash_phones_command)
 
 
 def alembic_config(url: str, keyring: Keyring | None = None) -> AlembicConfig:
@@ -148,7 +149,12 @@ def worker_command(burst: bool) -> None:
     settings = current_app.extensions["sira.settings"]
     redis = worker_redis(settings.redis_url)
     if not burst:
-        start_cron(redis, settings.outbox_sweep_seconds, settings.deadline_check_seconds)
+        start_cron(
+            redis,
+            settings.outbox_sweep_seconds,
+            settings.deadline_check_seconds,
+            settings.retention_purge_seconds,
+        )
     # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
     # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
     worker = SimpleWorker(list(queues.ALL), connection=redis)
@@ -211,3 +217,28 @@ def rotate_keys_command(batch: int) -> None:
         raise click.ClickException(
             f"{unreadable} values do not decrypt with ENCRYPTION_KEYS: keep their key until they are re-encrypted"
         )
+
+
+@click.command("rehash-phones")
+@with_appcontext
+def rehash_phones_command() -> None:
+    """Rotate PHONE_HASH_KEY: re-hash every phone under the new key (PREVIOUS_PHONE_HASH_KEY is the old one).
+
+    Stop the web and the worker first; Redis keys named by the old hashes are dropped.
+    """
+    from services.rehash import rehash_phones
+
+    settings = current_app.extensions["sira.settings"]
+    old, new = settings.previous_phone_hash_key, settings.phone_hash_key
+    if not old or old == new:
+        raise click.ClickException(
+            "set PREVIOUS_PHONE_HASH_KEY to the old key and PHONE_HASH_KEY to the new one"
+        )
+    with current_app.extensions["sira.sessions"]() as session:
+        counts = rehash_phones(session, old, new)
+        session.commit()
+    redis = current_app.extensions["sira.redis"]
+    for pattern in ("ussd:resume:*", "ussd:profile:*", "limit:*"):
+        for key in redis.scan_iter(match=pattern, count=500):
+            redis.delete(key)
+    click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     secret_key: str = DEV_SECRET
     phone_hash_key: str = DEV_SECRET
+    previous_phone_hash_key: str = ""  # only while `flask rehash-phones` rotates the key
     ussd_service_code: str = "*384*7472#"
     ussd_session_ttl_seconds: int = 600
     resume_window_hours: int = 24
@@ -57,6 +59,17 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:5000"
     callback_secret: str = ""
     encryption_keys: str = ""
+    callback_max_bytes: int = 4096
+    callback_allowed_networks: str = ""
+    trusted_proxies: int = 0
+    ussd_rate_limit: int = 30
+    ussd_rate_window_seconds: int = 60
+    sms_rate_limit: int = 20
+    sms_rate_window_seconds: int = 600
+    retention_transcript_days: int = 30
+    retention_sms_days: int = 90
+    retention_referral_days: int = 365
+    retention_purge_seconds: int = 3600
 
     @property
     def is_production(self) -> bool:
@@ -95,6 +108,14 @@ def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
             raise ConfigError(f"ENCRYPTION_KEYS: key id {kid!r} appears twice")
         keys.append((kid, key))
     return tuple(keys)
+
+    def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks gateway callbacks may come from; empty: from anywhere."""
+        return tuple(
+            ipaddress.ip_network(x.strip(), strict=False)
+            for x in self.callback_allowed_networks.split(",")
+            if x.strip()
+        )
 
 
 _URL_SCHEMES = {
@@ -152,6 +173,20 @@ def _validate(s: Settings) -> None:
     if s.ussd_session_ttl_seconds < 30 or s.resume_window_hours < 0:
         raise ConfigError("USSD_SESSION_TTL_SECONDS must be >= 30 and RESUME_WINDOW_HOURS >= 0")
     keyring = s.encryption_keyring  # a malformed ENCRYPTION_KEYS fails here, in any environment
+    try:
+        s.callback_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"CALLBACK_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
+    if s.callback_max_bytes < 512 or s.trusted_proxies < 0:
+        raise ConfigError("CALLBACK_MAX_BYTES must be >= 512 and TRUSTED_PROXIES >= 0")
+    limits = ("ussd_rate_limit", "ussd_rate_window_seconds", "sms_rate_limit", "sms_rate_window_seconds")
+    if any(getattr(s, name) < 0 for name in limits) or not (
+        s.ussd_rate_window_seconds and s.sms_rate_window_seconds
+    ):
+        raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
+    retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days")
+    if any(getattr(s, name) < 1 for name in retention) or s.retention_purge_seconds < 60:
+        raise ConfigError("RETENTION_*_DAYS must be >= 1 and RETENTION_PURGE_SECONDS >= 60")
     if s.is_production:
         for name in ("secret_key", "phone_hash_key"):
             value = getattr(s, name)

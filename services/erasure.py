@@ -35,20 +35,7 @@ def erase_returnee(
     open referrals' cancellation records it.
     """
     digest = returnee.phone_hash
-    referral_ids = withdraw_referrals(session, returnee, channel=channel, actor=actor)
-    if referral_ids:
-        # Messages to providers about these referrals (an accepted one names the returnee) and
-        # free-text notes (a decline reason may describe the person) go too.
-        session.execute(
-            update(OutboundSms)
-            .where(OutboundSms.referral_id.in_(referral_ids), OutboundSms.purpose != CONFIRMATION)
-            .values(body=ERASED)
-        )
-        session.execute(
-            update(ReferralEvent).where(ReferralEvent.referral_id.in_(referral_ids)).values(note=None)
-        )
-    for referral in session.scalars(select(Referral).where(Referral.returnee_id == returnee.id)):
-        referral.returnee_id = None
+    anonymise_referrals(session, withdraw_referrals(session, returnee, channel=channel, actor=actor))
     session.execute(
         update(OutboundSms)
         .where(OutboundSms.to_hash == digest, OutboundSms.status.in_([s.value for s in TO_SEND]),
@@ -68,6 +55,26 @@ def erase_returnee(
     session.execute(delete(UssdSession).where(UssdSession.phone_hash == digest))
     session.delete(returnee)
     session.flush()
+
+
+def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:
+    """Cut referrals from their returnee; they stay, without a person, for the CNRM's figures.
+
+    Messages to providers about them (an accepted one names the returnee) and free-text notes
+    (a decline reason may describe the person) go too. Used by erasure and by the retention purge.
+    """
+    if not referral_ids:
+        return
+    session.execute(
+        update(OutboundSms)
+        .where(OutboundSms.referral_id.in_(referral_ids), OutboundSms.purpose != CONFIRMATION)
+        .values(body=ERASED)
+    )
+    session.execute(
+        update(ReferralEvent).where(ReferralEvent.referral_id.in_(referral_ids)).values(note=None)
+    )
+    for referral in session.scalars(select(Referral).where(Referral.id.in_(referral_ids))):
+        referral.returnee_id = None
 
 
 def withdraw_referrals(

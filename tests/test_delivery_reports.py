@@ -64,7 +64,7 @@ def test_unknown_id_is_answered_200_and_changes_nothing(client, db, message) -> 
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [({"id": None}, "missing field id"), ({"status": None}, "missing field status"), ({"id": ""}, "missing field id"),
-     ({"status": "x" * 41}, "too long"), ({"failureReason": "x" * 300}, "too long")],
+     ({"status": "x" * 41}, "longer than 40"), ({"failureReason": "x" * 300}, "longer than 200")],
 )  # fmt: skip
 def test_malformed_reports_get_a_400_with_the_reason(client, db, message, fields, reason: str) -> None:
     response = report(client, **fields)

@@ -20,6 +20,7 @@ from models.returnee import Returnee, get_or_create
 from services.inbound import handle
 from web import plain
 from web.db import get_session
+from web.validation import ID, PHONE, SHORT_CODE, WORD, Field, Invalid, check
 from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,11 @@ bp = Blueprint("sms", __name__)
 @bp.post("/delivery")
 def delivery_report() -> Response:
     """Record a delivery report; statuses only move forward; unknown ids are answered 200."""
-    form = request.form
-    gateway_id, status = form.get("id", "").strip(), form.get("status", "").strip()
-    if not gateway_id or not status:
-        return plain("missing field " + ("id" if not gateway_id else "status"), 400)
-    if len(gateway_id) > 100 or len(status) > 40 or len(form.get("failureReason", "")) > 200:
-        return plain("a field is too long", 400)
+    try:
+        form = check(request.form, DELIVERY_FIELDS)
+    except Invalid as exc:
+        return plain(str(exc), 400)
+    gateway_id, status = form["id"].strip(), form["status"].strip()
     session = get_session()
     try:
         row = session.scalar(
@@ -52,12 +52,17 @@ def delivery_report() -> Response:
     return plain("ok" if moved else "ignored: status does not move forward")
 
 
+DELIVERY_FIELDS = (Field("id", 100, ID, required=True), Field("status", 40, WORD, required=True),
+                   Field("failureReason", 200))  # fmt: skip
+INCOMING_FIELDS = (
+    Field("from", 32, PHONE, required=True, reason="is not a phone number"),
+    Field("to", 20, SHORT_CODE, required=True),
+    Field("text", 1600, required=True, blank_ok=True),
+    Field("id", 100, ID, required=True),
+    Field("date", 40, required=True),
+    Field("linkId", 100, ID),
+)
 DATE_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S.%f")
-LIMITS = {"from": 32, "to": 20, "text": 1600, "id": 100, "linkId": 100, "date": 40}
-
-
-class Invalid(ValueError):
-    """The gateway's form cannot be acted on; the message says why."""
 
 
 def parse_date(value: str) -> datetime:
@@ -79,20 +84,15 @@ def sender(value: str) -> str:
 @bp.post("/incoming")
 def incoming() -> Response:
     """Store every message once (by the gateway's id), then act on it and queue the replies."""
-    form = request.form
     try:
-        for name in ("from", "to", "text", "id", "date"):
-            if name not in form or (name != "text" and not form[name].strip()):
-                raise Invalid(f"missing field {name}")
-        for name, limit in LIMITS.items():
-            if len(form.get(name, "")) > limit:
-                raise Invalid(f"field {name} is longer than {limit} characters")
+        form = check(request.form, INCOMING_FIELDS)
         e164 = sender(form["from"])
         sent_at = parse_date(form["date"])
     except Invalid as exc:
         return plain(str(exc), 400)
     settings = current_app.extensions["sira.settings"]
     digest = phone_hash(e164, settings.phone_hash_key)
+    limited = current_app.extensions["sira.sms_limit"].hit(current_app.extensions["sira.redis"], digest)
     session = get_session()
     try:
         new_id = insert_ignore(
@@ -104,6 +104,11 @@ def incoming() -> Response:
             session.rollback()
             return plain("already handled")
         message = session.get(InboundSms, new_id)
+        if limited:  # kept for the coordinators, but a flood must not make us act or answer
+            message.handled_as = "rate_limited"
+            session.commit()
+            log.info("incoming SMS stored, not acted on: the sender is over its rate limit")
+            return plain("ok: rate_limited")
         parsed = parse(message.text)
         sms_ids = handle(session, message, parsed, current_app.extensions["sira.sms_texts"],
                          settings.phone_hash_key)  # fmt: skip
@@ -137,9 +142,10 @@ def _returnee_of(session: Session, code: str | None) -> list[str]:
 @bp.post("/optout")
 def optout() -> Response:
     """The gateway's opt-out notice: the number gets no more non-essential SMS, as with STOP."""
-    raw = request.form.get("phoneNumber", "")
-    if not raw.strip() or len(raw) > 32:
-        return plain("missing field phoneNumber", 400)
+    try:
+        raw = check(request.form, (Field("phoneNumber", 32, PHONE, required=True),))["phoneNumber"]
+    except Invalid as exc:
+        return plain(str(exc), 400)
     try:
         e164 = sender(raw)
     except Invalid:

@@ -31,6 +31,7 @@ from web import plain
 from web.db import get_session
 from web.effects import Performed, perform
 from web.ussd_store import Loaded, UssdStore
+from web.validation import DIGITS, ID, PHONE, SERVICE_CODE, Field, Invalid, check, is_text
 from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,15 @@ bp = Blueprint("ussd", __name__)
 
 UNAVAILABLE = _("Service unavailable. Please try again later.")
 REGISTER_FIRST = _("Please register first: dial again and choose Register.")
-MAX_FIELD = {"sessionId": 100, "serviceCode": 40, "phoneNumber": 32, "networkCode": 10, "text": 2000}
+UNREADABLE = _("Sorry, we could not read your answer. Please dial again.")
+SLOW_DOWN = _("Too many requests from your number. Please wait a few minutes and dial again.")
+MAX_TEXT = 2000
+FIELDS = (
+    Field("sessionId", 100, ID, required=True),
+    Field("serviceCode", 40, SERVICE_CODE, required=True),
+    Field("phoneNumber", 32, PHONE, required=True, reason="is not a valid phone number"),
+    Field("networkCode", 10, DIGITS),
+)
 MAX_RACES = 3
 
 
@@ -46,23 +55,28 @@ class BadRequest(ValueError):
     """The gateway's form is not one we can act on; the message says why."""
 
 
+class Unreadable(BadRequest):
+    """A well-formed request whose text a person may have typed but we cannot take: a polite END."""
+
+
 def parse_form(form: dict[str, str], settings: Settings) -> dict[str, str]:
     """Check the gateway's fields; return them with the phone in E.164."""
-    for name in ("sessionId", "serviceCode", "phoneNumber"):
-        if not form.get(name, "").strip():
-            raise BadRequest(f"missing field {name}")
-    for name, limit in MAX_FIELD.items():
-        if len(form.get(name, "")) > limit:
-            raise BadRequest(f"field {name} is longer than {limit} characters")
     try:
-        e164 = to_e164(form["phoneNumber"], settings.default_region_code)
+        checked = check(form, FIELDS)
+    except Invalid as exc:
+        raise BadRequest(str(exc)) from None
+    try:
+        e164 = to_e164(checked["phoneNumber"], settings.default_region_code)
     except InvalidPhone as exc:
         raise BadRequest(f"phoneNumber is not a valid phone number ({exc})") from None
+    text = form.get("text", "")
+    if len(text) > MAX_TEXT or not is_text(text):
+        raise Unreadable(f"text is longer than {MAX_TEXT} characters or has control characters")
     return {
-        "session_id": form["sessionId"].strip(),
-        "service_code": form["serviceCode"].strip(),
-        "network_code": form.get("networkCode", "").strip()[:10],
-        "text": form.get("text", ""),
+        "session_id": checked["sessionId"].strip(),
+        "service_code": checked["serviceCode"].strip(),
+        "network_code": checked["networkCode"].strip(),
+        "text": text,
         "phone": e164,
     }
 
@@ -71,11 +85,14 @@ def parse_form(form: dict[str, str], settings: Settings) -> dict[str, str]:
 def ussd() -> Response:
     started = time.perf_counter()
     settings: Settings = current_app.extensions["sira.settings"]
+    engine: Engine = current_app.extensions["sira.engine"]
     try:
         fields = parse_form(request.form.to_dict(), settings)
+    except Unreadable as exc:
+        log.info("USSD step refused: %s", exc)
+        return plain(_polite(engine, UNREADABLE).wire)
     except BadRequest as exc:
         return plain(str(exc), 400)
-    engine: Engine = current_app.extensions["sira.engine"]
     store: UssdStore = current_app.extensions["sira.ussd_store"]
     digest = phone_hash(fields["phone"], settings.phone_hash_key)
     session = get_session()
@@ -103,8 +120,12 @@ def _step(
     without effects only saves the state, with its transcript line, in one Redis call.
     """
     session_id, text = fields["session_id"], fields["text"]
-    for _attempt in range(MAX_RACES):
-        loaded = store.load(session_id, digest, with_resume=not text)
+    for attempt in range(MAX_RACES):
+        limit = current_app.extensions["sira.ussd_limit"] if attempt == 0 else None
+        loaded = store.load(session_id, digest, with_resume=not text, limit=limit)
+        if loaded.limited:
+            log.info("USSD step refused: the phone is over its rate limit")
+            return _polite(engine, SLOW_DOWN, loaded.state.language if loaded.state else None)
         state = loaded.state or _start(engine, session, session_id, digest, loaded, text)
         result = engine.feed(state, text)
         if not result.advanced:
@@ -164,7 +185,12 @@ def _hash_key() -> str:
 
 
 def _unavailable(engine: Engine) -> Reply:
-    return Reply(to_ussd(engine.catalogs.gettext(DEFAULT_LANGUAGE, UNAVAILABLE)), end=True)
+    return _polite(engine, UNAVAILABLE)
+
+
+def _polite(engine: Engine, msgid: str, language: str | None = None) -> Reply:
+    """An END in the session's language if known, else the default one."""
+    return Reply(to_ussd(engine.catalogs.gettext(language or DEFAULT_LANGUAGE, msgid)), end=True)
 
 
 def _profile_to_cache(loaded: Loaded, state: State) -> dict | None:
@@ -301,11 +327,14 @@ EVENT_FIELDS = ("status", "networkCode", "serviceCode", "durationInMillis", "hop
 def ussd_events() -> Response:
     """End-of-session notice: stored with the session; always 200 so the gateway does not retry."""
     form = request.form
-    session_id = form.get("sessionId", "").strip()[:100]
-    report = {name: form.get(name, "")[:200] for name in EVENT_FIELDS if name in form}
-    if not session_id:
-        log.info("end-of-session notice without a session id")
-        return plain("ignored: no sessionId")
+    try:
+        checked = check(form, (Field("sessionId", 100, ID, required=True),
+                               *(Field(name, 200) for name in EVENT_FIELDS)))  # fmt: skip
+    except Invalid as exc:
+        log.info("end-of-session notice ignored: %s", exc)
+        return plain(f"ignored: {exc}")
+    session_id = checked["sessionId"].strip()
+    report = {name: checked[name] for name in EVENT_FIELDS if name in form}
     settings: Settings = current_app.extensions["sira.settings"]
     try:
         digest = phone_hash(

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from flows.engine import State
 from services.sealing import Sealer
 from services.transcripts import ERASED_TTL_SECONDS, STEP_BUFFER, erased_key
+from web.limits import RateLimit
 
 _CAS = """
 local current = redis.call('HGET', KEYS[1], 'v')
@@ -49,6 +50,7 @@ class Loaded:
     available: bool = True
     sealed: bytes | None = None
     profile: dict | None = None
+    limited: bool = False  # the phone is over its rate limit: the step must not run
 
 
 class UssdStore:
@@ -72,21 +74,28 @@ class UssdStore:
     def _profile_key(phone_digest: str) -> str:
         return f"ussd:profile:{phone_digest}"
 
-    def load(self, session_id: str, phone_digest: str, with_resume: bool) -> Loaded:
-        """The session's state; on a fresh dial (`with_resume`) also the phone's suspended one."""
+    def load(
+        self, session_id: str, phone_digest: str, with_resume: bool, limit: RateLimit | None = None
+    ) -> Loaded:
+        """The session's state; on a fresh dial (`with_resume`) also the phone's suspended one.
+
+        With `limit`, the step is counted against the phone's rate limit in the same round trip.
+        """
         key, resume_key = self._keys(session_id, phone_digest)
         suspended = profile = None
         try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(key, "v", "s")
             if with_resume:
-                pipe = self.redis.pipeline(transaction=False)
-                pipe.hmget(key, "v", "s")
                 pipe.get(resume_key)
                 pipe.get(self._profile_key(phone_digest))
-                (version, raw), suspended, profile = pipe.execute()
-            else:
-                version, raw = self.redis.hmget(key, "v", "s")
+            counted = limit is not None and limit.stage(pipe, phone_digest)
+            results = pipe.execute()
         except RedisError:
             return Loaded(None, "", None, available=False)
+        version, raw = results[0]
+        if with_resume:
+            suspended, profile = results[1], results[2]
         state = self.open(raw)
         return Loaded(
             state=state,
@@ -94,6 +103,7 @@ class UssdStore:
             suspended=self.open(suspended) if state is None else None,
             sealed=raw,
             profile=json.loads(data) if (data := self.profiles.open(profile)) else None,
+            limited=counted and limit.exceeded(results[-2]),
         )
 
     def open(self, blob: bytes | None) -> State | None:

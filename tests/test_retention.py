@@ -1,0 +1,147 @@
+"""The retention purge, against a controlled clock: transcripts go after 30 days, SMS texts are
+blanked after 90, finished referrals are cut from their returnee after a year; a second run
+changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import Queue
+from sqlalchemy import func, select
+
+from app import create_app
+from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
+from models.directory import Category, Provider
+from services.erasure import ERASED
+from tests.conftest import REDIS_URL, app_settings, run_worker
+from workers import queues
+from workers.retention import PURGED, purge_at
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def days_ago(n: float) -> datetime:
+    return NOW - timedelta(days=n)
+
+
+def referral(session, returnee: Returnee, code: str, status: str, need: str, age_days: float,
+             provider: Provider | None) -> Referral:  # fmt: skip
+    row = Referral(code=code, returnee_id=returnee.id, category="jobs", requested_category=need, status=status,
+                   provider_id=provider.id if provider else None, created_at=days_ago(age_days + 5),
+                   updated_at=days_ago(age_days))  # fmt: skip
+    session.add(row)
+    session.flush()
+    session.add(ReferralEvent(referral_id=row.id, to_status=status, actor="provider:1", channel="sms",
+                              note="she is expecting a child", at=days_ago(age_days)))  # fmt: skip
+    session.add(OutboundSms(to_e164="+22370000002", to_hash="p", body=f"{code}: contact Awa, +22370000101",
+                            purpose="provider_accepted", referral_id=row.id, status="accepted",
+                            created_at=days_ago(10)))  # fmt: skip
+    return row
+
+
+@pytest.fixture
+def stored(app: Flask) -> dict[str, int]:
+    """A bit of everything, at known ages."""
+    with app.extensions["sira.sessions"]() as s:
+        s.add(Category(code="jobs", name="Jobs", sms_label="emploi"))
+        provider = Provider(slug="apej", name="APEJ", kind="public")
+        awa = Returnee(phone_hash="h-awa", phone_e164="+22370000101", first_name="Awa", language="fr",
+                       consent_version="consent-v1", registered_at=days_ago(500))  # fmt: skip
+        s.add_all([provider, awa])
+        s.flush()
+        s.add(
+            UssdSession(session_id="old", phone_hash="h-awa", service_code="*384#", started_at=days_ago(31))
+        )
+        s.add(
+            UssdSession(session_id="new", phone_hash="h-awa", service_code="*384#", started_at=days_ago(29))
+        )
+        s.flush()
+        s.add_all([UssdStep(session_id="old", seq=i, user_input="Awa", screen="CON x", server_ms=1.0,
+                            at=days_ago(31)) for i in range(2)])  # fmt: skip
+        s.add(
+            UssdStep(session_id="new", seq=0, user_input="1", screen="CON x", server_ms=1.0, at=days_ago(29))
+        )
+        for gid, age in (("in-old", 91), ("in-new", 89)):
+            s.add(InboundSms(gateway_id=gid, from_e164="+22370000101", from_hash="h-awa", to="7472",
+                             text="je cherche du travail", sent_at=days_ago(age), received_at=days_ago(age)))  # fmt: skip
+        for purpose, status, age in (("old-sent", "accepted", 91), ("old-pending", "pending", 91),
+                                     ("new-sent", "accepted", 89)):  # fmt: skip
+            s.add(OutboundSms(to_e164="+22370000101", to_hash="h-awa", body="Sira: votre code R7K3Q",
+                              purpose=purpose, status=status, created_at=days_ago(age)))  # fmt: skip
+        ids = {
+            "closed_old": referral(s, awa, "CLOSD", "closed", "jobs", 400, provider).id,
+            "cancelled_recent": referral(s, awa, "CANCL", "cancelled", "jobs", 300, None).id,
+            "sent_old": referral(s, awa, "SENTX", "sent", "jobs", 400, provider).id,
+            "expired_at_desk": referral(s, awa, "DESKX", "expired", "health", 400, None).id,
+            "expired_old": referral(s, awa, "EXPRD", "expired", "training", 400, provider).id,
+        }
+        s.commit()
+    return ids
+
+
+def state(app: Flask) -> dict[str, object]:
+    with app.extensions["sira.sessions"]() as s:
+        return {
+            "steps": sorted(s.scalars(select(UssdStep.session_id)).all()),
+            "sessions": s.scalar(select(func.count()).select_from(UssdSession)),
+            "inbound": dict(s.execute(select(InboundSms.gateway_id, InboundSms.text + "|" + InboundSms.from_e164)).all()),
+            "outbound": dict(s.execute(select(OutboundSms.purpose, OutboundSms.body + "|" + OutboundSms.to_e164)).all()),
+            "referrals": dict(s.execute(select(Referral.code, Referral.returnee_id)).all()),
+            "notes": dict(s.execute(select(Referral.code, ReferralEvent.note).join(ReferralEvent)).all()),
+            "returnee": s.scalar(select(Returnee.first_name)),
+        }  # fmt: skip
+
+
+def test_each_period_purges_only_what_is_older(app: Flask, stored: dict[str, int]) -> None:
+    with app.extensions["sira.sessions"]() as s:
+        counts = purge_at(s, app.extensions["sira.settings"], NOW)
+    assert counts == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2}
+    after = state(app)
+    assert after["steps"] == ["new"] and after["sessions"] == 2  # sessions stay, without what was typed
+    assert after["inbound"] == {"in-old": f"{PURGED}|", "in-new": "je cherche du travail|+22370000101"}
+    outbound = after["outbound"]
+    assert outbound["old-sent"] == f"{PURGED}|" and outbound["new-sent"].startswith("Sira: votre code")
+    assert outbound["old-pending"].startswith("Sira: votre code")  # still to be sent: left alone
+    refs = after["referrals"]
+    assert refs["CLOSD"] is None and refs["EXPRD"] is None  # finished over a year ago: no one behind them
+    assert None not in (refs["CANCL"], refs["SENTX"], refs["DESKX"])  # recent, open, or at the desk
+    assert after["notes"]["CLOSD"] is None and after["notes"]["CANCL"] == "she is expecting a child"
+    with app.extensions["sira.sessions"]() as s:
+        bodies = dict(s.execute(select(Referral.code, OutboundSms.body).join(Referral)).all())
+    assert bodies["CLOSD"] == ERASED and bodies["EXPRD"] == ERASED and "Awa" in bodies["SENTX"]
+    assert after["returnee"] == "Awa"  # the person stays registered; only old records lose them
+
+
+def test_a_second_run_changes_nothing(app: Flask, stored: dict[str, int]) -> None:
+    settings = app.extensions["sira.settings"]
+    with app.extensions["sira.sessions"]() as s:
+        purge_at(s, settings, NOW)
+    first = state(app)
+    with app.extensions["sira.sessions"]() as s:
+        assert purge_at(s, settings, NOW) == {
+            "ussd_steps": 0,
+            "inbound_sms": 0,
+            "outbound_sms": 0,
+            "referrals": 0,
+        }
+    assert state(app) == first
+
+
+def test_the_periods_are_settings(database_url: str, redis: Redis, stored: dict[str, int]) -> None:
+    app = create_app(app_settings(database_url, retention_transcript_days=10, retention_sms_days=200,
+                                  retention_referral_days=100))  # fmt: skip
+    with app.extensions["sira.sessions"]() as s:
+        counts = purge_at(s, app.extensions["sira.settings"], NOW)
+    assert counts == {"ussd_steps": 3, "inbound_sms": 0, "outbound_sms": 0, "referrals": 3}
+
+
+def test_the_worker_runs_the_purge_as_a_job_at_a_given_time(database_url: str, app: Flask, stored) -> None:
+    with Redis.from_url(REDIS_URL) as redis:
+        job = Queue(queues.DEFAULT, connection=redis).enqueue("workers.retention.purge", NOW.isoformat())
+        run_worker(database_url)
+        job.refresh()
+        assert job.return_value() == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2}
+    assert state(app)["steps"] == ["new"]

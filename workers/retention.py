@@ -1,0 +1,76 @@
+"""Retention: personal data is kept only as long as the service needs it, then purged.
+
+Run by the worker's cron; `now` may be given (ISO 8601) so that a test or an operator can run
+it against a controlled clock. Each rule only touches rows it has not purged yet, so a second
+run, or two workers running it at once, change nothing more:
+
+- USSD transcript steps (what people typed, the screens they saw) are deleted after
+  RETENTION_TRANSCRIPT_DAYS; the session rows stay, with their hashed phone and outcome;
+- SMS texts, both ways, are blanked after RETENTION_SMS_DAYS, and so are their numbers in
+  clear (the keyed hash stays); messages still to be sent are left alone;
+- finished referrals (closed, cancelled, expired with a provider) are cut from their returnee
+  after RETENTION_REFERRAL_DAYS, as erasure does, and stay for the CNRM's figures.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, not_, select, update
+from sqlalchemy.orm import Session
+
+from config import Settings
+from models.base import as_utc, utcnow
+from models.messaging import InboundSms, OutboundSms, SmsStatus
+from models.referral import Referral, Status, open_clause
+from models.ussd import UssdStep
+from services.erasure import ERASED, anonymise_referrals
+from workers.context import job_context
+
+PURGED = "[purged]"
+FINISHED = (Status.CLOSED, Status.CANCELLED, Status.EXPIRED)
+STILL_TO_SEND = (SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.HELD)
+
+
+def purge(now: datetime | str | None = None) -> dict[str, int]:
+    """RQ job: apply every retention period at `now` (default: the current time)."""
+    ctx = job_context()
+    moment = as_utc(datetime.fromisoformat(now) if isinstance(now, str) else now) if now else utcnow()
+    with ctx.sessions() as session:
+        return purge_at(session, ctx.settings, moment)
+
+
+def purge_at(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
+    """Purge what is older than its period at `now`, in one transaction; returns what it changed."""
+    steps_before = now - timedelta(days=settings.retention_transcript_days)
+    sms_before = now - timedelta(days=settings.retention_sms_days)
+    referrals_before = now - timedelta(days=settings.retention_referral_days)
+    counts = {
+        "ussd_steps": session.execute(delete(UssdStep).where(UssdStep.at < steps_before)).rowcount,
+        "inbound_sms": session.execute(
+            update(InboundSms)
+            .where(InboundSms.received_at < sms_before, InboundSms.text.not_in([PURGED, ERASED]))
+            .values(text=PURGED, from_e164="")
+        ).rowcount,
+        "outbound_sms": session.execute(
+            update(OutboundSms)
+            .where(
+                OutboundSms.created_at < sms_before,
+                OutboundSms.body.not_in([PURGED, ERASED]),
+                OutboundSms.status.not_in([s.value for s in STILL_TO_SEND]),
+            )
+            .values(body=PURGED, to_e164="")
+        ).rowcount,
+    }
+    finished = session.scalars(
+        select(Referral.id).where(
+            Referral.status.in_([s.value for s in FINISHED]),
+            not_(open_clause()),
+            Referral.updated_at < referrals_before,
+            Referral.returnee_id.is_not(None),
+        )
+    ).all()
+    anonymise_referrals(session, list(finished))
+    counts["referrals"] = len(finished)
+    session.commit()
+    return counts
