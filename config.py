@@ -87,6 +87,15 @@ class Settings:
             return (DEV_ENCRYPTION_KEY,)
         return parse_encryption_keys(self.encryption_keys)
 
+    @property
+    def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks gateway callbacks may come from; empty: from anywhere."""
+        return tuple(
+            ipaddress.ip_network(x.strip(), strict=False)
+            for x in self.callback_allowed_networks.split(",")
+            if x.strip()
+        )
+
 
 def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
     """`kid:base64url-key,kid:...` -> pairs; the first encrypts, every one decrypts."""
@@ -108,14 +117,6 @@ def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
             raise ConfigError(f"ENCRYPTION_KEYS: key id {kid!r} appears twice")
         keys.append((kid, key))
     return tuple(keys)
-
-    def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        """The networks gateway callbacks may come from; empty: from anywhere."""
-        return tuple(
-            ipaddress.ip_network(x.strip(), strict=False)
-            for x in self.callback_allowed_networks.split(",")
-            if x.strip()
-        )
 
 
 _URL_SCHEMES = {

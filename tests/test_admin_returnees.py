@@ -159,7 +159,7 @@ def test_erasure_asks_for_confirmation_then_erases_everywhere_and_is_audited(
         )
     )
     assert cancel.channel == "web" and cancel.actor.startswith("user:")
-    assert not db.scalars(select(OutboundSms).where(OutboundSms.to_e164 == RETURNEE)).all()
+    assert not db.scalars(select(OutboundSms).where(OutboundSms.to_hash == digest)).all()
     assert not redis.exists(f"ussd:resume:{digest}", store._profile_key(digest))
     entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "returnee.erase"))
     assert entry.object_id == str(person_id) and entry.detail == {"referrals": 1}
