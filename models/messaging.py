@@ -65,6 +65,7 @@ class OutboundSms(Base):
     delivery_reason: Mapped[str | None] = mapped_column(String(100))
     delivered_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    purged_at: Mapped[datetime | None]  # text and number blanked by the retention purge
 
     def record_delivery(self, status: str, reason: str | None, at: datetime) -> bool:
         """Apply a delivery report if it moves the status forward; return whether it did."""
@@ -97,3 +98,4 @@ class InboundSms(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     sender_kind: Mapped[str | None] = mapped_column(String(10))
     handled_as: Mapped[str | None] = mapped_column(String(40))
+    purged_at: Mapped[datetime | None]  # text and number blanked by the retention purge

@@ -87,8 +87,9 @@ def state(app: Flask) -> dict[str, object]:
         return {
             "steps": sorted(s.scalars(select(UssdStep.session_id)).all()),
             "sessions": s.scalar(select(func.count()).select_from(UssdSession)),
-            "inbound": dict(s.execute(select(InboundSms.gateway_id, InboundSms.text + "|" + InboundSms.from_e164)).all()),
-            "outbound": dict(s.execute(select(OutboundSms.purpose, OutboundSms.body + "|" + OutboundSms.to_e164)).all()),
+            # Texts and numbers are encrypted: joined here, once decrypted, not in SQL.
+            "inbound": {m.gateway_id: f"{m.text}|{m.from_e164}" for m in s.scalars(select(InboundSms))},
+            "outbound": {m.purpose: f"{m.body}|{m.to_e164}" for m in s.scalars(select(OutboundSms))},
             "referrals": dict(s.execute(select(Referral.code, Referral.returnee_id)).all()),
             "notes": dict(s.execute(select(Referral.code, ReferralEvent.note).join(ReferralEvent)).all()),
             "returnee": s.scalar(select(Returnee.first_name)),

@@ -1,7 +1,8 @@
 """Retention: personal data is kept only as long as the service needs it, then purged.
 
 Run by the worker's cron; `now` may be given (ISO 8601) so that a test or an operator can run
-it against a controlled clock. Each rule only touches rows it has not purged yet, so a second
+it against a controlled clock. Each rule only touches rows it has not purged (`purged_at`) or
+erased (no hash left) yet, so a second
 run, or two workers running it at once, change nothing more:
 
 - USSD transcript steps (what people typed, the screens they saw) are deleted after
@@ -24,7 +25,7 @@ from models.base import as_utc, utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, Status, open_clause
 from models.ussd import UssdStep
-from services.erasure import ERASED, anonymise_referrals
+from services.erasure import anonymise_referrals
 from workers.context import job_context
 
 PURGED = "[purged]"
@@ -49,17 +50,22 @@ def purge_at(session: Session, settings: Settings, now: datetime) -> dict[str, i
         "ussd_steps": session.execute(delete(UssdStep).where(UssdStep.at < steps_before)).rowcount,
         "inbound_sms": session.execute(
             update(InboundSms)
-            .where(InboundSms.received_at < sms_before, InboundSms.text.not_in([PURGED, ERASED]))
-            .values(text=PURGED, from_e164="")
+            .where(
+                InboundSms.received_at < sms_before,
+                InboundSms.purged_at.is_(None),
+                InboundSms.from_hash != "",
+            )
+            .values(text=PURGED, from_e164="", purged_at=now)
         ).rowcount,
         "outbound_sms": session.execute(
             update(OutboundSms)
             .where(
                 OutboundSms.created_at < sms_before,
-                OutboundSms.body.not_in([PURGED, ERASED]),
+                OutboundSms.purged_at.is_(None),
+                OutboundSms.to_hash != "",  # erased already
                 OutboundSms.status.not_in([s.value for s in STILL_TO_SEND]),
             )
-            .values(body=PURGED, to_e164="")
+            .values(body=PURGED, to_e164="", purged_at=now)
         ).rowcount,
     }
     finished = session.scalars(
