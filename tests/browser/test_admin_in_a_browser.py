@@ -51,6 +51,10 @@ def test_a_coordinator_runs_a_journey_in_the_simulator_and_follows_the_referral(
     page.get_by_role("button", name="Actualiser la boîte de réception").click()
     assert code in page.locator(".inbox").inner_text()
 
+    page.get_by_role("link", name="Tableau de bord").click()
+    referrals_tile = page.locator(".tile", has_text="orientations").first.inner_text()
+    assert referrals_tile.split()[0] == "1" and page.locator("svg.chart rect").count() >= 1
+
     flush_transcripts(database_url)
     page.get_by_role("link", name="Sessions USSD").click()
     page.locator("table a", has_text="ATUid_sim").first.click()
