@@ -15,8 +15,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, connect_timeout: int = 2) -> Engine:
     """Create the engine; SQLite gets WAL and a busy timeout so web and worker can share it.
+
+    PostgreSQL gets a connect time-out: a database host that stops answering must fail a USSD
+    step within its few seconds (the returnee gets "try again later"), not hang it.
 
     `hide_parameters`: a database error must not carry a phone number or a name into a log
     line or into the traceback RQ keeps for a failed job.
@@ -37,11 +40,18 @@ def make_engine(url: str) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per request; a dropped connection fails one request
     # (answered politely) and the pool replaces it.
-    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, hide_parameters=True)
+    return create_engine(
+        url,
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=1800,
+        hide_parameters=True,
+        connect_args={"connect_timeout": connect_timeout},
+    )
 
 
-def make_session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=make_engine(url), expire_on_commit=False)
+def make_session_factory(url: str, connect_timeout: int = 2) -> sessionmaker[Session]:
+    return sessionmaker(bind=make_engine(url, connect_timeout), expire_on_commit=False)
 
 
 def insert_ignore(session: Session, model: type, **values: object) -> int | None:

@@ -10,7 +10,10 @@ from models.db import make_session_factory
 
 def init_app(app: Flask) -> None:
     """Attach the session factory to the app and close the request's session at teardown."""
-    app.extensions["sira.sessions"] = make_session_factory(app.config["DATABASE_URL"])
+    settings = app.extensions["sira.settings"]
+    app.extensions["sira.sessions"] = make_session_factory(
+        settings.database_url, settings.database_connect_timeout_seconds
+    )
     app.teardown_appcontext(_close_session)
 
 
