@@ -46,6 +46,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
             .where(
                 OutboundSms.status.in_([s.value for s in TO_SEND]),
                 OutboundSms.created_at < now - GIVE_UP_AFTER,
+                OutboundSms.attempts > 0,  # tried and failed: not a message an admin just retried
             )
             .values(status=SmsStatus.DEAD, last_error="gave up after retrying for 24 hours")
         ).rowcount
