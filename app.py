@@ -14,6 +14,7 @@ from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
 from services.sealing import Sealer
+from services.spool import Spool
 from services.transcripts import SEALING_PURPOSE
 from web import admin, callbacks, db, health, sms, ussd
 from web.ussd_store import UssdStore
@@ -43,6 +44,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
     )
     app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
+    app.extensions["sira.spool"] = Spool(settings.spool_dir, settings.secret_key)
     app.register_blueprint(health.bp)
     callbacks.register(app, [(ussd.bp, ""), (sms.bp, "/sms")], settings.callback_secrets)
     admin.init_app(app)

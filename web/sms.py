@@ -6,18 +6,14 @@ import logging
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from flows.sms_commands import parse
 from models.base import utcnow
-from models.db import insert_ignore
-from models.messaging import InboundSms, OutboundSms
 from models.phone import InvalidPhone, phone_hash, to_e164
-from models.referral import Referral
-from models.returnee import Returnee, get_or_create
-from services.inbound import handle
+from models.returnee import get_or_create
+from services import spool
+from services.inbound import delivery_report as delivery_report_of
+from services.inbound import receive
 from web import plain
 from web.db import get_session
 from workers.queues import enqueue_sms
@@ -28,28 +24,39 @@ bp = Blueprint("sms", __name__)
 
 @bp.post("/delivery")
 def delivery_report() -> Response:
-    """Record a delivery report; statuses only move forward; unknown ids are answered 200."""
+    """Record a delivery report; statuses only move forward; unknown ids are answered 200.
+
+    With the database down the report goes to the spool (answered 200) and is applied later.
+    """
     form = request.form
     gateway_id, status = form.get("id", "").strip(), form.get("status", "").strip()
     if not gateway_id or not status:
         return plain("missing field " + ("id" if not gateway_id else "status"), 400)
     if len(gateway_id) > 100 or len(status) > 40 or len(form.get("failureReason", "")) > 200:
         return plain("a field is too long", 400)
+    fields = {"id": gateway_id, "status": status, "failureReason": form.get("failureReason", ""),
+              "received_at": utcnow().isoformat()}  # fmt: skip
     session = get_session()
     try:
-        row = session.scalar(
-            select(OutboundSms).where(OutboundSms.gateway_id == gateway_id).with_for_update()
-        )
-        if row is None:
-            log.info("delivery report for an unknown message id %s", gateway_id)
-            return plain("unknown id")
-        moved = row.record_delivery(status, form.get("failureReason") or None, utcnow())
+        answer = delivery_report_of(session, fields)
         session.commit()
     except SQLAlchemyError:
         session.rollback()
         log.exception("could not store a delivery report")
+        return _spool(spool.DELIVERY, fields)
+    if answer == "unknown id":
+        log.info("delivery report for an unknown message id %s", gateway_id)
+    return plain(answer)
+
+
+def _spool(kind: str, fields: dict[str, str]) -> Response:
+    """Keep a callback the database could not take; 503 only if even the spool cannot."""
+    try:
+        current_app.extensions["sira.spool"].append(kind, fields)
+    except OSError:
+        log.exception("could not spool a %s callback either", kind)
         return plain("try again later", 503)
-    return plain("ok" if moved else "ignored: status does not move forward")
+    return plain("ok: spooled")
 
 
 DATE_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S.%f")
@@ -91,47 +98,31 @@ def incoming() -> Response:
         sent_at = parse_date(form["date"])
     except Invalid as exc:
         return plain(str(exc), 400)
-    settings = current_app.extensions["sira.settings"]
-    digest = phone_hash(e164, settings.phone_hash_key)
+    fields = {"id": form["id"].strip(), "from": e164, "to": form["to"].strip(), "text": form["text"],
+              "linkId": form.get("linkId") or "", "date": sent_at.isoformat(),
+              "received_at": utcnow().isoformat()}  # fmt: skip
     session = get_session()
     try:
-        new_id = insert_ignore(
-            session, InboundSms, gateway_id=form["id"].strip(), from_e164=e164, from_hash=digest,
-            to=form["to"].strip(), text=form["text"], link_id=form.get("linkId") or None, sent_at=sent_at,
-            received_at=utcnow(),
-        )  # fmt: skip
-        if new_id is None:
-            session.rollback()
-            return plain("already handled")
-        message = session.get(InboundSms, new_id)
-        parsed = parse(message.text)
-        sms_ids = handle(session, message, parsed, current_app.extensions["sira.sms_texts"],
-                         settings.phone_hash_key)  # fmt: skip
-        outcome = message.handled_as
-        touched = [digest] if message.sender_kind == "returnee" else _returnee_of(session, parsed.code)
+        received = receive(session, fields, current_app.extensions["sira.sms_texts"], _hash_key())
         session.commit()
     except SQLAlchemyError:
         session.rollback()
         log.exception("could not handle an incoming SMS")
-        return plain("try again later", 503)
-    enqueue_sms(current_app.extensions["sira.redis"], sms_ids, settings.sms_retry_intervals)
+        return _spool(spool.INCOMING, fields)
+    if received.outcome is None:
+        return plain("already handled")
+    settings = current_app.extensions["sira.settings"]
+    enqueue_sms(current_app.extensions["sira.redis"], received.sms_ids, settings.sms_retry_intervals,
+                settings.sms_job_timeout_seconds)  # fmt: skip
     store = current_app.extensions["sira.ussd_store"]
-    store.forget_profile(*touched)
-    if outcome == "erased":
-        store.forget_phone(digest)
-    return plain(f"ok: {outcome}")
+    store.forget_profile(*received.touched)
+    if received.erased:
+        store.forget_phone(received.erased)
+    return plain(f"ok: {received.outcome}")
 
 
-def _returnee_of(session: Session, code: str | None) -> list[str]:
-    """The phone hash of the returnee whose referral a provider's message may have changed."""
-    if not code:
-        return []
-    found = session.scalar(
-        select(Returnee.phone_hash)
-        .join(Referral, Referral.returnee_id == Returnee.id)
-        .where(Referral.code == code)
-    )
-    return [found] if found else []
+def _hash_key() -> str:
+    return current_app.extensions["sira.settings"].phone_hash_key
 
 
 @bp.post("/optout")

@@ -7,10 +7,13 @@ port (no persistence, so a restart loses everything, as a crashed cache would) a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +22,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from app import create_app
 from models import OutboundSms
@@ -173,3 +176,84 @@ def figures(request: pytest.FixtureRequest, record_property) -> Iterator[Figures
     for name, value in observed.items():
         record_property(name, value)
     print(f"\nFIGURES {request.node.name}: {dict(observed)}")
+
+
+class DatabaseLink:
+    """A TCP relay in front of PostgreSQL that a test can cut: open connections are reset and new
+    ones refused, as when the database host goes away; `restore` brings it back on the same port.
+    """
+
+    def __init__(self, target_port: int = 5432) -> None:
+        self.port = free_port()
+        self.target = ("127.0.0.1", target_port)
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    def url_for(self, database_url: str) -> str:
+        return (
+            make_url(database_url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
+        )
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in its thread
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+class Blackhole:
+    """A port that accepts TCP connections and never says a word: a database host that hangs."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(64)  # never accepted: the kernel completes handshakes, nobody answers
+        self.port = self.socket.getsockname()[1]
+
+    def close(self) -> None:
+        self.socket.close()
