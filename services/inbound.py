@@ -207,3 +207,12 @@ def _erase(
     erase_returnee(session, returnee)
     message.handled_as = "erased"
     return [goodbye.id]
+
+
+def opt_out(session: Session, fields: dict[str, str], hash_key: str) -> None:
+    """The gateway's opt-out notice, inside the caller's transaction: no more non-essential SMS.
+
+    `fields`: phoneNumber (E.164) and received_at (ISO 8601); a second notice changes nothing.
+    """
+    returnee = get_or_create_returnee(session, phone_hash(fields["phoneNumber"], hash_key))
+    returnee.opted_out_at = returnee.opted_out_at or datetime.fromisoformat(fields["received_at"])

@@ -5,12 +5,13 @@ callback we cannot store is written here and answered 200; the worker's cron rep
 once the database answers. One sealed file per callback, written under a temporary name and
 renamed, so a reader never sees half a record and no two writers share a file. Records hold
 phone numbers, so they are sealed (AES-GCM) like everything personal outside the database.
-Replaying is idempotent: incoming SMS are keyed by the gateway's id, and delivery statuses only
-move forward.
+Replaying is idempotent: incoming SMS are keyed by the gateway's id, delivery statuses only
+move forward, and an opt-out already recorded stays as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SEALING_PURPOSE = "callback-spool"
 SUFFIX = ".rec"
-INCOMING, DELIVERY = "incoming", "delivery"
+INCOMING, DELIVERY, OPTOUT = "incoming", "delivery", "optout"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Spool:
 
     def append(self, kind: str, fields: dict[str, str]) -> None:
         """Write one callback durably (fsync) before the gateway is told it was received."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         now = utcnow()
         name = f"{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex}"
         record = {"kind": kind, "fields": fields, "spooled_at": now.isoformat()}
@@ -72,7 +73,11 @@ class Spool:
         done = rejected = 0
         files = self.pending()
         for index, path in enumerate(files):
-            data = self._sealer.open(path.read_bytes())
+            try:
+                blob = path.read_bytes()
+            except FileNotFoundError:  # another worker replayed it meanwhile (replays are idempotent)
+                continue
+            data = self._sealer.open(blob)
             if data is None:
                 log.error("spool: %s cannot be opened (another SECRET_KEY?); set aside", path.name)
                 self._set_aside(path)
@@ -89,11 +94,12 @@ class Spool:
                 self._set_aside(path)
                 rejected += 1
                 continue
-            path.unlink()
+            path.unlink(missing_ok=True)
             done += 1
         return Replayed(done, 0, rejected)
 
     def _set_aside(self, path: Path) -> None:
         aside = self.directory / "rejected"
-        aside.mkdir(exist_ok=True)
-        path.rename(aside / path.name)
+        aside.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(aside / path.name)

@@ -9,11 +9,10 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from models.base import utcnow
-from models.phone import InvalidPhone, phone_hash, to_e164
-from models.returnee import get_or_create
+from models.phone import InvalidPhone, to_e164
 from services import spool
 from services.inbound import delivery_report as delivery_report_of
-from services.inbound import receive
+from services.inbound import opt_out, receive
 from web import plain
 from web.db import get_session
 from workers.queues import enqueue_sms
@@ -135,15 +134,13 @@ def optout() -> Response:
         e164 = sender(raw)
     except Invalid:
         return plain("phoneNumber is not a phone number", 400)
+    fields = {"phoneNumber": e164, "received_at": utcnow().isoformat()}
     session = get_session()
     try:
-        returnee = get_or_create(
-            session, phone_hash(e164, current_app.extensions["sira.settings"].phone_hash_key)
-        )
-        returnee.opted_out_at = returnee.opted_out_at or utcnow()
+        opt_out(session, fields, _hash_key())
         session.commit()
     except SQLAlchemyError:
         session.rollback()
         log.exception("could not record an opt-out")
-        return plain("try again later", 503)
+        return _spool(spool.OPTOUT, fields)
     return plain("ok")

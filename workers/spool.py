@@ -7,7 +7,7 @@ import logging
 from rq import get_current_job
 
 from services import spool
-from services.inbound import delivery_report, receive
+from services.inbound import delivery_report, opt_out, receive
 from web.ussd_store import UssdStore
 from workers.context import job_context
 from workers.queues import enqueue_sms
@@ -26,8 +26,11 @@ def replay_spool() -> dict[str, int]:
 
     def apply(kind: str, fields: dict[str, str]) -> None:
         with ctx.sessions() as session:
-            if kind == spool.DELIVERY:
-                delivery_report(session, fields)
+            if kind in (spool.DELIVERY, spool.OPTOUT):
+                if kind == spool.DELIVERY:
+                    delivery_report(session, fields)
+                else:
+                    opt_out(session, fields, settings.phone_hash_key)
                 session.commit()
                 return
             received = receive(session, fields, ctx.texts, settings.phone_hash_key)

@@ -20,8 +20,9 @@ from sqlalchemy import make_url, select, update
 from app import create_app
 from flows.i18n import DEFAULT_LANGUAGE, Catalogs
 from flows.text import to_ussd
-from models import InboundSms, OutboundSms, Referral, SmsStatus
-from tests.conftest import LiveServer, Phone
+from models import InboundSms, OutboundSms, Referral, Returnee, SmsStatus
+from models.phone import phone_hash
+from tests.conftest import PHONE_HASH_KEY, LiveServer, Phone
 from tests.faults.conftest import (
     Blackhole,
     DatabaseLink,
@@ -122,13 +123,16 @@ def test_callbacks_received_while_the_database_is_down_are_spooled_sealed_and_re
         repeated = requests.post(  # the gateway sends the same report twice
             server.url + "/sms/delivery", data={"id": alert.gateway_id, "status": "Success"}, timeout=10
         )
+        quitter = fresh_number()
+        optout = requests.post(server.url + "/sms/optout", data={"phoneNumber": quitter}, timeout=10)
         time.sleep(1.5)  # the worker's replay tries (and fails) meanwhile on PostgreSQL
     assert "'status_code': 200" in accepted and "ok: spooled" in accepted, accepted
-    assert report.status_code == repeated.status_code == 200 and report.text == "ok: spooled"
+    assert report.status_code == repeated.status_code == optout.status_code == 200
+    assert report.text == optout.text == "ok: spooled"
     spooled = sorted(spool.glob("*.rec"))
-    assert len(spooled) == 3
+    assert len(spooled) == 4
     raw = b"".join(p.read_bytes() for p in spooled)
-    assert b"70000002" not in raw and returnee[4:].encode() not in raw and code.encode() not in raw
+    assert not any(n.encode() in raw for n in ("70000002", returnee[4:], quitter[4:], code))
     copies = tmp_path / "copies"
     copies.mkdir()
     for path in spooled:
@@ -155,6 +159,9 @@ def test_callbacks_received_while_the_database_is_down_are_spooled_sealed_and_re
         inbound = session.scalars(select(InboundSms)).all()
         report_status = session.get(OutboundSms, alert.id).delivery_status
         rows = session.scalars(select(OutboundSms)).all()
+        opted_out = session.scalar(
+            select(Returnee.opted_out_at).where(Returnee.phone_hash == phone_hash(quitter, PHONE_HASH_KEY))
+        )
     figures.update(
         ussd_unavailable_reply_s=round(ussd_seconds, 2), callbacks_spooled=len(spooled),
         replayed_within_s=round(replayed, 1), recovery_s=round(recovery, 1),
@@ -163,7 +170,7 @@ def test_callbacks_received_while_the_database_is_down_are_spooled_sealed_and_re
     )  # fmt: skip
     assert ussd_seconds < ANSWER_WITHIN
     assert referral.status == "accepted" and len(inbound) == 1 and inbound[0].handled_as
-    assert report_status == "Success"
+    assert report_status == "Success" and opted_out is not None
     assert all(r.status == SmsStatus.ACCEPTED for r in rows) and all(n == 1 for n in counts.values()), counts
     assert not (spool / "rejected").exists()
     link.cut()
