@@ -74,7 +74,7 @@ def test_a_gateway_down_for_good_makes_messages_dead_then_staff_send_them_again(
         ]
         # RQ's retries wait 1 s each: four tries cannot all happen in under three seconds.
         assert to_dead >= sum(int(x) for x in FAST["sms_retry_intervals"].split(","))
-        time.sleep(2)  # dead is final: no sweep queues it again
+        time.sleep(1.5)  # dead is final: no sweep queues it again
         assert all(r.attempts == FAST["sms_max_attempts"] for r in outbox(app))
 
         viewer = signed_in(app, Role.VIEWER)
@@ -174,7 +174,7 @@ def test_per_recipient_refusals_retry_or_fail_as_the_gateway_means_them(
         gateway.post("/faults", json={"reject_rate": 1, "reject_status": "InvalidPhoneNumber"})
         ask_for_help(Phone(server.url, number=fresh_number()))
         wait_for(lambda: len(statuses(app)) == 4 and SmsStatus.FAILED in statuses(app), timeout=20)
-        time.sleep(2)
+        time.sleep(1.5)
         refused = [r for r in outbox(app) if r.status == SmsStatus.FAILED]
     assert all(r.attempts >= 2 and r.last_error is None for r in retried if r.attempts > 1)
     assert refused and all(

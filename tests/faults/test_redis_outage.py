@@ -26,7 +26,7 @@ pytestmark = pytest.mark.faults
 # Dial as a newcomer, register on the way, ask for a job in Bamako, confirm (tests/journeys.py).
 ANSWERS = ["1", "1", "Awa", "2", "3", "1", "1", "1", "1", "1", "1"]
 REPLY_WITHIN = 2.0
-MIN_OUTAGE = 5.0
+MIN_OUTAGE = 3.0
 
 
 class Journey:
@@ -107,7 +107,7 @@ def test_journeys_go_on_without_redis_and_every_sms_is_sent_once_it_is_back(
             lambda: (counts := deliveries(app, gateway)) and all(counts.values()) and counts, timeout=30
         )
         recovery = time.monotonic() - restarted
-        time.sleep(2)  # a few more sweeps: a duplicate would show now
+        time.sleep(1.5)  # a few more sweeps: a duplicate would show now
         counts = deliveries(app, gateway)
 
     journeys = midway + during

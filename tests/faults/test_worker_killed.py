@@ -67,7 +67,7 @@ def test_a_worker_killed_mid_send_leaves_nothing_unsent(
             started = StartedJobRegistry(queues.SMS, connection=redis)
             abandoned = started.get_expired_job_ids(time.time() + 3600)
             started.cleanup(time.time() + 3600)
-        time.sleep(2)  # more sweeps: a late duplicate would show now
+        time.sleep(1.5)  # more sweeps: a late duplicate would show now
         counts = deliveries(app, gateway)
     with app.extensions["sira.sessions"]() as session:
         attempts = session.scalar(select(OutboundSms.attempts).where(OutboundSms.id == victim.id))
