@@ -15,6 +15,7 @@ from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
 from services.sealing import Sealer
+from services.spool import Spool
 from services.transcripts import SEALING_PURPOSE
 from web import admin, callbacks, db, health, sms, ussd
 from web.limits import RateLimit
@@ -54,6 +55,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     if settings.trusted_proxies:  # the client's address is the one the last trusted proxy saw
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+    app.extensions["sira.spool"] = Spool(settings.spool_dir, settings.secret_key)
     app.register_blueprint(health.bp)
     callbacks.register(
         app,

@@ -149,15 +149,15 @@ def worker_command(burst: bool) -> None:
     settings = current_app.extensions["sira.settings"]
     redis = worker_redis(settings.redis_url)
     if not burst:
-        start_cron(
-            redis,
-            settings.outbox_sweep_seconds,
-            settings.deadline_check_seconds,
-            settings.retention_purge_seconds,
-        )
+        start_cron(redis, settings)
     # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
     # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
-    worker = SimpleWorker(list(queues.ALL), connection=redis)
+    # The maintenance pass is what hands the job of a killed worker back (StartedJobRegistry).
+    worker = SimpleWorker(
+        list(queues.ALL), connection=redis, maintenance_interval=settings.worker_maintenance_seconds
+    )
+    # After a Redis outage, reconnect within seconds rather than RQ's default of up to a minute.
+    worker.max_connection_wait_time = 5.0
     worker.work(burst=burst, with_scheduler=True)
 
 

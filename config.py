@@ -52,7 +52,14 @@ class Settings:
     sms_sender_provider: str = "SIRA"
     sms_sender_returnee: str = "INFO"
     sms_retry_intervals: str = "5,30,120,600"
+    sms_job_timeout_seconds: int = 60
+    sms_claim_lease_seconds: int = 120
+    sms_max_attempts: int = 12
     outbox_sweep_seconds: int = 30
+    worker_maintenance_seconds: int = 600
+    spool_dir: str = str(ROOT / "instance" / "spool")
+    spool_replay_seconds: int = 30
+    database_connect_timeout_seconds: int = 2
     reminder_after_hours: int = 24
     expire_after_hours: int = 48
     deadline_check_seconds: int = 60
@@ -171,6 +178,16 @@ def _validate(s: Settings) -> None:
         [int(x) for x in s.sms_retry_intervals.split(",")]
     except ValueError:
         raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600") from None
+    if not s.at_timeout_seconds < s.sms_job_timeout_seconds < s.sms_claim_lease_seconds:
+        raise ConfigError(
+            "AT_TIMEOUT_SECONDS < SMS_JOB_TIMEOUT_SECONDS < SMS_CLAIM_LEASE_SECONDS must hold:"
+            " a send is cut off by its job time-out before the sweeper may take it back"
+        )
+    if s.sms_max_attempts < 1 or s.database_connect_timeout_seconds < 1:
+        raise ConfigError("SMS_MAX_ATTEMPTS and DATABASE_CONNECT_TIMEOUT_SECONDS must be at least 1")
+    for name in ("outbox_sweep_seconds", "worker_maintenance_seconds", "spool_replay_seconds"):
+        if getattr(s, name) < 1:
+            raise ConfigError(f"{name.upper()} must be at least 1")
     if s.ussd_session_ttl_seconds < 30 or s.resume_window_hours < 0:
         raise ConfigError("USSD_SESSION_TTL_SECONDS must be >= 30 and RESUME_WINDOW_HOURS >= 0")
     keyring = s.encryption_keyring  # a malformed ENCRYPTION_KEYS fails here, in any environment

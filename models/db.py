@@ -18,20 +18,23 @@ from models.encrypted import bind_keyring
 from services.sealing import Keyring
 
 
-def make_engine(url: str, keyring: Keyring) -> Engine:
+def make_engine(url: str, keyring: Keyring, connect_timeout: int = 2) -> Engine:
     """Create the engine; SQLite gets WAL and a busy timeout so web and worker can share it.
+
+    PostgreSQL gets a connect time-out: a database host that stops answering must fail a USSD
+    step within its few seconds (the returnee gets "try again later"), not hang it.
 
     `hide_parameters`: a database error must not carry a phone number or a name into a log
     line or into the traceback RQ keeps for a failed job. `keyring` encrypts the personal
     columns (models.encrypted). SQLite's `secure_delete` zeroes what a deletion or an erasure
     frees instead of leaving it in the file's free pages.
     """
-    engine = _engine(url)
+    engine = _engine(url, connect_timeout)
     bind_keyring(engine, keyring)
     return engine
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, connect_timeout: int) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"timeout": 15, "check_same_thread": False}, hide_parameters=True
@@ -49,11 +52,18 @@ def _engine(url: str) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per request; a dropped connection fails one request
     # (answered politely) and the pool replaces it.
-    return create_engine(url, pool_size=5, max_overflow=10, pool_recycle=1800, hide_parameters=True)
+    return create_engine(
+        url,
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=1800,
+        hide_parameters=True,
+        connect_args={"connect_timeout": connect_timeout},
+    )
 
 
-def make_session_factory(url: str, keyring: Keyring) -> sessionmaker[Session]:
-    return sessionmaker(bind=make_engine(url, keyring), expire_on_commit=False)
+def make_session_factory(url: str, keyring: Keyring, connect_timeout: int = 2) -> sessionmaker[Session]:
+    return sessionmaker(bind=make_engine(url, keyring, connect_timeout), expire_on_commit=False)
 
 
 def insert_ignore(session: Session, model: type, **values: object) -> int | None:

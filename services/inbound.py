@@ -6,16 +6,21 @@ text gets the help message. A provider acts only on referrals assigned to it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows import sms as texts_
 from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
-from flows.sms_commands import Command, Parsed
+from flows.sms_commands import Command, Parsed, parse
 from models.base import utcnow
+from models.db import insert_ignore
 from models.directory import ProviderNumber
-from models.messaging import InboundSms
+from models.messaging import InboundSms, OutboundSms
+from models.phone import phone_hash
 from models.referral import IllegalTransition, Referral, open_clause
 from models.returnee import Returnee
 from models.returnee import get_or_create as get_or_create_returnee
@@ -23,6 +28,70 @@ from services import lifecycle
 from services.erasure import CONFIRMATION, erase_pin_matches, erase_returnee, new_erase_pin
 
 PROVIDER_ACTIONS = {Command.ACCEPT: lifecycle.accept, Command.CLOSE: lifecycle.close}
+
+
+@dataclass(frozen=True)
+class Received:
+    """What storing an incoming SMS led to; the caller commits, then queues and forgets."""
+
+    outcome: str | None  # None: this gateway id was already handled
+    sms_ids: list[int] = field(default_factory=list)
+    touched: list[str] = field(default_factory=list)  # phone hashes whose cached USSD profile is stale
+    erased: str | None = None  # phone hash whose USSD state must go
+
+
+def receive(
+    session: Session, fields: dict[str, str], texts: SmsTexts, hash_key: str, act: bool = True
+) -> Received:
+    """Store a checked incoming SMS once (by the gateway's id) and act on it, inside the caller's
+    transaction. Shared by the webhook and the replay of the spool, so both do exactly the same.
+
+    `fields`: id, from (E.164), to, text, linkId, date and received_at (ISO 8601). With `act`
+    false (a sender over its rate limit) the message is only stored, for the coordinators.
+    """
+    digest = phone_hash(fields["from"], hash_key)
+    new_id = insert_ignore(
+        session, InboundSms, gateway_id=fields["id"], from_e164=fields["from"], from_hash=digest,
+        to=fields["to"], text=fields["text"], link_id=fields.get("linkId") or None,
+        sent_at=datetime.fromisoformat(fields["date"]), received_at=datetime.fromisoformat(fields["received_at"]),
+    )  # fmt: skip
+    if new_id is None:
+        return Received(None)
+    message = session.get(InboundSms, new_id)
+    if not act:
+        message.handled_as = "rate_limited"
+        return Received(message.handled_as)
+    parsed = parse(message.text)
+    sms_ids = handle(session, message, parsed, texts, hash_key)
+    touched = [digest] if message.sender_kind == "returnee" else _returnee_of(session, parsed.code)
+    erased = digest if message.handled_as == "erased" else None
+    return Received(message.handled_as, sms_ids, touched, erased)
+
+
+def _returnee_of(session: Session, code: str | None) -> list[str]:
+    """The phone hash of the returnee whose referral a provider's message may have changed."""
+    if not code:
+        return []
+    found = session.scalar(
+        select(Returnee.phone_hash)
+        .join(Referral, Referral.returnee_id == Returnee.id)
+        .where(Referral.code == code)
+    )
+    return [found] if found else []
+
+
+def delivery_report(session: Session, fields: dict[str, str]) -> str:
+    """Apply a checked delivery report inside the caller's transaction; statuses only move forward.
+
+    `fields`: id, status, failureReason and received_at (ISO 8601).
+    """
+    row = session.scalar(select(OutboundSms).where(OutboundSms.gateway_id == fields["id"]).with_for_update())
+    if row is None:
+        return "unknown id"
+    moved = row.record_delivery(
+        fields["status"], fields.get("failureReason") or None, datetime.fromisoformat(fields["received_at"])
+    )
+    return "ok" if moved else "ignored: status does not move forward"
 
 
 def handle(
@@ -144,3 +213,12 @@ def _erase(
     erase_returnee(session, returnee)
     message.handled_as = "erased"
     return [goodbye.id]
+
+
+def opt_out(session: Session, fields: dict[str, str], hash_key: str) -> None:
+    """The gateway's opt-out notice, inside the caller's transaction: no more non-essential SMS.
+
+    `fields`: phoneNumber (E.164) and received_at (ISO 8601); a second notice changes nothing.
+    """
+    returnee = get_or_create_returnee(session, phone_hash(fields["phoneNumber"], hash_key))
+    returnee.opted_out_at = returnee.opted_out_at or datetime.fromisoformat(fields["received_at"])

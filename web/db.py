@@ -11,8 +11,10 @@ from services.sealing import Keyring
 
 def init_app(app: Flask) -> None:
     """Attach the session factory to the app and close the request's session at teardown."""
-    keyring = Keyring(app.extensions["sira.settings"].encryption_keyring)
-    app.extensions["sira.sessions"] = make_session_factory(app.config["DATABASE_URL"], keyring)
+    settings = app.extensions["sira.settings"]
+    app.extensions["sira.sessions"] = make_session_factory(
+        settings.database_url, Keyring(settings.encryption_keyring), settings.database_connect_timeout_seconds
+    )
     app.teardown_appcontext(_close_session)
 
 

@@ -171,7 +171,12 @@ def _commit_effects(
     done = Performed(digest, fields["phone"], _texts(), _hash_key())
     reply = _commit(session, fields, done, result, started)
     settings: Settings = current_app.extensions["sira.settings"]
-    enqueue_sms(current_app.extensions["sira.redis"], done.sms_ids, settings.sms_retry_intervals)
+    enqueue_sms(
+        current_app.extensions["sira.redis"],
+        done.sms_ids,
+        settings.sms_retry_intervals,
+        settings.sms_job_timeout_seconds,
+    )
     store.forget_profile(digest)
     return reply
 

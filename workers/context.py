@@ -42,7 +42,11 @@ def job_context() -> JobContext:
         _contexts.clear()
         _contexts[key] = JobContext(
             settings=settings,
-            sessions=make_session_factory(settings.database_url, Keyring(settings.encryption_keyring)),
+            sessions=make_session_factory(
+                settings.database_url,
+                Keyring(settings.encryption_keyring),
+                settings.database_connect_timeout_seconds,
+            ),
             gateway=gateway_from_settings(settings),
             texts=SmsTexts.from_settings(settings, _catalogs()),
         )

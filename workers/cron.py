@@ -11,28 +11,33 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 
+from config import Settings
 from workers import queues
 from workers.deadlines import check_deadlines
 from workers.outbox import sweep_outbox
 from workers.retention import purge
+from workers.spool import replay_spool
 from workers.transcripts import flush_steps
 
 log = logging.getLogger(__name__)
 
 
-def start_cron(
-    redis: Redis, sweep_seconds: int, deadline_seconds: int, retention_seconds: int = 3600
-) -> None:
-    """RQ's cron, in a thread of the worker: the outbox sweep, the referral deadlines, the retention purge.
+def start_cron(redis: Redis, settings: Settings) -> None:
+    """RQ's cron, in a thread of the worker: outbox sweep, referral deadlines, spool, retention purge.
 
     A thread rather than `rq cron` so that the Procfile's one `worker` entry is enough; a Redis
     outage only skips ticks. Several workers may each queue a sweep: sweeping is idempotent.
     """
     cron = CronScheduler(connection=redis, name=f"sira-cron-{os.getpid()}")
-    cron.register(sweep_outbox, queue_name=queues.DEFAULT, interval=sweep_seconds, job_timeout=120)
-    cron.register(flush_steps, queue_name=queues.DEFAULT, interval=5, job_timeout=120)
-    cron.register(check_deadlines, queue_name=queues.DEFAULT, interval=deadline_seconds, job_timeout=300)
-    cron.register(purge, queue_name=queues.DEFAULT, interval=retention_seconds, job_timeout=600)
+    every = {
+        sweep_outbox: settings.outbox_sweep_seconds,
+        flush_steps: 5,
+        check_deadlines: settings.deadline_check_seconds,
+        replay_spool: settings.spool_replay_seconds,
+        purge: settings.retention_purge_seconds,
+    }
+    for job, interval in every.items():
+        cron.register(job, queue_name=queues.DEFAULT, interval=interval, job_timeout=300)
 
     def tick() -> None:
         while True:

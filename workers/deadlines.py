@@ -66,5 +66,7 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
             session.commit()
     job = get_current_job()
     if job is not None:
-        enqueue_sms(job.connection, sms_ids, ctx.settings.sms_retry_intervals)
+        enqueue_sms(
+            job.connection, sms_ids, ctx.settings.sms_retry_intervals, ctx.settings.sms_job_timeout_seconds
+        )
     return counts

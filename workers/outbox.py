@@ -1,7 +1,9 @@
 """The outbox sweeper: queue every message still waiting, whatever happened to its first job.
 
-It finds work in the database, never in Redis, so a message committed while Redis was down, or
-whose job died with its worker, is sent once Redis is back.
+It finds work in the database, not in Redis, so a message committed while Redis was down, or
+whose job died with its worker, is sent once Redis is back. Redis is asked only whether a new
+message's job is there at all: one that is not (Redis was down, or restarted empty) is queued
+at once rather than after the grace given to a job on its way.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ import logging
 from datetime import datetime, timedelta
 
 from redis import Redis
+from rq.job import Job
 from sqlalchemy import select, update
 
 from models.base import as_utc, utcnow
 from models.messaging import TO_SEND, OutboundSms, SmsStatus
 from workers.context import job_context
-from workers.queues import enqueue_sms
+from workers.queues import enqueue_sms, sms_job_id
 
 log = logging.getLogger(__name__)
 
-CLAIM_LEASE = timedelta(minutes=2)
 GIVE_UP_AFTER = timedelta(hours=24)
 BATCH = 500
 
@@ -31,17 +33,20 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
     """
     ctx = job_context()
     now = as_utc(datetime.fromisoformat(now)) if now else utcnow()
+    # A claim older than the lease belongs to a job that died (its time-out is shorter).
+    lease = timedelta(seconds=ctx.settings.sms_claim_lease_seconds)
     with ctx.sessions() as session:
         reclaimed = session.execute(
             update(OutboundSms)
-            .where(OutboundSms.status == SmsStatus.SENDING, OutboundSms.claimed_at < now - CLAIM_LEASE)
-            .values(status=SmsStatus.PENDING, claimed_at=None)
+            .where(OutboundSms.status == SmsStatus.SENDING, OutboundSms.claimed_at < now - lease)
+            .values(status=SmsStatus.PENDING, claimed_at=None, next_attempt_at=now)
         ).rowcount
         dead = session.execute(
             update(OutboundSms)
             .where(
                 OutboundSms.status.in_([s.value for s in TO_SEND]),
                 OutboundSms.created_at < now - GIVE_UP_AFTER,
+                OutboundSms.attempts > 0,  # tried and failed: not a message an admin just retried
             )
             .values(status=SmsStatus.DEAD, last_error="gave up after retrying for 24 hours")
         ).rowcount
@@ -54,12 +59,39 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
                 .limit(BATCH)
             )
         )
+        fresh = list(
+            session.scalars(
+                select(OutboundSms.id)
+                .where(
+                    OutboundSms.status == SmsStatus.PENDING,
+                    OutboundSms.attempts == 0,
+                    OutboundSms.next_attempt_at > now,
+                )
+                .order_by(OutboundSms.id)
+                .limit(BATCH)
+            )
+        )
     if redis is None:
         from rq import get_current_job
 
         redis = get_current_job().connection
-    enqueue_sms(redis, due, ctx.settings.sms_retry_intervals)
-    counts = {"queued": len(due), "reclaimed": reclaimed, "dead": dead}
+    lost = without_job(redis, fresh)
+    due += lost
+    enqueue_sms(redis, due, ctx.settings.sms_retry_intervals, ctx.settings.sms_job_timeout_seconds)
+    counts = {"queued": len(due), "lost": len(lost), "reclaimed": reclaimed, "dead": dead}
     if any(counts.values()):
         log.info("outbox sweep: %s", counts)
     return counts
+
+
+def without_job(redis: Redis, sms_ids: list[int]) -> list[int]:
+    """The new messages whose send job Redis does not hold: it was down when they were written, or
+    restarted empty since. They need not wait for the grace that protects a job still on its way.
+    """
+    if not sms_ids:
+        return []
+    with redis.pipeline(transaction=False) as pipe:
+        for sms_id in sms_ids:
+            pipe.exists(Job.key_for(sms_job_id(sms_id)))
+        found = pipe.execute()
+    return [sms_id for sms_id, exists in zip(sms_ids, found, strict=True) if not exists]

@@ -33,7 +33,9 @@ def sms_retry(intervals: str) -> Retry:
     return Retry(max=len(seconds), interval=seconds)
 
 
-def enqueue_sms(redis: Redis, sms_ids: Iterable[int], retry_intervals: str) -> bool:
+def enqueue_sms(
+    redis: Redis, sms_ids: Iterable[int], retry_intervals: str, job_timeout: int = SMS_JOB_TIMEOUT
+) -> bool:
     """Queue a send job per outbox row; False if Redis is down (the sweeper will queue them)."""
     ids = list(sms_ids)
     if not ids:
@@ -48,7 +50,7 @@ def enqueue_sms(redis: Redis, sms_ids: Iterable[int], retry_intervals: str) -> b
                     args=(sms_id,),
                     job_id=sms_job_id(sms_id),
                     retry=retry,
-                    timeout=SMS_JOB_TIMEOUT,
+                    timeout=job_timeout,
                     result_ttl=3600,
                     failure_ttl=7 * 86400,
                 )

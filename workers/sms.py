@@ -21,15 +21,19 @@ from workers.context import job_context
 
 log = logging.getLogger(__name__)
 
-BACKOFF_SECONDS = (5, 30, 120, 600, 1800, 3600)
+MAX_BACKOFF_SECONDS = 3600
 
 
 class GatewayRetry(RuntimeError):
     """The gateway could not take the message now; RQ retries with backoff."""
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=BACKOFF_SECONDS[min(attempts, len(BACKOFF_SECONDS)) - 1])
+def backoff(attempts: int, intervals: str) -> timedelta:
+    """When the sweeper may try again: SMS_RETRY_INTERVALS, then doubling up to an hour."""
+    seconds = [int(x) for x in intervals.split(",")]
+    if attempts <= len(seconds):
+        return timedelta(seconds=seconds[max(attempts, 1) - 1])
+    return timedelta(seconds=min(seconds[-1] * 2 ** (attempts - len(seconds)), MAX_BACKOFF_SECONDS))
 
 
 def claim(session: Session, sms_id: int) -> bool:
@@ -52,18 +56,21 @@ def send_sms(sms_id: int) -> str:
             return "not pending"
         row = session.get(OutboundSms, sms_id)
         result = ctx.gateway.send(OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender))
-        record(row, result)
+        record(row, result, ctx.settings.sms_retry_intervals, ctx.settings.sms_max_attempts)
         if result.outcome is Outcome.ACCEPTED:
             forget_confirmation(row)
         session.commit()
         log.info("sms %s: %s (%s)", sms_id, result.outcome, result.gateway_id or result.status)
+        if row.status == SmsStatus.DEAD:
+            log.warning("sms %s: given up after %d attempts", sms_id, row.attempts)
+            return "dead"
         if result.outcome in (Outcome.RETRY, Outcome.HELD):
             raise GatewayRetry(f"sms {sms_id}: gateway answered {result.status}; attempt {row.attempts}")
         return str(result.outcome)
 
 
-def record(row: OutboundSms, result: SendResult) -> None:
-    """Write what the gateway said on the row."""
+def record(row: OutboundSms, result: SendResult, intervals: str, max_attempts: int) -> None:
+    """Write what the gateway said on the row; after `max_attempts` failed tries it is dead."""
     now = utcnow()
     row.gateway_status = result.status[:40] if result.status else None
     row.claimed_at = None
@@ -78,6 +85,9 @@ def record(row: OutboundSms, result: SendResult) -> None:
         row.status = SmsStatus.FAILED
         row.last_error = (result.detail or result.status)[:200]
     else:
-        row.status = SmsStatus.HELD if result.outcome is Outcome.HELD else SmsStatus.PENDING
         row.last_error = (result.detail or result.status)[:200]
-        row.next_attempt_at = now + backoff(row.attempts)
+        if row.attempts >= max_attempts:
+            row.status = SmsStatus.DEAD
+            return
+        row.status = SmsStatus.HELD if result.outcome is Outcome.HELD else SmsStatus.PENDING
+        row.next_attempt_at = now + backoff(row.attempts, intervals)

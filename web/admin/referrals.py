@@ -238,7 +238,12 @@ def finish(
     returnee_hash = session.scalar(select(Returnee.phone_hash).where(Returnee.id == referral.returnee_id))
     session.commit()
     settings = current_app.extensions["sira.settings"]
-    enqueue_sms(current_app.extensions["sira.redis"], sms_ids, settings.sms_retry_intervals)
+    enqueue_sms(
+        current_app.extensions["sira.redis"],
+        sms_ids,
+        settings.sms_retry_intervals,
+        settings.sms_job_timeout_seconds,
+    )
     if returnee_hash:
         current_app.extensions["sira.ussd_store"].forget_profile(returnee_hash)
     if to_list:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import render_template, request
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 
-from models.admin import Role
+from models.admin import Role, audit
+from models.base import utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.phone import masked
 from models.referral import Referral
@@ -21,6 +22,7 @@ from web.admin.i18n import _
 from web.admin.paging import Page, page_ids, page_number
 from web.admin.ussd import not_for_providers
 from web.db import get_session
+from workers.queues import enqueue_sms
 
 OUT, IN = "out", "in"
 ATTENTION = "attention"
@@ -86,7 +88,34 @@ def sms_log() -> ResponseReturnValue:
     rows = get_session().execute(query).all()
     # Outgoing rows are (message, referral code); incoming ones are (message,).
     page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
+    retried = request.args.get("retried", "")[:12]
     return render_template(
         "admin/sms.html", page=page, filters=filters, statuses=STATUS_LABELS, attention=ATTENTION,
-        show_body=user.role in STAFF, number=lambda e164: number_for(user.role, e164),
+        show_body=user.role in STAFF, can_retry=user.role in STAFF,
+        number=lambda e164: number_for(user.role, e164), retried=retried if retried.isdigit() else "",
     )  # fmt: skip
+
+
+@bp.post("/sms/<int:sms_id>/retry")
+@require(*STAFF)
+def retry_sms(sms_id: int) -> ResponseReturnValue:
+    """Give a dead message another round of tries: back to the outbox, queued at once, audited.
+
+    Only a dead message: anything else is on its way, sent, or refused for good by the gateway.
+    """
+    session = get_session()
+    if session.get(OutboundSms, sms_id) is None:
+        abort(404)
+    moved = session.execute(
+        update(OutboundSms)
+        .where(OutboundSms.id == sms_id, OutboundSms.status == SmsStatus.DEAD)
+        .values(status=SmsStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
+    ).rowcount
+    if not moved:
+        abort(409)
+    audit(session, current_user().id, "sms.retry", "outbound_sms", sms_id)
+    session.commit()
+    settings = current_app.extensions["sira.settings"]
+    enqueue_sms(current_app.extensions["sira.redis"], [sms_id], settings.sms_retry_intervals,
+                settings.sms_job_timeout_seconds)  # fmt: skip
+    return redirect(url_for("admin.sms_log", status=SmsStatus.DEAD.value, retried=sms_id))

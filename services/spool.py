@@ -1,0 +1,105 @@
+"""A local spool for gateway callbacks that arrive while the database is down.
+
+Africa's Talking does not promise to send an incoming SMS or a delivery report again, so a
+callback we cannot store is written here and answered 200; the worker's cron replays the spool
+once the database answers. One sealed file per callback, written under a temporary name and
+renamed, so a reader never sees half a record and no two writers share a file. Records hold
+phone numbers, so they are sealed (AES-GCM) like everything personal outside the database.
+Replaying is idempotent: incoming SMS are keyed by the gateway's id, delivery statuses only
+move forward, and an opt-out already recorded stays as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from models.base import utcnow
+from services.sealing import Sealer
+
+log = logging.getLogger(__name__)
+
+SEALING_PURPOSE = "callback-spool"
+SUFFIX = ".rec"
+INCOMING, DELIVERY, OPTOUT = "incoming", "delivery", "optout"
+
+
+@dataclass(frozen=True)
+class Replayed:
+    done: int = 0
+    left: int = 0
+    rejected: int = 0
+
+
+class Spool:
+    def __init__(self, directory: str | Path, secret: str) -> None:
+        self.directory = Path(directory)
+        self._sealer = Sealer(secret, SEALING_PURPOSE)
+
+    def append(self, kind: str, fields: dict[str, str]) -> None:
+        """Write one callback durably (fsync) before the gateway is told it was received."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        now = utcnow()
+        name = f"{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex}"
+        record = {"kind": kind, "fields": fields, "spooled_at": now.isoformat()}
+        blob = self._sealer.seal(json.dumps(record).encode())
+        temporary = self.directory / f".{name}.tmp"
+        with temporary.open("wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.rename(self.directory / f"{name}{SUFFIX}")
+
+    def pending(self) -> list[Path]:
+        """The spooled callbacks, oldest first."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(self.directory.glob(f"*{SUFFIX}"))
+
+    def replay(self, apply: Callable[[str, dict[str, str]], None]) -> Replayed:
+        """Apply each record in order; stop at the first database outage and keep the rest.
+
+        A record the database refuses for another reason (it cannot ever succeed) is moved to
+        `rejected/` for an operator rather than block the records behind it.
+        """
+        done = rejected = 0
+        files = self.pending()
+        for index, path in enumerate(files):
+            try:
+                blob = path.read_bytes()
+            except FileNotFoundError:  # another worker replayed it meanwhile (replays are idempotent)
+                continue
+            data = self._sealer.open(blob)
+            if data is None:
+                log.error("spool: %s cannot be opened (another SECRET_KEY?); set aside", path.name)
+                self._set_aside(path)
+                rejected += 1
+                continue
+            record = json.loads(data)
+            try:
+                apply(record["kind"], record["fields"])
+            except OperationalError:
+                log.warning("spool: database still unavailable; %d callback(s) kept", len(files) - index)
+                return Replayed(done, len(files) - index, rejected)
+            except DBAPIError as exc:
+                log.error("spool: %s refused by the database (%s); set aside", path.name, type(exc).__name__)
+                self._set_aside(path)
+                rejected += 1
+                continue
+            path.unlink(missing_ok=True)
+            done += 1
+        return Replayed(done, 0, rejected)
+
+    def _set_aside(self, path: Path) -> None:
+        aside = self.directory / "rejected"
+        aside.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.rename(aside / path.name)

@@ -1,0 +1,86 @@
+"""The settings and building blocks behind the fault-tolerance paths (tests/faults/ runs them for real)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
+
+from config import ConfigError, load_settings
+from services.spool import DELIVERY, INCOMING, Spool
+from workers.connection import redis_from_url
+from workers.sms import backoff
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"SMS_JOB_TIMEOUT_SECONDS": "200"},  # longer than the claim lease: a live send could be taken back
+        {"AT_TIMEOUT_SECONDS": "60"},  # the gateway client may outlast its job
+        {"SMS_MAX_ATTEMPTS": "0"},
+        {"OUTBOX_SWEEP_SECONDS": "0"},
+        {"SPOOL_REPLAY_SECONDS": "-1"},
+        {"DATABASE_CONNECT_TIMEOUT_SECONDS": "0"},
+    ],
+)
+def test_unsafe_timing_settings_are_refused_at_start_up(values: dict[str, str]) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(values)
+    assert any(name in str(refused.value) for name in values)
+
+
+def test_backoff_follows_the_retry_schedule_then_doubles_up_to_an_hour() -> None:
+    seconds = [backoff(n, "5,30,120,600").total_seconds() for n in range(1, 10)]
+    assert seconds == [5, 30, 120, 600, 1200, 2400, 3600, 3600, 3600]
+    assert backoff(7, "0,0") == timedelta(0)
+
+
+def test_a_hung_redis_costs_one_time_out_then_calls_fail_at_once_for_a_moment() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        redis = redis_from_url(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", 0.3, cooldown=0.5)
+        took = []
+        for _ in range(3):
+            started = time.perf_counter()
+            with pytest.raises((RedisConnectionError, RedisTimeoutError)):
+                redis.get("k")
+            took.append(time.perf_counter() - started)
+        time.sleep(0.6)
+        started = time.perf_counter()
+        with pytest.raises(RedisTimeoutError):  # tried again once the moment has passed
+            redis.get("k")
+        again = time.perf_counter() - started
+    assert took[0] >= 0.25 and took[1] < 0.05 and took[2] < 0.05 and again >= 0.25
+
+
+def test_the_spool_keeps_callbacks_sealed_and_replays_them_in_order(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", "secret-one")
+    spool.append(INCOMING, {"from": "+22370000123", "text": "OK AB12C"})
+    spool.append(DELIVERY, {"id": "ATXid_1", "status": "Success"})
+    raw = b"".join(p.read_bytes() for p in spool.pending())
+    assert b"70000123" not in raw and b"AB12C" not in raw and not list((tmp_path / "spool").glob(".*.tmp"))
+    seen: list[tuple[str, dict]] = []
+    result = spool.replay(lambda kind, fields: seen.append((kind, fields)))
+    assert [k for k, _ in seen] == [INCOMING, DELIVERY] and seen[0][1]["from"] == "+22370000123"
+    assert (result.done, result.left, result.rejected) == (2, 0, 0) and spool.pending() == []
+
+
+def test_replay_stops_while_the_database_is_down_and_sets_aside_what_cannot_be_opened(tmp_path: Path) -> None:
+    Spool(tmp_path, "an-old-secret").append(INCOMING, {"from": "+22370000123"})
+    spool = Spool(tmp_path, "secret-one")
+    spool.append(DELIVERY, {"id": "ATXid_1"})
+    spool.append(DELIVERY, {"id": "ATXid_2"})
+
+    def down(kind: str, fields: dict) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    result = spool.replay(down)
+    assert (result.done, result.left, result.rejected) == (0, 2, 1)
+    assert len(spool.pending()) == 2 and len(list((tmp_path / "rejected").iterdir())) == 1

@@ -1,0 +1,49 @@
+"""Replaying the callbacks spooled while the database was down (see services/spool.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from rq import get_current_job
+
+from services import spool
+from services.inbound import delivery_report, opt_out, receive
+from web.ussd_store import UssdStore
+from workers.context import job_context
+from workers.queues import enqueue_sms
+
+log = logging.getLogger(__name__)
+
+
+def replay_spool() -> dict[str, int]:
+    """RQ job (run by the worker's cron): apply each spooled callback, exactly as the webhook would."""
+    ctx = job_context()
+    settings = ctx.settings
+    redis = get_current_job().connection
+    store = UssdStore(
+        redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
+    )
+
+    def apply(kind: str, fields: dict[str, str]) -> None:
+        with ctx.sessions() as session:
+            if kind in (spool.DELIVERY, spool.OPTOUT):
+                if kind == spool.DELIVERY:
+                    delivery_report(session, fields)
+                else:
+                    opt_out(session, fields, settings.phone_hash_key)
+                session.commit()
+                return
+            received = receive(session, fields, ctx.texts, settings.phone_hash_key)
+            session.commit()
+        if received.outcome is None:
+            return
+        enqueue_sms(redis, received.sms_ids, settings.sms_retry_intervals, settings.sms_job_timeout_seconds)
+        store.forget_profile(*received.touched)
+        if received.erased:
+            store.forget_phone(received.erased)
+
+    replayed = spool.Spool(settings.spool_dir, settings.secret_key).replay(apply)
+    counts = {"replayed": replayed.done, "left": replayed.left, "rejected": replayed.rejected}
+    if any(counts.values()):
+        log.info("spool replay: %s", counts)
+    return counts
