@@ -353,6 +353,12 @@ def pages(
         ("audit p1", lambda i: "/admin/audit"),
         ("audit p200", lambda i: "/admin/audit?page=200"),
         ("dashboard.csv", lambda i: "/admin/dashboard.csv"),
+        ("returnees (search form)", lambda i: "/admin/returnees"),
+        ("returnee detail", lambda i: f"/admin/returnees/{1 + (i * 7919) % max(1, n // 2)}"),
+        ("providers (load, response times)", lambda i: "/admin/providers"),
+        ("users", lambda i: "/admin/users"),
+        ("queues", lambda i: "/admin/queues"),
+        ("simulator", lambda i: "/admin/simulator"),
     ]  # fmt: skip
 
 
