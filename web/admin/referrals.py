@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
-from models.phone import masked
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
+from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
 from web.db import get_session
 from workers.queues import enqueue_sms
@@ -169,15 +169,13 @@ def returnee_view(returnee: Returnee | None, referral: Referral, user: User) -> 
         return None
     if user.role == Role.PROVIDER and referral.status not in DISCLOSED:
         return None
-    hide = user.role == Role.VIEWER
-    name = returnee.first_name or "-"
-    phone = returnee.phone_e164 or "-"
+    shown = person(returnee, user)
     return ReturneeView(
-        first_name=(name[0] + " •••") if hide and name != "-" else name,
-        phone=masked(phone) if hide and phone != "-" else phone,
+        first_name=shown.first_name,
+        phone=shown.phone,
         language=returnee.language,
         region=returnee.region or "-",
-        masked=hide,
+        masked=shown.masked,
     )
 
 

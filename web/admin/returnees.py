@@ -7,20 +7,19 @@ is found by id afterwards. Every view of a file is audited; so is an erasure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from models.admin import Role, User, audit
-from models.phone import InvalidPhone, masked, phone_hash, to_e164
+from models.admin import audit
+from models.phone import InvalidPhone, phone_hash, to_e164
 from models.referral import CODE_ALPHABET, Referral
 from models.returnee import ConsentRecord, Returnee
 from models.ussd import UssdSession
 from services.erasure import erase_returnee
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
+from web.admin.masking import person
 from web.admin.referrals import STATUS_LABELS, directory
 from web.admin.ussd import not_for_providers
 from web.db import get_session
@@ -73,26 +72,6 @@ def returnees_search() -> ResponseReturnValue:
         code = request.form.get("code", "").strip()[:8]
         return render_template("admin/returnees.html", error=error, code=code), 200
     return redirect(url_for("admin.returnee", returnee_id=found.id))
-
-
-@dataclass(frozen=True)
-class Person:
-    """The file as this user may read it: clear for staff, masked for viewers."""
-
-    first_name: str
-    phone: str
-    masked: bool
-
-
-def person(returnee: Returnee, user: User) -> Person:
-    hide = user.role == Role.VIEWER
-    name = returnee.first_name or "-"
-    phone = returnee.phone_e164 or "-"
-    return Person(
-        first_name=(name[0] + " •••") if hide and name != "-" else name,
-        phone=masked(phone) if hide and phone != "-" else phone,
-        masked=hide,
-    )
 
 
 def returnee_or_404(returnee_id: int) -> Returnee:
