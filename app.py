@@ -17,7 +17,7 @@ from flows.sms import SmsTexts
 from services.sealing import Sealer
 from services.spool import Spool
 from services.transcripts import SEALING_PURPOSE
-from web import admin, callbacks, db, health, sms, ussd
+from web import NoCookieSession, admin, callbacks, db, health, sms, ussd
 from web.limits import RateLimit
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
@@ -33,6 +33,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         TESTING=settings.env == "testing",
         MAX_CONTENT_LENGTH=64 * 1024,
     )
+    app.session_interface = NoCookieSession()
     app.extensions["sira.settings"] = settings
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -244,18 +244,23 @@ def drive(segments: list[Segment], watch: Watch) -> list[dict[str, Any]]:
     return json.loads(out)
 
 
-def count_logged_steps(database_url: str) -> int:
-    """Rows the app wrote to ussd_step: proof that the steps measured really reached the database."""
+def count_logged_steps(database_url: str, redis_url: str) -> int:
+    """Steps the app logged: rows in ussd_step, and lines still in the transcript buffer (no worker
+    flushes it during the run): proof that the steps measured were really recorded."""
+    from redis import Redis
     from sqlalchemy import create_engine, func, select
 
     from models import UssdStep
+    from services.transcripts import STEP_BUFFER
 
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(UssdStep)) or 0)
+            rows = int(conn.scalar(select(func.count()).select_from(UssdStep)) or 0)
     finally:
         engine.dispose()
+    with Redis.from_url(redis_url) as redis:
+        return rows + int(redis.llen(STEP_BUFFER))
 
 
 # -- figures --------------------------------------------------------------------------
@@ -469,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             db_name=database_url.rsplit("/", 1)[1] if args.database == "postgresql" else None,
         )
         tallies = drive(plan(args, {"app": app.port, "bare": bare.port}), watch)
-        logged = count_logged_steps(database_url)
+        logged = count_logged_steps(database_url, redis_url)
     figures = summarise(tallies)
     print(report(figures, args))
     write_json(args.output, figures, args, logged)

@@ -19,6 +19,7 @@ from flows.i18n import DEFAULT_LANGUAGE, Catalogs, _
 from flows.screens import Ask, Choose, End, Journey, Label, Option, Screen
 from flows.text import to_ussd
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once, not per call
 BACK, HOME, MORE = "0", "00", "98"
 SCREEN_LIMIT = 160
 RESUME = "sys.resume"
@@ -53,7 +54,7 @@ class State:
         return not self.ended and bool(self.history)
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, separators=(",", ":"), ensure_ascii=False)
+        return _ENCODE(self.__dict__)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> State:
@@ -118,6 +119,7 @@ class Engine:
             options=(Option("yes", _("Yes")), Option("no", _("No"))),
         )
         self._pages = lru_cache(maxsize=1024)(self._paginate)
+        self._static_pages: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {}
 
     # -- entry points -------------------------------------------------------------------
 
@@ -254,13 +256,21 @@ class Engine:
         return " ".join(self.catalogs.gettext(state.language, part) for part in parts)
 
     def _pages_for(self, screen: Choose, state: State) -> tuple[tuple[str, ...], ...]:
+        """The screen's pages; a list that does not depend on the state is paged once per language."""
+        key = (screen.id, state.language)
+        pages = self._static_pages.get(key)
+        if pages is not None:
+            return pages
         labels = tuple(self._label(state, o.label) for o in screen.visible(state))
-        return self._pages(
+        pages = self._pages(
             self.catalogs.gettext(state.language, screen.title),
             labels,
             self.catalogs.gettext(state.language, MORE_LABEL),
             self.catalogs.gettext(state.language, BACK_LABEL),
         )
+        if screen.options_from is None and all(o.when is None for o in screen.options):
+            self._static_pages[key] = pages
+        return pages
 
     def _paginate(
         self, title: str, labels: tuple[str, ...], more: str, back: str

@@ -8,8 +8,9 @@ need a Flask app context (the request-scoped session is `web.db`). Functions els
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy import Engine, Insert, Row, Table, create_engine, event, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -80,3 +81,40 @@ def _insert_ignore_statement(table: Table, dialect: str) -> Insert:
     """Built once per table: building and caching-key generation cost more than the insert."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(table).on_conflict_do_nothing().returning(table.c.id)
+
+
+def upsert(
+    session: Session,
+    table: Table,
+    key: str,
+    values: dict[str, object],
+    update: tuple[str, ...],
+    keep_first: tuple[str, ...] = (),
+    returning: tuple[str, ...] = (),
+) -> Row | None:
+    """INSERT, or UPDATE the row that already holds `values[key]`, in one statement.
+
+    `update` columns take the new values; `keep_first` columns keep a value already set. Values
+    are bound through the table's column types (TypeDecorators apply, as with the ORM). Returns
+    the `returning` columns as they are after the statement.
+    """
+    statement = _upsert_statement(table, session.get_bind().dialect.name, key, update, keep_first, returning)
+    result = session.connection().execute(statement, values)
+    return result.first() if returning else None
+
+
+@lru_cache(maxsize=64)
+def _upsert_statement(
+    table: Table, dialect: str, key: str, update: tuple[str, ...], keep_first: tuple[str, ...],
+    returning: tuple[str, ...],
+) -> Insert:  # fmt: skip
+    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    changes: dict[str, Any] = {name: insert.excluded[name] for name in update}
+    changes.update({name: func.coalesce(table.c[name], insert.excluded[name]) for name in keep_first})
+    # SQLAlchemy leaves Python-side `onupdate` out of ON CONFLICT: such a column takes the new
+    # row's default (its INSERT value) instead.
+    for column in table.c:
+        if column.onupdate is not None and column.default is not None and column.name not in changes:
+            changes[column.name] = insert.excluded[column.name]
+    statement = insert.on_conflict_do_update(index_elements=[table.c[key]], set_=changes)
+    return statement.returning(*(table.c[name] for name in returning)) if returning else statement

@@ -6,7 +6,6 @@ the HMAC key comes from the environment and never from the repo.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from functools import lru_cache
 
@@ -34,9 +33,14 @@ def to_e164(raw: str, default_region: str = "ML") -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=4096)
 def phone_hash(e164: str, key: str) -> str:
-    """Keyed hash (HMAC-SHA256) of an E.164 number: the only form logs, Redis and jobs see."""
-    return hmac.new(key.encode(), e164.encode(), hashlib.sha256).hexdigest()
+    """Keyed hash (HMAC-SHA256) of an E.164 number: the only form logs, Redis and jobs see.
+
+    Cached: every USSD step of a session hashes the same number, and an HMAC costs more than
+    the lookup (the cache lives in the process, never in Redis or a log).
+    """
+    return hmac.digest(key.encode(), e164.encode(), "sha256").hex()
 
 
 def masked(e164: str) -> str:

@@ -3,7 +3,8 @@
 A step that changes nothing in the database (navigation, a question answered) is not worth a
 database round trip on the request path, which must stay fast: it is sealed and appended to a
 Redis list in the same call that saves the session, and a worker job moves the list into the
-database in batches. Steps with effects and steps taken while Redis is down are written
+database in batches. So is a step with effects, once its effects are committed (with the
+session's row); a step whose state could not be saved (Redis down, a lost race) is written
 directly. Inserts are idempotent on the session id and on (session, step number).
 """
 
@@ -21,6 +22,7 @@ from models.db import insert_ignore
 from models.ussd import UssdSession, UssdStep
 
 STEP_BUFFER = "ussd:steps"
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # built once, not per step
 SEALING_PURPOSE = "ussd-steps"
 ERASED_TTL_SECONDS = 2 * 24 * 3600  # far longer than a step waits in the buffer, dead list aside
 
@@ -39,11 +41,13 @@ def step_record(
     at: str,
     outcome: str | None,
     session_row: dict | None = None,
+    language: str | None = None,
 ) -> bytes:
-    """One step as JSON (sealed by the caller); a first step also carries its session's row."""
+    """One step as JSON (sealed by the caller); a first step also carries its session's row, a
+    last one the session's outcome and language."""
     record = {"s": session_id, "n": seq, "i": user_input[:200], "r": screen, "ms": server_ms, "at": at,
-              "o": outcome, "m": session_row}  # fmt: skip
-    return json.dumps(record, separators=(",", ":")).encode()
+              "o": outcome, "m": session_row, "l": language}  # fmt: skip
+    return _ENCODE(record).encode()
 
 
 def write_steps(session: Session, records: list[dict], erased: Collection[str] = ()) -> int:
@@ -72,9 +76,10 @@ def write_steps(session: Session, records: list[dict], erased: Collection[str] =
         if insert_ignore(session, UssdStep, at=at, **step):
             written += 1
         if r.get("o"):
+            language = {"language": r["l"]} if r.get("l") else {}
             session.execute(
                 update(UssdSession)
                 .where(UssdSession.session_id == r["s"])
-                .values(outcome=r["o"], ended_at=at)
+                .values(outcome=r["o"], ended_at=at, **language)
             )
     return written

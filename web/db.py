@@ -29,3 +29,10 @@ def _close_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
         session.close()
+
+
+def rollback_session() -> None:
+    """Roll back the request's session, if the request opened one."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()

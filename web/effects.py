@@ -1,4 +1,10 @@
-"""Carry out what the conversation asked for, inside the caller's database transaction."""
+"""Carry out what the conversation asked for, inside the caller's database transaction.
+
+The two effects every returnee meets (choosing a language, registering) are single Core
+statements on the returnee's table (an upsert), not an ORM load and flush: they run on the
+request path of a USSD step, where each round trip and each unit of work shows. They bind
+through the table's column types, so column-level encryption applies as with the ORM.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import singledispatch
 
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from flows import effects
@@ -13,6 +20,8 @@ from flows import sms as texts_
 from flows.sms import SmsTexts
 from models import returnee as returnees
 from models.base import utcnow
+from models.db import upsert
+from models.returnee import ConsentRecord, Returnee
 from services.erasure import new_erase_pin, withdraw_referrals
 from services.referrals import NotReferable, queue_sms, refer
 
@@ -29,6 +38,10 @@ class Performed:
     hash_key: str
     params: dict[str, str] = field(default_factory=dict)
     sms_ids: list[int] = field(default_factory=list)
+    # What the effects changed in the phone's cached profile, and how many effects are known
+    # to change nothing else: when all of them are, the cache is updated instead of dropped.
+    profile_changes: dict[str, object] = field(default_factory=dict)
+    mirrored: int = 0
 
 
 @singledispatch
@@ -36,25 +49,41 @@ def perform(effect: object, session: Session, done: Performed) -> None:
     raise TypeError(f"no handler for effect {type(effect).__name__}")
 
 
+RETURNEE, CONSENTS = Returnee.__table__, ConsentRecord.__table__
+REGISTRATION = ("phone_e164", "first_name", "sex", "age_group", "region", "returned_from", "returned_since")
+
+
 @perform.register
 def _(effect: effects.SetLanguage, session: Session, done: Performed) -> None:
-    returnee = returnees.get_or_create(session, done.phone_digest, effect.language)
-    returnee.language = effect.language
+    """The returnee, created on first sight, speaks `language` from now on."""
+    values = {"phone_hash": done.phone_digest, "language": effect.language}
+    upsert(session, RETURNEE, "phone_hash", values, update=("language",))
 
 
 @perform.register
 def _(effect: effects.SaveRegistration, session: Session, done: Performed) -> None:
-    returnee = returnees.get_or_create(session, done.phone_digest)
-    returnee.phone_e164 = done.phone_e164
-    returnee.first_name = effect.first_name
-    returnee.sex = effect.sex
-    returnee.age_group = effect.age_group
-    returnee.region = effect.region
-    returnee.returned_from = effect.returned_from
-    returnee.returned_since = effect.returned_since
-    returnee.registered_at = returnee.registered_at or utcnow()
-    if returnee.consent_version != effect.consent_version:
-        returnees.record_consent(returnee, effect.consent_version, granted=True, channel="ussd")
+    """Create or update the returnee; a consent given to new wording is recorded, once."""
+    now = utcnow()
+    values = {"phone_hash": done.phone_digest, "phone_e164": done.phone_e164, "first_name": effect.first_name,
+              "sex": effect.sex, "age_group": effect.age_group, "region": effect.region,
+              "returned_from": effect.returned_from, "returned_since": effect.returned_since,
+              "registered_at": now}  # fmt: skip
+    row = upsert(session, RETURNEE, "phone_hash", values, update=REGISTRATION, keep_first=("registered_at",),
+                 returning=("id", "consent_version"))  # fmt: skip
+    assert row is not None  # an upsert always leaves the row
+    if row.consent_version != effect.consent_version:
+        session.execute(
+            update(RETURNEE)
+            .where(RETURNEE.c.id == row.id)
+            .values(consent_version=effect.consent_version, consent_at=now)
+        )
+        session.execute(
+            insert(CONSENTS).values(
+                returnee_id=row.id, version=effect.consent_version, granted=True, channel="ussd", at=now
+            )
+        )
+    done.profile_changes["registered"] = True
+    done.mirrored += 1
 
 
 @perform.register

@@ -2,8 +2,9 @@
 
 A phone that floods the service (a stuck handset, a script, someone running up our SMS bill)
 is slowed down without slowing anyone else. Keys hold the keyed phone hash, never the number.
-The count rides on a round trip the request makes anyway (the USSD store's read pipeline), or
-costs one pipelined INCR+EXPIRE. Redis down means no limit: the service matters more than the cap.
+A USSD step reads the count in the store's read pipeline and counts itself in the script that
+saves its state (web/ussd_store.py), so the limit adds no round trip; an SMS costs one pipelined
+INCR+EXPIRE. Redis down means no limit: the service matters more than the cap.
 """
 
 from __future__ import annotations

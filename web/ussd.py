@@ -1,16 +1,20 @@
 """The USSD webhook: Africa's Talking posts one form per step and reads `CON `/`END ` text back.
 
 The request path is short on purpose: validate, read the session from Redis, run the pure
-engine, claim the new state, then perform effects and log the step in one transaction.
+engine, commit the effects if the step has any, then claim the new state and buffer the step's
+transcript line in one Redis call.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -26,11 +30,13 @@ from models.base import utcnow
 from models.db import insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
+from services.sealing import Sealer
 from services.transcripts import step_record
 from web import plain
-from web.db import get_session
+from web.db import get_session, rollback_session
 from web.effects import Performed, perform
-from web.ussd_store import Loaded, UssdStore
+from web.limits import RateLimit
+from web.ussd_store import DROP, REFRESH, Loaded, UssdStore
 from web.validation import DIGITS, ID, PHONE, SERVICE_CODE, Field, Invalid, check, is_text
 from workers.queues import enqueue_sms
 
@@ -81,112 +87,138 @@ def parse_form(form: dict[str, str], settings: Settings) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Webhook:
+    """What a step needs from the app, gathered once: one lookup per request instead of a dozen."""
+
+    settings: Settings
+    engine: Engine
+    store: UssdStore
+    step_sealer: Sealer
+    redis: Redis
+    texts: SmsTexts
+    limit: RateLimit
+
+    @classmethod
+    def of(cls, app: Flask) -> Webhook:
+        ext = app.extensions
+        return cls(ext["sira.settings"], ext["sira.engine"], ext["sira.ussd_store"], ext["sira.step_sealer"],
+                   ext["sira.redis"], ext["sira.sms_texts"], ext["sira.ussd_limit"])  # fmt: skip
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    state.app.extensions["sira.ussd"] = Webhook.of(state.app)
+
+
 @bp.post("/ussd")
 def ussd() -> Response:
     started = time.perf_counter()
-    settings: Settings = current_app.extensions["sira.settings"]
-    engine: Engine = current_app.extensions["sira.engine"]
+    hook: Webhook = current_app.extensions["sira.ussd"]
     try:
-        fields = parse_form(request.form.to_dict(), settings)
+        fields = parse_form(request.form.to_dict(), hook.settings)
     except Unreadable as exc:
         log.info("USSD step refused: %s", exc)
-        return plain(_polite(engine, UNREADABLE).wire)
+        return plain(_polite(hook.engine, UNREADABLE).wire)
     except BadRequest as exc:
         return plain(str(exc), 400)
-    store: UssdStore = current_app.extensions["sira.ussd_store"]
-    digest = phone_hash(fields["phone"], settings.phone_hash_key)
-    session = get_session()
+    digest = phone_hash(fields["phone"], hook.settings.phone_hash_key)
     try:
-        reply = _step(engine, store, session, fields, digest, started)
+        reply = _step(hook, fields, digest, started)
     except SQLAlchemyError:
-        session.rollback()
+        rollback_session()
         log.exception("database unavailable during a USSD step")
-        reply = _unavailable(engine)
+        reply = _unavailable(hook.engine)
     except Exception:  # a returnee must get a polite END, never a gateway error
-        session.rollback()
+        rollback_session()
         log.exception("unexpected failure during a USSD step")
-        reply = _unavailable(engine)
+        reply = _unavailable(hook.engine)
     return plain(reply.wire)
 
 
-def _step(
-    engine: Engine, store: UssdStore, session: Session, fields: dict[str, str], digest: str, started: float
-) -> Reply:
+def _step(hook: Webhook, fields: dict[str, str], digest: str, started: float) -> Reply:
     """Run one step; the state is saved only once what the step did is committed.
 
     A step with effects (registration, a referral) commits them first and then saves the final
     screen, so that a gateway retry never sees a screen whose effects are not in the database.
-    The effects are idempotent, so a retry racing the first request does no harm. A step
-    without effects only saves the state, with its transcript line, in one Redis call.
+    The effects are idempotent, so a retry racing the first request does no harm. Every step
+    is logged through the transcript buffer, in the same Redis call that saves the state; the
+    database only when that call did not save it. The database session is opened only by a
+    step that needs it (effects, a phone whose profile is not cached, Redis down).
     """
+    engine, store = hook.engine, hook.store
     session_id, text = fields["session_id"], fields["text"]
-    for attempt in range(MAX_RACES):
-        limit = current_app.extensions["sira.ussd_limit"] if attempt == 0 else None
-        loaded = store.load(session_id, digest, with_resume=not text, limit=limit)
+    races, remembered = 0, True
+    while races < MAX_RACES:
+        loaded = store.load(session_id, digest, with_resume=not text, remembered=remembered, limit=hook.limit)
         if loaded.limited:
             log.info("USSD step refused: the phone is over its rate limit")
             return _polite(engine, SLOW_DOWN, loaded.state.language if loaded.state else None)
-        state = loaded.state or _start(engine, session, session_id, digest, loaded, text)
+        state = loaded.state or _start(engine, session_id, digest, loaded, text)
         result = engine.feed(state, text)
         if not result.advanced:
             return result.reply
+        if result.effects and loaded.remembered:
+            remembered = False  # effects are performed from the state in Redis, never from a copy
+            continue
+        first = loaded.state is None
         if result.effects:
             try:
-                reply = _commit_effects(store, session, fields, digest, result, started)
+                reply, done = _commit_effects(hook, fields, digest, result)
             except NotReferable as exc:  # no consent on record: nothing may be shared
-                session.rollback()
+                rollback_session()
                 log.info("USSD referral refused: %s", exc)
                 return Reply(to_ussd(engine.catalogs.gettext(state.language, REGISTER_FIRST)), end=True)
             state.reply = reply.text
-            if loaded.available:
-                store.save(session_id, digest, loaded.version, state)
+            buffered = _buffered_step(hook, fields, digest, state, reply, started, first)
+            profile, mode = _profile_after(state, done, len(result.effects))
+            saved = (
+                store.save(session_id, digest, loaded.version, state, buffered, profile, mode, hook.limit)
+                if loaded.available
+                else None
+            )
+            if not saved:  # lost a race, or Redis is down: the step is logged all the same
+                _log_step(get_session(), fields, digest, state, reply, started)
             return reply
-        buffered = _buffered_step(fields, digest, result, started, first=loaded.state is None)
+        buffered = _buffered_step(hook, fields, digest, state, result.reply, started, first)
         profile = _profile_to_cache(loaded, state)
         won = (
-            store.save(session_id, digest, loaded.version, state, buffered, profile)
+            store.save(session_id, digest, loaded.version, state, buffered, profile, limit=hook.limit)
             if loaded.available
             else None
         )
         if won is False:
+            races += 1
             continue  # another request advanced the session first: read it again
         if won is None:  # Redis is down: the transcript line goes to the database instead
-            _commit(
-                session, fields, Performed(digest, fields["phone"], _texts(), _hash_key()), result, started
-            )
+            _log_step(get_session(), fields, digest, state, result.reply, started)
         return result.reply
     log.warning("a USSD session lost %d races in a row", MAX_RACES)
-    latest = store.load(session_id, digest, with_resume=False).state
+    latest = store.load(session_id, digest, with_resume=False, remembered=False).state
     return Reply(latest.reply, latest.ended) if latest else _unavailable(engine)
 
 
 def _commit_effects(
-    store: UssdStore,
-    session: Session,
-    fields: dict[str, str],
-    digest: str,
-    result: StepResult,
-    started: float,
-) -> Reply:
-    done = Performed(digest, fields["phone"], _texts(), _hash_key())
-    reply = _commit(session, fields, done, result, started)
-    settings: Settings = current_app.extensions["sira.settings"]
+    hook: Webhook, fields: dict[str, str], digest: str, result: StepResult
+) -> tuple[Reply, Performed]:
+    """Perform the effects, with the session's row, in one transaction; then queue their SMS.
+
+    The session's row goes with the effects because it holds what was known when the session
+    began: a session whose state is lost is replayed from there, not from what it changed.
+    """
+    session = get_session()
+    done = Performed(digest, fields["phone"], hook.texts, hook.settings.phone_hash_key)
+    for effect in result.effects:
+        perform(effect, session, done)
+    insert_ignore(session, UssdSession, **_session_row(fields, digest, result.state, utcnow()))
+    session.commit()
     enqueue_sms(
-        current_app.extensions["sira.redis"],
-        done.sms_ids,
-        settings.sms_retry_intervals,
-        settings.sms_job_timeout_seconds,
+        hook.redis, done.sms_ids, hook.settings.sms_retry_intervals, hook.settings.sms_job_timeout_seconds
     )
-    store.forget_profile(digest)
-    return reply
-
-
-def _texts() -> SmsTexts:
-    return current_app.extensions["sira.sms_texts"]
-
-
-def _hash_key() -> str:
-    return current_app.extensions["sira.settings"].phone_hash_key
+    reply = result.reply
+    if done.params:
+        reply = Reply(reply.text.format_map(KeepMissing(done.params)), reply.end)
+    return reply, done
 
 
 def _unavailable(engine: Engine) -> Reply:
@@ -206,27 +238,40 @@ def _profile_to_cache(loaded: Loaded, state: State) -> dict | None:
             "referrals": state.facts.get("referrals", [])}  # fmt: skip
 
 
+def _profile_after(state: State, done: Performed, effects: int) -> tuple[dict | None, str]:
+    """After effects: the cached profile as they left it, when every one of them says how."""
+    if effects == 0 or done.mirrored < effects:
+        return None, DROP
+    profile = {"language": state.language, "registered": bool(state.facts.get("registered")),
+               "referrals": state.facts.get("referrals", []), **done.profile_changes}  # fmt: skip
+    return profile, REFRESH
+
+
 def _buffered_step(
-    fields: dict[str, str], digest: str, result: StepResult, started: float, first: bool
+    hook: Webhook,
+    fields: dict[str, str],
+    digest: str,
+    state: State,
+    reply: Reply,
+    started: float,
+    first: bool,
 ) -> bytes:
     """The step, sealed, for the transcript buffer written in the same Redis call as the state."""
-    state = result.state
     at = utcnow().isoformat()
     record = step_record(
-        fields["session_id"], state.inputs, _last_input(fields["text"]), result.reply.wire,
+        fields["session_id"], state.inputs, _last_input(fields["text"]), reply.wire,
         round((time.perf_counter() - started) * 1000, 2), at, state.screen if state.ended else None,
         _session_row(fields, digest, state, at) if first else None,
+        state.answers.get("language") if state.ended else None,
     )  # fmt: skip
-    return current_app.extensions["sira.step_sealer"].seal(record)
+    return hook.step_sealer.seal(record)
 
 
 def _last_input(text: str) -> str:
     return text.rsplit("*", 1)[-1][:200] if text else ""
 
 
-def _start(
-    engine: Engine, session: Session, session_id: str, digest: str, loaded: Loaded, text: str
-) -> State:
+def _start(engine: Engine, session_id: str, digest: str, loaded: Loaded, text: str) -> State:
     """A new session: what is known of this phone decides the first screen.
 
     A session whose state was lost (Redis down or flushed) is rebuilt from the gateway's history,
@@ -234,23 +279,24 @@ def _start(
     the session row keeps that origin from the first step that changed anything.
     """
     if text:  # no state but inputs: a dial-through, or a session whose state was lost
-        origin = session.scalar(select(UssdSession.origin).where(UssdSession.session_id == session_id))
+        origin = get_session().scalar(select(UssdSession.origin).where(UssdSession.session_id == session_id))
         if origin is not None:
-            profile = loaded.profile or _profile(session, digest)
+            profile = loaded.profile or _profile(digest)
             facts = {
                 "registered": origin.get("registered", ""),
                 "referrals": (profile or {}).get("referrals", []),
             }
             return engine.start(facts, origin.get("language"))
-    profile = loaded.profile or _profile(session, digest)
+    profile = loaded.profile or _profile(digest)
     if profile is None:
         return engine.start({}, None, loaded.suspended)
     facts = {"registered": "1" if profile["registered"] else "", "referrals": profile["referrals"]}
     return engine.start(facts, profile["language"], loaded.suspended)
 
 
-def _profile(session: Session, digest: str) -> dict | None:
+def _profile(digest: str) -> dict | None:
     """What a dial needs to know of a phone, from the database (then cached with the state)."""
+    session = get_session()
     found = returnees.profile(session, digest)
     if found is None:
         return None
@@ -285,25 +331,13 @@ def _session_row(fields: dict[str, str], digest: str, state: State, at: str | da
     }
 
 
-def _commit(
-    session: Session,
-    fields: dict[str, str],
-    done: Performed,
-    result: StepResult,
-    started: float,
-) -> Reply:
-    """Perform the effects and log the step in one transaction; return the reply, filled in."""
+def _log_step(
+    session: Session, fields: dict[str, str], digest: str, state: State, reply: Reply, started: float
+) -> None:
+    """Write the step to the database directly, when the buffer could not take it."""
     session_id = fields["session_id"]
-    state = result.state
-    for effect in result.effects:
-        perform(effect, session, done)
-    reply = (
-        Reply(result.reply.text.format_map(KeepMissing(done.params)), result.reply.end)
-        if done.params
-        else result.reply
-    )
     now = utcnow()
-    insert_ignore(session, UssdSession, **_session_row(fields, done.phone_digest, state, now))
+    insert_ignore(session, UssdSession, **_session_row(fields, digest, state, now))
     insert_ignore(
         session,
         UssdStep,
@@ -321,7 +355,6 @@ def _commit(
             .values(outcome=state.screen, ended_at=now, language=state.answers.get("language"))
         )
     session.commit()
-    return reply
 
 
 EVENT_FIELDS = ("status", "networkCode", "serviceCode", "durationInMillis", "hopsCount", "errorMessage",

@@ -3,17 +3,28 @@
 Two round trips a step: one to read the session (on a fresh dial, also the phone's suspended
 session and its cached profile), one Lua call that writes the new state only if nobody else did
 since, keeps or clears the phone's resume copy, appends the step to the transcript buffer and
-caches the profile, all at once. Keys hold only the keyed phone hash; values are sealed
+caches, refreshes or drops the profile, all at once. Keys hold only the keyed phone hash; values are sealed
 (AES-GCM), since a session holds a first name.
 
+Each process also remembers the states it saved last (unsealed, in its own memory, for as long
+as Redis keeps them): the next step of a session, which a keep-alive connection from the gateway
+brings back to the same process, then skips the read. The copy is only a hint: the save still
+compares versions in Redis, and a step that loses reads Redis again; a step with effects is
+always run from the state in Redis (see web/ussd.py).
+
 The profile (language, registered, latest referrals) saves a database query on each dial; it
-lives a few minutes and is dropped whenever the returnee or their referrals change.
+lives a few minutes and is dropped whenever the returnee or their referrals change. A USSD step
+whose effects it can mirror (a registration) refreshes it instead, but only if it is still
+there: a change made elsewhere in the meantime dropped it, and the next dial reads the database.
+The profile is written whoever wins the session's state: it reflects the database, not the state.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 from dataclasses import dataclass
 
 from redis import Redis
@@ -25,8 +36,20 @@ from services.transcripts import ERASED_TTL_SECONDS, STEP_BUFFER, erased_key
 from web.limits import RateLimit
 
 _CAS = """
+local count = 0
+if ARGV[11] ~= '' then
+  count = redis.call('INCR', KEYS[5])
+  if count == 1 then redis.call('EXPIRE', KEYS[5], ARGV[11]) end
+end
+if ARGV[10] == 'drop' then
+  redis.call('DEL', KEYS[4])
+elseif ARGV[8] ~= '' and ARGV[10] == 'refresh' then
+  redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9], 'XX')
+elseif ARGV[8] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9])
+end
 local current = redis.call('HGET', KEYS[1], 'v')
-if (current or '') ~= ARGV[1] then return 0 end
+if (current or '') ~= ARGV[1] then return {0, count} end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[5] == 'keep' then
@@ -35,8 +58,7 @@ elseif ARGV[5] == 'drop' then
   redis.call('DEL', KEYS[2])
 end
 if ARGV[7] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[7]) end
-if ARGV[8] ~= '' then redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9]) end
-return 1
+return {1, count}
 """
 
 
@@ -48,15 +70,19 @@ class Loaded:
     version: str
     suspended: State | None
     available: bool = True
-    sealed: bytes | None = None
     profile: dict | None = None
+    remembered: bool = False  # from this process's memory, not read from Redis
     limited: bool = False  # the phone is over its rate limit: the step must not run
+
+
+CACHE, REFRESH, DROP = "cache", "refresh", "drop"  # what a save does with the phone's profile
 
 
 class UssdStore:
     """Reads and writes session states; every failure of Redis is reported, never raised."""
 
     PROFILE_TTL = 600
+    REMEMBERED = 10_000  # states kept in memory at most, the oldest forgotten first
 
     def __init__(self, redis: Redis, session_ttl: int, resume_ttl: int, secret: str) -> None:
         self.redis = redis
@@ -65,6 +91,9 @@ class UssdStore:
         self.session_ttl = session_ttl
         self.resume_ttl = resume_ttl
         self._cas = redis.register_script(_CAS)
+        # session id: (until, version, state JSON, the phone's rate count at that save)
+        self._saved: dict[str, tuple[float, str, str, int]] = {}
+        self._saved_lock = threading.Lock()
 
     @staticmethod
     def _keys(session_id: str, phone_digest: str) -> tuple[str, str]:
@@ -75,35 +104,53 @@ class UssdStore:
         return f"ussd:profile:{phone_digest}"
 
     def load(
-        self, session_id: str, phone_digest: str, with_resume: bool, limit: RateLimit | None = None
+        self,
+        session_id: str,
+        phone_digest: str,
+        with_resume: bool,
+        remembered: bool = True,
+        limit: RateLimit | None = None,
     ) -> Loaded:
         """The session's state; on a fresh dial (`with_resume`) also the phone's suspended one.
 
-        With `limit`, the step is counted against the phone's rate limit in the same round trip.
+        `remembered`: the state this process saved last will do, if it has it. `limit`: whether
+        this step would take the phone over its rate limit, from the count its saves keep (read
+        in the same round trip, or as the last save of this session left it).
         """
+        if remembered and not with_resume and (copy := self._saved.get(session_id)):
+            until, version, data, count = copy
+            if until > time.monotonic():
+                limited = limit is not None and limit.exceeded(count + 1)
+                return Loaded(State.from_json(data), version, None, remembered=True, limited=limited)
         key, resume_key = self._keys(session_id, phone_digest)
-        suspended = profile = None
+        suspended = profile = count = None
+        counting = limit is not None and bool(limit.limit)
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hmget(key, "v", "s")
-            if with_resume:
-                pipe.get(resume_key)
-                pipe.get(self._profile_key(phone_digest))
-            counted = limit is not None and limit.stage(pipe, phone_digest)
-            results = pipe.execute()
+            if with_resume or counting:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hmget(key, "v", "s")
+                if with_resume:
+                    pipe.get(resume_key)
+                    pipe.get(self._profile_key(phone_digest))
+                if counting:
+                    pipe.get(limit.key(phone_digest))
+                results = pipe.execute()
+                version, raw = results[0]
+                if with_resume:
+                    suspended, profile = results[1], results[2]
+                if counting:
+                    count = results[-1]
+            else:
+                version, raw = self.redis.hmget(key, "v", "s")
         except RedisError:
             return Loaded(None, "", None, available=False)
-        version, raw = results[0]
-        if with_resume:
-            suspended, profile = results[1], results[2]
         state = self.open(raw)
         return Loaded(
             state=state,
             version=(version or b"").decode(),
             suspended=self.open(suspended) if state is None else None,
-            sealed=raw,
             profile=json.loads(data) if (data := self.profiles.open(profile)) else None,
-            limited=counted and limit.exceeded(results[-2]),
+            limited=counting and limit.exceeded(int(count or 0) + 1),
         )
 
     def open(self, blob: bytes | None) -> State | None:
@@ -124,18 +171,25 @@ class UssdStore:
         state: State,
         step: bytes | None = None,
         profile: dict | None = None,
+        profile_mode: str = CACHE,
+        limit: RateLimit | None = None,
     ) -> bool | None:
-        """Write `state` (buffer `step`, cache `profile`) if the session is still at `old_version`.
+        """Write `state` (buffer `step`) if the session is still at `old_version`; in any case
+        cache `profile` (CACHE), update it only if still cached (REFRESH), or drop it (DROP),
+        and count the step against the phone's rate `limit`.
 
         True: saved; False: another request advanced the session first; None: Redis is down.
         """
         key, resume_key = self._keys(session_id, phone_digest)
         new_version = str(int(old_version or 0) + 1)
         resume = "leave" if state.suspended is not None else "keep" if state.resumable else "drop"
-        sealed = self.sealer.seal(state.to_json().encode())
+        data = state.to_json()
+        sealed = self.sealer.seal(data.encode())
+        counting = limit is not None and bool(limit.limit)
+        limit_key = limit.key(phone_digest) if counting else f"limit:none:{phone_digest}"
         try:
             won = self._cas(
-                keys=[key, resume_key, STEP_BUFFER, self._profile_key(phone_digest)],
+                keys=[key, resume_key, STEP_BUFFER, self._profile_key(phone_digest), limit_key],
                 args=[
                     old_version,
                     new_version,
@@ -146,11 +200,30 @@ class UssdStore:
                     step or b"",
                     self.profiles.seal(json.dumps(profile).encode()) if profile else b"",
                     self.PROFILE_TTL,
+                    profile_mode,
+                    limit.window + 1 if counting else "",
                 ],
             )
         except RedisError:
+            self._forget_saved(session_id)
             return None
+        won, count = won
+        if won:
+            self._remember(session_id, new_version, data, int(count))
+        else:
+            self._forget_saved(session_id)
         return bool(won)
+
+    def _remember(self, session_id: str, version: str, data: str, count: int) -> None:
+        with self._saved_lock:
+            self._saved.pop(session_id, None)  # re-inserted last: the dict stays in save order
+            self._saved[session_id] = (time.monotonic() + self.session_ttl, version, data, count)
+            while len(self._saved) > self.REMEMBERED:
+                del self._saved[next(iter(self._saved))]
+
+    def _forget_saved(self, session_id: str) -> None:
+        with self._saved_lock:
+            self._saved.pop(session_id, None)
 
     def forget_phone(self, phone_digest: str) -> None:
         """Erasure: drop the phone's resumable session and profile, and leave a tombstone so that
