@@ -120,7 +120,7 @@ def generate(n: int, directory: dict[str, Any], now: datetime, seed: int = 7) ->
         accepted = created + timedelta(hours=rng.expovariate(1 / 20))
         if status in ("accepted", "closed"):
             events.append(
-                (len(events) + 1, i, accepted, "sent", "accepted", f"provider:{provider}", "sms", None)
+                (len(events) + 1, i, accepted, "sent", "accepted", f"provider:{provider}", "sms", provider)
             )
         if status == "closed":
             events.append(
@@ -211,7 +211,7 @@ def load(url: str, tables: dict[str, list[tuple]], keyring: Keyring) -> None:
     try:
         if url.startswith("postgresql"):
             for name, column in encrypted_columns(models.Base.metadata):
-                if name in tables:
+                if name in tables and column in COLUMNS[name]:
                     at = COLUMNS[name].index(column)
                     tables[name] = [
                         (*row[:at], None if row[at] is None else keyring.encrypt(row[at]), *row[at + 1 :])

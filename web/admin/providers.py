@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from flows.i18n import LANGUAGES
 from models.admin import audit
@@ -51,39 +51,35 @@ class Load:
 def response_times(session: Session, since: datetime) -> dict[int, list[timedelta]]:
     """Per provider, the time from each assignment to its acceptance or decline by the provider.
 
-    A decline recorded by the coordination (a withdrawal) is not the provider's answer.
+    A decline recorded by the coordination (a withdrawal) is not the provider's answer. Each
+    answer is paired in SQL with the latest assignment of that referral to that provider, so
+    only one row per answer leaves the database.
     """
-    answered = (
-        select(ReferralEvent.referral_id)
+    assigned = aliased(ReferralEvent)
+    assigned_at = (
+        select(func.max(assigned.at))
         .where(
-            ReferralEvent.at >= since,
-            ReferralEvent.from_status == Status.SENT,
-            ReferralEvent.to_status.in_([Status.ACCEPTED, Status.DECLINED]),
-            ReferralEvent.actor.startswith("provider:"),
+            assigned.referral_id == ReferralEvent.referral_id,
+            assigned.to_status == Status.SENT,
+            assigned.provider_id == ReferralEvent.provider_id,
+            assigned.at <= ReferralEvent.at,
         )
+        .correlate(ReferralEvent)
         .scalar_subquery()
     )
     rows = session.execute(
-        select(ReferralEvent.referral_id, ReferralEvent.to_status, ReferralEvent.actor,
-               ReferralEvent.provider_id, ReferralEvent.at)
-        .where(ReferralEvent.referral_id.in_(answered))
-        .order_by(ReferralEvent.referral_id, ReferralEvent.id)
-    ).all()  # fmt: skip
+        select(ReferralEvent.provider_id, ReferralEvent.at, assigned_at).where(
+            ReferralEvent.to_status.in_([Status.ACCEPTED, Status.DECLINED]),
+            ReferralEvent.at >= since,
+            ReferralEvent.from_status == Status.SENT,
+            ReferralEvent.actor.startswith("provider:"),
+            ReferralEvent.provider_id.is_not(None),
+        )
+    )
     times: dict[int, list[timedelta]] = {}
-    sent: tuple[int, int | None, datetime] | None = None  # (referral, provider, at) of the last assignment
-    for referral_id, to_status, actor, provider_id, at in rows:
-        if to_status == Status.SENT:
-            sent = (referral_id, provider_id, as_utc(at))
-        elif (
-            to_status in (Status.ACCEPTED, Status.DECLINED)
-            and actor.startswith("provider:")
-            and sent is not None
-            and sent[0] == referral_id
-            and sent[1] == provider_id
-            and as_utc(at) >= since
-        ):
-            times.setdefault(provider_id, []).append(as_utc(at) - sent[2])
-            sent = None
+    for provider_id, at, sent_at in rows:
+        if sent_at is not None:
+            times.setdefault(provider_id, []).append(as_utc(at) - as_utc(sent_at))
     return times
 
 
