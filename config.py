@@ -134,13 +134,18 @@ _URL_SCHEMES = {
 }
 
 
+# Settings for which an empty value is a choice, not an unset variable: AT_API_URL="" means the
+# SDK's own (live) URLs, where leaving it unset means the local emulator.
+EMPTY_MEANS_SOMETHING = frozenset({"at_api_url"})
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from `environ` (default: the process environment) and explicit overrides."""
     environ = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for f in fields(Settings):
         raw = overrides.get(f.name, environ.get(f.name.upper()))
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and f.name not in EMPTY_MEANS_SOMETHING):
             continue
         values[f.name] = _coerce(f.name, f.type, raw)
     url = str(values.get("database_url", ""))
@@ -167,6 +172,8 @@ def _coerce(name: str, type_name: object, raw: object) -> object:
 def _validate(s: Settings) -> None:
     for name, schemes in _URL_SCHEMES.items():
         value = getattr(s, name)
+        if not value and name in EMPTY_MEANS_SOMETHING:
+            continue
         scheme = urlsplit(value).scheme
         if scheme not in schemes:
             raise ConfigError(

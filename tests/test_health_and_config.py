@@ -51,6 +51,15 @@ def test_postgresql_urls_get_the_psycopg_driver() -> None:
     )
 
 
+def test_an_empty_at_api_url_means_the_live_gateway_and_unset_means_the_emulator() -> None:
+    """An operator who writes AT_API_URL= must not be sent to the local emulator by a default."""
+    assert load_settings({"AT_API_URL": ""}).at_api_url == ""
+    assert load_settings({}).at_api_url.startswith("http://127.0.0.1")
+    assert load_settings({"DATABASE_URL": ""}).database_url.startswith("sqlite")  # others: empty is unset
+    with pytest.raises(ConfigError, match="AT_API_URL"):
+        load_settings({"AT_API_URL": "ftp://gateway"})
+
+
 def test_check_command_fails_with_one_clear_line_when_redis_is_down(tmp_path) -> None:
     env = {
         "PATH": "/usr/bin:/bin",
