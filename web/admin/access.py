@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from models.admin import Role, User, audit, find_user, spend_password_check
 from models.base import utcnow
 from web.admin.i18n import _, choose_language, language
+from web.admin.inputs import MAX_ID
 from web.admin.sessions import AdminSession, SessionStore
 from web.db import get_session
 
@@ -59,6 +60,10 @@ def load_session() -> None:
     g.admin_session, g.admin_user, g.admin_lang = None, None, language()
     if request.endpoint == "admin.static":
         return
+    if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
+        abort(404)  # an id no row can have: the database would refuse even to compare it
+    if any("\x00" in v for v in (*request.args.values(), *request.form.values(), request.path)):
+        abort(400)  # no text we store or look up holds a NUL, and PostgreSQL refuses them
     session = store().load(request.cookies.get(COOKIE, ""))
     if session is not None and session.user_id is not None:
         user = get_session().get(User, session.user_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -27,6 +28,7 @@ from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from web.admin.access import bp, current_user, require
 from web.admin.i18n import _
+from web.admin.inputs import day as parse_day
 from web.admin.referrals import STATUS_LABELS, directory, overdue_clause
 from web.db import get_session
 
@@ -36,13 +38,6 @@ MAX_DAYS = 3 * 366  # a longer period would draw a chart nobody can read
 DELIVERED = "Success"
 BAD_PERIOD = _("These dates cannot be read: showing the last 12 weeks.")
 TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
-
-
-def parse_day(raw: str) -> date | None:
-    try:
-        return date.fromisoformat(raw[:10]) if raw else None
-    except ValueError:
-        return None
 
 
 def monday(day: date) -> date:
@@ -67,6 +62,8 @@ class Period:
     def from_args(cls, args: dict[str, str], today: date) -> Period:
         """A date that cannot be read, an inverted or overlong period: the default, said so."""
         region = args.get("region", "")[:20]
+        if not re.fullmatch(r"[a-z0-9_-]*", region):  # a region code, or nothing: never a formula
+            region = ""
         raw_start, raw_end = args.get("from", ""), args.get("to", "")
         if not raw_start and not raw_end:
             return cls.default(today, region)

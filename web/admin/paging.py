@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, Select, Subquery
 
+from web.admin.inputs import number
+
 MAX_PAGE = 10_000  # deeper offsets are slow and nobody reads them: filter instead
 
 
@@ -31,7 +33,8 @@ class Page:
 
 def page_number(args: Mapping[str, str]) -> int:
     raw = args.get("page", "1")
-    return min(max(int(raw), 1), MAX_PAGE) if raw.isdigit() else 1
+    found = number(raw)
+    return min(max(found, 1), MAX_PAGE) if found is not None else 1
 
 
 def page_ids(query: Select, key: ColumnElement, order: Sequence[ColumnElement], number: int) -> Subquery:

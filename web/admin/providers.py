@@ -26,6 +26,7 @@ from models.phone import InvalidPhone, phone_hash, to_e164
 from models.referral import OPEN, Referral, ReferralEvent, Status
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
+from web.admin.inputs import number
 from web.admin.ussd import not_for_providers
 from web.db import get_session
 
@@ -179,7 +180,7 @@ class ProviderForm:
             errors["kind"] = (_("A kind of service is required."), {})
         elif len(self.kind) > 40:
             errors["kind"] = (_("The kind is too long (40 characters at most)."), {})
-        if not self.capacity.isdigit() or not 1 <= int(self.capacity) <= MAX_CAPACITY:
+        if not 1 <= (number(self.capacity) or 0) <= MAX_CAPACITY:
             errors["capacity"] = (
                 _("The capacity is a whole number of referrals a day, from 1 to 10000."),
                 {},

@@ -23,6 +23,7 @@ from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
+from web.admin.inputs import number
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
 from web.db import get_session
@@ -88,7 +89,7 @@ class Filters:
             status=status if status in {s.value for s in Status} else "",
             category=args.get("category", "")[:30],
             region=args.get("region", "")[:20],
-            provider=provider if provider == "desk" or provider.isdigit() else "",
+            provider=provider if provider == "desk" or number(provider) is not None else "",
             overdue=args.get("overdue") == "1",
         )
 
@@ -179,10 +180,36 @@ def returnee_view(returnee: Returnee | None, referral: Referral, user: User) -> 
     )
 
 
-def actor_names(session: Session, actors: set[str]) -> dict[str, str]:
-    """Readable names for event actors ("user:3", "provider:7"); the rest are shown as they are."""
-    users = [int(a[5:]) for a in actors if a.startswith("user:") and a[5:].isdigit()]
-    providers = [int(a[9:]) for a in actors if a.startswith("provider:") and a[9:].isdigit()]
+@dataclass(frozen=True)
+class Shown:
+    """One event of the timeline as this user may read it."""
+
+    event: ReferralEvent
+    note: str | None
+
+
+def timeline(referral: Referral, user: User) -> list[Shown]:
+    """Staff read every event and note. A provider's focal point reads only what concerns its
+    own provider, and no one else's notes (a coordinator's note or another provider's decline
+    reason may describe the person); a viewer reads no notes at all."""
+    shown = []
+    for event in referral.events:
+        if user.role == Role.PROVIDER and event.provider_id not in (None, user.provider_id):
+            continue
+        own = event.actor == f"provider:{user.provider_id}"
+        visible = user.role in STAFF or (user.role == Role.PROVIDER and own)
+        shown.append(Shown(event, event.note if visible else None))
+    return shown
+
+
+def actor_names(session: Session, actors: set[str], user: User) -> dict[str, str]:
+    """Readable names for event actors ("user:3", "provider:7"); the rest are shown as they are.
+
+    Staff members are named to staff only: others see the coordination desk."""
+    if user.role not in STAFF:
+        return {a: _("Coordination desk") for a in actors if a.startswith("user:")}
+    users = [i for a in actors if a.startswith("user:") and (i := number(a[5:])) is not None]
+    providers = [i for a in actors if a.startswith("provider:") and (i := number(a[9:])) is not None]
     names: dict[str, str] = {}
     if users:
         names |= {
@@ -221,7 +248,8 @@ def referral(code: str) -> ResponseReturnValue:
     session.commit()
     return render_template(
         "admin/referral.html", referral=found, returnee=shown, categories=categories, regions=regions,
-        providers=providers, statuses=STATUS_LABELS, actors=actor_names(session, {e.actor for e in found.events}),
+        providers=providers, statuses=STATUS_LABELS, events=timeline(found, user),
+        actors=actor_names(session, {e.actor for e in found.events}, user),
         candidates=candidates, can_reroute=can_reroute, can_cancel=user.role in STAFF and Status.CANCELLED in ALLOWED[status],
         can_note=user.role in STAFF, done=DONE.get(request.args.get("done", "")),
         can_answer=user.role == Role.PROVIDER and status == Status.SENT,
@@ -268,7 +296,7 @@ def reroute(code: str) -> ResponseReturnValue:
     chosen: Provider | None = None
     raw = request.form.get("provider_id", "")
     if raw:
-        chosen = session.get(Provider, int(raw)) if raw.isdigit() else None
+        chosen = session.get(Provider, chosen_id) if (chosen_id := number(raw)) is not None else None
         if (
             chosen is None
             or not chosen.active

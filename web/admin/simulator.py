@@ -29,6 +29,7 @@ from models.admin import audit
 from models.phone import InvalidPhone, to_e164
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _, translate
+from web.admin.inputs import number
 from web.admin.ussd import screen_text
 from web.callbacks import callback_url
 from web.db import get_session
@@ -86,7 +87,7 @@ class Call:
             phone=form.get("phone", "").strip()[:32] or DEFAULT_PHONE,
             session_id=session_id if live else "",
             text=form.get("text", "")[:2000] if live else "",
-            steps=int(steps) if live and steps.isdigit() and len(steps) < 5 else 0,
+            steps=(number(steps, 9999) or 0) if live else 0,
             ended=not live,
         )
 

@@ -17,6 +17,7 @@ from models.base import utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.phone import masked
 from models.referral import Referral
+from web.admin import inputs
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.paging import Page, page_ids, page_number
@@ -68,10 +69,10 @@ def sms_log() -> ResponseReturnValue:
     not_for_providers()
     user = current_user()
     filters = Filters.from_args(request.args)
-    number = page_number(request.args)
+    page_no = page_number(request.args)
     if filters.direction == OUT:
         order = (OutboundSms.created_at.desc(), OutboundSms.id.desc())
-        ids = page_ids(filters.apply(select(OutboundSms)), OutboundSms.id, order, number)
+        ids = page_ids(filters.apply(select(OutboundSms)), OutboundSms.id, order, page_no)
         query = (
             select(OutboundSms, Referral.code)
             .join(ids, ids.c.id == OutboundSms.id)
@@ -83,16 +84,19 @@ def sms_log() -> ResponseReturnValue:
             select(InboundSms)
             .order_by(InboundSms.received_at.desc(), InboundSms.id.desc())
             .limit(Page.SIZE + 1)
-            .offset((number - 1) * Page.SIZE)
+            .offset((page_no - 1) * Page.SIZE)
         )
     rows = get_session().execute(query).all()
     # Outgoing rows are (message, referral code); incoming ones are (message,).
-    page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
+    page = Page(page_no, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
     retried = request.args.get("retried", "")[:12]
+    if user.role in STAFF:  # they read clear numbers and texts, which may name the returnee
+        audit(get_session(), user.id, "sms.view", "sms", filters.direction, page=page_no)
+        get_session().commit()
     return render_template(
         "admin/sms.html", page=page, filters=filters, statuses=STATUS_LABELS, attention=ATTENTION,
         show_body=user.role in STAFF, can_retry=user.role in STAFF,
-        number=lambda e164: number_for(user.role, e164), retried=retried if retried.isdigit() else "",
+        number=lambda e164: number_for(user.role, e164), retried=retried if inputs.number(retried) is not None else "",
     )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from models.base import utcnow
 from models.directory import Provider
 from web.admin.access import bp, current_user, require, store
 from web.admin.i18n import _
+from web.admin.inputs import number
 from web.db import get_session
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -45,7 +46,7 @@ def read_role(session: Session, form: dict) -> tuple[str, int | None, dict[str, 
     """The role and, for a provider's focal point, its provider; errors by field."""
     errors: dict[str, str] = {}
     role, raw = form.get("role", ""), form.get("provider_id", "")
-    provider_id = int(raw) if raw.isdigit() else None
+    provider_id = number(raw)
     if role not in {r.value for r in Role}:
         errors["role"] = _("Choose a role.")
     elif role == Role.PROVIDER:

@@ -20,6 +20,7 @@ from models.admin import Role, audit
 from models.phone import InvalidPhone, phone_hash, to_e164
 from models.ussd import UssdSession, UssdStep
 from web.admin.access import EVERYONE, bp, current_user, require
+from web.admin.inputs import day as parse_day
 from web.admin.paging import Page, page_number
 from web.db import get_session
 
@@ -38,13 +39,6 @@ def outcomes() -> list[str]:
     """The last screens of the declared journeys: the outcomes a session can record."""
     screens = current_app.extensions["sira.engine"].conversation.screens.values()
     return sorted(s.id for s in screens if isinstance(s, End))
-
-
-def parse_day(raw: str) -> date | None:
-    try:
-        return date.fromisoformat(raw[:10]) if raw else None
-    except ValueError:
-        return None
 
 
 def day_start(day: date) -> datetime:
