@@ -36,20 +36,20 @@ from services.transcripts import ERASED_TTL_SECONDS, STEP_BUFFER, erased_key
 from web.limits import RateLimit
 
 _CAS = """
-local count = 0
-if ARGV[11] ~= '' then
-  count = redis.call('INCR', KEYS[5])
-  if count == 1 then redis.call('EXPIRE', KEYS[5], ARGV[11]) end
-end
 if ARGV[10] == 'drop' then
   redis.call('DEL', KEYS[4])
 elseif ARGV[8] ~= '' and ARGV[10] == 'refresh' then
   redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9], 'XX')
 elseif ARGV[8] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9])
+  redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9], 'NX')
 end
 local current = redis.call('HGET', KEYS[1], 'v')
-if (current or '') ~= ARGV[1] then return {0, count} end
+if (current or '') ~= ARGV[1] then return {0, 0} end
+local count = 0
+if ARGV[11] ~= '' then
+  count = redis.call('INCR', KEYS[5])
+  if count == 1 then redis.call('EXPIRE', KEYS[5], ARGV[11]) end
+end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[5] == 'keep' then
@@ -91,8 +91,8 @@ class UssdStore:
         self.session_ttl = session_ttl
         self.resume_ttl = resume_ttl
         self._cas = redis.register_script(_CAS)
-        # session id: (until, version, state JSON, the phone's rate count at that save)
-        self._saved: dict[str, tuple[float, str, str, int]] = {}
+        # session id: (until, version, state JSON, the rate count at that save, its window key)
+        self._saved: dict[str, tuple[float, str, str, int, str]] = {}
         self._saved_lock = threading.Lock()
 
     @staticmethod
@@ -118,9 +118,11 @@ class UssdStore:
         in the same round trip, or as the last save of this session left it).
         """
         if remembered and not with_resume and (copy := self._saved.get(session_id)):
-            until, version, data, count = copy
+            until, version, data, count, counted_in = copy
             if until > time.monotonic():
-                limited = limit is not None and limit.exceeded(count + 1)
+                # The count of this session's last save, if it was made in the current window.
+                current = limit is not None and counted_in == limit.key(phone_digest)
+                limited = current and limit.exceeded(count + 1)
                 return Loaded(State.from_json(data), version, None, remembered=True, limited=limited)
         key, resume_key = self._keys(session_id, phone_digest)
         suspended = profile = count = None
@@ -209,15 +211,15 @@ class UssdStore:
             return None
         won, count = won
         if won:
-            self._remember(session_id, new_version, data, int(count))
+            self._remember(session_id, new_version, data, int(count), limit_key)
         else:
             self._forget_saved(session_id)
         return bool(won)
 
-    def _remember(self, session_id: str, version: str, data: str, count: int) -> None:
+    def _remember(self, session_id: str, version: str, data: str, count: int, counted_in: str) -> None:
         with self._saved_lock:
             self._saved.pop(session_id, None)  # re-inserted last: the dict stays in save order
-            self._saved[session_id] = (time.monotonic() + self.session_ttl, version, data, count)
+            self._saved[session_id] = (time.monotonic() + self.session_ttl, version, data, count, counted_in)
             while len(self._saved) > self.REMEMBERED:
                 del self._saved[next(iter(self._saved))]
 
