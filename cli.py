@@ -234,6 +234,12 @@ def rehash_phones_command() -> None:
         raise click.ClickException(
             "set PREVIOUS_PHONE_HASH_KEY to the old key and PHONE_HASH_KEY to the new one"
         )
+    from services.transcripts import STEP_BUFFER
+
+    if current_app.extensions["sira.redis"].llen(STEP_BUFFER):
+        raise click.ClickException(
+            "USSD steps are still buffered under the old hashes: start a worker until it has flushed them"
+        )
     with current_app.extensions["sira.sessions"]() as session:
         counts = rehash_phones(session, old, new)
         session.commit()

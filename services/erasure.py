@@ -38,7 +38,8 @@ def erase_returnee(
     anonymise_referrals(session, withdraw_referrals(session, returnee, channel=channel, actor=actor))
     session.execute(
         update(OutboundSms)
-        .where(OutboundSms.to_hash == digest, OutboundSms.status.in_([s.value for s in TO_SEND]),
+        .where(OutboundSms.to_hash == digest,
+               OutboundSms.status.in_([s.value for s in (*TO_SEND, SmsStatus.SENDING)]),
                OutboundSms.purpose != CONFIRMATION)
         .values(status=SmsStatus.FAILED, last_error="not sent: the returnee erased their data")
     )  # fmt: skip

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app import create_app
 from models import InboundSms, Returnee, UssdSession
 from models.phone import phone_hash
-from tests.conftest import PHONE_HASH_KEY, app_settings
+from tests.conftest import PHONE_HASH_KEY, app_settings, flush_transcripts
 
 NEW_KEY = "new-phone-hash-key-" + "z" * 32
 AWA = "+22370000101"
@@ -32,6 +32,9 @@ def test_after_a_rotation_a_registered_returnee_is_known_again(
     rotated = create_app(
         app_settings(database_url, phone_hash_key=NEW_KEY, previous_phone_hash_key=PHONE_HASH_KEY)
     )
+    refused = rotated.test_cli_runner().invoke(args=["rehash-phones"])
+    assert refused.exit_code == 1 and "still buffered" in refused.output  # old hashes would come back
+    flush_transcripts(database_url)
     result = rotated.test_cli_runner().invoke(args=["rehash-phones"])
     assert result.exit_code == 0, result.output
     assert "returnee: 1" in result.output and "returnees_left_behind: 1" in result.output
@@ -45,6 +48,7 @@ def test_after_a_rotation_a_registered_returnee_is_known_again(
     assert dial(rotated, AWA, "", "ATUid_2").startswith(
         "CON Sira, services du CNRM"
     )  # known: no language prompt
+    flush_transcripts(database_url)
     again = rotated.test_cli_runner().invoke(args=["rehash-phones"])
     assert "returnee: 0" in again.output  # a second run finds nothing left under the old key
 

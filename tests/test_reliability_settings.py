@@ -84,3 +84,29 @@ def test_replay_stops_while_the_database_is_down_and_sets_aside_what_cannot_be_o
     result = spool.replay(down)
     assert (result.done, result.left, result.rejected) == (0, 2, 1)
     assert len(spool.pending()) == 2 and len(list((tmp_path / "rejected").iterdir())) == 1
+
+
+def test_a_message_spooled_over_the_rate_limit_is_stored_not_acted_on_at_replay(
+    app, db, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood that arrives while the database is down must not be answered once it is back."""
+    from redis import Redis
+    from rq import Queue
+
+    from models import InboundSms, OutboundSms
+    from tests.conftest import REDIS_URL, SECRET_KEY, run_worker
+    from workers import queues
+
+    monkeypatch.setenv("SPOOL_DIR", str(tmp_path))  # the worker's settings come from its environment
+    spool = Spool(tmp_path, SECRET_KEY)
+    message = {"id": "in-flood", "from": "+22370000123", "to": "7472", "text": "AIDE", "linkId": "",
+               "date": "2026-11-29T05:00:00+00:00", "received_at": "2026-11-29T05:00:01+00:00"}  # fmt: skip
+    spool.append(INCOMING, {**message, "limited": "1"})
+    spool.append(INCOMING, {**message, "id": "in-calm"})
+    with Redis.from_url(REDIS_URL) as redis:
+        Queue(queues.DEFAULT, connection=redis).enqueue("workers.spool.replay_spool")
+    run_worker(database_url)
+    db.expire_all()
+    handled = {m.gateway_id: m.handled_as for m in db.query(InboundSms)}
+    assert handled == {"in-flood": "rate_limited", "in-calm": "help"}
+    assert db.query(OutboundSms).count() == 1  # the calm one's answer only

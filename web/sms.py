@@ -109,6 +109,8 @@ def incoming() -> Response:
     settings = current_app.extensions["sira.settings"]
     digest = phone_hash(e164, settings.phone_hash_key)
     limited = current_app.extensions["sira.sms_limit"].hit(current_app.extensions["sira.redis"], digest)
+    if limited:
+        fields["limited"] = "1"  # kept with the message if it is spooled, so its replay does not act either
     session = get_session()
     try:
         received = receive(session, fields, current_app.extensions["sira.sms_texts"], settings.phone_hash_key,

@@ -33,7 +33,9 @@ def replay_spool() -> dict[str, int]:
                     opt_out(session, fields, settings.phone_hash_key)
                 session.commit()
                 return
-            received = receive(session, fields, ctx.texts, settings.phone_hash_key)
+            received = receive(
+                session, fields, ctx.texts, settings.phone_hash_key, act=fields.get("limited") != "1"
+            )
             session.commit()
         if received.outcome is None:
             return
