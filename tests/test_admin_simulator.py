@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from app import create_app
 from models.admin import AuditEntry, Role
 from models.directory import Provider
+from models.phone import phone_hash
 from models.referral import Referral, Status
 from models.ussd import UssdSession
-from tests.conftest import app_settings
+from tests.conftest import PHONE_HASH_KEY, app_settings
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import seeded_app
 from tests.test_admin_access import login, make_user, token
@@ -69,6 +70,8 @@ def test_a_dial_goes_through_the_real_webhook_behind_the_secret_which_the_page_n
     assert "émulateur de passerelle ne répond pas" in page.text  # no emulator on port 1: said, not a 500
     entry = db.scalar(select(AuditEntry).where(AuditEntry.action == "simulator.dial"))
     assert entry.object_id == state["session_id"]
+    assert entry.detail["phone_hash"] == phone_hash("+22370009901", PHONE_HASH_KEY)  # who was played
+    assert "70009901" not in str(entry.detail)
 
 
 def test_hanging_up_sends_the_end_of_session_notice(app: Flask, db: Session) -> None:

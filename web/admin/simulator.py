@@ -26,7 +26,7 @@ from flask.typing import ResponseReturnValue
 
 from config import Settings
 from models.admin import audit
-from models.phone import InvalidPhone, to_e164
+from models.phone import InvalidPhone, phone_hash, to_e164
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
@@ -197,7 +197,14 @@ def simulator_act() -> ResponseReturnValue:
     if action == "dial":
         call.session_id, call.text, call.steps = f"ATUid_sim{uuid.uuid4().hex[:24]}", typed.strip(), 0
         call.steps = 1 if call.text else 0
-        audit(get_session(), current_user().id, "simulator.dial", "ussd_session", call.session_id)
+        audit(
+            get_session(),
+            current_user().id,
+            "simulator.dial",
+            "ussd_session",
+            call.session_id,
+            phone_hash=phone_hash(e164, settings.phone_hash_key),
+        )  # who was played, never in clear
         step(call, e164)
     elif action == "send" and call.session_id:
         call.text = f"{call.text}*{typed}" if call.steps else typed
@@ -211,7 +218,12 @@ def simulator_act() -> ResponseReturnValue:
     elif action == "sms" and emulated(settings):
         text = form.get("sms", "").strip()[:480]
         if text:
-            audit(get_session(), current_user().id, "simulator.sms")
+            audit(
+                get_session(),
+                current_user().id,
+                "simulator.sms",
+                phone_hash=phone_hash(e164, settings.phone_hash_key),
+            )
             get_session().commit()
             send_sms(call, e164, text)
         else:
