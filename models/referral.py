@@ -144,7 +144,12 @@ class ReferralEvent(Base):
 
 
 def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    """Five characters that always hold a letter: an all-digit code would read as a number or a
+    PIN (in SMS, and in what people copy), and would not look like a code to anyone."""
+    while True:
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        if not code.isdigit():
+            return code
 
 
 def unique_code(session: Session) -> str:

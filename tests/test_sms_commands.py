@@ -54,3 +54,12 @@ def test_parse(text: str, command: Command, code: str | None, rest: str) -> None
 )
 def test_decline_reason_is_kept_as_typed(text: str, reason: str) -> None:
     assert parse(text).rest == reason
+
+
+def test_referral_codes_always_hold_a_letter() -> None:
+    """An all-digit code would read as a PIN or a number; tests find codes as upper-case words."""
+    from models.referral import CODE_ALPHABET, CODE_LENGTH, new_code
+
+    codes = [new_code() for _ in range(5000)]
+    assert all(len(c) == CODE_LENGTH and set(c) <= set(CODE_ALPHABET) and c.isupper() for c in codes)
+    assert len(set(codes)) > 4990  # still random
