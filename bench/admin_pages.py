@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.ussd_load import bench_phone
 from bench.ussd_steps import Server, fresh_database, fresh_redis, git_revision, percentile, served
 from config import parse_encryption_keys
 from services.sealing import Keyring
@@ -90,7 +91,7 @@ def generate(n: int, directory: dict[str, Any], now: datetime, seed: int = 7) ->
     returnees = []
     for i in range(1, people + 1):
         registered = now - timedelta(seconds=rng.random() * span)
-        phone = f"+2237{i:07d}"  # fictitious numbers (+2237…), one per returnee
+        phone = bench_phone(i)  # one per returnee
         returnees.append((i, secrets.token_hex(32), phone, "fr", "Awa", rng.choice(regions), "25_34",
                           "v1", registered, registered, registered, registered))  # fmt: skip
     referrals, events, outbound = [], [], []
@@ -141,11 +142,11 @@ def generate(n: int, directory: dict[str, Any], now: datetime, seed: int = 7) ->
             )
         for purpose in ("returnee_received", "provider_alert"):
             delivery = rng.choices(["Success", "Failed", None], [90, 5, 5])[0]
-            outbound.append((len(outbound) + 1, f"+2237{returnee:07d}", "0" * 64, "Sira", "bench", purpose, i, 1,
+            outbound.append((len(outbound) + 1, bench_phone(returnee), "0" * 64, "Sira", "bench", purpose, i, 1,
                              "accepted", 1, created, None, f"ATXid_{len(outbound) + 1}", "Success",
                              "XOF 25.0000", created, delivery, None, created if delivery else None, created))  # fmt: skip
     inbound = [
-        (i, f"ATin_{i}", f"+2237{i:07d}", "0" * 64, "7472", "OK", None, now, now - timedelta(hours=i), "provider", "reply")
+        (i, f"ATin_{i}", bench_phone(i), "0" * 64, "7472", "OK", None, now, now - timedelta(hours=i), "provider", "reply")
         for i in range(1, n // 10 + 1)
     ]  # fmt: skip
     sessions, steps = [], []

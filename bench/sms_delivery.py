@@ -43,7 +43,7 @@ from urllib.parse import urlencode
 import requests
 
 from bench.rq_baseline import BARE_QUEUE
-from bench.ussd_load import HttpConnection
+from bench.ussd_load import HttpConnection, bench_phone
 from bench.ussd_steps import (
     PG_ADMIN_URL,
     REDIS_BASE,
@@ -287,7 +287,7 @@ async def make_referral(port: int, ref: Ref) -> None:
 async def referrals_at_rate(port: int, rate: float, warmup: float, duration: float) -> list[Ref]:
     """Open loop: referral i starts at i/rate seconds whatever the others do, like people dialling."""
     total, warm = round(rate * (warmup + duration)), round(rate * warmup)
-    refs = [Ref(i, f"+22379{i:06d}", i < warm) for i in range(total)]
+    refs = [Ref(i, bench_phone(9_000_000 + i), i < warm) for i in range(total)]
     start = time.perf_counter() + 0.05
     tasks = []
     for ref in refs:
@@ -498,7 +498,7 @@ def outbox_rows(database_url: str, env: dict[str, str], count: int) -> list[int]
     try:
         with sessions() as session:
             for i in range(count):
-                to = f"+22378{i:06d}"  # fictitious, and apart from phase A's returnees
+                to = bench_phone(8_000_000 + i)  # apart from phase A's returnees
                 alert = texts.provider_alert("fr", new_code(), "employment", "District de Bamako")
                 row = queue_sms(
                     session, to, phone_hash(to, settings.phone_hash_key), alert, "provider_alert", None

@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-PROBE_PHONE = "+22379999999"  # fictitious, like every number a benchmark dials
-
 HOST = "127.0.0.1"
 SERVICE_CODE = "*384*7472#"
 NETWORK_CODE = "61001"
@@ -33,7 +31,15 @@ REGISTER_LABEL = "S'inscrire"  # on the first screen: the language is known; its
 AFTER_REGISTER = ("Awa", "2", "3", "98", "20", "1", "2", "1")
 REGISTER = ""  # stands for the Register option's number in a list of answers
 REQUEST_TIMEOUT = 10.0
-NUMBERS = 10**7  # +2237XXXXXXX: fictitious Malian mobile numbers
+NUMBERS = 10**7  # the block every benchmark dials in (+2237XXXXXXX), through the local emulator only
+
+
+def bench_phone(n: int) -> str:
+    """The n-th made-up number of the benchmarks' block: no bench sends to a real gateway."""
+    return f"+2237{n % NUMBERS:07d}"
+
+
+PROBE_PHONE = bench_phone(NUMBERS - 1)
 
 
 def register_choice(menu: str) -> str | None:
@@ -235,8 +241,7 @@ class Phone:
 
     @property
     def number(self) -> str:
-        n = (self.seg.number_base + self.generation * self.seg.concurrency + self.index) % NUMBERS
-        return f"+2237{n:07d}"
+        return bench_phone(self.seg.number_base + self.generation * self.seg.concurrency + self.index)
 
     async def run(self) -> None:
         try:

@@ -24,11 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.ussd_load import NETWORK_CODE, REGISTER, REGISTER_LABEL, SERVICE_CODE, answers, register_choice
+from bench.ussd_load import (
+    NETWORK_CODE,
+    NUMBERS,
+    PROBE_PHONE,
+    REGISTER,
+    REGISTER_LABEL,
+    SERVICE_CODE,
+    answers,
+    bench_phone,
+    register_choice,
+)
 from bench.ussd_steps import PG_ADMIN_URL, fresh_database, fresh_redis
 
-# Fictitious numbers, like every number a benchmark dials.
-FICTITIOUS_PHONE, WARM_PHONE = "+22379999999", "+22379999990"
+FICTITIOUS_PHONE, WARM_PHONE = PROBE_PHONE, bench_phone(NUMBERS - 10)
 
 
 @dataclass
@@ -178,7 +187,7 @@ def profile(client: Any, journeys: int, top: int) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     profiler.enable()
     for i in range(journeys):
-        journey(client, f"+2237{1_000_000 + i // 2:07d}", f"profile-{i}-{secrets.token_hex(4)}", count)
+        journey(client, bench_phone(1_000_000 + i // 2), f"profile-{i}-{secrets.token_hex(4)}", count)
     profiler.disable()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"\n{steps} steps: {wall / steps * 1000:.2f} ms wall, {cpu / steps * 1000:.2f} ms CPU per step "

@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 class OutgoingSms:
     """One text to one phone."""
 
-    to: str  # E.164, e.g. +22370000001
+    to: str  # E.164: "+", the country code (223 for Mali), the subscriber number
     text: str
     sender: str | None = None  # short code or sender id; None lets the aggregator choose
 
