@@ -15,7 +15,6 @@ did not answer 200.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import http.client
 import json
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ussd_load import bench_phone
-from bench.ussd_steps import Server, fresh_database, fresh_redis, git_revision, percentile, served
+from bench.ussd_steps import Server, fresh_database, fresh_redis, git_revision, percentile, served, server_env
 from config import parse_encryption_keys
 from services.sealing import Keyring
 
@@ -483,17 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
         database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
         redis_url = stack.enter_context(fresh_redis(args.redis_db))
-        env = {
-            **os.environ,
-            "ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "PHONE_HASH_KEY": secrets.token_hex(32),
-            "SECRET_KEY": secrets.token_hex(32),
-            "ENCRYPTION_KEYS": f"bench:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}",
-            "WEB_CONCURRENCY": str(args.workers),
-            "WEB_THREADS": str(args.threads),
-        }
+        env = server_env(database_url, redis_url, args.workers, args.threads)
         started = time.monotonic()
         flask_seed(env)
         tables = generate(args.referrals, read_directory(database_url), datetime.now(UTC))

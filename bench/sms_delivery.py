@@ -26,7 +26,6 @@ import platform
 import random
 import re
 import resource
-import secrets
 import shutil
 import signal
 import subprocess
@@ -54,6 +53,7 @@ from bench.ussd_steps import (
     git_revision,
     percentile,
     served,
+    server_env,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -775,17 +775,8 @@ def main(argv: list[str] | None = None) -> int:
         database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
         redis_url = stack.enter_context(fresh_redis(args.redis_db))
         emulator_port = free_port()
-        env = {
-            **os.environ,
-            "ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "PHONE_HASH_KEY": secrets.token_hex(32),
-            "SECRET_KEY": secrets.token_hex(32),
-            "AT_API_URL": f"http://{HOST}:{emulator_port}",
-            "WEB_CONCURRENCY": str(args.web_workers),
-            "WEB_THREADS": str(args.web_threads),
-        }
+        env = server_env(database_url, redis_url, args.web_workers, args.web_threads,
+                         AT_API_URL=f"http://{HOST}:{emulator_port}")  # fmt: skip
         app = Server("app", "app:create_app()", env, workdir / "app.log")
         env["PUBLIC_BASE_URL"] = app.env["PUBLIC_BASE_URL"] = f"http://{HOST}:{app.port}"
         emulator = stack.enter_context(

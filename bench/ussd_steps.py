@@ -17,6 +17,7 @@ only if a step failed (non-200, a reply without CON/END, a broken connection, a 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import json
@@ -440,6 +441,22 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt  # unwinds the context managers: servers stopped, database dropped
 
 
+def server_env(database_url: str, redis_url: str, workers: int, threads: int, **extra: str) -> dict[str, str]:
+    """What every benchmark's servers run with: a fresh database and Redis, fresh secrets each run."""
+    return {
+        **os.environ,
+        "ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "PHONE_HASH_KEY": secrets.token_hex(32),
+        "SECRET_KEY": secrets.token_hex(32),
+        "ENCRYPTION_KEYS": f"bench:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}",
+        "WEB_CONCURRENCY": str(workers),
+        "WEB_THREADS": str(threads),
+        **extra,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -447,17 +464,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
         database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
         redis_url = stack.enter_context(fresh_redis(args.redis_db))
-        env = {
-            **os.environ,
-            "ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "PHONE_HASH_KEY": secrets.token_hex(32),
-            # Simulated phones step far faster than people: a limit never reached keeps its count measured.
-            "USSD_RATE_LIMIT": "1000000",
-            "WEB_CONCURRENCY": str(args.workers),
-            "WEB_THREADS": str(args.threads),
-        }
+        # Simulated phones step far faster than people: a limit never reached keeps its count measured.
+        env = server_env(database_url, redis_url, args.workers, args.threads, USSD_RATE_LIMIT="1000000")
         app = Server("app", "app:create_app()", env, workdir / "app.log")
         bare = Server("bare", "bench.bare_app:create_app()", env, workdir / "bare.log")
         stack.enter_context(served([app, bare]))
