@@ -6,10 +6,16 @@ fall back (the engine can rebuild a session from the gateway's `text` history).
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 import time
+from typing import Any
 
 from redis import ConnectionPool, Redis
+from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # After a failure, calls fail at once for this long instead of each waiting for its time-out: a
@@ -65,3 +71,58 @@ def redis_from_url(url: str, socket_timeout: float = 0.5, cooldown: float = COOL
 def worker_redis(url: str) -> Redis:
     """The worker's connection: RQ blocks on the queues for minutes, so no short read time-out."""
     return Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30)
+
+
+class Direct:
+    """A USSD step's Redis calls on a connection of the thread's own, without redis-py's client.
+
+    A step makes one call (two on a dial), and on loopback redis-py's client layer (pool
+    check-out with its readiness poll, retries, response callbacks) costs more CPU than the
+    round trip itself. The connection is of the pool's own class, so time-outs, the breaker and
+    health checks apply as to every other call; a failed call closes it, and the next one
+    reconnects (or fails at once while the breaker is open).
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._pool = redis.connection_pool
+        self._local = threading.local()
+
+    def _connection(self) -> AbstractConnection:
+        conn = getattr(self._local, "connection", None)
+        if conn is None or conn.pid != os.getpid():  # a forked process makes its own
+            conn = self._local.connection = self._pool.connection_class(**self._pool.connection_kwargs)
+        return conn
+
+    def call(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send `commands` in one write and read their replies; an error reply is returned, not raised."""
+        conn = self._connection()
+        try:
+            conn.connect()  # a no-op when connected; else through the breaker, as the pool does
+            conn.send_packed_command(conn.pack_commands(commands))
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()
+            raise
+        return replies
+
+
+class DirectScript:
+    """A Lua script run through `Direct`, by its digest, and sent whole only when Redis lacks it."""
+
+    def __init__(self, direct: Direct, source: str) -> None:
+        self.direct = direct
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        (reply,) = self.direct.call(("EVALSHA", self.sha, len(keys), *keys, *args))
+        if isinstance(reply, NoScriptError):  # a restarted or flushed Redis: EVAL caches it again
+            (reply,) = self.direct.call(("EVAL", self.source, len(keys), *keys, *args))
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
