@@ -129,7 +129,12 @@ def sira_app(database: str) -> Iterator[Any]:
         database_url = stack.enter_context(fresh_database(database, PG_ADMIN_URL, workdir))
         redis_url = stack.enter_context(fresh_redis(12))
         app = create_app(
-            {"database_url": database_url, "redis_url": redis_url, "phone_hash_key": secrets.token_hex(32)}
+            {
+                "database_url": database_url,
+                "redis_url": redis_url,
+                "phone_hash_key": secrets.token_hex(32),
+                "ussd_rate_limit": 1000000,
+            }
         )
         yield app
         app.extensions["sira.sessions"].kw["bind"].dispose()

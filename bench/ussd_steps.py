@@ -64,6 +64,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=14, help="dedicated Redis db, flushed before and after")
     p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
     p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    p.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="serve the app at git revision REV as the baseline instead of the bare endpoint, to "
+        "measure a change side by side (its migrations must match this checkout's)",
+    )
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or not 0 <= args.jitter <= 1:
         p.error("need --concurrency >= 1, --duration > 0, --warmup >= 0 and 0 <= --jitter <= 1")
@@ -124,8 +130,8 @@ def free_port() -> int:
 class Server:
     """One gunicorn master (and its workers) in a process group of its own, stopped on exit."""
 
-    def __init__(self, name: str, app_spec: str, env: dict[str, str], log: Path) -> None:
-        self.name, self.app_spec, self.log = name, app_spec, log
+    def __init__(self, name: str, app_spec: str, env: dict[str, str], log: Path, cwd: Path = ROOT) -> None:
+        self.name, self.app_spec, self.log, self.cwd = name, app_spec, log, cwd
         self.port = free_port()
         self.env = {**env, "BIND": f"127.0.0.1:{self.port}"}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -135,7 +141,7 @@ class Server:
             # A session of its own: Ctrl-C reaches us, and we stop the servers in order.
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", self.app_spec],
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -179,6 +185,21 @@ class Server:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)  # the group we created for this master
             self.proc.wait(5)
+
+
+@contextlib.contextmanager
+def worktree(revision: str, path: Path) -> Iterator[Path]:
+    """A detached checkout of `revision`, removed on exit: the baseline of a side-by-side run."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        subprocess.run([*git, "worktree", "add", "--detach", str(path), revision], check=True,
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"cannot check out {revision}: {exc.stderr.strip()}") from None
+    try:
+        yield path
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(path)], capture_output=True, timeout=60)
 
 
 @contextlib.contextmanager
@@ -359,6 +380,11 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> str:
     rows = [
         f"ussd_steps: {n} phones, {args.workers} workers x {args.threads} threads, {args.database}, "
         f"{args.duration:g} s per server and phase (app, bare, bare, app; {args.warmup:g} s warm-up each)",
+        *(
+            [f"baseline: the app at {args.baseline} in place of the bare endpoint (targets do not apply)"]
+            if args.baseline
+            else []
+        ),
         row("", list(TARGETS), "app/bare"),
         row(
             "saturation steps/s",
@@ -467,10 +493,14 @@ def main(argv: list[str] | None = None) -> int:
         # Simulated phones step far faster than people: a limit never reached keeps its count measured.
         env = server_env(database_url, redis_url, args.workers, args.threads, USSD_RATE_LIMIT="1000000")
         app = Server("app", "app:create_app()", env, workdir / "app.log")
-        bare = Server("bare", "bench.bare_app:create_app()", env, workdir / "bare.log")
+        if args.baseline:
+            checkout = stack.enter_context(worktree(args.baseline, workdir / "baseline"))
+            bare = Server("bare", "app:create_app()", env, workdir / "bare.log", cwd=checkout)
+        else:
+            bare = Server("bare", "bench.bare_app:create_app()", env, workdir / "bare.log")
         stack.enter_context(served([app, bare]))
         app.wait_ready("/healthz", 200)
-        bare.wait_ready("/", None)
+        bare.wait_ready("/healthz" if args.baseline else "/", 200 if args.baseline else None)
         print(
             f"ussd_steps: app on :{app.port}, bare on :{bare.port}; {args.concurrency} phones",
             file=sys.stderr,
