@@ -25,3 +25,30 @@ def test_ussd_steps_bench_runs_without_errors_and_writes_its_results(tmp_path: P
     for phase in ("saturation", "latency"):
         for target in ("app", "bare"):
             assert results[phase][target]["samples"] > 0, (phase, target)
+
+
+def test_ussd_steps_measures_a_change_against_an_earlier_revision_served_side_by_side(tmp_path: Path) -> None:
+    output = tmp_path / "ussd_steps.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ussd_steps", "--baseline", "HEAD", "--concurrency", "2",
+         "--duration", "0.5", "--warmup", "0.2", "--think", "0.05", "--database", "sqlite",
+         "--redis-db", "13", "--workers", "1", "--threads", "2", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "baseline: the app at HEAD" in done.stdout
+    assert "target >=" not in done.stdout  # the targets compare with the bare endpoint, not with the app
+    results = json.loads(output.read_text())
+    assert results["errors"] == 0 and results["latency"]["bare"]["samples"] > 0
+    listed = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "baseline" not in listed.stdout  # the checkout is removed with the run
+
+
+def test_ussd_steps_refuses_a_revision_that_does_not_exist(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ussd_steps", "--baseline", "no-such-revision", "--database", "sqlite",
+         "--redis-db", "13", "--output", str(tmp_path / "out.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "cannot check out no-such-revision" in done.stderr
