@@ -3,8 +3,10 @@
 Africa's Talking does not promise to send an incoming SMS or a delivery report again, so a
 callback we cannot store is written here and answered 200; the worker's cron replays the spool
 once the database answers. One sealed file per callback, written under a temporary name and
-renamed, so a reader never sees half a record and no two writers share a file. Records hold
-phone numbers, so they are sealed (AES-GCM) like everything personal outside the database.
+renamed, so a reader never sees half a record and no two writers share a file; the directory
+is synced after the rename, so a power cut cannot lose a callback the gateway was told we have.
+Records hold phone numbers, so they are sealed (AES-GCM) like everything personal outside the
+database, and those set aside (`rejected/`) are deleted after the SMS retention period.
 Replaying is idempotent: incoming SMS are keyed by the gateway's id, delivery statuses only
 move forward, and an opt-out already recorded stays as it was.
 """
@@ -18,6 +20,7 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SEALING_PURPOSE = "callback-spool"
 SUFFIX = ".rec"
+NAME_TIME = "%Y%m%dT%H%M%S%f"  # a record's name starts with when it was spooled (UTC)
 INCOMING, DELIVERY, OPTOUT = "incoming", "delivery", "optout"
 
 
@@ -48,7 +52,7 @@ class Spool:
         """Write one callback durably (fsync) before the gateway is told it was received."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         now = utcnow()
-        name = f"{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex}"
+        name = f"{now.strftime(NAME_TIME)}-{uuid.uuid4().hex}"
         record = {"kind": kind, "fields": fields, "spooled_at": now.isoformat()}
         blob = self._sealer.seal(json.dumps(record).encode())
         temporary = self.directory / f".{name}.tmp"
@@ -57,6 +61,7 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         temporary.rename(self.directory / f"{name}{SUFFIX}")
+        _sync_directory(self.directory)
 
     def pending(self) -> list[Path]:
         """The spooled callbacks, oldest first."""
@@ -103,3 +108,33 @@ class Spool:
         aside.mkdir(mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             path.rename(aside / path.name)
+
+    def purge_rejected(self, before: datetime) -> int:
+        """Delete the records set aside that were spooled before `before`; returns how many.
+
+        They hold phone numbers and message texts, which the database keeps no longer than the
+        SMS retention period either. A name that does not start with a time is left alone.
+        """
+        aside = self.directory / "rejected"
+        if not aside.is_dir():
+            return 0
+        purged = 0
+        for path in aside.glob(f"*{SUFFIX}"):
+            try:
+                spooled = datetime.strptime(path.name.split("-", 1)[0], NAME_TIME).replace(
+                    tzinfo=before.tzinfo
+                )
+            except ValueError:
+                continue
+            if spooled < before:
+                path.unlink(missing_ok=True)
+                purged += 1
+        return purged
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -110,3 +110,33 @@ def test_a_message_spooled_over_the_rate_limit_is_stored_not_acted_on_at_replay(
     handled = {m.gateway_id: m.handled_as for m in db.query(InboundSms)}
     assert handled == {"in-flood": "rate_limited", "in-calm": "help"}
     assert db.query(OutboundSms).count() == 1  # the calm one's answer only
+
+
+def test_callbacks_set_aside_are_deleted_by_the_retention_purge_once_as_old_as_purged_sms(
+    app, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They hold a phone number and a message, sealed; the database keeps those 90 days only."""
+    from datetime import timedelta
+
+    from redis import Redis
+    from rq import Queue
+
+    from models.base import utcnow
+    from tests.conftest import REDIS_URL, SECRET_KEY, run_worker
+    from workers import queues
+
+    monkeypatch.setenv("SPOOL_DIR", str(tmp_path))
+    Spool(tmp_path, "a-secret-since-rotated").append(INCOMING, {"from": "+22370000123", "text": "AIDE"})
+    spool = Spool(tmp_path, SECRET_KEY)
+    assert spool.replay(lambda kind, fields: None).rejected == 1
+    aside = tmp_path / "rejected"
+    (aside / "kept-by-an-operator.rec").write_bytes(b"not a spooled name")
+
+    assert spool.purge_rejected(utcnow() - timedelta(days=90)) == 0  # not old enough yet
+    with Redis.from_url(REDIS_URL) as redis:
+        later = (utcnow() + timedelta(days=91)).isoformat()
+        job = Queue(queues.DEFAULT, connection=redis).enqueue("workers.retention.purge", later)
+        run_worker(database_url)
+        job.refresh()
+        assert job.return_value()["rejected_callbacks"] == 1
+    assert [p.name for p in aside.iterdir()] == ["kept-by-an-operator.rec"]

@@ -144,5 +144,6 @@ def test_the_worker_runs_the_purge_as_a_job_at_a_given_time(database_url: str, a
         job = Queue(queues.DEFAULT, connection=redis).enqueue("workers.retention.purge", NOW.isoformat())
         run_worker(database_url)
         job.refresh()
-        assert job.return_value() == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2}
+        assert job.return_value() == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2,
+                                      "rejected_callbacks": 0}  # fmt: skip
     assert state(app)["steps"] == ["new"]

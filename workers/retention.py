@@ -10,7 +10,9 @@ run, or two workers running it at once, change nothing more:
 - SMS texts, both ways, are blanked after RETENTION_SMS_DAYS, and so are their numbers in
   clear (the keyed hash stays); messages still to be sent are left alone;
 - finished referrals (closed, cancelled, expired with a provider) are cut from their returnee
-  after RETENTION_REFERRAL_DAYS, as erasure does, and stay for the CNRM's figures.
+  after RETENTION_REFERRAL_DAYS, as erasure does, and stay for the CNRM's figures;
+- callbacks the spool set aside (`SPOOL_DIR/rejected/`, sealed) are deleted after
+  RETENTION_SMS_DAYS, like the SMS they carried.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, Status, open_clause
 from models.ussd import UssdStep
 from services.erasure import anonymise_referrals
+from services.spool import Spool
 from workers.context import job_context
 
 PURGED = "[purged]"
@@ -38,7 +41,12 @@ def purge(now: datetime | str | None = None) -> dict[str, int]:
     ctx = job_context()
     moment = as_utc(datetime.fromisoformat(now) if isinstance(now, str) else now) if now else utcnow()
     with ctx.sessions() as session:
-        return purge_at(session, ctx.settings, moment)
+        counts = purge_at(session, ctx.settings, moment)
+    spool = Spool(ctx.settings.spool_dir, ctx.settings.secret_key)
+    counts["rejected_callbacks"] = spool.purge_rejected(
+        moment - timedelta(days=ctx.settings.retention_sms_days)
+    )
+    return counts
 
 
 def purge_at(session: Session, settings: Settings, now: datetime) -> dict[str, int]:
