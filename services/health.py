@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
 
 
 class ServiceDown(RuntimeError):
@@ -19,7 +23,10 @@ def check_database(sessions: sessionmaker[Session]) -> str | None:
         with sessions() as session:
             session.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        return f"database not answering ({type(exc.orig or exc).__name__})"
+        cause = exc.orig or exc
+        # The driver's words (which host, which lock) go to the log only: /healthz is public.
+        log.warning("database check failed: %s: %s", type(cause).__name__, str(cause).strip()[:300])
+        return f"database not answering ({type(cause).__name__})"
     return None
 
 

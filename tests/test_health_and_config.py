@@ -30,6 +30,20 @@ def test_healthz_names_what_is_down(database_url: str, redis) -> None:
     )
 
 
+def test_a_database_down_is_named_on_healthz_and_explained_in_the_log_only(
+    redis, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "no-such-directory" / "sira.db"
+    app = create_app(app_settings(f"sqlite:///{missing}"))
+    with caplog.at_level("WARNING", logger="services.health"):
+        response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["database"] == "database not answering (OperationalError)" and body["redis"] == "ok"
+    assert "unable to open database file" in caplog.text  # the driver's reason, for the operator
+    assert "unable to open" not in response.get_data(as_text=True)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
