@@ -80,7 +80,8 @@ class Direct:
     check-out with its readiness poll, retries, response callbacks) costs more CPU than the
     round trip itself. The connection is of the pool's own class, so time-outs, the breaker and
     health checks apply as to every other call; a failed call closes it, and the next one
-    reconnects (or fails at once while the breaker is open).
+    reconnects (or fails at once while the breaker is open). A call is never sent twice: a
+    script that ran but whose reply was lost must not run again.
     """
 
     def __init__(self, redis: Redis) -> None:
@@ -95,9 +96,8 @@ class Direct:
 
     def call(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Send `commands` in one write and read their replies; an error reply is returned, not raised."""
-        conn = self._connection()
+        conn = self._ready(self._connection())
         try:
-            conn.connect()  # a no-op when connected; else through the breaker, as the pool does
             conn.send_packed_command(conn.pack_commands(commands))
             replies: list[Any] = []
             for _ in commands:
@@ -106,9 +106,23 @@ class Direct:
                 except ResponseError as exc:
                     replies.append(exc)
         except BaseException:
-            conn.disconnect()
+            conn.disconnect()  # a reply may be left unread: never reuse the socket
             raise
         return replies
+
+    @staticmethod
+    def _ready(conn: AbstractConnection) -> AbstractConnection:
+        """The connection, checked as the pool checks one it hands out: a socket Redis closed
+        (a restart, an idle time-out) is replaced quietly instead of failing a step and tripping
+        the breaker. Connecting goes through the breaker."""
+        conn.connect()
+        try:
+            if conn.can_read():  # end of file, or bytes nobody asked for
+                raise RedisConnectionError("connection not ready")
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            conn.disconnect()
+            conn.connect()
+        return conn
 
 
 class DirectScript:
