@@ -6,7 +6,8 @@ once the database answers. One sealed file per callback, written under a tempora
 renamed, so a reader never sees half a record and no two writers share a file; the directory
 is synced after the rename, so a power cut cannot lose a callback the gateway was told we have.
 Records hold phone numbers, so they are sealed (AES-GCM) like everything personal outside the
-database, and those set aside (`rejected/`) are deleted after the SMS retention period.
+database; those set aside (`rejected/`), and any a crash left half-written, are deleted after
+the SMS retention period.
 Replaying is idempotent: incoming SMS are keyed by the gateway's id, delivery statuses only
 move forward, and an opt-out already recorded stays as it was.
 """
@@ -20,12 +21,12 @@ import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from models.base import utcnow
+from models.base import as_utc, utcnow
 from services.sealing import Sealer
 
 log = logging.getLogger(__name__)
@@ -110,24 +111,27 @@ class Spool:
             path.rename(aside / path.name)
 
     def purge_rejected(self, before: datetime) -> int:
-        """Delete the records set aside that were spooled before `before`; returns how many.
+        """Delete the records set aside, and the half-written ones a crash left, spooled before
+        `before`; returns how many.
 
         They hold phone numbers and message texts, which the database keeps no longer than the
         SMS retention period either. A name that does not start with a time is left alone.
         """
-        aside = self.directory / "rejected"
-        if not aside.is_dir():
-            return 0
+        limit = as_utc(before)
+        candidates = [*self.directory.glob(".*.tmp"), *(self.directory / "rejected").glob(f"*{SUFFIX}")]
         purged = 0
-        for path in aside.glob(f"*{SUFFIX}"):
+        for path in candidates:
             try:
-                spooled = datetime.strptime(path.name.split("-", 1)[0], NAME_TIME).replace(
-                    tzinfo=before.tzinfo
+                spooled = datetime.strptime(path.name.lstrip(".").split("-", 1)[0], NAME_TIME).replace(
+                    tzinfo=UTC
                 )
             except ValueError:
                 continue
-            if spooled < before:
-                path.unlink(missing_ok=True)
+            if spooled < limit:
+                try:
+                    path.unlink()
+                except FileNotFoundError:  # another purge took it
+                    continue
                 purged += 1
         return purged
 

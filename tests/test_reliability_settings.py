@@ -140,3 +140,21 @@ def test_callbacks_set_aside_are_deleted_by_the_retention_purge_once_as_old_as_p
         job.refresh()
         assert job.return_value()["rejected_callbacks"] == 1
     assert [p.name for p in aside.iterdir()] == ["kept-by-an-operator.rec"]
+
+
+def test_the_spool_purge_reads_record_times_as_utc_and_takes_half_written_records_too(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    spool = Spool(tmp_path, "secret-one")
+    aside = tmp_path / "rejected"
+    aside.mkdir()
+    spooled_at = datetime(2026, 3, 1, 11, 30, tzinfo=UTC)
+    name = f"{spooled_at.strftime('%Y%m%dT%H%M%S%f')}-{'a' * 32}"
+    (aside / f"{name}.rec").write_bytes(b"sealed")
+    (tmp_path / f".{name}.tmp").write_bytes(b"half a record, left by a crash")
+
+    noon_at_utc_plus_one = datetime(2026, 3, 1, 12, 0, tzinfo=timezone(timedelta(hours=1)))  # 11:00 UTC
+    assert spool.purge_rejected(noon_at_utc_plus_one) == 0
+    assert spool.purge_rejected(spooled_at + timedelta(seconds=1)) == 2
+    assert list(aside.iterdir()) == [] and list(tmp_path.glob(".*.tmp")) == []
+    assert spool.purge_rejected(spooled_at + timedelta(days=1)) == 0
