@@ -25,7 +25,8 @@ def check_database(sessions: sessionmaker[Session]) -> str | None:
     except SQLAlchemyError as exc:
         cause = exc.orig or exc
         # The driver's words (which host, which lock) go to the log only: /healthz is public.
-        log.warning("database check failed: %s: %s", type(cause).__name__, str(cause).strip()[:300])
+        reason = " ".join(str(cause).split())[:300]  # one line per record, however the driver words it
+        log.warning("database check failed: %s: %s", type(cause).__name__, reason)
         return f"database not answering ({type(cause).__name__})"
     return None
 
