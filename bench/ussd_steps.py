@@ -189,17 +189,22 @@ class Server:
 
 @contextlib.contextmanager
 def worktree(revision: str, path: Path) -> Iterator[Path]:
-    """A detached checkout of `revision`, removed on exit: the baseline of a side-by-side run."""
+    """A detached checkout of `revision`, removed on exit however the run ends: the baseline
+    of a side-by-side run."""
     git = ["git", "-C", str(ROOT)]
     try:
-        subprocess.run([*git, "worktree", "add", "--detach", str(path), revision], check=True,
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"cannot check out {revision}: {exc.stderr.strip()}") from None
-    try:
+        try:
+            subprocess.run([*git, "worktree", "add", "--detach", str(path), revision], check=True,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"cannot check out {revision}: {exc.stderr.strip()}") from None
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"checking out {revision} took over a minute") from None
         yield path
     finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(path)], capture_output=True, timeout=60)
+        for cleanup in (["worktree", "remove", "--force", "--force", str(path)], ["worktree", "prune"]):
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run([*git, *cleanup], capture_output=True, timeout=60)
 
 
 @contextlib.contextmanager
