@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from redis import Redis
@@ -80,7 +81,7 @@ def test_a_redis_that_does_not_answer_fails_the_call_then_the_breaker_refuses_at
 def test_a_connection_closed_by_redis_is_replaced_quietly_without_tripping_the_breaker(redis: Redis) -> None:
     """After a Redis restart or an idle time-out, the next step must not fail (nor the next 2 s)."""
     client = redis_from_url(REDIS_URL, cooldown=30)
-    direct = Direct(client)
+    direct = Direct(client, idle_check_seconds=0.2)
     direct.call(("CLIENT", "SETNAME", "direct-under-test"))
     (client_list,) = direct.call(("CLIENT", "LIST"))
     own_id = next(
@@ -89,6 +90,20 @@ def test_a_connection_closed_by_redis_is_replaced_quietly_without_tripping_the_b
         if b"name=direct-under-test" in line
     )
     redis.client_kill_filter(_id=own_id.decode())
+    time.sleep(0.3)  # idle long enough to be looked at before use
 
     assert direct.call(("SET", "k", "1"), ("GET", "k")) == [b"OK", b"1"]
     assert client.get("k") == b"1"  # the breaker was not tripped: the pooled client works too
+
+
+def test_a_busy_connection_is_not_polled_so_a_restart_under_load_fails_its_next_call_once(
+    redis: Redis,
+) -> None:
+    direct = Direct(redis_from_url(REDIS_URL, cooldown=0), idle_check_seconds=30)
+    direct.call(("CLIENT", "SETNAME", "busy-under-test"))
+    (own_id,) = direct.call(("CLIENT", "ID"))
+    redis.client_kill_filter(_id=str(own_id))
+
+    with pytest.raises(RedisConnectionError):
+        direct.call(("GET", "k"))
+    assert direct.call(("SET", "k", "1")) == [b"OK"]  # the failed call closed it; this one reconnects

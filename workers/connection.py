@@ -81,22 +81,35 @@ class Direct:
     round trip itself. The connection is of the pool's own class, so time-outs, the breaker and
     health checks apply as to every other call; a failed call closes it, and the next one
     reconnects (or fails at once while the breaker is open). A call is never sent twice: a
-    script that ran but whose reply was lost must not run again.
+    script that ran but whose reply was lost must not run again. A Redis restarted under load
+    therefore fails each thread's next call once, like any outage (the breaker opens).
     """
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, idle_check_seconds: float = 1.0) -> None:
         self._pool = redis.connection_pool
         self._local = threading.local()
+        self.idle_check_seconds = idle_check_seconds
 
     def _connection(self) -> AbstractConnection:
-        conn = getattr(self._local, "connection", None)
+        local = self._local
+        conn = getattr(local, "connection", None)
         if conn is None or conn.pid != os.getpid():  # a forked process makes its own
-            conn = self._local.connection = self._pool.connection_class(**self._pool.connection_kwargs)
+            conn = local.connection = self._pool.connection_class(**self._pool.connection_kwargs)
+            local.used_at = 0.0
+        now = time.monotonic()
+        # A socket idle for a while may have been closed by Redis (a restart, its idle time-out):
+        # look before using it. A busy one is not polled: under load each extra system call is
+        # also a hand-over of the GIL between the threads.
+        if now - local.used_at > self.idle_check_seconds:
+            self._ready(conn)
+        else:
+            conn.connect()  # a no-op when connected; else through the breaker
+        local.used_at = now
         return conn
 
     def call(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Send `commands` in one write and read their replies; an error reply is returned, not raised."""
-        conn = self._ready(self._connection())
+        conn = self._connection()
         try:
             conn.send_packed_command(conn.pack_commands(commands))
             replies: list[Any] = []
@@ -111,10 +124,10 @@ class Direct:
         return replies
 
     @staticmethod
-    def _ready(conn: AbstractConnection) -> AbstractConnection:
-        """The connection, checked as the pool checks one it hands out: a socket Redis closed
-        (a restart, an idle time-out) is replaced quietly instead of failing a step and tripping
-        the breaker. Connecting goes through the breaker."""
+    def _ready(conn: AbstractConnection) -> None:
+        """Check the connection as the pool checks one it hands out: a socket Redis closed is
+        replaced quietly instead of failing a step and tripping the breaker. Connecting goes
+        through the breaker."""
         conn.connect()
         try:
             if conn.can_read():  # end of file, or bytes nobody asked for
@@ -122,7 +135,6 @@ class Direct:
         except (RedisConnectionError, RedisTimeoutError, OSError):
             conn.disconnect()
             conn.connect()
-        return conn
 
 
 class DirectScript:
