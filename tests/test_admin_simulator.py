@@ -91,6 +91,16 @@ def test_a_bad_number_is_refused_with_a_message_and_calls_nothing(app: Flask, db
     assert "ne répond pas" not in page.text  # no inbox was asked for a number that is none
 
 
+def test_the_phone_starts_without_a_number_and_dialling_none_is_refused(app: Flask, db: Session) -> None:
+    client = staff(app, db)
+    empty = client.get("/admin/simulator")
+    assert empty.status_code == 200 and hidden(empty.text).get("phone", "") == ""
+    assert "SMS reçus par" not in empty.text  # no inbox to show before a number is typed
+    page = act(client, {}, "dial")
+    assert page.status_code == 400 and "pas un numéro de téléphone" in page.text
+    assert db.scalar(select(UssdSession)) is None
+
+
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.PROVIDER])
 def test_only_staff_may_use_the_simulator(app: Flask, db: Session, role: Role) -> None:
     app.test_cli_runner().invoke(args=["seed"])

@@ -34,7 +34,6 @@ from web.admin.ussd import screen_text
 from web.callbacks import callback_url
 from web.db import get_session
 
-DEFAULT_PHONE = "+22370009901"  # fictitious, in no seed data
 SESSION_ID = re.compile(r"ATUid_sim[0-9a-f]{24}")  # 33 characters: fits the audit's object id
 NETWORK_CODE = "61001"
 EMULATOR_TIMEOUT = 3.0
@@ -67,7 +66,7 @@ def enabled(settings: Settings) -> bool:
 class Call:
     """What the phone shows: the session under way, its inputs so far, the last screen."""
 
-    phone: str = DEFAULT_PHONE
+    phone: str = ""  # staff type the number to play: no number is written in the code
     session_id: str = ""
     text: str = ""
     steps: int = 0
@@ -84,7 +83,7 @@ class Call:
         live = bool(SESSION_ID.fullmatch(session_id))
         steps = form.get("steps", "0")
         return cls(
-            phone=form.get("phone", "").strip()[:32] or DEFAULT_PHONE,
+            phone=form.get("phone", "").strip()[:32],
             session_id=session_id if live else "",
             text=form.get("text", "")[:2000] if live else "",
             steps=(number(steps, 9999) or 0) if live else 0,
@@ -170,11 +169,11 @@ def page(call: Call, e164: str | None, status: int = 200) -> ResponseReturnValue
 @bp.get("/simulator")
 @require(*STAFF)
 def simulator() -> ResponseReturnValue:
-    """A phone ready to dial, with the default number's inbox."""
+    """A phone ready to dial, once staff type the number it plays."""
     settings: Settings = current_app.extensions["sira.settings"]
     if not enabled(settings):
         return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
-    return page(Call(), DEFAULT_PHONE)
+    return page(Call(), None)
 
 
 @bp.post("/simulator")
