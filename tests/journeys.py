@@ -20,7 +20,12 @@ def settings_for(database_url: str, gateway: EmulatorProcess, **extra: object) -
 
 def seeded_app(database_url: str, gateway: EmulatorProcess) -> Flask:
     """The app pointed at the emulator, with the sample directory loaded."""
-    app = create_app(settings_for(database_url, gateway))
+    return app_with_directory(settings_for(database_url, gateway))
+
+
+def app_with_directory(settings: dict[str, object]) -> Flask:
+    """The app on `settings`, with the sample directory loaded (`flask seed`)."""
+    app = create_app(settings)
     result = app.test_cli_runner().invoke(args=["seed"])
     assert result.exit_code == 0, result.output
     return app

@@ -28,13 +28,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 import models
-from app import create_app
 from flows.i18n import LANGUAGES, Catalogs
 from flows.text import to_ussd
 from models import Referral, ReferralEvent, Returnee
 from models.directory import Category, Provider
 from models.referral import ALLOWED, AWAITING, OPEN, IllegalTransition, Status, open_clause
 from tests.conftest import app_settings
+from tests.journeys import app_with_directory
 
 CATALOGS = Catalogs.load()
 
@@ -52,10 +52,7 @@ PEOPLE_TABLES = ("referral_event", "outbound_sms", "referral", "consent_record",
 
 @pytest.fixture
 def seeded(database_url: str, redis: Redis) -> Flask:
-    app = create_app(app_settings(database_url, ussd_rate_limit=0))
-    result = app.test_cli_runner().invoke(args=["seed"])
-    assert result.exit_code == 0, result.output
-    return app
+    return app_with_directory(app_settings(database_url, ussd_rate_limit=0))
 
 
 class Conversations(RuleBasedStateMachine):

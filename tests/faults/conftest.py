@@ -24,10 +24,10 @@ from flask import Flask
 from redis import Redis
 from sqlalchemy import make_url, select
 
-from app import create_app
 from models import OutboundSms
 from tests.conftest import PHONE_HASH_KEY, ROOT, SECRET_KEY, app_settings
 from tests.gateway_helpers import EmulatorProcess, free_port, wait_for
+from tests.journeys import app_with_directory
 
 # Short intervals so that each recovery path runs within seconds (see config.py for each).
 FAST = {
@@ -125,12 +125,19 @@ def fault_settings(
     return settings
 
 
-def seeded(settings: dict[str, object]) -> Flask:
-    """The app on the scenario's settings, with the sample directory loaded."""
-    app = create_app(settings)
-    result = app.test_cli_runner().invoke(args=["seed"])
-    assert result.exit_code == 0, result.output
-    return app
+@dataclass(frozen=True)
+class Stage:
+    """A scenario's usual set: its settings and the app, seeded, on them."""
+
+    settings: dict[str, object]
+    app: Flask
+
+
+@pytest.fixture
+def stage(database_url: str, private_redis: RedisProcess, gateway: EmulatorProcess, tmp_path: Path) -> Stage:
+    """The usual scenario: a Redis of its own, the gateway emulator, a spool of its own, the sample directory."""
+    settings = fault_settings(database_url, private_redis.url, gateway, tmp_path / "spool")
+    return Stage(settings, app_with_directory(settings))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from models import Referral, UssdStep
 from tests.conftest import LiveServer, Phone
-from tests.faults.conftest import RedisProcess, deliveries, fault_settings, outbox, seeded
+from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import code_in, inbox, send_from_phone
 
@@ -64,18 +64,17 @@ def hits(blobs: dict[str, bytes], number: str) -> list[str]:
 
 
 def test_a_canary_returnee_leaves_no_clear_trace_after_the_faults(
-    database_url: str,
     private_redis: RedisProcess,
     gateway: EmulatorProcess,
+    stage: Stage,
     app_port: int,
     spawn_worker,
     tmp_path: Path,
     figures,
 ) -> None:
     number = fresh_number()
-    spool_dir = tmp_path / "spool"
-    settings = fault_settings(database_url, private_redis.url, gateway, spool_dir)
-    app = seeded(settings)
+    settings, app = stage.settings, stage.app
+    spool_dir = Path(str(settings["spool_dir"]))
     app_log = tmp_path / "app.log"
     handler = logging.FileHandler(app_log)
     root = logging.getLogger()

@@ -30,10 +30,9 @@ from tests.faults.conftest import (
     deliveries,
     fault_settings,
     outbox,
-    seeded,
 )
 from tests.gateway_helpers import EmulatorProcess, free_port, fresh_number, wait_for
-from tests.journeys import ask_for_help, code_in, inbox, send_from_phone
+from tests.journeys import app_with_directory, ask_for_help, code_in, inbox, send_from_phone
 from web.ussd import UNAVAILABLE
 
 pytestmark = pytest.mark.faults
@@ -95,7 +94,7 @@ def test_callbacks_received_while_the_database_is_down_are_spooled_sealed_and_re
     else:
         up_url, down_url = database_url, f"sqlite:///{tmp_path / 'gone' / 'sira.db'}"
     up = fault_settings(up_url, private_redis.url, gateway, spool)
-    app = seeded(up)
+    app = app_with_directory(up)
     worker = spawn_worker(up)
     with LiveServer(app, app_port) as server:
         returnee = fresh_number()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -18,7 +17,7 @@ from sqlalchemy import select
 from models import AuditEntry, OutboundSms, SmsStatus
 from models.admin import Role, User
 from tests.conftest import LiveServer, Phone
-from tests.faults.conftest import FAST, RedisProcess, deliveries, fault_settings, outbox, seeded
+from tests.faults.conftest import FAST, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import ask_for_help
 
@@ -51,16 +50,13 @@ def csrf(client, path: str) -> str:
 
 
 def test_a_gateway_down_for_good_makes_messages_dead_then_staff_send_them_again(
-    database_url: str,
-    private_redis: RedisProcess,
     gateway: EmulatorProcess,
+    stage: Stage,
     app_port: int,
     spawn_worker,
-    tmp_path: Path,
     figures,
 ) -> None:
-    settings = fault_settings(database_url, private_redis.url, gateway, tmp_path / "spool")
-    app = seeded(settings)
+    settings, app = stage.settings, stage.app
     gateway.post("/faults", json={"http_500_rate": 1})
     spawn_worker(settings)
     with LiveServer(app, app_port) as server:
@@ -118,16 +114,13 @@ def test_a_gateway_down_for_good_makes_messages_dead_then_staff_send_them_again(
 
 
 def test_a_hung_gateway_holds_a_send_no_longer_than_the_client_time_out(
-    database_url: str,
-    private_redis: RedisProcess,
     gateway: EmulatorProcess,
+    stage: Stage,
     app_port: int,
     spawn_worker,
-    tmp_path: Path,
     figures,
 ) -> None:
-    settings = fault_settings(database_url, private_redis.url, gateway, tmp_path / "spool")
-    app = seeded(settings)
+    settings, app = stage.settings, stage.app
     gateway.post("/faults", json={"timeout_rate": 1, "timeout_seconds": 30})  # far beyond every time-out
     spawn_worker(settings)
     with LiveServer(app, app_port) as server:
@@ -152,17 +145,14 @@ def test_a_hung_gateway_holds_a_send_no_longer_than_the_client_time_out(
 
 
 def test_per_recipient_refusals_retry_or_fail_as_the_gateway_means_them(
-    database_url: str,
-    private_redis: RedisProcess,
     gateway: EmulatorProcess,
+    stage: Stage,
     app_port: int,
     spawn_worker,
-    tmp_path: Path,
     figures,
 ) -> None:
     """GatewayError (501) is worth another try; InvalidPhoneNumber (403) is final, never retried."""
-    settings = fault_settings(database_url, private_redis.url, gateway, tmp_path / "spool")
-    app = seeded(settings)
+    settings, app = stage.settings, stage.app
     gateway.post("/faults", json={"reject_rate": 1, "reject_status": "GatewayError"})
     spawn_worker(settings)
     with LiveServer(app, app_port) as server:

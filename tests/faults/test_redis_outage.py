@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from models import Referral
 from tests.conftest import LiveServer, Phone
-from tests.faults.conftest import RedisProcess, deliveries, fault_settings, outbox, seeded
+from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import code_in
 
@@ -65,16 +64,14 @@ def same_screens(journey: Journey, reference: Journey) -> bool:
 @pytest.mark.parametrize("fault", ["killed", "frozen"])
 def test_journeys_go_on_without_redis_and_every_sms_is_sent_once_it_is_back(
     fault: str,
-    database_url: str,
     private_redis: RedisProcess,
     gateway: EmulatorProcess,
+    stage: Stage,
     app_port: int,
     spawn_worker,
-    tmp_path: Path,
     figures,
 ) -> None:
-    settings = fault_settings(database_url, private_redis.url, gateway, tmp_path / "spool")
-    app = seeded(settings)
+    settings, app = stage.settings, stage.app
     spawn_worker(settings)
     with LiveServer(app, app_port) as server:
         reference = Journey(server.url)

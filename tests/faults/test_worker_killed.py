@@ -10,7 +10,6 @@ calls a gateway without an idempotency key can avoid.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -19,7 +18,7 @@ from sqlalchemy import select
 
 from models import OutboundSms, SmsStatus
 from tests.conftest import LiveServer, Phone
-from tests.faults.conftest import RedisProcess, deliveries, fault_settings, outbox, seeded
+from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import ask_for_help
 from workers import queues
@@ -32,16 +31,14 @@ HANG = 1.5  # the gateway takes this long to accept, shorter than the client's t
 @pytest.mark.parametrize("moment", ["before_accepted", "after_accepted"])
 def test_a_worker_killed_mid_send_leaves_nothing_unsent(
     moment: str,
-    database_url: str,
     private_redis: RedisProcess,
     gateway: EmulatorProcess,
+    stage: Stage,
     app_port: int,
     spawn_worker,
-    tmp_path: Path,
     figures,
 ) -> None:
-    settings = fault_settings(database_url, private_redis.url, gateway, tmp_path / "spool")
-    app = seeded(settings)
+    settings, app = stage.settings, stage.app
     gateway.post("/faults", json={"timeout_rate": 1, "timeout_seconds": HANG})
     doomed = spawn_worker(settings)
     with LiveServer(app, app_port) as server:
