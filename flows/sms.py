@@ -38,7 +38,8 @@ RETURNEE_RECEIVED = _(
     "Your request {code} is registered. We will send you news by SMS. Dial {ussd} to follow it."
 )
 
-R_ACCEPTED = _("Your request {code} is taken by {provider}. They will contact you; you can call {phone}.")
+# No provider name: "CSRef" or "Association des migrants de retour" tells a relative the need.
+R_ACCEPTED = _("Your request {code} has been accepted. The service will contact you; you can call {phone}.")
 R_DESK = _("Your request {code}: a coordinator is looking for the right service and will contact you.")
 R_FEEDBACK = _("Your request {code} is closed. Were you helped? Reply 1 for yes, 2 for no.")
 R_FEEDBACK_THANKS = _("Thank you for your answer.")

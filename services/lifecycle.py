@@ -91,10 +91,8 @@ def accept(session: Session, referral: Referral, who: ProviderNumber | Answer, t
         "provider_accepted", referral.id,
     )  # fmt: skip
     if returnee is not None:
-        notice = texts.to_returnee(
-            returnee.language, texts_.R_ACCEPTED, code=referral.code, provider=provider.name,
-            phone=by.contact_phone(),
-        )  # fmt: skip
+        notice = texts.to_returnee(returnee.language, texts_.R_ACCEPTED, code=referral.code,
+                                   phone=by.contact_phone())  # fmt: skip
         sms_ids += notify_returnee(session, returnee, notice, "returnee_accepted", referral.id)
     return sms_ids
 

@@ -93,3 +93,18 @@ def test_every_template_is_gsm7_and_at_most_two_segments(lang: str, msgid: str) 
     assert segment_count(body) <= 2, (segment_count(body), body)
     for word in ("migrant", "psycho"):
         assert word not in body.lower()
+
+
+def returnee_templates() -> list[str]:
+    import flows.sms as module
+
+    return [v for k, v in vars(module).items() if k.startswith(("R_", "RETURNEE_"))]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("msgid", returnee_templates())
+def test_no_returnee_sms_names_a_provider_or_a_person(lang: str, msgid: str) -> None:
+    """A provider's name ("CSRef ...", "Association des migrants de retour") tells a relative the need."""
+    translated = TEXTS.catalogs.gettext(lang, msgid)
+    for placeholder in ("{provider}", "{name}"):
+        assert placeholder not in msgid and placeholder not in translated, (lang, translated)
