@@ -78,6 +78,8 @@ def test_login_goes_back_to_the_page_asked_but_never_elsewhere(client: FlaskClie
         ("/admin/audit?page=2", "/admin/audit?page=2"),
         ("https://evil.example/", "/admin/"),
         ("/admin//evil.example", "/admin/"),
+        ("/admin/referrals/AB\nCD?", "/admin/"),  # an edited address: %0A decoded into the form
+        ("/admin/x\r\nSet-Cookie: a=b", "/admin/"),
     ):
         client.delete_cookie(COOKIE, path="/admin")
         response = client.post(
@@ -86,6 +88,11 @@ def test_login_goes_back_to_the_page_asked_but_never_elsewhere(client: FlaskClie
                   "csrf_token": login_page(client)},
         )  # fmt: skip
         assert response.headers["Location"] == expected
+        assert client.get("/admin/referrals").status_code == 200
+    edited = client.post(
+        "/admin/language", data={"lang": "en", "next": "/admin/\n", "csrf_token": token(client)}
+    )
+    assert (edited.status_code, edited.headers["Location"]) == (302, "/admin/")
 
 
 @pytest.mark.parametrize("email", ["admin@example.org", "nobody@example.org"])

@@ -121,8 +121,17 @@ def set_cookie(response: Response, session_id: str) -> Response:
 
 
 def safe_next(target: str | None) -> str:
-    """Only our own admin pages: an open redirect after login is a phishing tool."""
-    if target and target.startswith("/admin/") and not target.startswith("/admin//") and "\\" not in target:
+    """Only our own admin pages: an open redirect after login is a phishing tool.
+
+    A control character (a decoded %0A from an edited address) cannot go in a Location header.
+    """
+    if (
+        target
+        and target.startswith("/admin/")
+        and not target.startswith("/admin//")
+        and "\\" not in target
+        and target.isprintable()
+    ):
         return target
     return url_for("admin.index")
 
