@@ -6,15 +6,19 @@ Redis list in the same call that saves the session, and a worker job moves the l
 database in batches. So is a step with effects, once its effects are committed (with the
 session's row); a step whose state could not be saved (Redis down, a lost race) is written
 directly. Inserts are idempotent on the session id and on (session, step number).
+
+Erasure leaves a tombstone holding its time: a session that had begun by then belongs to the
+erased person, wherever its steps still are; one begun later is a new life of the number.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from models.base import as_utc
@@ -27,9 +31,31 @@ SEALING_PURPOSE = "ussd-steps"
 ERASED_TTL_SECONDS = 2 * 24 * 3600  # far longer than a step waits in the buffer, dead list aside
 
 
+# For some phone hashes, when each was erased (those never erased are left out).
+Erasures = Callable[[Collection[str]], Mapping[str, float]]
+
+
 def erased_key(phone_digest: str) -> str:
     """A tombstone: this phone was erased, so its buffered steps must not bring a session back."""
     return f"ussd:erased:{phone_digest}"
+
+
+def erasure_mark() -> str:
+    """What a tombstone holds: the erasure's time (epoch seconds), which sessions are compared to."""
+    return repr(time.time())
+
+
+def erased_at(mark: bytes | str | None) -> float | None:
+    """The erasure time a tombstone holds; None if there is none (or it is unreadable)."""
+    try:
+        return float(mark) if mark else None
+    except ValueError:
+        return None
+
+
+def begun_before_erasure(started: float, erased: float | None) -> bool:
+    """Whether a session that began at `started` (epoch seconds) is the erased person's."""
+    return erased is not None and started <= erased
 
 
 def step_record(
@@ -50,17 +76,32 @@ def step_record(
     return _ENCODE(record).encode()
 
 
-def write_steps(session: Session, records: list[dict], erased: Collection[str] = ()) -> int:
+def write_steps(session: Session, records: list[dict], erasures: Erasures) -> int:
     """Insert buffered steps, creating the session rows that first steps carry.
 
-    A first step of a phone in `erased` creates nothing, so none of that session's steps is kept.
+    `erasures` gives, for phone hashes, the time each was erased (those not erased are absent).
+    No step of a session begun before its phone was erased is written, and such a session's row
+    is deleted if something (an end-of-session notice) made one in the meantime.
     """
-    for r in records:
-        if r.get("m") and r["m"].get("phone_hash") not in erased:
-            row = {**r["m"], "started_at": as_utc(datetime.fromisoformat(r["m"]["started_at"]))}
-            insert_ignore(session, UssdSession, **row)
     wanted = {r["s"] for r in records}
-    known = set(session.scalars(select(UssdSession.session_id).where(UssdSession.session_id.in_(wanted))))
+    rows = {sid: (digest, as_utc(started)) for sid, digest, started in session.execute(
+        select(UssdSession.session_id, UssdSession.phone_hash, UssdSession.started_at)
+        .where(UssdSession.session_id.in_(wanted)))}  # fmt: skip
+    firsts = {r["s"]: r["m"] for r in records if r.get("m")}
+    erased = erasures(
+        sorted({d for d, _ in rows.values()} | {m.get("phone_hash", "") for m in firsts.values()} - {""})
+    )
+    gone = {sid for sid, (digest, started) in rows.items()
+            if begun_before_erasure(started.timestamp(), erased.get(digest))}  # fmt: skip
+    if gone:
+        session.execute(delete(UssdSession).where(UssdSession.session_id.in_(gone)))
+    known = set(rows) - gone
+    for sid, m in firsts.items():
+        started = as_utc(datetime.fromisoformat(m["started_at"]))
+        if sid in rows or begun_before_erasure(started.timestamp(), erased.get(m.get("phone_hash", ""))):
+            continue
+        insert_ignore(session, UssdSession, **{**m, "started_at": started})
+        known.add(sid)
     written = 0
     for r in records:
         if r["s"] not in known:  # erased since

@@ -73,6 +73,19 @@ def test_end_of_session_notice_is_stored_and_always_answered_200(client: FlaskCl
     assert client.post("/ussd/events", data={}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "figure", ["inf", "-Infinity", "1e400", "9223372036854775808", "1e20", "-5", "nan", "3x"]
+)
+def test_a_figure_no_column_can_hold_is_left_out_and_the_rest_of_the_notice_stored(
+    client: FlaskClient, db, figure: str
+) -> None:
+    notice = {"sessionId": "ATUid_odd", "status": "Failed", "hopsCount": figure, "durationInMillis": figure}
+    assert client.post("/ussd/events", data=notice).text == "ok"
+    session = db.scalar(select(UssdSession).where(UssdSession.session_id == "ATUid_odd"))
+    assert (session.end_status, session.end_hops, session.end_duration_ms) == ("Failed", None, None)
+    assert session.end_report["hopsCount"] == figure
+
+
 def test_two_web_processes_serving_alternate_steps_give_one_conversation(database_url: str, redis) -> None:
     """No state in the process: two apps (as two gunicorn workers) share Redis and the database."""
     apps = [create_app(app_settings(database_url)).test_client() for _ in range(2)]

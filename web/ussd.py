@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from redis import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -31,7 +32,7 @@ from models.db import insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
 from services.sealing import Sealer
-from services.transcripts import step_record
+from services.transcripts import begun_before_erasure, erased_at, erased_key, step_record
 from web import plain
 from web.db import get_session, rollback_session
 from web.effects import Performed, perform
@@ -47,6 +48,7 @@ UNAVAILABLE = _("Service unavailable. Please try again later.")
 REGISTER_FIRST = _("Please register first: dial again and choose Register.")
 UNREADABLE = _("Sorry, we could not read your answer. Please dial again.")
 SLOW_DOWN = _("Too many requests from your number. Please wait a few minutes and dial again.")
+ERASED = _("Your data has been erased.")
 MAX_TEXT = 2000
 FIELDS = (
     Field("sessionId", 100, ID, required=True),
@@ -55,6 +57,7 @@ FIELDS = (
     Field("networkCode", 10, DIGITS),
 )
 MAX_RACES = 3
+MAX_REPORTED = 2**31 - 1  # hops and milliseconds the gateway reports fit an INTEGER column
 
 
 class BadRequest(ValueError):
@@ -151,6 +154,8 @@ def _step(hook: Webhook, fields: dict[str, str], digest: str, started: float) ->
     races, remembered = 0, True
     while races < MAX_RACES:
         loaded = store.load(session_id, digest, with_resume=not text, remembered=remembered, limit=hook.limit)
+        if loaded.erased is not None:
+            return _polite(engine, ERASED, loaded.erased)
         if loaded.limited:
             log.info("USSD step refused: the phone is over its rate limit")
             return _polite(engine, SLOW_DOWN, loaded.state.language if loaded.state else None)
@@ -380,17 +385,21 @@ def ussd_events() -> Response:
         )
     except InvalidPhone:
         digest = ""
+    duration = _int(report.get("durationInMillis"))
+    started = utcnow() - timedelta(milliseconds=duration or 0)
     session = get_session()
     try:
-        # The session's row may still be in the transcript buffer: create it if need be.
-        insert_ignore(session, UssdSession, session_id=session_id, phone_hash=digest,
-                      service_code=report.get("serviceCode", "")[:40], started_at=utcnow())  # fmt: skip
+        # The session's row may still be in the transcript buffer: create it if need be, unless
+        # the phone was erased after the session began (the row would bring its steps back).
+        if not _erased_since(current_app.extensions["sira.redis"], digest, started):
+            insert_ignore(session, UssdSession, session_id=session_id, phone_hash=digest,
+                          service_code=report.get("serviceCode", "")[:40], started_at=started)  # fmt: skip
         session.execute(
             update(UssdSession)
             .where(UssdSession.session_id == session_id)
             .values(
                 end_status=report.get("status", "")[:20] or None,
-                end_duration_ms=_int(report.get("durationInMillis")),
+                end_duration_ms=duration,
                 end_hops=_int(report.get("hopsCount")),
                 end_error=report.get("errorMessage") or None,
                 end_report=report,
@@ -405,7 +414,18 @@ def ussd_events() -> Response:
 
 
 def _int(value: str | None) -> int | None:
+    """A count or a duration as the gateway reports it; None if it is not one a column can hold."""
     try:
-        return int(float(value)) if value else None
-    except ValueError:
+        number = int(float(value)) if value else None
+    except (ValueError, OverflowError):
         return None
+    return number if number is not None and 0 <= number <= MAX_REPORTED else None
+
+
+def _erased_since(redis: Redis, digest: str, started: datetime) -> bool:
+    """Whether the phone was erased after `started` (if Redis cannot say, it was not)."""
+    try:
+        mark = redis.get(erased_key(digest)) if digest else None
+    except RedisError:
+        return False
+    return begun_before_erasure(started.timestamp(), erased_at(mark))

@@ -7,6 +7,10 @@ caches, refreshes or drops the profile, all at once. Both go through `Direct`, o
 the thread's own: on loopback redis-py's client layer costs more CPU than the round trip. Keys
 hold only the keyed phone hash; values are sealed (AES-GCM), since a session holds a first name.
 
+A session open when its phone is erased (by SMS, or by staff) is keyed by its id, which erasure
+does not know: the tombstone erasure leaves (see services/transcripts) is read with the session,
+and checked again by the save, so the session's next step deletes it instead of carrying it on.
+
 Each process also remembers the states it saved last (unsealed, in its own memory, for as long
 as Redis keeps them): the next step of a session, which a keep-alive connection from the gateway
 brings back to the same process, then skips the read. The copy is only a hint: the save still
@@ -33,11 +37,23 @@ from redis.exceptions import RedisError
 
 from flows.engine import State
 from services.sealing import Sealer
-from services.transcripts import ERASED_TTL_SECONDS, STEP_BUFFER, erased_key
+from services.transcripts import (
+    ERASED_TTL_SECONDS,
+    STEP_BUFFER,
+    begun_before_erasure,
+    erased_at,
+    erased_key,
+    erasure_mark,
+)
 from web.limits import RateLimit
 from workers.connection import Direct, DirectScript
 
 _CAS = """
+local erased = redis.call('GET', KEYS[6])
+if erased and redis.call('EXISTS', KEYS[1]) == 1
+   and (tonumber(redis.call('HGET', KEYS[1], 'b')) or 0) <= (tonumber(erased) or 0) then
+  return {0, 0}
+end
 if ARGV[10] == 'drop' then
   redis.call('DEL', KEYS[4])
 elseif ARGV[8] ~= '' and ARGV[10] == 'refresh' then
@@ -53,6 +69,7 @@ if ARGV[11] ~= '' then
   if count == 1 then redis.call('EXPIRE', KEYS[5], ARGV[11]) end
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
+if ARGV[1] == '' then redis.call('HSET', KEYS[1], 'b', ARGV[12]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[5] == 'keep' then
   redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[6])
@@ -75,6 +92,7 @@ class Loaded:
     profile: dict | None = None
     remembered: bool = False  # from this process's memory, not read from Redis
     limited: bool = False  # the phone is over its rate limit: the step must not run
+    erased: str | None = None  # the phone was erased during this session, now gone: its language
 
 
 CACHE, REFRESH, DROP = "cache", "refresh", "drop"  # what a save does with the phone's profile
@@ -130,7 +148,7 @@ class UssdStore:
         key, resume_key = self._keys(session_id, phone_digest)
         suspended = profile = count = None
         counting = limit is not None and bool(limit.limit)
-        commands: list[tuple[str, ...]] = [("HMGET", key, "v", "s")]
+        commands: list[tuple[str, ...]] = [("HMGET", key, "v", "s", "b"), ("GET", erased_key(phone_digest))]
         if with_resume:
             commands += [("GET", resume_key), ("GET", self._profile_key(phone_digest))]
         if counting:
@@ -141,9 +159,13 @@ class UssdStore:
             return Loaded(None, "", None, available=False)
         if any(isinstance(reply, RedisError) for reply in replies):
             return Loaded(None, "", None, available=False)
-        version, raw = replies[0]
+        (version, raw, born), erasure = replies[0], replies[1]
+        if (raw is not None or born is not None) and begun_before_erasure(
+            float(born or 0), erased_at(erasure)
+        ):
+            return self._drop_erased(key, resume_key, self.open(raw))
         if with_resume:
-            suspended, profile = replies[1], replies[2]
+            suspended, profile = replies[2], replies[3]
         if counting:
             count = replies[-1]
         state = self.open(raw)
@@ -154,6 +176,20 @@ class UssdStore:
             profile=json.loads(data) if (data := self.profiles.open(profile)) else None,
             limited=counting and limit.exceeded(int(count or 0) + 1),
         )
+
+    def _drop_erased(self, key: str, resume_key: str, state: State | None) -> Loaded:
+        """The session began before its phone was erased: what it holds goes too.
+
+        Only its birth is kept, as before any erasure, so that a retry of the gateway (whose
+        `text` still holds the answers) is refused too instead of replaying them into a new state.
+        """
+        try:
+            self._direct.call(
+                ("DEL", key, resume_key), ("HSET", key, "b", "0"), ("EXPIRE", key, self.session_ttl)
+            )
+        except RedisError:
+            return Loaded(None, "", None, available=False)
+        return Loaded(None, "", None, erased=(state.language if state else None) or "")
 
     def open(self, blob: bytes | None) -> State | None:
         """The state in `blob`; None when absent or unreadable (another key, an older shape)."""
@@ -191,7 +227,14 @@ class UssdStore:
         limit_key = limit.key(phone_digest) if counting else f"limit:none:{phone_digest}"
         try:
             won = self._cas(
-                keys=[key, resume_key, STEP_BUFFER, self._profile_key(phone_digest), limit_key],
+                keys=[
+                    key,
+                    resume_key,
+                    STEP_BUFFER,
+                    self._profile_key(phone_digest),
+                    limit_key,
+                    erased_key(phone_digest),
+                ],
                 args=[
                     old_version,
                     new_version,
@@ -204,6 +247,7 @@ class UssdStore:
                     self.PROFILE_TTL,
                     profile_mode,
                     limit.window + 1 if counting else "",
+                    repr(time.time()),
                 ],
             )
         except RedisError:
@@ -229,11 +273,12 @@ class UssdStore:
 
     def forget_phone(self, phone_digest: str) -> None:
         """Erasure: drop the phone's resumable session and profile, and leave a tombstone so that
-        its steps still in the buffer are not written back (live sessions expire on their own)."""
+        its steps still in the buffer are not written back and its open sessions go at their next
+        step (they are keyed by session, not by phone)."""
         with contextlib.suppress(RedisError):
             pipe = self.redis.pipeline()
             pipe.delete(f"ussd:resume:{phone_digest}", self._profile_key(phone_digest))
-            pipe.set(erased_key(phone_digest), "1", ex=ERASED_TTL_SECONDS)
+            pipe.set(erased_key(phone_digest), erasure_mark(), ex=ERASED_TTL_SECONDS)
             pipe.execute()
 
     def forget_profile(self, *phone_digests: str) -> None:

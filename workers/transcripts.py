@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 
 from redis import Redis
 from rq import get_current_job
@@ -11,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from services.sealing import Sealer
-from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, erased_key, write_steps
+from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, Erasures, erased_at, erased_key, write_steps
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def flush_steps(redis: Redis | None = None) -> int:
             log.warning(
                 "%d buffered USSD steps could not be opened (SECRET_KEY changed?)", len(blobs) - len(records)
             )
-        erased = erased_phones(redis, records)
+        erased = erasures(redis)
         with ctx.sessions() as session:
             try:
                 written = write_steps(session, records, erased)
@@ -56,16 +57,19 @@ def flush_steps(redis: Redis | None = None) -> int:
         redis.delete(LOCK)
 
 
-def erased_phones(redis: Redis, records: list[dict]) -> set[str]:
-    """The phones among the batch's new sessions that were erased since (one MGET per batch)."""
-    digests = sorted({r["m"]["phone_hash"] for r in records if r.get("m") and r["m"].get("phone_hash")})
-    if not digests:
-        return set()
-    marks = redis.mget([erased_key(d) for d in digests])
-    return {d for d, mark in zip(digests, marks, strict=True) if mark}
+def erasures(redis: Redis) -> Erasures:
+    """When each of the given phones was erased, if it was (one MGET per call)."""
+
+    def lookup(digests: Collection[str]) -> dict[str, float]:
+        digests = list(digests)
+        marks = redis.mget([erased_key(d) for d in digests]) if digests else []
+        times = {d: erased_at(mark) for d, mark in zip(digests, marks, strict=True)}
+        return {d: t for d, t in times.items() if t is not None}
+
+    return lookup
 
 
-def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: set[str]) -> int:
+def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: Erasures) -> int:
     """The batch failed: write what can be written; set aside (still sealed) what cannot."""
     written = 0
     sealer = Sealer(job_context().settings.secret_key, SEALING_PURPOSE)
@@ -78,3 +82,4 @@ def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: set
             log.warning("a buffered USSD step could not be written; kept aside in %s", DEAD)
             redis.rpush(DEAD, sealer.seal(json.dumps(record).encode()))
     return written
+
