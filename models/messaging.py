@@ -98,4 +98,8 @@ class InboundSms(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     sender_kind: Mapped[str | None] = mapped_column(String(10))
     handled_as: Mapped[str | None] = mapped_column(String(40))
+    # The referral a provider's reply named: its text may describe the returnee (erased with them).
+    referral_id: Mapped[int | None] = mapped_column(
+        ForeignKey("referral.id", ondelete="SET NULL"), index=True
+    )
     purged_at: Mapped[datetime | None]  # text and number blanked by the retention purge

@@ -61,8 +61,9 @@ def erase_returnee(
 def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:
     """Cut referrals from their returnee; they stay, without a person, for the CNRM's figures.
 
-    Messages to providers about them (an accepted one names the returnee) and free-text notes
-    (a decline reason may describe the person) go too. Used by erasure and by the retention purge.
+    Messages to providers about them (an accepted one names the returnee), the providers'
+    replies that named them and free-text notes (a decline reason may describe the person) go
+    too. Used by erasure and by the retention purge.
     """
     if not referral_ids:
         return
@@ -71,6 +72,7 @@ def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:
         .where(OutboundSms.referral_id.in_(referral_ids), OutboundSms.purpose != CONFIRMATION)
         .values(body=ERASED)
     )
+    session.execute(update(InboundSms).where(InboundSms.referral_id.in_(referral_ids)).values(text=ERASED))
     session.execute(
         update(ReferralEvent).where(ReferralEvent.referral_id.in_(referral_ids)).values(note=None)
     )

@@ -122,6 +122,7 @@ def _provider(
     referral = session.scalar(select(Referral).where(Referral.code == parsed.code).with_for_update())
     if referral is None:
         return answer(texts_.P_UNKNOWN_CODE, "unknown_code", code=parsed.code)
+    message.referral_id = referral.id
     if referral.provider_id != number.provider_id:
         return answer(texts_.P_NOT_YOURS, "not_assigned", referral.id, code=referral.code)
     try:

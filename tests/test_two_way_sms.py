@@ -190,7 +190,8 @@ def test_garbage_from_a_returnee_gets_a_helpful_reply(live_server, db, gateway, 
 def test_erasure_needs_the_pin_sent_by_sms_and_then_removes_everything(
     db, redis: Redis, gateway, database_url, referral_code
 ) -> None:
-    sms(gateway, database_url, APEJ, f"OK {referral_code}")  # APEJ now holds the name and number
+    # APEJ now holds the name and number, and its own reply says more than it should.
+    sms(gateway, database_url, APEJ, f"OK {referral_code} Awa Traore, enceinte, appeler sa soeur")
     flush_transcripts(database_url)
     assert db.scalar(select(UssdSession)) is not None
     sms(gateway, database_url, RETURNEE, "SUPPRIMER 0000")
