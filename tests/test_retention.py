@@ -16,9 +16,12 @@ from app import create_app
 from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
 from models.directory import Category, Provider
 from services.erasure import ERASED
-from tests.conftest import REDIS_URL, app_settings, run_worker
+from services.sealing import Sealer
+from services.transcripts import SEALING_PURPOSE, step_record
+from tests.conftest import REDIS_URL, SECRET_KEY, app_settings, run_worker
 from workers import queues
 from workers.retention import PURGED, purge_at
+from workers.transcripts import DEAD
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -139,11 +142,23 @@ def test_the_periods_are_settings(database_url: str, redis: Redis, stored: dict[
     assert counts == {"ussd_steps": 3, "inbound_sms": 0, "outbound_sms": 0, "referrals": 3}
 
 
+def set_aside(redis: Redis, secret: str, at: datetime, typed: str) -> bytes:
+    """A step the transcript flush could not write, as it keeps it in Redis."""
+    record = step_record("ATUid_x", 3, typed, "CON Votre sexe", 1.0, at.isoformat(), None)
+    blob = Sealer(secret, SEALING_PURPOSE).seal(record)
+    redis.rpush(DEAD, blob)
+    return blob
+
+
 def test_the_worker_runs_the_purge_as_a_job_at_a_given_time(database_url: str, app: Flask, stored) -> None:
     with Redis.from_url(REDIS_URL) as redis:
+        set_aside(redis, SECRET_KEY, days_ago(31), "Awa")
+        recent = set_aside(redis, SECRET_KEY, days_ago(29), "Kadi")
+        set_aside(redis, "a-secret-since-rotated", days_ago(1), "Fanta")  # can never be written now
         job = Queue(queues.DEFAULT, connection=redis).enqueue("workers.retention.purge", NOW.isoformat())
         run_worker(database_url)
         job.refresh()
         assert job.return_value() == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2,
-                                      "rejected_callbacks": 0}  # fmt: skip
+                                      "rejected_callbacks": 0, "set_aside_steps": 2}  # fmt: skip
+        assert redis.lrange(DEAD, 0, -1) == [recent]
     assert state(app)["steps"] == ["new"]

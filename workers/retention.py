@@ -12,13 +12,16 @@ run, or two workers running it at once, change nothing more:
 - finished referrals (closed, cancelled, expired with a provider) are cut from their returnee
   after RETENTION_REFERRAL_DAYS, as erasure does, and stay for the CNRM's figures;
 - callbacks the spool set aside (`SPOOL_DIR/rejected/`, sealed) are deleted after
-  RETENTION_SMS_DAYS, like the SMS they carried.
+  RETENTION_SMS_DAYS, like the SMS they carried;
+- USSD steps the transcript flush set aside in Redis (could not be written) are deleted after
+  RETENTION_TRANSCRIPT_DAYS, like the written ones.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from rq import get_current_job
 from sqlalchemy import delete, not_, select, update
 from sqlalchemy.orm import Session
 
@@ -30,6 +33,7 @@ from models.ussd import UssdStep
 from services.erasure import anonymise_referrals
 from services.spool import Spool
 from workers.context import job_context
+from workers.transcripts import purge_dead
 
 PURGED = "[purged]"
 FINISHED = (Status.CLOSED, Status.CANCELLED, Status.EXPIRED)
@@ -38,13 +42,16 @@ STILL_TO_SEND = (SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.HELD)
 
 def purge(now: datetime | str | None = None) -> dict[str, int]:
     """RQ job: apply every retention period at `now` (default: the current time)."""
-    ctx = job_context()
+    ctx, redis = job_context(), get_current_job().connection
     moment = as_utc(datetime.fromisoformat(now) if isinstance(now, str) else now) if now else utcnow()
     with ctx.sessions() as session:
         counts = purge_at(session, ctx.settings, moment)
     spool = Spool(ctx.settings.spool_dir, ctx.settings.secret_key)
     counts["rejected_callbacks"] = spool.purge_rejected(
         moment - timedelta(days=ctx.settings.retention_sms_days)
+    )
+    counts["set_aside_steps"] = purge_dead(
+        redis, ctx.settings.secret_key, moment - timedelta(days=ctx.settings.retention_transcript_days)
     )
     return counts
 

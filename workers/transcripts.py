@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection
+from datetime import datetime
 
 from redis import Redis
 from rq import get_current_job
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from models.base import as_utc
 from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, Erasures, erased_at, erased_key, write_steps
 from workers.context import job_context
@@ -83,3 +85,21 @@ def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: Era
             redis.rpush(DEAD, sealer.seal(json.dumps(record).encode()))
     return written
 
+
+def purge_dead(redis: Redis, secret: str, before: datetime) -> int:
+    """Retention: steps set aside in DEAD go after the transcripts' period, like written ones.
+
+    One that can no longer be opened (its key is gone) can never be written: it goes too.
+    Each is removed by value, so two purges at once remove (and count) it once.
+    """
+    sealer = Sealer(secret, SEALING_PURPOSE)
+    removed = 0
+    for blob in redis.lrange(DEAD, 0, -1):
+        data = sealer.open(blob)
+        try:
+            at = as_utc(datetime.fromisoformat(json.loads(data)["at"])) if data else None
+        except (ValueError, KeyError, TypeError):
+            at = None
+        if at is None or at < before:
+            removed += redis.lrem(DEAD, 1, blob)
+    return removed
