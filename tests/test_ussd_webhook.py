@@ -86,6 +86,23 @@ def test_a_figure_no_column_can_hold_is_left_out_and_the_rest_of_the_notice_stor
     assert session.end_report["hopsCount"] == figure
 
 
+def test_a_session_id_from_another_phone_is_refused_and_changes_nothing(
+    client: FlaskClient, db, redis
+) -> None:
+    """A session is its opener's: the same id with another number (a gateway fault, a forged
+    request) must not carry on with, or register, the first phone's answers."""
+    history = ["1", "1", "Awa", "2"]
+    for n in range(len(history) + 1):
+        client.post("/ussd", data={**GOOD, "text": "*".join(history[:n])})
+    before = redis_dump(redis)
+    for text in ["*".join([*history, "3"]), ""]:
+        other = client.post("/ussd", data={**GOOD, "phoneNumber": "+22370000002", "text": text})
+        assert (other.status_code, other.text) == (400, "sessionId belongs to another phoneNumber")
+    assert redis_dump(redis) == before
+    assert client.post("/ussd", data={**GOOD, "text": "*".join([*history, "3"])}).text.startswith("CON ")
+    assert db.scalar(select(func.count()).select_from(Returnee)) == 1  # the first phone's, from its language
+
+
 def test_two_web_processes_serving_alternate_steps_give_one_conversation(database_url: str, redis) -> None:
     """No state in the process: two apps (as two gunicorn workers) share Redis and the database."""
     apps = [create_app(app_settings(database_url)).test_client() for _ in range(2)]

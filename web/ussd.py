@@ -128,6 +128,8 @@ def ussd() -> Response:
     digest = phone_hash(fields["phone"], hook.settings.phone_hash_key)
     try:
         reply = _step(hook, fields, digest, started)
+    except BadRequest as exc:
+        return plain(str(exc), 400)
     except SQLAlchemyError:
         rollback_session()
         log.exception("database unavailable during a USSD step")
@@ -154,6 +156,8 @@ def _step(hook: Webhook, fields: dict[str, str], digest: str, started: float) ->
     races, remembered = 0, True
     while races < MAX_RACES:
         loaded = store.load(session_id, digest, with_resume=not text, remembered=remembered, limit=hook.limit)
+        if loaded.foreign:  # a gateway fault, or a forged request: either way, touch nothing
+            raise BadRequest("sessionId belongs to another phoneNumber")
         if loaded.erased is not None:
             return _polite(engine, ERASED, loaded.erased)
         if loaded.limited:
@@ -284,7 +288,11 @@ def _start(engine: Engine, session_id: str, digest: str, loaded: Loaded, text: s
     the session row keeps that origin from the first step that changed anything.
     """
     if text:  # no state but inputs: a dial-through, or a session whose state was lost
-        origin = get_session().scalar(select(UssdSession.origin).where(UssdSession.session_id == session_id))
+        origin = get_session().scalar(
+            select(UssdSession.origin).where(
+                UssdSession.session_id == session_id, UssdSession.phone_hash == digest
+            )
+        )
         if origin is not None:
             profile = loaded.profile or _profile(digest)
             facts = {

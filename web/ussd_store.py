@@ -10,6 +10,7 @@ hold only the keyed phone hash; values are sealed (AES-GCM), since a session hol
 A session open when its phone is erased (by SMS, or by staff) is keyed by its id, which erasure
 does not know: the tombstone erasure leaves (see services/transcripts) is read with the session,
 and checked again by the save, so the session's next step deletes it instead of carrying it on.
+A session also keeps the phone that opened it: the same id from another phone touches nothing.
 
 Each process also remembers the states it saved last (unsealed, in its own memory, for as long
 as Redis keeps them): the next step of a session, which a keep-alive connection from the gateway
@@ -49,6 +50,8 @@ from web.limits import RateLimit
 from workers.connection import Direct, DirectScript
 
 _CAS = """
+local owner = redis.call('HGET', KEYS[1], 'p')
+if owner and owner ~= ARGV[13] then return {0, 0} end
 local erased = redis.call('GET', KEYS[6])
 if erased and redis.call('EXISTS', KEYS[1]) == 1
    and (tonumber(redis.call('HGET', KEYS[1], 'b')) or 0) <= (tonumber(erased) or 0) then
@@ -69,7 +72,7 @@ if ARGV[11] ~= '' then
   if count == 1 then redis.call('EXPIRE', KEYS[5], ARGV[11]) end
 end
 redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
-if ARGV[1] == '' then redis.call('HSET', KEYS[1], 'b', ARGV[12]) end
+if ARGV[1] == '' then redis.call('HSET', KEYS[1], 'b', ARGV[12], 'p', ARGV[13]) end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[5] == 'keep' then
   redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[6])
@@ -93,6 +96,7 @@ class Loaded:
     remembered: bool = False  # from this process's memory, not read from Redis
     limited: bool = False  # the phone is over its rate limit: the step must not run
     erased: str | None = None  # the phone was erased during this session, now gone: its language
+    foreign: bool = False  # the session id is another phone's: the request must not touch it
 
 
 CACHE, REFRESH, DROP = "cache", "refresh", "drop"  # what a save does with the phone's profile
@@ -112,8 +116,8 @@ class UssdStore:
         self.resume_ttl = resume_ttl
         self._direct = Direct(redis)
         self._cas = DirectScript(self._direct, _CAS)
-        # session id: (until, version, state JSON, the rate count at that save, its window key)
-        self._saved: dict[str, tuple[float, str, str, int, str]] = {}
+        # (session id, phone): (until, version, state JSON, the rate count at that save, its window key)
+        self._saved: dict[tuple[str, str], tuple[float, str, str, int, str]] = {}
         self._saved_lock = threading.Lock()
 
     @staticmethod
@@ -138,7 +142,7 @@ class UssdStore:
         this step would take the phone over its rate limit, from the count its saves keep (read
         in the same round trip, or as the last save of this session left it).
         """
-        if remembered and not with_resume and (copy := self._saved.get(session_id)):
+        if remembered and not with_resume and (copy := self._saved.get((session_id, phone_digest))):
             until, version, data, count, counted_in = copy
             if until > time.monotonic():
                 # The count of this session's last save, if it was made in the current window.
@@ -148,7 +152,10 @@ class UssdStore:
         key, resume_key = self._keys(session_id, phone_digest)
         suspended = profile = count = None
         counting = limit is not None and bool(limit.limit)
-        commands: list[tuple[str, ...]] = [("HMGET", key, "v", "s", "b"), ("GET", erased_key(phone_digest))]
+        commands: list[tuple[str, ...]] = [
+            ("HMGET", key, "v", "s", "b", "p"),
+            ("GET", erased_key(phone_digest)),
+        ]
         if with_resume:
             commands += [("GET", resume_key), ("GET", self._profile_key(phone_digest))]
         if counting:
@@ -159,7 +166,9 @@ class UssdStore:
             return Loaded(None, "", None, available=False)
         if any(isinstance(reply, RedisError) for reply in replies):
             return Loaded(None, "", None, available=False)
-        (version, raw, born), erasure = replies[0], replies[1]
+        (version, raw, born, owner), erasure = replies[0], replies[1]
+        if owner is not None and owner.decode() != phone_digest:
+            return Loaded(None, "", None, foreign=True)
         if (raw is not None or born is not None) and begun_before_erasure(
             float(born or 0), erased_at(erasure)
         ):
@@ -248,28 +257,31 @@ class UssdStore:
                     profile_mode,
                     limit.window + 1 if counting else "",
                     repr(time.time()),
+                    phone_digest,
                 ],
             )
         except RedisError:
-            self._forget_saved(session_id)
+            self._forget_saved((session_id, phone_digest))
             return None
         won, count = won
         if won:
-            self._remember(session_id, new_version, data, int(count), limit_key)
+            self._remember((session_id, phone_digest), new_version, data, int(count), limit_key)
         else:
-            self._forget_saved(session_id)
+            self._forget_saved((session_id, phone_digest))
         return bool(won)
 
-    def _remember(self, session_id: str, version: str, data: str, count: int, counted_in: str) -> None:
+    def _remember(
+        self, session: tuple[str, str], version: str, data: str, count: int, counted_in: str
+    ) -> None:
         with self._saved_lock:
-            self._saved.pop(session_id, None)  # re-inserted last: the dict stays in save order
-            self._saved[session_id] = (time.monotonic() + self.session_ttl, version, data, count, counted_in)
+            self._saved.pop(session, None)  # re-inserted last: the dict stays in save order
+            self._saved[session] = (time.monotonic() + self.session_ttl, version, data, count, counted_in)
             while len(self._saved) > self.REMEMBERED:
                 del self._saved[next(iter(self._saved))]
 
-    def _forget_saved(self, session_id: str) -> None:
+    def _forget_saved(self, session: tuple[str, str]) -> None:
         with self._saved_lock:
-            self._saved.pop(session_id, None)
+            self._saved.pop(session, None)
 
     def forget_phone(self, phone_digest: str) -> None:
         """Erasure: drop the phone's resumable session and profile, and leave a tombstone so that
