@@ -113,7 +113,8 @@ def test_a_provider_accepts_its_referral_on_the_web_and_cannot_see_another_provi
     assert db.scalar(select(AuditEntry.object_id).where(AuditEntry.action == "referral.accept")) == mine.code
 
     run_worker(database_url, gateway)  # the returnee hears of it by SMS, through the outbox
-    assert any(apej.name in m["text"] for m in gateway.messages_to(RETURNEE))
+    [told] = [m["text"] for m in gateway.messages_to(RETURNEE) if mine.code in m["text"]]
+    assert "accept" in told and apej.name not in told  # a provider's name can say what the need is
 
     response = page.goto(f"/admin/referrals/{other.code}")
     assert response.status == 404
