@@ -114,6 +114,23 @@ def test_viewers_see_the_file_masked_and_cannot_erase(seeded: Flask, db: Session
     assert entry.detail == {"masked": True}
 
 
+def test_viewers_find_a_file_by_referral_code_only(seeded: Flask, db: Session) -> None:
+    """A viewer sees +22370 •• •• 01: a search by number would let them try the four hidden digits."""
+    referral = referral_for(seeded, db)
+    client = signed_in(seeded, db, Role.VIEWER)
+    assert 'name="phone"' not in client.get("/admin/returnees").text
+    refused = search(client, phone=RETURNEE)
+    assert refused.status_code == 403 and "par code d'orientation" in html.unescape(refused.text)
+    assert (
+        search(client, code=referral.code).headers["Location"] == f"/admin/returnees/{referral.returnee_id}"
+    )
+    assert 'name="phone"' not in client.get("/admin/ussd/sessions").text
+    form = {"phone": RETURNEE, "csrf_token": token(client)}
+    assert client.post("/admin/ussd/sessions", data=form).status_code == 403
+    staff = signed_in(seeded, db, Role.COORDINATOR)
+    assert search(staff, phone=RETURNEE).headers["Location"] == f"/admin/returnees/{referral.returnee_id}"
+
+
 def test_providers_do_not_know_these_pages_exist(seeded: Flask, db: Session) -> None:
     referral = referral_for(seeded, db)
     client = signed_in(seeded, db, Role.PROVIDER, referral.provider_id)

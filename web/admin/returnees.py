@@ -30,6 +30,8 @@ BAD_PHONE = _("Invalid phone number.")
 BAD_CODE = _("A referral code has 5 letters or digits.")
 NOTHING = _("Type a phone number or a referral code.")
 CONFIRM_FIRST = _("Tick the box to confirm the erasure.")
+# A viewer sees numbers masked: searching by number would let them try the hidden digits.
+STAFF_ONLY_PHONE = _("Only coordinators search by phone number; search by referral code.")
 DONE = {"erased": _("The returnee's data has been erased.")}
 
 
@@ -67,7 +69,10 @@ def returnees() -> ResponseReturnValue:
 @require(*EVERYONE)
 def returnees_search() -> ResponseReturnValue:
     not_for_providers()
-    found, error = find_returnee(request.form.get("phone", "").strip(), request.form.get("code", "").strip())
+    phone = request.form.get("phone", "").strip()
+    if phone and current_user().role not in STAFF:
+        return render_template("admin/returnees.html", error=STAFF_ONLY_PHONE), 403
+    found, error = find_returnee(phone, request.form.get("code", "").strip())
     if found is None:
         code = request.form.get("code", "").strip()[:8]
         return render_template("admin/returnees.html", error=error, code=code), 200

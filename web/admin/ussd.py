@@ -19,7 +19,7 @@ from flows.screens import End
 from models.admin import Role, audit
 from models.phone import InvalidPhone, phone_hash, to_e164
 from models.ussd import UssdSession, UssdStep
-from web.admin.access import EVERYONE, bp, current_user, require
+from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.inputs import day as parse_day
 from web.admin.paging import Page, page_number
 from web.db import get_session
@@ -119,6 +119,8 @@ def ussd_sessions_filter() -> ResponseReturnValue:
     form = request.form
     filters = Filters.from_args({k: form.get(k, "") for k in ("from", "to", "outcome")}, outcomes())
     raw = form.get("phone", "").strip()
+    if raw and current_user().role not in STAFF:  # a viewer's masked numbers must not be guessable
+        abort(403)
     if raw:
         settings = current_app.extensions["sira.settings"]
         try:
