@@ -159,3 +159,15 @@ def test_declining_to_resume_goes_to_the_main_menu_and_forgets(phone: Phone) -> 
     phone.dial()
     assert "S'inscrire" in phone.send("2")
     assert "Reprendre" not in phone.dial()
+
+
+def test_who_registered_on_the_way_to_help_is_not_asked_to_register_again(phone: Phone, db) -> None:
+    phone.dial()
+    phone.send("3")  # English
+    assert "first name" in phone.send("1")  # Ask for help, not registered yet: register first
+    for answer in ("Awa", "2", "3", "1", "1", "1"):
+        phone.send(answer)
+    assert "What do you need" in phone.send("1")  # consent given: on to the need
+    assert "Register" in phone.send("00")
+    assert "What do you need" in phone.send("1")  # the same session knows they are registered
+    assert db.scalar(select(Returnee)).is_registered

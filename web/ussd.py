@@ -179,6 +179,8 @@ def _step(hook: Webhook, fields: dict[str, str], digest: str, started: float) ->
                 log.info("USSD referral refused: %s", exc)
                 return Reply(to_ussd(engine.catalogs.gettext(state.language, REGISTER_FIRST)), end=True)
             state.reply = reply.text
+            if "registered" in done.profile_changes:  # the rest of this session knows it too
+                state.facts["registered"] = "1" if done.profile_changes["registered"] else ""
             buffered = _buffered_step(hook, fields, digest, state, reply, started, first)
             profile, mode = _profile_after(state, done, len(result.effects))
             saved = (
