@@ -153,6 +153,19 @@ def test_reminder_after_a_day_then_expiry_and_reroute_after_two(
     assert [e.to_status for e in current.events if e.actor == "system"][-2:] == ["expired", "sent"]
 
 
+def test_a_referral_past_both_deadlines_at_once_expires_without_a_reminder(
+    db, redis: Redis, gateway, database_url, referral_code
+) -> None:
+    """No run came between the day and the two days (a worker was down): expire, do not remind."""
+    moment = (referral(db, referral_code).assigned_at + timedelta(hours=49)).isoformat()
+    job = Queue(queues.DEFAULT, connection=redis).enqueue("workers.deadlines.check_deadlines", moment)
+    run_worker(database_url, gateway)
+    job.refresh()
+    assert job.return_value() == {"expired": 1, "reminded": 0}
+    assert not [t for t in inbox(gateway, APEJ) if t.startswith("Rappel")]
+    assert referral_code in inbox(gateway, ASSOCIATION)[0]
+
+
 def test_stop_silences_non_essential_sms_and_start_undoes_it(
     db, gateway, database_url, referral_code
 ) -> None:

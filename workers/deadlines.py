@@ -30,9 +30,12 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
     sms_ids: list[int] = []
     counts = {"expired": 0, "reminded": 0}
     with ctx.sessions() as session:
+        # Not one already past its expiry (no run came in between): it expires below instead,
+        # and a reminder to answer a referral taken away that very moment would mislead.
         due = select(Referral.id).where(
             Referral.status == Status.SENT,
             Referral.assigned_at <= remind_before,
+            Referral.assigned_at > expire_before,
             Referral.reminded_at.is_(None),
         )
         for referral_id in session.scalars(due.limit(BATCH)).all():
@@ -42,6 +45,7 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
                     Referral.id == referral_id, Referral.reminded_at.is_(None), Referral.status == Status.SENT
                 )
                 .values(reminded_at=moment)
+                .execution_options(synchronize_session=False)  # the referral is read again below
             ).rowcount
             if claimed:
                 sms_ids += lifecycle.remind(session, session.get(Referral, referral_id), ctx.texts)
@@ -57,6 +61,7 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
                     Referral.assigned_at <= expire_before,
                 )
                 .values(status=Status.EXPIRED)
+                .execution_options(synchronize_session=False)  # refreshed below
             ).rowcount
             if claimed:
                 referral = session.get(Referral, referral_id)
