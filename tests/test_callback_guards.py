@@ -157,6 +157,20 @@ def test_sms_over_the_limit_are_stored_but_neither_acted_on_nor_answered(databas
         assert len(replies) <= 2 and not any("START" in r.purpose for r in replies)
 
 
+def test_a_providers_number_is_not_limited_so_its_answers_are_never_dropped(database_url: str, redis) -> None:
+    """A focal point clearing a backlog sends OK then FINI for each referral: every one counts."""
+    app = limited_app(database_url)
+    assert app.test_cli_runner().invoke(args=["seed"]).exit_code == 0
+    client = app.test_client()
+    apej = {**SMS, "from": "+22370000002"}  # a provider's registered number in the sample directory
+    answers = [
+        client.post("/sms/incoming", data={**apej, "id": f"p-{n}", "text": "OK ZZZZZ"}).text for n in range(4)
+    ]
+    assert answers == ["ok: unknown_code"] * 4
+    with app.extensions["sira.sessions"]() as db:
+        assert len(db.scalars(select(OutboundSms)).all()) == 4  # each told the code is unknown
+
+
 # Allowed networks, behind a reverse proxy
 
 

@@ -95,7 +95,7 @@ def incoming() -> Response:
     """Store every message once (by the gateway's id), then act on it and queue the replies.
 
     A sender over its rate limit is stored but neither acted on nor answered: a flood must not
-    make us send a flood.
+    make us send a flood. A provider's registered number is not limited (see services/inbound).
     """
     try:
         form = check(request.form, INCOMING_FIELDS)
@@ -122,7 +122,7 @@ def incoming() -> Response:
         return _spool(spool.INCOMING, fields)
     if received.outcome is None:
         return plain("already handled")
-    if limited:
+    if received.outcome == "rate_limited":
         log.info("incoming SMS stored, not acted on: the sender is over its rate limit")
     enqueue_sms(current_app.extensions["sira.redis"], received.sms_ids, settings.sms_retry_intervals,
                 settings.sms_job_timeout_seconds)  # fmt: skip
