@@ -118,7 +118,17 @@ def test_my_requests_lists_each_referral_with_its_status(live_server) -> None:
     phone.dial()
     listing = phone.send("2")
     assert "Mes demandes (1)" in listing and f"1 {code} envoyee" in listing
-    assert f"Demande {code} : Emploi et formation" in phone.send("1")
+    assert f"Demande {code} : emploi." in phone.send("1")  # the neutral label, as in SMS
+
+
+def test_my_requests_never_shows_a_sensitive_need_on_the_screen(live_server) -> None:
+    """Health and psychosocial needs read "accompagnement", as in SMS: the phone may be shared."""
+    phone = Phone(live_server.url, number=RETURNEE)
+    code = code_in(ask_for_help(phone, category="4"))  # psychosocial support
+    phone.dial()
+    phone.send("2")
+    detail = phone.send("1")
+    assert f"Demande {code} : accompagnement." in detail and "psycho" not in detail.lower()
 
 
 def test_redis_down_when_the_referral_is_made_the_sms_goes_out_once_redis_is_back(

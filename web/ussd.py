@@ -29,6 +29,7 @@ from models import Referral, UssdSession, UssdStep
 from models import returnee as returnees
 from models.base import utcnow
 from models.db import insert_ignore
+from models.directory import Category
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
 from services.sealing import Sealer
@@ -320,9 +321,11 @@ def _profile(digest: str) -> dict | None:
 
 
 def _referrals(session: Session, returnee_id: int) -> list[dict[str, str]]:
-    """The returnee's latest referrals, for "My requests" (code, need, status only)."""
+    """The returnee's latest referrals, for "My requests": code, status and the need's neutral
+    label (as in SMS: health and psychosocial needs read "support" on a phone others may hold)."""
     rows = session.execute(
-        select(Referral.code, Referral.requested_category, Referral.status)
+        select(Referral.code, Category.sms_label, Referral.status)
+        .join(Category, Category.code == Referral.requested_category)
         .where(Referral.returnee_id == returnee_id)
         .order_by(Referral.id.desc())
         .limit(20)

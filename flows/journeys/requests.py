@@ -1,17 +1,17 @@
 """My requests: each referral in one line, details on selection.
 
 The host puts the returnee's referrals in `state.facts["referrals"]` when the session starts,
-as dicts with `code`, `category` and `status`; nothing else about them is shown on USSD.
+as dicts with `code`, `category` and `status`; nothing else about them is shown on USSD. The
+category is the need's neutral label (a message id, as SMS show it), never the need itself:
+a phone is often shared, and "Psychosocial support" on its screen says too much.
 """
 
 from __future__ import annotations
 
 from flows.engine import State
 from flows.i18n import _
-from flows.options import CATEGORIES, REFERRAL_STATUSES
+from flows.options import REFERRAL_STATUSES
 from flows.screens import Choose, Journey, Option
-
-CATEGORY_LABELS = {o.code: o.label for o in CATEGORIES}
 
 
 def _referrals(state: State) -> list[dict[str, str]]:
@@ -35,7 +35,7 @@ def selected(state: State) -> dict[str, str]:
         return {"code": "", "category": "", "status": ""}
     return {
         "code": chosen["code"],
-        "category": CATEGORY_LABELS.get(chosen["category"], chosen["category"]),
+        "category": chosen["category"],
         "status": REFERRAL_STATUSES.get(chosen["status"], chosen["status"]),
     }
 
