@@ -267,17 +267,22 @@ class Engine:
             labels,
             self.catalogs.gettext(state.language, MORE_LABEL),
             self.catalogs.gettext(state.language, BACK_LABEL),
+            self.catalogs.gettext(state.language, screen.hint),
         )
         if screen.options_from is None and all(o.when is None for o in screen.options):
             self._static_pages[key] = pages
         return pages
 
     def _paginate(
-        self, title: str, labels: tuple[str, ...], more: str, back: str
+        self, title: str, labels: tuple[str, ...], more: str, back: str, hint: str
     ) -> tuple[tuple[str, ...], ...]:
-        """Split numbered lines into pages that fit with the title and the navigation line."""
+        """Split numbered lines into pages that fit with the title and the navigation line.
+
+        Room is kept for the screen's hint, so that a re-prompt shows the hint, the question and
+        the same options together (a page that filled the screen used to lose its question).
+        """
         lines = [to_ussd(f"{i} {label}") for i, label in enumerate(labels, start=1)]
-        head = len(to_ussd(title)) + 1
+        head = len(to_ussd(title)) + 1 + len(to_ussd(hint)) + 1
         last_footer = len(to_ussd(f"{BACK} {back}")) + 1
         mid_footer = len(to_ussd(f"{MORE} {more} {BACK} {back}")) + 1
         pages: list[tuple[str, ...]] = []

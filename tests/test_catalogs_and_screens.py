@@ -17,7 +17,7 @@ from flows.screens import Ask, Choose, End
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = Catalogs.load()
 ENGINE = Engine(conversation(), CATALOGS)
-REFERRALS = [{"code": "R7K3Q", "category": "psychosocial", "status": "cancelled"}] * 12
+REFERRALS = [{"code": "R7K3Q", "category": "support", "status": "cancelled"}] * 12
 FACTS = ({}, {"registered": "1", "referrals": REFERRALS})
 SAMPLE_STATES = [
     State(screen="x", facts=facts, answers={"intent": intent, "referral": "R7K3Q"})
@@ -57,6 +57,25 @@ def test_every_screen_in_every_language_fits_one_ussd_page_in_plain_letters() ->
         assert len(reply.text) <= 160, (screen.id, lang, len(reply.text), reply.text)
         assert reply.text.isascii(), (screen.id, lang, reply.text)
     assert count > 3 * len(ENGINE.conversation.screens)
+
+
+def test_a_reprompt_shows_the_hint_above_the_whole_screen_it_repeats() -> None:
+    """Bad input re-asks the same question: the hint never takes the question's place."""
+    count = 0
+    for screen in ENGINE.screens_for_checks():
+        if isinstance(screen, End):
+            continue
+        for lang in LANGUAGES:
+            for facts in FACTS:
+                state = State(screen=screen.id, answers={"language": lang, "referral": "R7K3Q"}, facts=facts,
+                              history=[["x", 0]])  # fmt: skip
+                pages = ENGINE._pages_for(screen, state) if isinstance(screen, Choose) else ((),)
+                for page in range(len(pages)):
+                    state.page = page
+                    hinted = ENGINE.render(state, hint=screen.hint).text
+                    assert hinted == ENGINE._t(state, screen.hint) + "\n" + ENGINE.render(state).text, hinted
+                    count += 1
+    assert count > len(ENGINE.conversation.screens)
 
 
 def test_every_message_is_translated_in_every_catalog() -> None:
