@@ -171,3 +171,13 @@ def test_who_registered_on_the_way_to_help_is_not_asked_to_register_again(phone:
     assert "Register" in phone.send("00")
     assert "What do you need" in phone.send("1")  # the same session knows they are registered
     assert db.scalar(select(Returnee)).is_registered
+
+
+def test_useful_numbers_are_one_choice_away_and_lead_back(phone: Phone) -> None:
+    phone.dial()
+    menu = phone.send("1")  # French
+    assert "6 Numeros utiles" in menu, menu
+    numbers = phone.send("6")
+    assert numbers.startswith("CON ") and all(n in numbers for n in ("SAMU", "15", "17", "18")), numbers
+    assert "Choix invalide" in phone.send("1") and "SAMU" in phone.repeat()  # nothing to choose here
+    assert "S'inscrire" in phone.send("0")

@@ -1,4 +1,4 @@
-"""First dial (language), the main menu and changing language."""
+"""First dial (language), the main menu, useful numbers and changing language."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flows.screens import Choose, Journey, Option, menu
 
 FIRST_DIAL = "home.first_language"
 MAIN_MENU = "home.main"
+USEFUL_NUMBERS = "home.numbers"
 
 
 def set_language(state: State) -> effects.SetLanguage:
@@ -42,8 +43,11 @@ JOURNEY = Journey(
             Option("register", _("Register"), goto="registration.first_name"),
             Option("language", _("Language"), goto="home.language"),
             Option("mydata", _("My data"), goto="mydata.menu"),
+            Option("numbers", _("Useful numbers"), goto=USEFUL_NUMBERS),
             save="intent",
         ),
+        # Nothing to choose: the numbers to call, then 0 back to the menu (Mali's short numbers).
+        Choose(USEFUL_NUMBERS, _("Useful numbers:\nAmbulance (SAMU) 15\nPolice 17\nFire brigade 18")),
         Choose(
             "home.language",
             _("Choose your language:"),
