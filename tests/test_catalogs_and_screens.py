@@ -17,7 +17,9 @@ from flows.screens import Ask, Choose, End
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = Catalogs.load()
 ENGINE = Engine(conversation(), CATALOGS)
-REFERRALS = [{"code": "R7K3Q", "category": "support", "status": "cancelled"}] * 12
+REFERRALS = [{"code": "R7K3Q", "category": "support", "status": "cancelled"}] * 11 + [
+    {"code": "K4M2P", "category": "employment", "status": "sent"}
+]
 FACTS = ({}, {"registered": "1", "referrals": REFERRALS})
 SAMPLE_STATES = [
     State(screen="x", facts=facts, answers={"intent": intent, "referral": "R7K3Q"})

@@ -217,3 +217,20 @@ def test_consent_withdrawn_mid_session_refers_nothing_and_says_so_in_the_returne
     reply = phone.send("1")
     assert reply.startswith("END ") and "Please register first" in reply
     assert db.scalar(select(func.count()).select_from(Referral)) == 0
+
+
+def test_refusing_consent_when_registering_again_asks_first_if_requests_are_open(live_server, db) -> None:
+    """Refusing is withdrawing: like "My data > Withdraw", it says what it cancels before doing it."""
+    phone = Phone(live_server.url, number=RETURNEE)
+    code = code_in(ask_for_help(phone))
+    phone.dial()
+    for answer in ("3", "Awa", "2", "3", "1", "1", "1"):  # Register again, up to the consent question
+        consent = phone.send(answer)
+    assert "D'accord" in consent
+    assert "annulera vos demandes en cours" in phone.send("2")
+    assert "D'accord" in phone.send("2")  # no: back to the question, nothing changed
+    assert db.scalar(select(Referral).where(Referral.code == code)).status == "sent"
+    phone.send("2")
+    assert phone.send("1").startswith("END ")  # yes, refuse: now it is withdrawn
+    db.expire_all()
+    assert db.scalar(select(Referral).where(Referral.code == code)).status == "cancelled"

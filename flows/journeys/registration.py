@@ -28,6 +28,19 @@ def refuse_consent(_state: State) -> effects.RefuseConsent:
     return effects.RefuseConsent(CONSENT_VERSION)
 
 
+# What "My requests" may show of a referral still being handled (declined and expired ones wait
+# at the coordination desk); refusing consent cancels them.
+STILL_OPEN = ("new", "sent", "accepted", "declined", "expired")
+
+
+def after_refusal(state: State) -> str:
+    """Who has requests still open is told that refusing cancels them, and asked again."""
+    referrals = state.facts.get("referrals", [])
+    if state.facts.get("registered") and any(r.get("status") in STILL_OPEN for r in referrals):
+        return "registration.refuse_open"
+    return "registration.refused"
+
+
 def after_consent(state: State) -> str:
     """Who came to ask for help goes on to choose their need; others are done."""
     return "help.category" if state.answers.get("intent") == "help" else "registration.done"
@@ -73,16 +86,22 @@ JOURNEY = Journey(
                 "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
             ),
             yes=after_consent,
-            no="registration.refused",
+            no=after_refusal,
             yes_label=_("I agree"),
             no_label=_("I refuse"),
             on_yes=(save_registration,),
-            on_no=(refuse_consent,),
+        ),
+        confirm(
+            "registration.refuse_open",
+            _("Sira will no longer share your data and will cancel your open requests. Confirm?"),
+            yes="registration.refused",
+            no="registration.consent",
         ),
         End("registration.done", _("You are registered. Dial again to ask for help.")),
         End(
             "registration.refused",
             _("Without your consent we cannot refer you. You can register again at any time."),
+            effects=(refuse_consent,),
         ),
     ),
 )
