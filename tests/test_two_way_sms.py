@@ -282,7 +282,8 @@ def test_refusing_consent_when_registering_again_cancels_open_referrals(
     phone.dial()
     for answer in ("3", "Awa", "2", "3", "1", "1", "1"):
         phone.send(answer)
-    assert "Sans votre accord" in phone.send("2")
+    assert "annulera vos demandes" in phone.send("2")  # asked first: the request is still open
+    assert "Sans votre accord" in phone.send("1")
     current = referral(db, referral_code)
     assert current.status == "cancelled" and current.events[-1].note == "consent withdrawn"
     sms(gateway, database_url, APEJ, f"OK {referral_code}")
