@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from flows.sms import Sms, SmsTexts
+from flows.sms import R_DESK, Sms, SmsTexts
 from gateway.segments import segment_count
 from models.base import utcnow
 from models.directory import Category, Provider, Region, provider_category, provider_region
@@ -111,10 +111,10 @@ def refer(session: Session, returnee: Returnee, requested: str, texts: SmsTexts)
     provider = match_provider(session, category, returnee.region)
     if provider is not None:
         result.sms_ids += assign(session, referral, provider, texts, actor="system", channel="ussd")
-    notice = texts.returnee_received(returnee.language, referral.code)
-    row = queue_sms(
-        session, returnee.phone_e164, returnee.phone_hash, notice, "returnee_received", referral.id
-    )
+        notice, purpose = texts.returnee_received(returnee.language, referral.code), "returnee_received"
+    else:  # no service for this need here: say so now, as when the last provider declines
+        notice, purpose = texts.to_returnee(returnee.language, R_DESK, code=referral.code), "returnee_desk"
+    row = queue_sms(session, returnee.phone_e164, returnee.phone_hash, notice, purpose, referral.id)
     result.sms_ids.append(row.id)
     return result
 

@@ -83,7 +83,8 @@ def test_no_provider_at_all_goes_to_the_coordination_desk(live_server, db) -> No
     )  # health in Kidal
     referral = db.scalar(select(Referral))
     assert referral.code == code_in(reply) and referral.at_desk and referral.status == "new"
-    assert [m.purpose for m in db.scalars(select(OutboundSms))] == ["returnee_received"]
+    [told] = db.scalars(select(OutboundSms)).all()  # one SMS, that says what happens now
+    assert told.purpose == "returnee_desk" and "coordinateur" in told.body
 
 
 def test_least_loaded_provider_relative_to_capacity_gets_the_next_referral(live_server, db) -> None:
