@@ -158,7 +158,11 @@ def _returnee(
         sms = texts.to_returnee(lang, msgid, **values)
         return [lifecycle.queue_sms(session, to_e164, message.from_hash, sms, "returnee_reply", None).id]
 
-    command = parsed.command
+    command, choice = parsed.command, parsed.code
+    if command in (Command.ACCEPT, Command.DECLINE) and not parsed.code:
+        # "oui", "ɔwɔ", "non", "ayi" from a returnee answer the feedback question, as 1 and 2 do
+        command, choice = Command.FEEDBACK, "1" if command is Command.ACCEPT else "2"
+        message.handled_as = str(command)
     if command is Command.STOP:
         returnee.opted_out_at = returnee.opted_out_at or utcnow()
         return answer(texts_.R_STOPPED)
@@ -177,7 +181,7 @@ def _returnee(
             .order_by(Referral.feedback_requested_at.desc())
         )  # fmt: skip
         if referral is not None:
-            referral.feedback = "served" if parsed.code == "1" else "not_served"
+            referral.feedback = "served" if choice == "1" else "not_served"
             return answer(texts_.R_FEEDBACK_THANKS)
         message.handled_as = "unknown"
         return answer(texts_.R_UNKNOWN)

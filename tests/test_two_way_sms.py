@@ -92,13 +92,17 @@ def test_a_declining_provider_is_never_asked_again(db, gateway, database_url, re
     assert "pas confiee" in inbox(gateway, APEJ)[-1]
 
 
-def test_close_asks_for_feedback_and_stores_the_answer(db, gateway, database_url, referral_code) -> None:
+@pytest.mark.parametrize(("answer", "feedback"), [("1", "served"), ("Oui", "served"), ("ɔwɔ", "served"),
+                                                  ("2", "not_served"), ("non", "not_served"), ("Ayi", "not_served")])  # fmt: skip
+def test_close_asks_for_feedback_and_stores_the_answer(
+    db, gateway, database_url, referral_code, answer: str, feedback: str
+) -> None:
     sms(gateway, database_url, APEJ, f"OK {referral_code}")
     sms(gateway, database_url, APEJ, f"fini {referral_code}")
     assert referral(db, referral_code).status == "closed"
     assert "Repondez 1" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
-    sms(gateway, database_url, RETURNEE, "1")
-    assert referral(db, referral_code).feedback == "served"
+    sms(gateway, database_url, RETURNEE, answer)  # a returnee says yes or no as people do
+    assert referral(db, referral_code).feedback == feedback
     assert "Merci" in inbox(gateway, RETURNEE)[-1]
 
 
