@@ -3,6 +3,7 @@ language, every screen is reachable, and every message is translated in every ca
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 
@@ -98,6 +99,12 @@ def test_catalogs_are_nfc_and_use_the_ascii_apostrophe() -> None:
 def test_bambara_catalog_is_written_in_bambara_letters() -> None:
     letters = "".join(CATALOGS.messages["bm"].values())
     assert set("ɛɔ") <= set(letters)
+
+
+def test_bambara_never_writes_a_bare_ban() -> None:
+    """Without tone marks, ban is both "refuse" and "finish" (GLOSSARY): decline reads a ma sɔn."""
+    for text in CATALOGS.messages["bm"].values():
+        assert "ban" not in re.findall(r"\w+", text.lower()), text
 
 
 def test_every_screen_is_reachable_and_every_question_has_a_way_out() -> None:
