@@ -50,11 +50,11 @@ from web.limits import RateLimit
 from workers.connection import Direct, DirectScript
 
 _CAS = """
-local owner = redis.call('HGET', KEYS[1], 'p')
+local meta = redis.call('HMGET', KEYS[1], 'v', 'b', 'p')
+local current, born, owner = meta[1], meta[2], meta[3]
 if owner and owner ~= ARGV[13] then return {0, 0} end
 local erased = redis.call('GET', KEYS[6])
-if erased and redis.call('EXISTS', KEYS[1]) == 1
-   and (tonumber(redis.call('HGET', KEYS[1], 'b')) or 0) <= (tonumber(erased) or 0) then
+if erased and (current or born) and (tonumber(born) or 0) <= (tonumber(erased) or 0) then
   return {0, 0}
 end
 if ARGV[10] == 'drop' then
@@ -64,15 +64,17 @@ elseif ARGV[8] ~= '' and ARGV[10] == 'refresh' then
 elseif ARGV[8] ~= '' then
   redis.call('SET', KEYS[4], ARGV[8], 'EX', ARGV[9], 'NX')
 end
-local current = redis.call('HGET', KEYS[1], 'v')
 if (current or '') ~= ARGV[1] then return {0, 0} end
 local count = 0
 if ARGV[11] ~= '' then
   count = redis.call('INCR', KEYS[5])
   if count == 1 then redis.call('EXPIRE', KEYS[5], ARGV[11]) end
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
-if ARGV[1] == '' then redis.call('HSET', KEYS[1], 'b', ARGV[12], 'p', ARGV[13]) end
+if ARGV[1] == '' then  -- a new session: its birth and its phone, for erasure and ownership
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3], 'b', ARGV[12], 'p', ARGV[13])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 's', ARGV[3])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 if ARGV[5] == 'keep' then
   redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[6])
