@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
+from redis import Redis
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
@@ -51,6 +52,14 @@ def erased_at(mark: bytes | str | None) -> float | None:
         return float(mark) if mark else None
     except ValueError:
         return None
+
+
+def erasure_times(redis: Redis, digests: Collection[str]) -> dict[str, float]:
+    """When each of these phones was erased, for those that were (one MGET)."""
+    digests = list(digests)
+    marks = redis.mget([erased_key(d) for d in digests]) if digests else []
+    times = {d: erased_at(mark) for d, mark in zip(digests, marks, strict=True)}
+    return {d: t for d, t in times.items() if t is not None}
 
 
 def begun_before_erasure(started: float, erased: float | None) -> bool:

@@ -33,7 +33,7 @@ from models.directory import Category
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
 from services.sealing import Sealer
-from services.transcripts import begun_before_erasure, erased_at, erased_key, step_record
+from services.transcripts import begun_before_erasure, erasure_times, step_record
 from web import plain
 from web.db import get_session, rollback_session
 from web.effects import Performed, perform
@@ -438,7 +438,7 @@ def _int(value: str | None) -> int | None:
 def _erased_since(redis: Redis, digest: str, started: datetime) -> bool:
     """Whether the phone was erased after `started` (if Redis cannot say, it was not)."""
     try:
-        mark = redis.get(erased_key(digest)) if digest else None
+        erased = erasure_times(redis, [digest]).get(digest) if digest else None
     except RedisError:
         return False
-    return begun_before_erasure(started.timestamp(), erased_at(mark))
+    return begun_before_erasure(started.timestamp(), erased)

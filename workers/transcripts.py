@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 
 from redis import Redis
 from rq import get_current_job
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from models.base import as_utc
 from services.sealing import Sealer
-from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, Erasures, erased_at, erased_key, write_steps
+from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, Erasures, erasure_times, write_steps
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def flush_steps(redis: Redis | None = None) -> int:
             log.warning(
                 "%d buffered USSD steps could not be opened (SECRET_KEY changed?)", len(blobs) - len(records)
             )
-        erased = erasures(redis)
+        erased = partial(erasure_times, redis)
         with ctx.sessions() as session:
             try:
                 written = write_steps(session, records, erased)
@@ -57,18 +57,6 @@ def flush_steps(redis: Redis | None = None) -> int:
         return written
     finally:
         redis.delete(LOCK)
-
-
-def erasures(redis: Redis) -> Erasures:
-    """When each of the given phones was erased, if it was (one MGET per call)."""
-
-    def lookup(digests: Collection[str]) -> dict[str, float]:
-        digests = list(digests)
-        marks = redis.mget([erased_key(d) for d in digests]) if digests else []
-        times = {d: erased_at(mark) for d, mark in zip(digests, marks, strict=True)}
-        return {d: t for d, t in times.items() if t is not None}
-
-    return lookup
 
 
 def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: Erasures) -> int:
