@@ -11,8 +11,8 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from services.health import ServiceDown, require_services
-from services.sealing import Keyring
+from infra.health import ServiceDown, require_services
+from infra.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
@@ -137,8 +137,8 @@ def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
     from rq import SimpleWorker
 
+    from infra.connection import worker_redis
     from workers import queues
-    from workers.connection import worker_redis
     from workers.cron import start_cron
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]

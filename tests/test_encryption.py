@@ -22,12 +22,12 @@ import models
 from app import create_app
 from cli import alembic_config
 from config import DEV_ENCRYPTION_KEY, ConfigError, load_settings
+from infra.sealing import Keyring, Undecryptable
 from models import InboundSms, OutboundSms, Returnee, UssdSession, UssdStep
 from models.db import make_session_factory
 from models.encrypted import encrypted_columns
 from models.phone import phone_hash
 from services.erasure import erase_returnee
-from services.sealing import Keyring, Undecryptable
 from tests.conftest import (
     ENCRYPTION_KEYS,
     PG_ADMIN_URL,

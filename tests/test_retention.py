@@ -13,10 +13,10 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app import create_app
+from infra.sealing import Sealer
 from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
 from models.directory import Category, Provider
 from services.erasure import ERASED
-from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE, step_record
 from tests.conftest import REDIS_URL, SECRET_KEY, app_settings, run_worker
 from workers import queues

@@ -25,6 +25,7 @@ from flows.engine import Engine, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
+from infra.sealing import Sealer
 from models import Referral, UssdSession, UssdStep
 from models import returnee as returnees
 from models.base import utcnow
@@ -32,7 +33,6 @@ from models.db import insert_ignore
 from models.directory import Category
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
-from services.sealing import Sealer
 from services.transcripts import begun_before_erasure, erasure_times, step_record
 from web import plain
 from web.db import get_session, rollback_session

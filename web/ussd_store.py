@@ -37,7 +37,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from flows.engine import State
-from services.sealing import Sealer
+from infra.connection import Direct, DirectScript
+from infra.sealing import Sealer
 from services.transcripts import (
     ERASED_TTL_SECONDS,
     STEP_BUFFER,
@@ -47,7 +48,6 @@ from services.transcripts import (
     erasure_mark,
 )
 from web.limits import RateLimit
-from workers.connection import Direct, DirectScript
 
 _CAS = """
 local meta = redis.call('HMGET', KEYS[1], 'v', 'b', 'p')

@@ -1,4 +1,4 @@
-"""Replaying the callbacks spooled while the database was down (see services/spool.py)."""
+"""Replaying the callbacks spooled while the database was down (see infra/spool.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from rq import get_current_job
 
-from services import spool
+from infra import spool
 from services.inbound import delivery_report, opt_out, receive
 from web.ussd_store import UssdStore
 from workers.context import job_context

@@ -12,8 +12,8 @@ from rq import get_current_job
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from infra.sealing import Sealer
 from models.base import as_utc
-from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, Erasures, erasure_times, write_steps
 from workers.context import job_context
 

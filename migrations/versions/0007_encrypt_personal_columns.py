@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 
 from config import load_settings
+from infra.sealing import Keyring
 from models.encrypted import is_token, rewrite_column
-from services.sealing import Keyring
 
 revision = "0007"
 down_revision = "0006"
