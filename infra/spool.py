@@ -26,8 +26,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from infra.clock import as_utc, utcnow
 from infra.sealing import Sealer
-from models.base import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
