@@ -234,7 +234,7 @@ def rehash_phones_command() -> None:
         raise click.ClickException(
             "set PREVIOUS_PHONE_HASH_KEY to the old key and PHONE_HASH_KEY to the new one"
         )
-    from services.transcripts import STEP_BUFFER
+    from infra.keys import REHASH_DROPPED, STEP_BUFFER
 
     if current_app.extensions["sira.redis"].llen(STEP_BUFFER):
         raise click.ClickException(
@@ -244,7 +244,7 @@ def rehash_phones_command() -> None:
         counts = rehash_phones(session, old, new)
         session.commit()
     redis = current_app.extensions["sira.redis"]
-    for pattern in ("ussd:resume:*", "ussd:profile:*", "limit:*"):
-        for key in redis.scan_iter(match=pattern, count=500):
+    for prefix in REHASH_DROPPED:
+        for key in redis.scan_iter(match=f"{prefix}*", count=500):
             redis.delete(key)
     click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))

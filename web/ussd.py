@@ -25,6 +25,7 @@ from flows.engine import Engine, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
+from infra.forgetting import begun_before_erasure, erasure_times
 from infra.sealing import Sealer
 from models import Referral, UssdSession, UssdStep
 from models import returnee as returnees
@@ -33,7 +34,7 @@ from models.db import insert_ignore
 from models.directory import Category
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.referrals import NotReferable
-from services.transcripts import begun_before_erasure, erasure_times, step_record
+from services.transcripts import step_record
 from web import plain
 from web.db import get_session, rollback_session
 from web.effects import Performed, perform
