@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -11,8 +12,8 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from config import load_settings
 from infra.health import ServiceDown, require_services
-from infra.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
@@ -31,18 +32,21 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(rehash_phones_command)
 
 
-def alembic_config(url: str, keyring: Keyring | None = None) -> AlembicConfig:
-    """Alembic's configuration; `keyring` encrypts existing values (else the environment's)."""
+def alembic_config(url: str, encryption_keys: Sequence[tuple[str, bytes]] | None = None) -> AlembicConfig:
+    """Alembic's configuration; `encryption_keys` (the environment's if None) encrypt existing
+    values. Revisions import no application module, so they are handed the keys, not a keyring."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = url
-    config.attributes["keyring"] = keyring
+    config.attributes["encryption_keys"] = (
+        encryption_keys if encryption_keys is not None else load_settings().encryption_keyring
+    )
     return config
 
 
 def _app_alembic_config() -> AlembicConfig:
-    keyring = Keyring(current_app.extensions["sira.settings"].encryption_keyring)
-    return alembic_config(current_app.config["DATABASE_URL"], keyring)
+    keys = current_app.extensions["sira.settings"].encryption_keyring
+    return alembic_config(current_app.config["DATABASE_URL"], keys)
 
 
 @db_cli.command("upgrade")
