@@ -141,8 +141,8 @@ def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
     from rq import SimpleWorker
 
+    from infra import queues
     from infra.connection import worker_redis
-    from workers import queues
     from workers.cron import start_cron
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]

@@ -535,8 +535,8 @@ def phase_b(
     from rq import Queue
 
     from config import load_settings
-    from workers import queues
-    from workers.queues import enqueue_sms, sms_job_id, sms_retry
+    from infra import queues
+    from infra.queues import enqueue_sms, sms_job_id, sms_retry
 
     per_round = args.jobs // 2
     settings = load_settings(env)
@@ -723,7 +723,7 @@ def empty_queues(redis_url: str) -> int:
     from redis import Redis
     from rq import Queue
 
-    from workers import queues
+    from infra import queues
 
     with Redis.from_url(redis_url) as redis:
         return sum(Queue(name, connection=redis).empty() for name in (*queues.ALL, BARE_QUEUE))
@@ -763,7 +763,7 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from workers import queues
+    from infra import queues
 
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)

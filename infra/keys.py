@@ -6,7 +6,7 @@ keys (`rq:...`) derive from the queue names and job ids below.
 
 from __future__ import annotations
 
-# USSD sessions (web/ussd_store.py): the state, the phone's suspended copy, its cached profile.
+# USSD sessions (infra/ussd_store.py): the state, the phone's suspended copy, its cached profile.
 USSD_SESSION = "ussd:s:"
 USSD_RESUME = "ussd:resume:"
 USSD_PROFILE = "ussd:profile:"
@@ -16,7 +16,7 @@ USSD_ERASED = "ussd:erased:"
 STEP_BUFFER = "ussd:steps"
 STEP_FLUSH_LOCK = "ussd:steps:flushing"
 STEP_DEAD = "ussd:steps:dead"
-# Per-phone rate counters (web/limits.py), one per kind and time window.
+# Per-phone rate counters (infra/ratelimit.py), one per kind and time window.
 RATE_LIMIT = "limit:"
 # Admin sessions (web/admin/sessions.py): by the SHA-256 of the cookie's id, and each user's set.
 ADMIN_SESSION = "admin:session:"

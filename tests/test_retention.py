@@ -13,6 +13,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app import create_app
+from infra import queues
 from infra.keys import STEP_DEAD
 from infra.sealing import Sealer
 from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
@@ -20,7 +21,6 @@ from models.directory import Category, Provider
 from services.erasure import ERASED
 from services.transcripts import SEALING_PURPOSE, step_record
 from tests.conftest import REDIS_URL, SECRET_KEY, app_settings, run_worker
-from workers import queues
 from workers.retention import PURGED, purge_at
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

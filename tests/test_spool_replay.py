@@ -9,12 +9,11 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from infra import keys
+from infra import keys, queues
 from infra.spool import INCOMING, Spool
 from models import OutboundSms, Returnee
 from models.phone import phone_hash
 from tests.conftest import PHONE_HASH_KEY, SECRET_KEY, run_worker
-from workers import queues
 
 NUMBER = "+22370000123"
 DIGEST = phone_hash(NUMBER, PHONE_HASH_KEY)

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from infra import spool
+from infra.queues import enqueue_sms
 from models.base import utcnow
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.inbound import delivery_report as delivery_report_of
@@ -20,7 +21,6 @@ from services.inbound import opt_out, receive
 from web import plain
 from web.db import get_session
 from web.validation import ID, PHONE, SHORT_CODE, WORD, Field, Invalid, check
-from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)

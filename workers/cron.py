@@ -12,8 +12,7 @@ from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 
 from config import Settings
-from infra import keys
-from workers import queues
+from infra import keys, queues
 from workers.deadlines import check_deadlines
 from workers.outbox import sweep_outbox
 from workers.retention import purge

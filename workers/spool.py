@@ -8,9 +8,9 @@ from rq import get_current_job
 
 from infra import spool
 from infra.forgetting import forget_phone, forget_profiles
+from infra.queues import enqueue_sms
 from services.inbound import delivery_report, opt_out, receive
 from workers.context import job_context
-from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 

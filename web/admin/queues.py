@@ -20,11 +20,11 @@ from rq.job import Job
 from rq.registry import BaseRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.results import Result
 
+from infra import queues as names
 from models.admin import Role, audit
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.db import get_session
-from workers import queues as names
 
 SHOWN = 50  # per list: enough to see what is wrong, light on a slow link
 ERROR_CHARS = 160

@@ -3,7 +3,7 @@
 A phone that floods the service (a stuck handset, a script, someone running up our SMS bill)
 is slowed down without slowing anyone else. Keys hold the keyed phone hash, never the number.
 A USSD step reads the count in the store's read pipeline and counts itself in the script that
-saves its state (web/ussd_store.py), so the limit adds no round trip; an SMS costs one pipelined
+saves its state (infra/ussd_store.py), so the limit adds no round trip; an SMS costs one pipelined
 INCR+EXPIRE. Redis down means no limit: the service matters more than the cap.
 """
 
