@@ -1,0 +1,135 @@
+"""The ESME: takes USSD steps from operator gateways, asks the conversation, sends its screens back.
+
+A step is acknowledged (`deliver_sm_resp`) once the conversation has answered, so a step the
+connector never finished is delivered again by the gateway; the same PDU seen again (same phone,
+session, dialogue unit, op and input) is acknowledged and not acted on, so it gives one step and
+one reply. Phone numbers appear in no log line: sessions are named by a keyed hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from gateway.smpp import codec
+from gateway.smpp.link import Link, Reply
+from gateway.smpp.links import LinkSettings
+from gateway.smpp.session import Session
+from gateway.smpp.steps import Incoming, UnusablePdu, read_incoming, reply_fields, to_step
+from gateway.ussd import Conversation, StepRefused
+
+log = logging.getLogger(__name__)
+
+SESSION_LIFETIME = 3600.0  # a gateway session older than this is forgotten (its number is reused)
+MAX_REMEMBERED = 200_000
+
+
+class Connector:
+    """Every link bound, every step through `conversation`, on a pool of worker threads."""
+
+    def __init__(
+        self,
+        links: Sequence[LinkSettings],
+        conversation: Conversation,
+        *,
+        service_code: str,
+        redact: Callable[[str], str],
+        workers: int = 16,
+    ) -> None:
+        self.links = [Link(settings, self._on_request) for settings in links]
+        self._conversation = conversation
+        self._service_code = service_code
+        self._redact = redact
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smpp-step")
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[tuple[object, ...], float] = OrderedDict()
+        self._open: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self.duplicates = 0
+
+    def start(self) -> None:
+        for link in self.links:
+            link.start()
+
+    def stop(self) -> None:
+        for link in self.links:
+            link.stop()
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def wait_bound(self, timeout: float) -> bool:
+        """True once every link is bound (tests, and the start-up log)."""
+        deadline = time.monotonic() + timeout
+        return all(link.bound.wait(max(0.0, deadline - time.monotonic())) for link in self.links)
+
+    def _on_request(self, link: Link, session: Session, pdu: Any) -> None:
+        """On the session's reader thread: read the PDU, drop a repeat, hand the step to a worker."""
+        response = f"{pdu.command}_resp"
+        try:
+            incoming = read_incoming(link.settings, pdu)
+        except UnusablePdu as exc:
+            log.warning("smpp %s: %s #%d nacked: %s", link.settings.label, pdu.command, pdu.sequence, exc)
+            session.respond(response, pdu.sequence, status=exc.status)
+            return
+        if not self._first_time(incoming.dedup_key(link.settings)):
+            self.duplicates += 1
+            log.info(
+                "smpp %s: %s #%d is a repeat; acknowledged, not acted on",
+                link.settings.label,
+                pdu.command,
+                pdu.sequence,
+            )
+            session.respond(response, pdu.sequence)
+            return
+        self._pool.submit(self._step, link, session, response, pdu.sequence, incoming)
+
+    def _step(self, link: Link, session: Session, response: str, sequence: int, incoming: Incoming) -> None:
+        settings = link.settings
+        session_id = self._session_id(settings, incoming)
+        step = to_step(settings, incoming, session_id, settings.service_code or self._service_code)
+        try:
+            reply = self._conversation(step)
+        except StepRefused as exc:
+            log.warning("smpp %s: step of %s refused: %s", settings.label, session_id, exc)
+            session.respond(response, sequence, status=codec.RX_T_APPN)
+            return
+        except Exception:
+            log.exception("smpp %s: step of %s failed", settings.label, session_id)
+            session.respond(response, sequence, status=codec.RSYSERR)
+            return
+        session.respond(response, sequence)  # if the bind is gone, the repeat is acknowledged then
+        if reply.end:
+            with self._lock:
+                self._open.pop((settings.label, incoming.phone, incoming.session_key), None)
+        deadline = incoming.received_at + settings.reply_timeout
+        link.send_reply(Reply(reply_fields(settings, incoming, reply), session_id, deadline))
+
+    def _first_time(self, key: tuple[object, ...]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            while self._seen and (
+                len(self._seen) > MAX_REMEMBERED or now - next(iter(self._seen.values())) > SESSION_LIFETIME
+            ):
+                self._seen.popitem(last=False)
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            return True
+
+    def _session_id(self, settings: LinkSettings, incoming: Incoming) -> str:
+        """A dial opens a new session id; answers find it (after a restart, one derived alike)."""
+        key = (settings.label, incoming.phone, incoming.session_key)
+        now = time.monotonic()
+        with self._lock:
+            known = self._open.get(key)
+            if incoming.dialled or known is None or now - known[1] > SESSION_LIFETIME:
+                opened = f"{time.time_ns()}" if incoming.dialled else ""
+                digest = self._redact(f"{settings.label}|{incoming.session_key}|{incoming.phone}|{opened}")
+                known = (f"smpp-{digest[:24]}", now)
+            self._open[key] = (known[0], now)
+            if len(self._open) > MAX_REMEMBERED:
+                self._open = {k: v for k, v in self._open.items() if now - v[1] < SESSION_LIFETIME}
+            return known[0]
