@@ -20,8 +20,9 @@ from collections.abc import Iterator
 import pytest
 from redis import Redis
 
+from config import parse_smpp_links
 from gateway.emulator.smsc import UssdGatewayEmulator
-from gateway.smpp import Connector, codec, parse_links
+from gateway.smpp import Connector, codec
 from gateway.ussd import StepRefused, UssdReply, UssdStep
 
 PHONE = "+22370000101"
@@ -75,7 +76,7 @@ def recorder(redis: Redis) -> Recorder:
 
 
 def connect(smsc: UssdGatewayEmulator, recorder: Recorder, query: str = "") -> Connector:
-    links = parse_links(
+    links = parse_smpp_links(
         f"smpp://sira:sira@127.0.0.1:{smsc.port}?name=emu&network=61002&reconnect_min=0.1&reconnect_max=0.5"
         f"&throttle_wait=0.2{query}"
     )
@@ -117,7 +118,7 @@ def test_a_receiver_and_a_transmitter_bind_serve_a_session(smsc, recorder) -> No
 
 
 def test_a_wrong_password_is_refused_and_retried_with_backoff_without_a_crash(smsc, recorder) -> None:
-    links = parse_links(f"smpp://sira:wrong@127.0.0.1:{smsc.port}?reconnect_min=0.1&reconnect_max=0.2")
+    links = parse_smpp_links(f"smpp://sira:wrong@127.0.0.1:{smsc.port}?reconnect_min=0.1&reconnect_max=0.2")
     connector = Connector(links, recorder, service_code="*384*7472#", redact=redact)
     connector.start()
     try:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from config import SmppLink
 from gateway.smpp import codec
 from gateway.smpp.link import Link, Reply
-from gateway.smpp.links import LinkSettings
 from gateway.smpp.session import Session
 from gateway.smpp.steps import Incoming, UnusablePdu, read_incoming, reply_fields, to_step
 from gateway.ussd import Conversation, StepRefused
@@ -34,7 +34,7 @@ class Connector:
 
     def __init__(
         self,
-        links: Sequence[LinkSettings],
+        links: Sequence[SmppLink],
         conversation: Conversation,
         *,
         service_code: str,
@@ -119,7 +119,7 @@ class Connector:
             self._seen[key] = now
             return True
 
-    def _session_id(self, settings: LinkSettings, incoming: Incoming) -> str:
+    def _session_id(self, settings: SmppLink, incoming: Incoming) -> str:
         """A dial opens a new session id; answers find it (after a restart, one derived alike)."""
         key = (settings.label, incoming.phone, incoming.session_key)
         now = time.monotonic()

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from config import SmppLink
 from gateway.smpp import codec
-from gateway.smpp.links import LinkSettings
 from gateway.smpp.session import BindFailed, Session
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Reply:
 class Link:
     """Binds to one gateway (one transceiver, or a receiver and a transmitter) and stays bound."""
 
-    def __init__(self, settings: LinkSettings, on_request: Callable[[Link, Session, Any], None]) -> None:
+    def __init__(self, settings: SmppLink, on_request: Callable[[Link, Session, Any], None]) -> None:
         self.settings = settings
         self._on_request = on_request
         self._sessions: list[Session] = []

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from config import SmppLink
 from gateway.smpp import codec
-from gateway.smpp.links import LinkSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Session:
 
     def __init__(
         self,
-        link: LinkSettings,
+        link: SmppLink,
         bind: str,
         on_request: Callable[[Session, Any], None],
         on_closed: Callable[[Session], None],

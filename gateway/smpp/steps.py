@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from config import SmppLink
 from gateway.smpp import codec
-from gateway.smpp.links import LinkSettings
 from gateway.ussd import UssdReply, UssdStep
 
 _MSISDN = re.compile(r"^\+?[1-9]\d{6,14}$")
@@ -41,13 +41,13 @@ class Incoming:
     dialled: bool
     received_at: float
 
-    def dedup_key(self, link: LinkSettings) -> tuple[object, ...]:
+    def dedup_key(self, link: SmppLink) -> tuple[object, ...]:
         """The same PDU delivered again: same phone, session (dialogue unit included), op and input."""
         session = self.session_info if self.session_info is not None else self.vendor_session
         return (link.label, self.phone, session, self.op, self.text)
 
 
-def read_incoming(link: LinkSettings, pdu: Any) -> Incoming:
+def read_incoming(link: SmppLink, pdu: Any) -> Incoming:
     """A parsed deliver_sm or data_sm -> `Incoming`; `UnusablePdu` says why it cannot be a step."""
     source = _text(pdu.source_addr)
     if not _MSISDN.match(source):
@@ -100,7 +100,7 @@ def dial_input(dialled: str, service_code: str, dial_through: bool) -> str:
     return "*".join(typed[len(base) :])
 
 
-def to_step(link: LinkSettings, incoming: Incoming, session_id: str, service_code: str) -> UssdStep:
+def to_step(link: SmppLink, incoming: Incoming, session_id: str, service_code: str) -> UssdStep:
     """The neutral step: only the newest input (SMPP never sends a history)."""
     text = dial_input(incoming.text, service_code, link.dial_through) if incoming.dialled else incoming.text
     return UssdStep(
@@ -114,7 +114,7 @@ def to_step(link: LinkSettings, incoming: Incoming, session_id: str, service_cod
     )
 
 
-def reply_fields(link: LinkSettings, incoming: Incoming, reply: UssdReply) -> dict[str, Any]:
+def reply_fields(link: SmppLink, incoming: Incoming, reply: UssdReply) -> dict[str, Any]:
     """The submit_sm of a reply: same session info, USSR request to go on or PSSR response to end."""
     body = codec.bytes_of(reply.text, link.data_coding)
     fields: dict[str, Any] = {
