@@ -188,6 +188,11 @@ class UssdGatewayEmulator:
             raise ConnectionError("no bind to send to")
         esme.send(data)
 
+    @property
+    def bound(self) -> bool:
+        """A connector is bound and can receive steps."""
+        return self._receiver() is not None
+
     def next_sequence(self) -> int:
         return next(self._numbers) + 10_000
 
