@@ -353,3 +353,34 @@ def test_no_phone_number_appears_in_the_connectors_logs(smsc, recorder, connecto
     smsc.answer(number, "bye")
     smsc.wait_screen(number, 2)
     assert PHONE.lstrip("+") not in caplog.text and PHONE[-8:] not in caplog.text
+
+
+def test_a_step_may_come_as_data_sm_with_its_text_in_message_payload(smsc, recorder, connector) -> None:
+    number = smsc.dial(PHONE)
+    smsc.wait_screen(number, 1)
+    session = smsc.sessions[number]
+    session.dialogue += 1
+    fields = {
+        "service_type": "USSD",
+        "source_addr": PHONE.lstrip("+"),
+        "destination_addr": "7472",
+        "message_payload": b"2",
+        "ussd_service_op": int(codec.UssdOp.USSR_CONFIRM),
+        "its_session_info": session.session_info(),
+    }
+    smsc.send_raw(codec.encode("data_sm", 700, **fields))
+    assert smsc.wait_screen(number, 2).text == "step 2: 2"
+    assert ("data_sm_resp", 0, 700) in smsc.responses
+
+
+def test_many_sessions_at_once_are_all_served_through_a_small_window(smsc, recorder) -> None:
+    connector = connect(smsc, recorder, "&window=2")
+    try:
+        numbers = [smsc.dial(f"+2237000{n:04d}") for n in range(40)]
+        for number in numbers:
+            assert smsc.wait_screen(number, 1).text == "step 1: -"
+            smsc.answer(number, "bye")
+        assert all(smsc.wait_screen(number, 2).end for number in numbers)
+        assert len(recorder.steps()) == 80
+    finally:
+        connector.stop()
