@@ -384,3 +384,15 @@ def test_many_sessions_at_once_are_all_served_through_a_small_window(smsc, recor
         assert len(recorder.steps()) == 80
     finally:
         connector.stop()
+
+
+def test_an_impossible_command_length_is_nacked_and_the_connector_binds_again(
+    smsc, recorder, connector
+) -> None:
+    number = smsc.dial(PHONE)
+    smsc.wait_screen(number, 1)
+    smsc.send_raw(struct.pack(">LLLL", 0x7FFFFFFF, 0x00000005, 0, 600))  # no stream can follow that
+    assert smsc.wait_for(lambda: ("generic_nack", codec.RINVCMDLEN, 600) in smsc.responses)
+    assert smsc.wait_for(lambda: smsc.binds == 2, timeout=5)
+    smsc.answer(number, "1")
+    assert smsc.wait_screen(number, 2).text == "step 2: 1"
