@@ -396,3 +396,22 @@ def test_an_impossible_command_length_is_nacked_and_the_connector_binds_again(
     assert smsc.wait_for(lambda: smsc.binds == 2, timeout=5)
     smsc.answer(number, "1")
     assert smsc.wait_screen(number, 2).text == "step 2: 1"
+
+
+def test_the_same_input_typed_twice_in_a_vendor_tlv_session_is_two_steps(smsc, recorder) -> None:
+    connector = connect(smsc, recorder, "&session_tlv=0x1501")
+    try:
+        base = {
+            "source_addr": PHONE.lstrip("+"),
+            "destination_addr": "7472",
+            "vendor_tlvs": {0x1501: b"S-77"},
+        }
+        for sequence, op, text in ((910, 1, b""), (911, 18, b"1"), (912, 18, b"1")):
+            smsc.send_raw(
+                codec.encode("deliver_sm", sequence, ussd_service_op=op, short_message=text, **base)
+            )
+            assert smsc.wait_for(lambda s=sequence: any(r[2] == s for r in smsc.responses))
+        assert [s["text"] for s in recorder.steps()] == ["", "1", "1"]
+        assert len({s["session"] for s in recorder.steps()}) == 1
+    finally:
+        connector.stop()

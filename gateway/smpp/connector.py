@@ -74,7 +74,8 @@ class Connector:
             log.warning("smpp %s: %s #%d nacked: %s", link.settings.label, pdu.command, pdu.sequence, exc)
             session.respond(response, pdu.sequence, status=exc.status)
             return
-        if not self._first_time(incoming.dedup_key(link.settings)):
+        key = incoming.dedup_key(link.settings)
+        if not self._first_time(key):
             self.duplicates += 1
             log.info(
                 "smpp %s: %s #%d is a repeat; acknowledged, not acted on",
@@ -84,12 +85,17 @@ class Connector:
             )
             session.respond(response, pdu.sequence)
             return
-        self._pool.submit(self._step, link, session, response, pdu.sequence, incoming)
+        # The request's identity for the conversation, which answers a repeat from the saved reply
+        # (one a restarted connector no longer remembers); keyed, as it holds the input.
+        step_id = self._redact("|".join(str(part) for part in key[2:]))[:20]
+        self._pool.submit(self._step, link, session, response, pdu.sequence, incoming, step_id)
 
-    def _step(self, link: Link, session: Session, response: str, sequence: int, incoming: Incoming) -> None:
+    def _step(
+        self, link: Link, session: Session, response: str, sequence: int, incoming: Incoming, step_id: str
+    ) -> None:
         settings = link.settings
         session_id = self._session_id(settings, incoming)
-        step = to_step(settings, incoming, session_id, settings.service_code or self._service_code)
+        step = to_step(settings, incoming, session_id, settings.service_code or self._service_code, step_id)
         try:
             reply = self._conversation(step)
         except StepRefused as exc:

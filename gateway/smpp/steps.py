@@ -40,11 +40,18 @@ class Incoming:
     text: str
     dialled: bool
     received_at: float
+    sequence: int
 
     def dedup_key(self, link: SmppLink) -> tuple[object, ...]:
-        """The same PDU delivered again: same phone, session (dialogue unit included), op and input."""
-        session = self.session_info if self.session_info is not None else self.vendor_session
-        return (link.label, self.phone, session, self.op, self.text)
+        """The same PDU delivered again: same phone, session (dialogue unit included), op and input.
+
+        its_session_info numbers each dialogue unit, so a repeat is recognised even on a new bind;
+        a vendor session TLV does not, so there the PDU's sequence number tells two answers apart
+        (the same input typed twice), and a repeat is recognised on the same bind only.
+        """
+        if self.session_info is not None:
+            return (link.label, self.phone, self.session_info, self.op, self.text)
+        return (link.label, self.phone, self.vendor_session, self.op, self.text, self.sequence)
 
 
 def read_incoming(link: SmppLink, pdu: Any) -> Incoming:
@@ -86,6 +93,7 @@ def read_incoming(link: SmppLink, pdu: Any) -> Incoming:
         text=text.strip(),
         dialled=op == link.op_dial,
         received_at=time.monotonic(),
+        sequence=pdu.sequence,
     )
 
 
@@ -100,8 +108,8 @@ def dial_input(dialled: str, service_code: str, dial_through: bool) -> str:
     return "*".join(typed[len(base) :])
 
 
-def to_step(link: SmppLink, incoming: Incoming, session_id: str, service_code: str) -> UssdStep:
-    """The neutral step: only the newest input (SMPP never sends a history)."""
+def to_step(link: SmppLink, incoming: Incoming, session_id: str, service_code: str, step_id: str) -> UssdStep:
+    """The neutral step: only the newest input (SMPP never sends a history), and whether it dials."""
     text = dial_input(incoming.text, service_code, link.dial_through) if incoming.dialled else incoming.text
     return UssdStep(
         session_id=session_id,
@@ -111,6 +119,8 @@ def to_step(link: SmppLink, incoming: Incoming, session_id: str, service_code: s
         cumulative=False,
         network=link.network,
         transport="smpp",
+        dialled=incoming.dialled,
+        step_id=step_id,
     )
 
 
