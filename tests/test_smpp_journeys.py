@@ -1,0 +1,113 @@
+"""Sira's own conversation over SMPP, end to end: gateway emulator -> connector -> conversation ->
+database -> referral -> the provider's SMS (through a real worker and the SMS gateway emulator),
+on both back-ends and real Redis, in the three languages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from config import parse_smpp_links
+from gateway.emulator.smsc import UssdGatewayEmulator
+from gateway.smpp import Connector
+from models import Referral, Returnee, UssdSession
+from models.phone import phone_hash
+from services.converse import conversation_for
+from tests.conftest import PHONE_HASH_KEY, flush_transcripts
+from tests.gateway_helpers import EmulatorProcess
+from tests.journeys import code_in, inbox, run_worker, seeded_app
+
+PHONE = "+22370000101"
+APEJ = "+22370000002"  # jobs in Bamako, first choice of the sample directory
+# (language choice, the registration's last screen in that language)
+LANGUAGES = {
+    "fr": ("1", "Vous etes inscrit"),
+    "bm": ("2", "I togo sebenna"),
+    "en": ("3", "You are registered"),
+}
+
+
+@pytest.fixture
+def app(database_url: str, redis, gateway: EmulatorProcess) -> Flask:
+    return seeded_app(database_url, gateway)
+
+
+@pytest.fixture
+def smsc() -> Iterator[UssdGatewayEmulator]:
+    emulator = UssdGatewayEmulator(reply_timeout=10)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def connector(app, smsc) -> Iterator[Connector]:
+    links = parse_smpp_links(
+        f"smpp://sira:sira@127.0.0.1:{smsc.port}?name=orange&network=61002&reconnect_min=0.1"
+    )
+    connector = Connector(
+        links,
+        conversation_for(app),
+        service_code="*384*7472#",
+        redact=lambda value: phone_hash(value, PHONE_HASH_KEY),
+        workers=4,
+    )
+    connector.start()
+    assert connector.wait_bound(5)
+    yield connector
+    connector.stop()
+
+
+def run(smsc: UssdGatewayEmulator, number: int, answers: list[str]) -> list[str]:
+    screens = [smsc.wait_screen(number, 1, timeout=10).text]
+    for i, answer in enumerate(answers, start=2):
+        smsc.answer(number, answer)
+        screens.append(smsc.wait_screen(number, i, timeout=10).text)
+    return screens
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_returnee_registers_over_smpp(smsc, connector, db, database_url, lang) -> None:
+    choice, done = LANGUAGES[lang]
+    number = smsc.dial(PHONE)
+    screens = run(smsc, number, [choice, "3", "Awa", "2", "3", "1", "1", "1", "1"])
+    assert "1 Francais" in screens[0] and "2 Bamanankan" in screens[0]
+    assert done in screens[-1] and smsc.sessions[number].screens[-1].end
+    returnee = db.scalar(select(Returnee))
+    assert (returnee.phone_e164, returnee.first_name, returnee.language) == (PHONE, "Awa", lang)
+    assert returnee.is_registered
+    flush_transcripts(database_url)
+    session = db.scalar(select(UssdSession))
+    assert session.outcome == "registration.done" and session.phone_hash == returnee.phone_hash
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_returnee_asks_for_help_over_smpp_and_the_provider_is_alerted_by_sms(
+    smsc, connector, gateway, database_url, db, lang
+) -> None:
+    choice, _ = LANGUAGES[lang]
+    number = smsc.dial(PHONE)
+    screens = run(smsc, number, [choice, "1", "Awa", "2", "3", "1", "1", "1", "1", "1", "1"])
+    assert smsc.sessions[number].screens[-1].end
+    code = code_in(screens[-1])
+    referral = db.scalar(select(Referral))
+    assert referral.code == code and db.get(Returnee, referral.returnee_id).phone_e164 == PHONE
+    run_worker(database_url, gateway)
+    assert any(code in text for text in inbox(gateway, APEJ))
+
+
+def test_dial_through_over_smpp_skips_the_first_menu(smsc, connector) -> None:
+    number = smsc.dial(PHONE, "*384*7472*3#")
+    assert "Register" in smsc.wait_screen(number, 1, timeout=10).text
+
+
+def test_a_repeated_answer_pdu_over_smpp_registers_once(smsc, connector, db) -> None:
+    number = smsc.dial(PHONE)
+    run(smsc, number, ["3", "3", "Awa", "2", "3", "1", "1", "1"])
+    smsc.drop_after_next_deliver()  # the consent leaves, the bind drops before its response
+    smsc.answer(number, "1")
+    assert "You are registered" in smsc.wait_screen(number, 10, timeout=10).text
+    assert len(db.scalars(select(Returnee)).all()) == 1
