@@ -4,7 +4,12 @@ on both back-ends and real Redis, in the three languages."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -16,7 +21,7 @@ from gateway.smpp import Connector
 from models import Referral, Returnee, UssdSession
 from models.phone import phone_hash
 from services.converse import conversation_for
-from tests.conftest import PHONE_HASH_KEY, flush_transcripts
+from tests.conftest import PHONE_HASH_KEY, app_settings, flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import code_in, inbox, run_worker, seeded_app
 
@@ -111,3 +116,29 @@ def test_a_repeated_answer_pdu_over_smpp_registers_once(smsc, connector, db) -> 
     smsc.answer(number, "1")
     assert "You are registered" in smsc.wait_screen(number, 10, timeout=10).text
     assert len(db.scalars(select(Returnee)).all()) == 1
+
+
+def test_the_smpp_connector_command_serves_the_gateway_and_stops_on_sigterm(
+    smsc, database_url, redis
+) -> None:
+    env = {
+        **os.environ,
+        **{key.upper(): str(value) for key, value in app_settings(database_url).items()},
+        "SMPP_CONNECTIONS": f"smpp://sira:sira@127.0.0.1:{smsc.port}?name=orange&network=61002",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "smpp-connector"],
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert smsc.wait_for(lambda: smsc.bound, timeout=15)
+        number = smsc.dial(PHONE)
+        assert "1 Francais" in smsc.wait_screen(number, 1, timeout=10).text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=15)[0].decode()
+    assert process.returncode == 0, output
+    assert "SMPP connector: orange" in output and PHONE[1:] not in output

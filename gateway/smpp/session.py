@@ -64,6 +64,7 @@ class Session:
         self._numbers = itertools.count(1)
         self._closed = threading.Event()
         self._last_seen = time.monotonic()
+        self._leaving = False  # we unbind: the gateway closing the connection is expected
 
     @property
     def alive(self) -> bool:
@@ -133,6 +134,7 @@ class Session:
 
     def unbind(self) -> None:
         """Say goodbye, then close; a gateway that does not answer is closed on anyway."""
+        self._leaving = True
         if self.alive:
             with contextlib.suppress(ConnectionError):
                 self.request("unbind").done.wait(2)
@@ -148,7 +150,12 @@ class Session:
             numbers = list(self._pending)
         for number in numbers:
             self._settle(number, None)
-        log.warning("smpp %s: connection closed (%s)", self.link.label, self.bind)
+        log.log(
+            logging.INFO if self._leaving else logging.WARNING,
+            "smpp %s: connection closed (%s)",
+            self.link.label,
+            self.bind,
+        )
         self._on_closed(self)
 
     def _next_number(self) -> int:
@@ -203,7 +210,7 @@ class Session:
                 self._last_seen = time.monotonic()
                 self._dispatch(raw)
         except (OSError, ConnectionError) as exc:
-            if not self._closed.is_set():
+            if not self._closed.is_set() and not self._leaving:
                 log.warning("smpp %s: read failed (%s)", self.link.label, exc)
         finally:
             self.close()
