@@ -104,6 +104,18 @@ def test_a_returnee_asks_for_help_over_smpp_and_the_provider_is_alerted_by_sms(
     assert any(code in text for text in inbox(gateway, APEJ))
 
 
+def test_a_session_cut_off_over_smpp_is_resumed_on_the_next_dial(smsc, connector, db) -> None:
+    first = smsc.dial(PHONE)
+    run(smsc, first, ["1", "3", "Awa", "2"])  # the network drops after "woman": no more answers
+    again = smsc.dial(PHONE)
+    assert again != first
+    offer = smsc.wait_screen(again, 1, timeout=10)
+    assert "Reprendre" in offer.text and not offer.end
+    screens = run(smsc, again, ["1", "2", "1", "1", "1", "1"])
+    assert "Votre age" in screens[1] and "Vous etes inscrit" in screens[-1]
+    assert db.scalar(select(Returnee)).first_name == "Awa"
+
+
 def test_dial_through_over_smpp_skips_the_first_menu(smsc, connector) -> None:
     number = smsc.dial(PHONE, "*384*7472*3#")
     assert "Register" in smsc.wait_screen(number, 1, timeout=10).text
