@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,7 +156,7 @@ class UssdGatewayEmulator:
                 self._lock.wait(left)
             return self.sessions[number].screens[count - 1]
 
-    def wait_for(self, predicate: Any, timeout: float = 5.0) -> bool:
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Wait until `predicate()` holds (binds, responses...); False at the time-out."""
         deadline = time.monotonic() + timeout
         with self._lock:

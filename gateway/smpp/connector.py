@@ -102,7 +102,8 @@ class Connector:
             log.warning("smpp %s: step of %s refused: %s", settings.label, session_id, exc)
             session.respond(response, sequence, status=codec.RX_T_APPN)
             return
-        except Exception:
+        except Exception:  # the conversation ends its own failures politely; this is a bug, and the
+            # gateway must still get an answer, or it delivers the step again and again
             log.exception("smpp %s: step of %s failed", settings.label, session_id)
             session.respond(response, sequence, status=codec.RSYSERR)
             return
