@@ -48,8 +48,7 @@ def smsc() -> Iterator[UssdGatewayEmulator]:
     emulator.stop()
 
 
-@pytest.fixture
-def connector(app, smsc) -> Iterator[Connector]:
+def connect(app: Flask, smsc: UssdGatewayEmulator) -> Connector:
     links = parse_smpp_links(
         f"smpp://sira:sira@127.0.0.1:{smsc.port}?name=orange&network=61002&reconnect_min=0.1"
     )
@@ -62,6 +61,12 @@ def connector(app, smsc) -> Iterator[Connector]:
     )
     connector.start()
     assert connector.wait_bound(5)
+    return connector
+
+
+@pytest.fixture
+def connector(app, smsc) -> Iterator[Connector]:
+    connector = connect(app, smsc)
     yield connector
     connector.stop()
 
@@ -114,6 +119,23 @@ def test_a_session_cut_off_over_smpp_is_resumed_on_the_next_dial(smsc, connector
     screens = run(smsc, again, ["1", "2", "1", "1", "1", "1"])
     assert "Votre age" in screens[1] and "Vous etes inscrit" in screens[-1]
     assert db.scalar(select(Returnee)).first_name == "Awa"
+
+
+def test_a_connector_restarted_mid_session_ends_it_politely_and_the_next_dial_offers_to_resume(
+    app, smsc, connector
+) -> None:
+    number = smsc.dial(PHONE)
+    run(smsc, number, ["1", "3", "Awa", "2"])
+    connector.stop()
+    restarted = connect(app, smsc)
+    try:
+        smsc.answer(number, "3")
+        ended = smsc.wait_screen(number, 6, timeout=10)
+        assert ended.end and "Service indisponible" in ended.text  # not the age question: a new id
+        again = smsc.dial(PHONE)
+        assert "Reprendre" in smsc.wait_screen(again, 1, timeout=10).text
+    finally:
+        restarted.stop()
 
 
 def test_dial_through_over_smpp_skips_the_first_menu(smsc, connector) -> None:
