@@ -80,6 +80,7 @@ class Settings:
     # The operators' USSD gateways the SMPP connector binds to (see SmppLink); the local emulator.
     smpp_connections: str = "smpp://sira:sira@127.0.0.1:2775?name=emulator&network=61002"
     smpp_workers: int = 16  # conversation steps the connector runs at once
+    smpp_emulator_url: str = "http://127.0.0.1:8026"  # the SMPP gateway emulator's phones (simulator)
 
     @property
     def is_production(self) -> bool:
@@ -139,12 +140,14 @@ _URL_SCHEMES = {
     "redis_url": ("redis", "rediss", "unix"),
     "at_api_url": ("http", "https"),
     "public_base_url": ("http", "https"),
+    "smpp_emulator_url": ("http", "https"),
 }
 
 
 # Settings for which an empty value is a choice, not an unset variable: AT_API_URL="" means the
-# SDK's own (live) URLs, where leaving it unset means the local emulator.
-EMPTY_MEANS_SOMETHING = frozenset({"at_api_url"})
+# SDK's own (live) URLs, where leaving it unset means the local emulator; SMPP_EMULATOR_URL=""
+# means no SMPP gateway emulator (the admin's simulator offers Africa's Talking's webhook only).
+EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url"})
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
