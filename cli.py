@@ -121,12 +121,10 @@ def ussd_phone(
         return answer
 
     if transport == "smpp":
-        _smpp_phone(phone, url or SMPP_EMULATOR_URL, next_answer)
+        settings = current_app.extensions["sira.settings"]
+        _smpp_phone(phone, url or settings.smpp_emulator_url or "http://127.0.0.1:8026", next_answer)
     else:
         _at_phone(phone, url, session_id, next_answer)
-
-
-SMPP_EMULATOR_URL = "http://127.0.0.1:8026"  # python -m gateway.emulator.smsc_app's phones' side
 
 
 def _at_phone(
@@ -203,10 +201,9 @@ def smpp_connector_command() -> None:
     import signal
     import threading
 
-    from services.converse import conversation_for
-
     from gateway.smpp import Connector
     from models.phone import phone_hash
+    from services.converse import conversation_for
 
     settings = current_app.extensions["sira.settings"]
     try:
