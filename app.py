@@ -14,13 +14,13 @@ from flows.engine import Engine
 from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
-from services.sealing import Sealer
-from services.spool import Spool
+from infra.connection import redis_from_url
+from infra.sealing import Sealer
+from infra.spool import Spool
 from services.transcripts import SEALING_PURPOSE
 from web import NoCookieSession, admin, callbacks, db, health, sms, ussd
 from web.limits import RateLimit
 from web.ussd_store import UssdStore
-from workers.connection import redis_from_url
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -12,8 +12,8 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from services.health import ServiceDown, require_services
-from services.sealing import Keyring
+from config import load_settings
+from infra.health import ServiceDown, require_services
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
@@ -33,18 +33,21 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(rehash_phones_command)
 
 
-def alembic_config(url: str, keyring: Keyring | None = None) -> AlembicConfig:
-    """Alembic's configuration; `keyring` encrypts existing values (else the environment's)."""
+def alembic_config(url: str, encryption_keys: Sequence[tuple[str, bytes]] | None = None) -> AlembicConfig:
+    """Alembic's configuration; `encryption_keys` (the environment's if None) encrypt existing
+    values. Revisions import no application module, so they are handed the keys, not a keyring."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = url
-    config.attributes["keyring"] = keyring
+    config.attributes["encryption_keys"] = (
+        encryption_keys if encryption_keys is not None else load_settings().encryption_keyring
+    )
     return config
 
 
 def _app_alembic_config() -> AlembicConfig:
-    keyring = Keyring(current_app.extensions["sira.settings"].encryption_keyring)
-    return alembic_config(current_app.config["DATABASE_URL"], keyring)
+    keys = current_app.extensions["sira.settings"].encryption_keyring
+    return alembic_config(current_app.config["DATABASE_URL"], keys)
 
 
 @db_cli.command("upgrade")
@@ -236,8 +239,8 @@ def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
     from rq import SimpleWorker
 
+    from infra.connection import worker_redis
     from workers import queues
-    from workers.connection import worker_redis
     from workers.cron import start_cron
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
@@ -333,7 +336,7 @@ def rehash_phones_command() -> None:
         raise click.ClickException(
             "set PREVIOUS_PHONE_HASH_KEY to the old key and PHONE_HASH_KEY to the new one"
         )
-    from services.transcripts import STEP_BUFFER
+    from infra.keys import REHASH_DROPPED, STEP_BUFFER
 
     if current_app.extensions["sira.redis"].llen(STEP_BUFFER):
         raise click.ClickException(
@@ -343,7 +346,7 @@ def rehash_phones_command() -> None:
         counts = rehash_phones(session, old, new)
         session.commit()
     redis = current_app.extensions["sira.redis"]
-    for pattern in ("ussd:resume:*", "ussd:profile:*", "limit:*"):
-        for key in redis.scan_iter(match=pattern, count=500):
+    for prefix in REHASH_DROPPED:
+        for key in redis.scan_iter(match=f"{prefix}*", count=500):
             redis.delete(key)
     click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))

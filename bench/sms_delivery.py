@@ -485,11 +485,11 @@ def outbox_rows(database_url: str, env: dict[str, str], count: int) -> list[int]
     from config import load_settings
     from flows.i18n import Catalogs
     from flows.sms import SmsTexts
+    from infra.sealing import Keyring
     from models.db import make_session_factory
     from models.phone import phone_hash
     from models.referral import new_code
     from services.referrals import queue_sms
-    from services.sealing import Keyring
 
     settings = load_settings(env)
     texts = SmsTexts.from_settings(settings, Catalogs.load())

@@ -36,6 +36,7 @@ from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
 from gateway.ussd import StepRefused, UssdReply, UssdStep
+from infra.sealing import Sealer
 from models import Referral, UssdSession
 from models import UssdStep as StepRow
 from models import returnee as returnees
@@ -45,7 +46,6 @@ from models.directory import Category
 from models.phone import phone_hash
 from services.effects import Performed, perform
 from services.referrals import NotReferable
-from services.sealing import Sealer
 from services.transcripts import step_record
 from web.limits import RateLimit
 from web.ussd_store import DROP, REFRESH, Loaded, UssdStore

@@ -13,8 +13,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError
 
 from config import ConfigError, load_settings
-from services.spool import DELIVERY, INCOMING, Spool
-from workers.connection import redis_from_url
+from infra.connection import redis_from_url
+from infra.spool import DELIVERY, INCOMING, Spool
 from workers.sms import backoff
 
 

@@ -16,6 +16,8 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
+from infra import keys
+
 
 @dataclass(frozen=True)
 class RateLimit:
@@ -27,7 +29,7 @@ class RateLimit:
 
     def key(self, phone_digest: str, now: float | None = None) -> str:
         slot = int((time.time() if now is None else now) // self.window)
-        return f"limit:{self.kind}:{phone_digest}:{slot}"
+        return keys.rate_limit(self.kind, phone_digest, slot)
 
     def stage(self, pipe: Pipeline, phone_digest: str) -> bool:
         """Queue the count on `pipe`; its two results end the pipeline's. False: nothing queued."""

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from infra import spool
 from models.base import utcnow
 from models.phone import InvalidPhone, phone_hash, to_e164
-from services import spool
 from services.inbound import delivery_report as delivery_report_of
 from services.inbound import opt_out, receive
 from web import plain

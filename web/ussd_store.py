@@ -8,7 +8,7 @@ the thread's own: on loopback redis-py's client layer costs more CPU than the ro
 hold only the keyed phone hash; values are sealed (AES-GCM), since a session holds a first name.
 
 A session open when its phone is erased (by SMS, or by staff) is keyed by its id, which erasure
-does not know: the tombstone erasure leaves (see services/transcripts) is read with the session,
+does not know: the tombstone erasure leaves (see infra/forgetting.py) is read with the session,
 and checked again by the save, so the session's next step deletes it instead of carrying it on.
 A session also keeps the phone that opened it: the same id from another phone touches nothing.
 
@@ -27,7 +27,6 @@ The profile is written whoever wins the session's state: it reflects the databas
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -37,17 +36,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from flows.engine import State
-from services.sealing import Sealer
-from services.transcripts import (
-    ERASED_TTL_SECONDS,
-    STEP_BUFFER,
-    begun_before_erasure,
-    erased_at,
-    erased_key,
-    erasure_mark,
-)
+from infra import keys
+from infra.connection import Direct, DirectScript
+from infra.forgetting import begun_before_erasure, erased_at, forget_phone, forget_profiles
+from infra.sealing import Sealer
 from web.limits import RateLimit
-from workers.connection import Direct, DirectScript
 
 _CAS = """
 local meta = redis.call('HMGET', KEYS[1], 'v', 'b', 'p')
@@ -124,11 +117,11 @@ class UssdStore:
 
     @staticmethod
     def _keys(session_id: str, phone_digest: str) -> tuple[str, str]:
-        return f"ussd:s:{session_id}", f"ussd:resume:{phone_digest}"
+        return keys.ussd_session(session_id), keys.ussd_resume(phone_digest)
 
     @staticmethod
     def _profile_key(phone_digest: str) -> str:
-        return f"ussd:profile:{phone_digest}"
+        return keys.ussd_profile(phone_digest)
 
     def load(
         self,
@@ -156,7 +149,7 @@ class UssdStore:
         counting = limit is not None and bool(limit.limit)
         commands: list[tuple[str, ...]] = [
             ("HMGET", key, "v", "s", "b", "p"),
-            ("GET", erased_key(phone_digest)),
+            ("GET", keys.ussd_erased(phone_digest)),
         ]
         if with_resume:
             commands += [("GET", resume_key), ("GET", self._profile_key(phone_digest))]
@@ -235,16 +228,16 @@ class UssdStore:
         data = state.to_json()
         sealed = self.sealer.seal(data.encode())
         counting = limit is not None and bool(limit.limit)
-        limit_key = limit.key(phone_digest) if counting else f"limit:none:{phone_digest}"
+        limit_key = limit.key(phone_digest) if counting else keys.no_rate_limit(phone_digest)
         try:
             won = self._cas(
                 keys=[
                     key,
                     resume_key,
-                    STEP_BUFFER,
+                    keys.STEP_BUFFER,
                     self._profile_key(phone_digest),
                     limit_key,
-                    erased_key(phone_digest),
+                    keys.ussd_erased(phone_digest),
                 ],
                 args=[
                     old_version,
@@ -286,17 +279,9 @@ class UssdStore:
             self._saved.pop(session, None)
 
     def forget_phone(self, phone_digest: str) -> None:
-        """Erasure: drop the phone's resumable session and profile, and leave a tombstone so that
-        its steps still in the buffer are not written back and its open sessions go at their next
-        step (they are keyed by session, not by phone)."""
-        with contextlib.suppress(RedisError):
-            pipe = self.redis.pipeline()
-            pipe.delete(f"ussd:resume:{phone_digest}", self._profile_key(phone_digest))
-            pipe.set(erased_key(phone_digest), erasure_mark(), ex=ERASED_TTL_SECONDS)
-            pipe.execute()
+        """Erasure: see `infra.forgetting.forget_phone` (the spool's replay forgets without a store)."""
+        forget_phone(self.redis, phone_digest)
 
     def forget_profile(self, *phone_digests: str) -> None:
         """The returnee or their referrals changed: the next dial reads the database."""
-        if phone_digests:
-            with contextlib.suppress(RedisError):
-                self.redis.delete(*(self._profile_key(d) for d in phone_digests))
+        forget_profiles(self.redis, *phone_digests)
