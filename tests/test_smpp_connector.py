@@ -415,3 +415,19 @@ def test_the_same_input_typed_twice_in_a_vendor_tlv_session_is_two_steps(smsc, r
         assert len({s["session"] for s in recorder.steps()}) == 1
     finally:
         connector.stop()
+
+
+def test_stopping_finishes_the_step_under_way_and_sends_its_reply_before_unbinding(smsc, recorder) -> None:
+    connector = connect(smsc, recorder)
+    number = smsc.dial(PHONE)
+    smsc.wait_screen(number, 1)
+    recorder.release.clear()
+    smsc.answer(number, "slow")
+    assert recorder.started.wait(5)
+    stopping = threading.Thread(target=connector.stop)
+    stopping.start()
+    time.sleep(0.3)
+    recorder.release.set()
+    stopping.join(10)
+    assert smsc.sessions[number].screens[-1].text == "step 2: slow"
+    assert smsc.wait_for(lambda: not smsc.bound, timeout=5)

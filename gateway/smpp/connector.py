@@ -50,15 +50,26 @@ class Connector:
         self._seen: OrderedDict[tuple[object, ...], float] = OrderedDict()
         self._open: dict[tuple[str, str, str], tuple[str, float]] = {}
         self.duplicates = 0
+        self._stopping = False
 
     def start(self) -> None:
         for link in self.links:
             link.start()
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """Finish the steps under way and send their replies while still bound, then unbind.
+
+        A step that arrives meanwhile is not acknowledged: the gateway delivers it again to the
+        next connector, which does it then.
+        """
+        self._stopping = True
+        self._pool.shutdown(wait=True, cancel_futures=False)
+        deadline = time.monotonic() + grace
+        for link in self.links:
+            if not link.drain(deadline):
+                log.warning("smpp %s: stopping with replies unsent", link.settings.label)
         for link in self.links:
             link.stop()
-        self._pool.shutdown(wait=True, cancel_futures=False)
 
     def wait_bound(self, timeout: float) -> bool:
         """True once every link is bound (tests, and the start-up log)."""
@@ -68,6 +79,14 @@ class Connector:
     def _on_request(self, link: Link, session: Session, pdu: Any) -> None:
         """On the session's reader thread: read the PDU, drop a repeat, hand the step to a worker."""
         response = f"{pdu.command}_resp"
+        if self._stopping:
+            log.info(
+                "smpp %s: stopping; %s #%d left for the gateway to deliver again",
+                link.settings.label,
+                pdu.command,
+                pdu.sequence,
+            )
+            return
         try:
             incoming = read_incoming(link.settings, pdu)
         except UnusablePdu as exc:

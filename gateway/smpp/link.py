@@ -51,6 +51,7 @@ class Link:
         self.late_replies = 0
         self._paused_until = 0.0
         self._throttle_wait = settings.throttle_wait
+        self._in_flight = 0  # replies sent and not yet answered by the gateway
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -67,6 +68,16 @@ class Link:
             session.unbind()
         for thread in self._threads:
             thread.join(timeout=5)
+
+    def drain(self, deadline: float) -> bool:
+        """Wait until every reply has gone and been answered (or `deadline`, a monotonic time)."""
+        with self._wake:
+            while self._outbox or self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(min(left, 0.1))
+            return True
 
     def send_reply(self, reply: Reply) -> None:
         with self._wake:
@@ -138,12 +149,17 @@ class Link:
                     self.settings.reply_timeout,
                 )
                 continue
+            with self._wake:
+                self._in_flight += 1
             try:
                 session.request("submit_sm", partial(self._sent, reply), **reply.fields)
             except ConnectionError:
-                self._requeue(reply)
+                self._requeue(reply, answered=True)
 
     def _sent(self, reply: Reply, response: Any | None) -> None:
+        with self._wake:
+            self._in_flight -= 1
+            self._wake.notify_all()
         if response is None:
             log.warning(
                 "smpp %s: bind lost before the reply to %s was answered; sending it again",
@@ -168,7 +184,9 @@ class Link:
         else:
             self._throttle_wait = self.settings.throttle_wait
 
-    def _requeue(self, reply: Reply) -> None:
+    def _requeue(self, reply: Reply, *, answered: bool = False) -> None:
         with self._wake:
+            if answered:  # sending failed before the request was registered
+                self._in_flight -= 1
             self._outbox.appendleft(reply)
             self._wake.notify_all()

@@ -107,7 +107,10 @@ class Session:
         threading.Thread(target=self._keep_alive, name=f"smpp-alive-{self.link.label}", daemon=True).start()
 
     def request(self, name: str, on_response: OnResponse | None = None, **fields: Any) -> _Pending:
-        """Send a request once the window has room; `on_response` gets its response (or None)."""
+        """Send a request once the window has room; `on_response` gets its response (or None).
+
+        Raises `ConnectionError` only when the session died before the request could be sent.
+        """
         while not self._window.acquire(timeout=0.5):
             if not self.alive:
                 raise ConnectionError(f"{self.link.label}: session closed")
@@ -117,10 +120,11 @@ class Session:
             self._pending[number] = pending
         try:
             self._write(codec.encode(name, number, **fields))
-        except OSError:
+        except (OSError, ConnectionError):
+            # Registered already: `on_response` hears of the loss (None), once, as for any request
+            # pending when a bind dies; raising as well would have the caller retry it a second time.
             self._settle(number, None)
             self.close()
-            raise ConnectionError(f"{self.link.label}: session closed") from None
         return pending
 
     def respond(self, name: str, sequence: int, status: int = codec.ROK, **fields: Any) -> bool:
