@@ -1,8 +1,8 @@
-"""Flask CLI commands: migrations, start-up checks and a terminal phone for the USSD webhook."""
+"""Flask CLI commands: migrations, start-up checks, a terminal phone, the worker and the SMPP connector."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(check_command)
     app.cli.add_command(ussd_phone)
+    app.cli.add_command(smpp_connector_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
     app.cli.add_command(rotate_keys_command)
@@ -91,11 +92,47 @@ def check_command() -> None:
 @click.command("ussd")
 @with_appcontext
 @click.argument("phone")
-@click.option("--url", default=None, help="Webhook URL (default: PUBLIC_BASE_URL/ussd).")
+@click.option(
+    "--url",
+    default=None,
+    help="Webhook URL (default: PUBLIC_BASE_URL/ussd); with smpp, the gateway emulator's.",
+)
 @click.option("--inputs", default=None, help='Comma-separated answers, e.g. "1,1,Awa,2"; else interactive.')
-@click.option("--session", "session_id", default=None, help="Session id (default: a new random one).")
-def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str | None) -> None:
+@click.option(
+    "--session", "session_id", default=None, help="Session id (default: a new random one; at only)."
+)
+@click.option(
+    "--transport",
+    type=click.Choice(["at", "smpp"]),
+    default="at",
+    show_default=True,
+    help="at: Africa's Talking's webhook; smpp: dial through the USSD gateway emulator and the SMPP connector.",
+)
+def ussd_phone(
+    phone: str, url: str | None, inputs: str | None, session_id: str | None, transport: str
+) -> None:
     """A terminal phone: dial the service and answer its screens, as a handset would."""
+    answers = inputs.split(",") if inputs is not None else None
+
+    def next_answer() -> str | None:
+        if answers is None:
+            return click.prompt(">", default="", show_default=False)
+        if not answers:
+            return None
+        answer = answers.pop(0)
+        click.echo(f"> {answer}")
+        return answer
+
+    if transport == "smpp":
+        settings = current_app.extensions["sira.settings"]
+        _smpp_phone(phone, url or settings.smpp_emulator_url or "http://127.0.0.1:8026", next_answer)
+    else:
+        _at_phone(phone, url, session_id, next_answer)
+
+
+def _at_phone(
+    phone: str, url: str | None, session_id: str | None, next_answer: Callable[[], str | None]
+) -> None:
     import uuid
 
     from web.callbacks import callback_url
@@ -103,7 +140,6 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
     settings = current_app.extensions["sira.settings"]
     url = url or callback_url(settings.public_base_url, "/ussd", settings.callback_secrets)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
-    answers = inputs.split(",") if inputs is not None else None
     history: list[str] = []
     while True:
         form = {
@@ -124,14 +160,76 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
         click.echo("-" * 24)
         if not body.startswith("CON "):
             return
-        if answers is not None:
-            if not answers:
-                return
-            answer = answers.pop(0)
-            click.echo(f"> {answer}")
-        else:
-            answer = click.prompt(">", default="", show_default=False)
+        answer = next_answer()
+        if answer is None:
+            return
         history.append(answer)
+
+
+def _smpp_phone(phone: str, base: str, next_answer: Callable[[], str | None]) -> None:
+    """Dial through the gateway emulator: its deliver_sm goes to the connector, its screens come back."""
+    from models.phone import InvalidPhone, to_e164
+
+    settings = current_app.extensions["sira.settings"]
+    try:
+        e164 = to_e164(phone, settings.default_region_code)
+    except InvalidPhone:
+        raise click.ClickException(f"{phone!r} is not a phone number") from None
+    path, data = "/ussd/dial", {"phone": e164}
+    while True:
+        try:
+            response = requests.post(base.rstrip("/") + path, data=data, timeout=30)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach the USSD gateway emulator at {base}: {exc}") from None
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
+        if response.status_code != 200:
+            raise click.ClickException(f"{response.status_code}: {body.get('error', response.text)}")
+        click.echo(body["text"])
+        click.echo("-" * 24)
+        if body["end"]:
+            return
+        answer = next_answer()
+        if answer is None:
+            return
+        path, data = "/ussd/answer", {"session": body["session"], "text": answer}
+
+
+@click.command("smpp-connector")
+@with_appcontext
+def smpp_connector_command() -> None:
+    """Bind to the operators' USSD gateways (SMPP_CONNECTIONS) and serve their sessions until stopped."""
+    import logging
+    import signal
+    import threading
+
+    from gateway.smpp import Connector
+    from models.phone import phone_hash
+    from services.converse import conversation_for
+
+    settings = current_app.extensions["sira.settings"]
+    try:
+        require_services(current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"])
+    except ServiceDown as exc:
+        raise click.ClickException(str(exc)) from None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    key = settings.phone_hash_key
+    connector = Connector(
+        settings.smpp_links,
+        conversation_for(current_app._get_current_object()),  # type: ignore[attr-defined]
+        service_code=settings.ussd_service_code,
+        redact=lambda value: phone_hash(value, key),
+        workers=settings.smpp_workers,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    connector.start()
+    click.echo("SMPP connector: " + ", ".join(link.label for link in settings.smpp_links))
+    stop.wait()
+    connector.stop()
 
 
 @click.command("worker")
