@@ -133,12 +133,10 @@ class OrangeGateway:
     def balance(self) -> int | None:
         """SMS units left in the Malian bundles; None when Orange cannot tell us right now."""
         try:
-            response = self._session.get(
-                self.api_url + CONTRACTS_PATH,
-                headers={"Authorization": f"Bearer {self.tokens.get()}"},
-                params={"country": COUNTRY},
-                timeout=self.timeout_seconds,
-            )
+            token = self.tokens.get()
+            response = self._contracts(token)
+            if response.status_code == 401:
+                response = self._contracts(self.tokens.renew(token))
             if response.status_code != 200:
                 log.warning("orange contracts answered HTTP %s", response.status_code)
                 return None
@@ -146,6 +144,13 @@ class OrangeGateway:
         except (TokenError, requests.RequestException, ValueError) as exc:
             log.warning("orange balance unknown: %s", type(exc).__name__)
             return None
+
+    def _contracts(self, token: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        url = self.api_url + CONTRACTS_PATH
+        return self._session.get(
+            url, headers=headers, params={"country": COUNTRY}, timeout=self.timeout_seconds
+        )
 
     def close(self) -> None:
         """Release the pooled connection (workers call this before exiting)."""

@@ -124,6 +124,8 @@ def test_the_balance_is_the_bundle_left_and_each_part_spends_one(gateway, emulat
     set_faults(emulator, orange_balance=10)
     gateway.send(OutgoingSms(fresh_number(), "x" * 161))  # two parts
     assert gateway.balance() == 8
+    set_faults(emulator, expire_tokens=True)
+    assert gateway.balance() == 8 and tokens_issued(emulator) == 2  # renewed once, as a send is
 
 
 def test_429_is_retried_later_with_its_retry_after(gateway, emulator) -> None:
