@@ -251,3 +251,23 @@ def test_settings_choose_the_orange_adapter_and_check_its_values() -> None:
         load_settings({}, orange_timeout_seconds=20.0)
     with pytest.raises(ConfigError, match="ORANGE_API_URL"):
         load_settings({}, orange_api_url="ftp://orange")
+
+
+@pytest.mark.parametrize("faults", [{"orange_balance": -1}, {"orange_balance": 1.5}, {"expire_tokens": False},
+                                    {"orange_token_ttl": "soon"}, {"throttle_next": True}])  # fmt: skip
+def test_a_bad_orange_fault_is_refused_and_changes_nothing(emulator, faults: dict[str, object]) -> None:
+    before = emulator.get("/faults").json()
+    response = emulator.post("/faults", json={"throttle_next": 3, **faults})
+    assert response.status_code == 400 and "error" in response.json()
+    assert emulator.get("/faults").json() == before
+
+
+def test_the_emulator_refuses_a_send_without_a_valid_token_or_body(emulator) -> None:
+    url = "/smsmessaging/v1/outbound/tel%3A%2B22320000000/requests"
+    assert emulator.post(url, json={}).status_code == 401
+    token = emulator.post(
+        "/oauth/v3/token", data={"grant_type": "client_credentials"}, auth=("a", "b")
+    ).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert emulator.post(url, json={}, headers=headers).status_code == 400
+    assert emulator.post("/oauth/v3/token", data={"grant_type": "client_credentials"}).status_code == 401
