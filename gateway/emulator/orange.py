@@ -14,8 +14,8 @@ import base64
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import unquote
 
 import requests
@@ -36,7 +36,7 @@ def add_orange_face(
     state: EmulatorState,
     reporter: DeliveryReporter,
     callback_base: str | None,
-    reachable: Any,
+    reachable: Callable[[str], bool],
     short_code: str,
 ) -> None:
     """Register Orange's endpoints on the emulator app."""
