@@ -49,6 +49,12 @@ class Settings:
     at_api_key: str = "emulator-key"
     at_api_url: str = "http://127.0.0.1:8025"
     at_timeout_seconds: float = 5.0
+    orange_api_url: str = "http://127.0.0.1:8025"
+    orange_client_id: str = "emulator-client"
+    orange_client_secret: str = "emulator-secret"
+    orange_sender_address: str = "tel:+22320000000"
+    orange_sender_name: str = "SIRA"
+    orange_timeout_seconds: float = 5.0
     sms_sender_provider: str = "SIRA"
     sms_sender_returnee: str = "INFO"
     sms_retry_intervals: str = "5,30,120,600"
@@ -139,6 +145,7 @@ _URL_SCHEMES = {
     "database_url": ("sqlite", "postgresql", "postgresql+psycopg"),
     "redis_url": ("redis", "rediss", "unix"),
     "at_api_url": ("http", "https"),
+    "orange_api_url": ("http", "https"),
     "public_base_url": ("http", "https"),
     "smpp_emulator_url": ("http", "https"),
 }
@@ -201,6 +208,13 @@ def _validate(s: Settings) -> None:
             "AT_TIMEOUT_SECONDS < SMS_JOB_TIMEOUT_SECONDS < SMS_CLAIM_LEASE_SECONDS must hold:"
             " a send is cut off by its job time-out before the sweeper may take it back"
         )
+    # An Orange send may take four calls in a row: token, send, renewed token, send again.
+    if not 0 < 4 * s.orange_timeout_seconds < s.sms_job_timeout_seconds:
+        raise ConfigError(
+            "4 x ORANGE_TIMEOUT_SECONDS must be under SMS_JOB_TIMEOUT_SECONDS (a send may take four calls)"
+        )
+    if not re.fullmatch(r"(tel:)?\+[1-9]\d{6,14}", s.orange_sender_address.strip()):
+        raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, e.g. tel:+22320000000")
     if s.sms_max_attempts < 1 or s.database_connect_timeout_seconds < 1:
         raise ConfigError("SMS_MAX_ATTEMPTS and DATABASE_CONNECT_TIMEOUT_SECONDS must be at least 1")
     for name in ("outbox_sweep_seconds", "worker_maintenance_seconds", "spool_replay_seconds"):

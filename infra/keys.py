@@ -22,6 +22,10 @@ RATE_LIMIT = "limit:"
 ADMIN_SESSION = "admin:session:"
 ADMIN_USER_SESSIONS = "admin:user-sessions:"
 
+# The Orange SMS bundle left, as last checked (infra/balance.py), and the mark of a check on its way.
+ORANGE_BALANCE = "sira:orange:balance"
+ORANGE_BALANCE_ASKED = "sira:orange:balance:asked"
+
 # RQ queues, in the order a worker serves them: the cron's jobs (transcripts, sweep, deadlines)
 # are few and quick, and must not wait behind a backlog of SMS.
 DEFAULT_QUEUE = "default"
