@@ -334,7 +334,16 @@ class Engine:
             return None  # "²" and "٣" are digits to str.isdigit, not to a menu
         index = int(user_input) - 1
         visible = screen.visible(state)
-        return visible[index] if 0 <= index < len(visible) else None
+        first, last = self._page_span(screen, state)
+        return visible[index] if first <= index < min(last, len(visible)) else None
+
+    def _page_span(self, screen: Choose, state: State) -> tuple[int, int]:
+        """The option indexes the current page shows: an answer means what was on the screen, so
+        `3` on the second page of the regions is not Koulikoro from the first."""
+        pages = self._pages_for(screen, state)
+        page = min(state.page, len(pages) - 1)
+        first = sum(len(p) for p in pages[:page])
+        return first, first + len(pages[page])
 
     def _go(self, state: State, screen_id: str, push: bool) -> None:
         if push:
