@@ -53,6 +53,7 @@ R_STARTED = _("You will receive SMS from Sira again.")
 R_ERASE_CONFIRM = _("To erase all your data, reply SUPPRIMER {pin} within 24 hours.")
 R_ERASE_BAD_PIN = _("This code is wrong or has expired. Send SUPPRIMER to get a new one.")
 R_ERASED = _("Your data has been erased.")
+R_ERASE_NOTHING = _("Sira holds no data for this number: there is nothing to erase.")
 R_UNKNOWN = _("Sira did not understand. Send AIDE for help or dial {ussd}.")
 
 # Neutral labels an SMS may show (seed/directory.yaml gives each category one).
