@@ -21,6 +21,7 @@ def what_is_sent(state: State) -> dict[str, str]:
 
 JOURNEY = Journey(
     "help",
+    resume=_("Continue your request for help?"),
     screens=(
         Choose("help.category", _("What do you need?"), CATEGORIES, save="category", next="help.confirm"),
         confirm(

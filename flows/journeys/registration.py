@@ -43,6 +43,7 @@ def after_consent(state: State) -> str:
 
 JOURNEY = Journey(
     "registration",
+    resume=_("Continue your registration?"),
     screens=(
         Ask(
             "registration.first_name",
