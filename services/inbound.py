@@ -198,9 +198,12 @@ def _returnee(
                    Referral.feedback.is_(None))
             .order_by(Referral.feedback_requested_at.desc())
         )  # fmt: skip
-        if referral is not None:
-            referral.feedback = "served" if choice == "1" else "not_served"
+        if referral is not None and choice == "1":
+            referral.feedback = "served"
             return answer(texts_.R_FEEDBACK_THANKS)
+        if referral is not None:  # not helped: the desk takes another look, and the door stays open
+            referral.feedback, referral.flagged_at = "not_served", utcnow()
+            return answer(texts_.R_FEEDBACK_NOT_HELPED, code=referral.code)
         message.handled_as = "unknown"
         return answer(texts_.R_UNKNOWN)
     message.handled_as = "unknown"

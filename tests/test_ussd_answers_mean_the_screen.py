@@ -12,20 +12,13 @@ from flows.options import CATEGORIES
 from models import Referral
 from tests.conftest import Phone
 
-# language choice; the region question, "invalid choice", the need question, the confirmation's
-# words for "employment" and "support" (the neutral labels SMS use), "Yes"
+# language choice; the region question, "invalid choice", the need question (just registered),
+# the confirmation's words for "employment" and "support" (the neutral labels SMS use)
 SAY = {
-    "fr": (
-        "1",
-        "Ou habitez-vous",
-        "Choix invalide",
-        "De quoi avez-vous besoin",
-        "(emploi)",
-        "(accompagnement)",
-    ),
+    "fr": ("1", "Ou habitez-vous", "Choix invalide", "Votre besoin ?", "(emploi)", "(accompagnement)"),
     "bm": ("2", "I sigilen be min", "Sugandili fili", "I mago be mun na", "(baara)", "(deme)"),
     "en": ("3", "Where do you live", "Invalid choice", "What do you need", "(employment)", "(support)"),
-}
+}  # fmt: skip
 
 
 def _numbers(screen: str) -> set[int]:

@@ -24,6 +24,14 @@ JOURNEY = Journey(
     resume=_("Continue your request for help?"),
     screens=(
         Choose("help.category", _("What do you need?"), CATEGORIES, save="category", next="help.confirm"),
+        # Just registered (by "Register" or on the way to "Ask for help"): on to the need, no second dial.
+        Choose(
+            "help.registered",
+            _("You are registered. What do you need?"),
+            CATEGORIES,
+            save="category",
+            next="help.confirm",
+        ),
         confirm(
             "help.confirm",
             _(
