@@ -47,7 +47,8 @@ def test_a_dropped_request_is_offered_by_name_and_resumed_at_its_confirmation(
 def test_nothing_is_offered_after_read_only_screens_or_a_journey_not_begun(phone: Phone, lang: str) -> None:
     choice, registration, help_, _age, _send, menu = SAY[lang]
     register(phone, language=choice)
-    for path in (("2",), ("6",), ("1",), ("2", "1")):  # My requests, useful numbers, the list of needs
+    # My requests, the useful numbers, the list of needs, a request chosen on an empty list
+    for path in (("2",), ("6",), ("1",), ("2", "1")):
         phone.dial()
         for answer in path:
             phone.send(answer)
