@@ -40,10 +40,10 @@ class State:
     inputs: int = 0
     reply: str = ""
     ended: bool = False
+    unfinished: str | None = None  # the journey whose answers would be lost if the call dropped
     suspended: dict | None = None
     hint: str | None = None
     origin: list = field(default_factory=list)
-    unfinished: str | None = None  # the journey whose answers would be lost if the call dropped
 
     @property
     def language(self) -> str:
