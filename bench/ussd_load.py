@@ -33,6 +33,8 @@ SHORT_CODE = "7472"  # where an operator's gateway says the dial went (destinati
 NETWORK_CODE = "61001"
 LANGUAGE_ANSWER = "1"  # Français, on the first dial only
 REGISTER_LABEL = "S'inscrire"  # on the first screen: the language is known; its number is read, menus grow
+UPDATE_LABEL = "Modifier mon inscription"  # the same option once the phone is registered
+REGISTERED_LABEL = "Vous etes inscrit"  # the journey's last screen: registered, on to the need (CON)
 # After Register: first name, woman, 26 to 35, next page of regions, Bandiagara, Libya, 3 to 12 months, I agree.
 AFTER_REGISTER = ("Awa", "2", "3", "98", "20", "1", "2", "1")
 REGISTER = ""  # stands for the Register option's number in a list of answers
@@ -52,7 +54,7 @@ def register_choice(menu: str) -> str | None:
     """The number of the Register option on a main-menu screen ("3 S'inscrire" gives "3")."""
     for line in menu.splitlines():
         number, _, label = line.partition(" ")
-        if number.isdigit() and REGISTER_LABEL in label:
+        if number.isdigit() and (REGISTER_LABEL in label or UPDATE_LABEL in label):
             return number
     return None
 
@@ -261,7 +263,7 @@ class Phone:
             self.http.close()
 
     async def session(self) -> bool:
-        """One dial to END; False on any error (already counted), True if done or out of time."""
+        """One dial to registered; False on any error (already counted), True if done or out of time."""
         self.sessions += 1
         tag = f"{self.seg.phase[:3]}{self.seg.round}-{self.seg.target}-{self.index}-{self.sessions}"
         session_id = f"bench-{tag}-{self.rng.getrandbits(32):08x}"
@@ -272,7 +274,7 @@ class Phone:
         is_app = self.seg.target == "app"
         if is_app and not reply.startswith("CON "):
             return self.off_journey("first screen", reply)
-        todo = answers(REGISTER_LABEL in reply if is_app else self.registered)
+        todo = answers(register_choice(reply) is not None if is_app else self.registered)
         for i, answer in enumerate(todo):
             await self.think()
             if time.perf_counter() >= self.clock.stop:
@@ -285,7 +287,7 @@ class Phone:
             reply = await self.step(session_id, history)
             if reply is None:
                 return False
-            if is_app and reply.startswith("END ") != (i == len(todo) - 1):
+            if is_app and (reply.startswith("END ") or (REGISTERED_LABEL in reply) != (i == len(todo) - 1)):
                 return self.off_journey(f"after {'*'.join(history)!r}", reply)
         self.registered = True
         self.tally.sessions_done += 1

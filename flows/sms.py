@@ -43,6 +43,9 @@ R_ACCEPTED = _("Your request {code} has been accepted. The service will contact 
 R_DESK = _("Your request {code}: a coordinator is looking for the right service and will contact you.")
 R_FEEDBACK = _("Your request {code} is closed. Were you helped? Reply 1 for yes, 2 for no.")
 R_FEEDBACK_THANKS = _("Thank you for your answer.")
+R_FEEDBACK_NOT_HELPED = _(
+    "We are sorry. A coordinator will look at your request {code} and contact you. For other help, dial {ussd}."
+)
 R_HELP = _(
     "Sira: dial {ussd} for the menu. SMS: STATUT to follow your requests, STOP for no more SMS, SUPPRIMER to erase your data."
 )
@@ -53,6 +56,7 @@ R_STARTED = _("You will receive SMS from Sira again.")
 R_ERASE_CONFIRM = _("To erase all your data, reply SUPPRIMER {pin} within 24 hours.")
 R_ERASE_BAD_PIN = _("This code is wrong or has expired. Send SUPPRIMER to get a new one.")
 R_ERASED = _("Your data has been erased.")
+R_ERASE_NOTHING = _("Sira holds no data for this number: there is nothing to erase.")
 R_UNKNOWN = _("Sira did not understand. Send AIDE for help or dial {ussd}.")
 
 # Neutral labels an SMS may show (seed/directory.yaml gives each category one).

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from flows import sms as texts_
+from flows.i18n import DEFAULT_LANGUAGE
 from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
 from flows.sms_commands import Command, Parsed, parse
@@ -22,7 +23,7 @@ from models.directory import ProviderNumber
 from models.messaging import InboundSms, OutboundSms
 from models.phone import phone_hash
 from models.referral import IllegalTransition, Referral, open_clause
-from models.returnee import Returnee
+from models.returnee import Returnee, find_by_phone_hash
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
 from services.erasure import CONFIRMATION, erase_pin_matches, erase_returnee, new_erase_pin
@@ -146,19 +147,26 @@ def _provider(
 def _returnee(
     session: Session, message: InboundSms, parsed: Parsed, texts: SmsTexts, hash_key: str
 ) -> list[int]:
-    returnee = get_or_create_returnee(session, message.from_hash)
-    returnee.phone_e164 = returnee.phone_e164 or (message.from_e164 if returnee.is_registered else None)
-    lang = returnee.language
-    to_e164 = returnee.phone_e164 or message.from_e164
+    # Only what answering needs is kept: a number we do not know gets a record for STOP alone (to
+    # honour it), never for a question, so an SMS neither brings an erased person back nor
+    # creates a record whose language the person did not choose.
+    command, choice = parsed.command, parsed.code
+    if command is Command.STOP:
+        returnee: Returnee | None = get_or_create_returnee(session, message.from_hash)
+    else:
+        returnee = find_by_phone_hash(session, message.from_hash)
+    if returnee is not None:
+        returnee.phone_e164 = returnee.phone_e164 or (message.from_e164 if returnee.is_registered else None)
+    lang = returnee.language if returnee is not None else DEFAULT_LANGUAGE
+    to_e164 = (returnee.phone_e164 if returnee is not None else None) or message.from_e164
     message.handled_as = str(parsed.command)
 
     def answer(msgid: str, essential: bool = True, **values: str) -> list[int]:
-        if returnee.opted_out_at is not None and not essential:
+        if returnee is not None and returnee.opted_out_at is not None and not essential:
             return []
         sms = texts.to_returnee(lang, msgid, **values)
         return [lifecycle.queue_sms(session, to_e164, message.from_hash, sms, "returnee_reply", None).id]
 
-    command, choice = parsed.command, parsed.code
     if command in (Command.ACCEPT, Command.DECLINE) and not parsed.code:
         # "oui", "ɔwɔ", "non", "ayi" from a returnee answer the feedback question, as 1 and 2 do
         command, choice = Command.FEEDBACK, "1" if command is Command.ACCEPT else "2"
@@ -167,8 +175,18 @@ def _returnee(
         returnee.opted_out_at = returnee.opted_out_at or utcnow()
         return answer(texts_.R_STOPPED)
     if command is Command.START:
-        returnee.opted_out_at = None
+        if returnee is not None:
+            returnee.opted_out_at = None
         return answer(texts_.R_STARTED)
+    if command is Command.HELP:
+        return answer(texts_.R_HELP)
+    if returnee is None:  # nothing is held for this number: nothing to show, erase or thank for
+        if command is Command.STATUS:
+            return answer(texts_.R_STATUS_NONE)
+        if command is Command.ERASE:
+            return answer(texts_.R_ERASE_NOTHING)
+        message.handled_as = "unknown"
+        return answer(texts_.R_UNKNOWN)
     if command is Command.STATUS:
         return _status(session, returnee, texts, answer)
     if command is Command.ERASE:
@@ -180,13 +198,14 @@ def _returnee(
                    Referral.feedback.is_(None))
             .order_by(Referral.feedback_requested_at.desc())
         )  # fmt: skip
-        if referral is not None:
-            referral.feedback = "served" if choice == "1" else "not_served"
+        if referral is not None and choice == "1":
+            referral.feedback = "served"
             return answer(texts_.R_FEEDBACK_THANKS)
+        if referral is not None:  # not helped: the desk takes another look, and the door stays open
+            referral.feedback, referral.flagged_at = "not_served", utcnow()
+            return answer(texts_.R_FEEDBACK_NOT_HELPED, code=referral.code)
         message.handled_as = "unknown"
         return answer(texts_.R_UNKNOWN)
-    if command is Command.HELP:
-        return answer(texts_.R_HELP)
     message.handled_as = "unknown"
     return answer(texts_.R_UNKNOWN)
 

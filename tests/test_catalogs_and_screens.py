@@ -83,7 +83,7 @@ def test_a_reprompt_shows_the_hint_above_the_whole_screen_it_repeats() -> None:
 
 def test_every_message_is_translated_in_every_catalog() -> None:
     msgids = extracted_msgids()
-    assert {"Your first name?", "Continue where you stopped?"} <= msgids
+    assert {"Your first name?", "Continue your registration?"} <= msgids
     for lang in LANGUAGES:
         missing = sorted(msgids - set(CATALOGS.messages[lang]))
         assert not missing, f"{lang} lacks {missing}"

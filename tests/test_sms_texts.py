@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from flows.i18n import LANGUAGES, Catalogs
+from flows.options import CATEGORIES, NEUTRAL_LABELS
 from flows.sms import SMS_LABELS, SmsTexts
 from gateway.segments import is_gsm7, segment_count
 from tests.conftest import ROOT
@@ -108,3 +109,9 @@ def test_no_returnee_sms_names_a_provider_or_a_person(lang: str, msgid: str) -> 
     translated = TEXTS.catalogs.gettext(lang, msgid)
     for placeholder in ("{provider}", "{name}"):
         assert placeholder not in msgid and placeholder not in translated, (lang, translated)
+
+
+def test_the_ussd_confirmation_names_each_need_by_the_label_its_sms_use() -> None:
+    labels = {code: sms for code, (_name, sms, _pos) in DIRECTORY["categories"].items()}
+    assert {o.code for o in CATEGORIES} == set(NEUTRAL_LABELS)
+    assert {code: labels[code] for code in NEUTRAL_LABELS} == NEUTRAL_LABELS

@@ -113,7 +113,7 @@ def test_two_web_processes_serving_alternate_steps_give_one_conversation(databas
             history.append(answer)
         response = apps[i % 2].post("/ussd", data={**GOOD, "text": "*".join(history)})
         replies.append(response.get_data(as_text=True))
-    assert replies[-1].startswith("END ") and "inscrit" in replies[-1]
+    assert replies[-1].startswith("CON ") and "Vous etes inscrit" in replies[-1]
     with apps[0].application.extensions["sira.sessions"]() as session:
         assert session.scalar(select(Returnee)).region == "bandiagara"
 
