@@ -17,7 +17,7 @@ from flows.sms import SmsTexts
 from services.sealing import Sealer
 from services.spool import Spool
 from services.transcripts import SEALING_PURPOSE
-from web import NoCookieSession, admin, callbacks, db, health, sms, ussd
+from web import NoCookieSession, admin, callbacks, db, health, kannel, sms, ussd
 from web.limits import RateLimit
 from web.ussd_store import UssdStore
 from workers.connection import redis_from_url
@@ -60,7 +60,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     callbacks.register(
         app,
-        [(ussd.bp, ""), (sms.bp, "/sms")],
+        [(ussd.bp, ""), (sms.bp, "/sms"), (kannel.bp, kannel.PREFIX)],
         settings.callback_secrets,
         settings.callback_networks,
         settings.callback_max_bytes,
