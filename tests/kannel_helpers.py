@@ -112,6 +112,19 @@ class Kannel:
         }
         wait_for(lambda: self._alive(name) and ready[name](), timeout=15, interval=0.1)
 
+    def revive(self) -> list[str]:
+        """Start again any box that died; returns their names.
+
+        Kannel 1.4.5's smsbox panics (`conn_unregister: Assertion conn != NULL`) when a server it
+        calls back resets a kept-alive connection, which each test's live server does as it
+        shuts down: the next test gets a fresh smsbox instead of a dead one.
+        """
+        dead = [name for name, process in self.processes.items() if process.poll() is not None]
+        for name in dead:
+            self.processes.pop(name)
+            self.start(name)
+        return dead
+
     def stop_process(self, name: str) -> None:
         process = self.processes.pop(name, None)
         if process is None:

@@ -16,6 +16,7 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
+from gateway import KannelGateway, Outcome, OutgoingSms
 from models import OutboundSms, Referral, SmsStatus
 from models.phone import phone_hash
 from tests.conftest import PHONE_HASH_KEY, Phone, app_settings, run_worker
@@ -31,12 +32,19 @@ APEJ = "+22370000002"  # jobs in Bamako, first choice in the sample directory
 
 
 @pytest.fixture(scope="session")
-def kannel(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
+def kannel_session(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kannel]:
     kannel_installed()
     get_url = f"http://127.0.0.1:{app_port}/{SECRET}/sms/kannel/incoming"
     started = start_kannel(tmp_path_factory.mktemp("kannel"), get_url)
     yield started
     started.stop()
+
+
+@pytest.fixture
+def kannel(kannel_session: Kannel) -> Kannel:
+    """The session's Kannel, with any box the previous test's teardown crashed started again."""
+    kannel_session.revive()
+    return kannel_session
 
 
 @pytest.fixture
@@ -138,3 +146,21 @@ def test_kannel_down_the_send_is_retried_and_leaves_once_it_is_back(
     [row] = rows(db, purpose="provider_alert")
     assert wait_for(lambda: mentioning(kannel.received_by(APEJ), code), timeout=10)
     assert row.status == SmsStatus.ACCEPTED
+
+
+def test_kannels_own_answers_map_to_our_outcomes(kannel: Kannel) -> None:
+    """Wrong credentials hold the message; with no SMSC bound Kannel queues it and sends it later."""
+    number, code = fresh_number(), uuid.uuid4().hex[:5].upper()
+    dlr_url = "http://127.0.0.1:9/unused"
+    wrong = KannelGateway(kannel.sendsms_url, USERNAME, "not-the-password", dlr_url, timeout_seconds=2)
+    held = wrong.send(OutgoingSms(number, "x", "SIRA"))
+    assert (held.outcome, held.status) == (Outcome.HELD, "HTTP 403")
+
+    gateway = KannelGateway(kannel.sendsms_url, USERNAME, PASSWORD, dlr_url, timeout_seconds=2)
+    kannel.stop_process("fakesmsc")
+    try:
+        queued = gateway.send(OutgoingSms(number, f"Sira {code}", "SIRA"))
+    finally:
+        kannel.start("fakesmsc")
+    assert (queued.outcome, queued.status) == (Outcome.ACCEPTED, "Queued")
+    assert wait_for(lambda: mentioning(kannel.received_by(number), code), timeout=10)
