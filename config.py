@@ -55,6 +55,12 @@ class Settings:
     orange_sender_address: str = "tel:+22320000000"
     orange_sender_name: str = "SIRA"
     orange_timeout_seconds: float = 5.0
+    kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    kannel_username: str = "sira"
+    kannel_password: str = ""
+    kannel_dlr_mask: int = 31
+    kannel_smsc: str = ""
+    kannel_timeout_seconds: float = 5.0
     sms_sender_provider: str = "SIRA"
     sms_sender_returnee: str = "INFO"
     sms_retry_intervals: str = "5,30,120,600"
@@ -98,6 +104,13 @@ class Settings:
         return tuple(s.strip() for s in self.callback_secret.split(",") if s.strip())
 
     @property
+    def gateway_timeout_seconds(self) -> float:
+        """How long the gateway in use (SMS_GATEWAY) may wait for an answer to one send."""
+        if self.sms_gateway.strip().lower() == "kannel":
+            return self.kannel_timeout_seconds
+        return self.at_timeout_seconds
+
+    @property
     def encryption_keyring(self) -> tuple[tuple[str, bytes], ...]:
         """(key id, 32-byte key) pairs, current first; the development key if none are set."""
         if not self.encryption_keys.strip():
@@ -117,6 +130,12 @@ class Settings:
             for x in self.callback_allowed_networks.split(",")
             if x.strip()
         )
+
+
+def callback_url(base_url: str, path: str, secrets: tuple[str, ...]) -> str:
+    """The URL a gateway (or the terminal phone) calls `path` at: behind the current secret."""
+    base = base_url.rstrip("/")
+    return f"{base}/{secrets[0]}{path}" if secrets else f"{base}{path}"
 
 
 def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
@@ -146,6 +165,7 @@ _URL_SCHEMES = {
     "redis_url": ("redis", "rediss", "unix"),
     "at_api_url": ("http", "https"),
     "orange_api_url": ("http", "https"),
+    "kannel_sendsms_url": ("http", "https"),
     "public_base_url": ("http", "https"),
     "smpp_emulator_url": ("http", "https"),
 }
@@ -203,10 +223,17 @@ def _validate(s: Settings) -> None:
         [int(x) for x in s.sms_retry_intervals.split(",")]
     except ValueError:
         raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600") from None
-    if not s.at_timeout_seconds < s.sms_job_timeout_seconds < s.sms_claim_lease_seconds:
+    if min(s.at_timeout_seconds, s.kannel_timeout_seconds) <= 0:
+        raise ConfigError("AT_TIMEOUT_SECONDS and KANNEL_TIMEOUT_SECONDS must be positive")
+    if not s.gateway_timeout_seconds < s.sms_job_timeout_seconds < s.sms_claim_lease_seconds:
         raise ConfigError(
-            "AT_TIMEOUT_SECONDS < SMS_JOB_TIMEOUT_SECONDS < SMS_CLAIM_LEASE_SECONDS must hold:"
-            " a send is cut off by its job time-out before the sweeper may take it back"
+            "AT_TIMEOUT_SECONDS (KANNEL_TIMEOUT_SECONDS with SMS_GATEWAY=kannel) < SMS_JOB_TIMEOUT_SECONDS"
+            " < SMS_CLAIM_LEASE_SECONDS must hold: a send is cut off by its job time-out before the"
+            " sweeper may take it back"
+        )
+    if not 0 <= s.kannel_dlr_mask <= 31:
+        raise ConfigError(
+            "KANNEL_DLR_MASK must be between 0 and 31 (sum of Kannel's DLR types 1, 2, 4, 8, 16)"
         )
     # An Orange send may take four calls in a row: token, send, renewed token, send again.
     if not 0 < 4 * s.orange_timeout_seconds < s.sms_job_timeout_seconds:

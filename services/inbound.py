@@ -88,13 +88,17 @@ def delivery_report(session: Session, fields: dict[str, str]) -> str:
 
     `fields`: id, status, failureReason and received_at (ISO 8601).
     """
-    row = session.scalar(select(OutboundSms).where(OutboundSms.gateway_id == fields["id"]).with_for_update())
-    if row is None:
+    moved = session.execute(
+        OutboundSms.record_delivery(
+            fields["id"], fields["status"], fields.get("failureReason") or None,
+            datetime.fromisoformat(fields["received_at"]),
+        )
+    ).rowcount  # fmt: skip
+    if moved:
+        return "ok"
+    if session.scalar(select(OutboundSms.id).where(OutboundSms.gateway_id == fields["id"])) is None:
         return "unknown id"
-    moved = row.record_delivery(
-        fields["status"], fields.get("failureReason") or None, datetime.fromisoformat(fields["received_at"])
-    )
-    return "ok" if moved else "ignored: status does not move forward"
+    return "ignored: status does not move forward"
 
 
 def _is_provider(session: Session, digest: str) -> bool:

@@ -54,9 +54,17 @@ def apply_delivery(raw: Mapping[str, str]) -> Response:
         form = check(raw, DELIVERY_FIELDS)
     except Invalid as exc:
         return plain(str(exc), 400)
-    gateway_id = form["id"].strip()
-    fields = {"id": gateway_id, "status": form["status"].strip(), "failureReason": form.get("failureReason", ""),
-              "received_at": utcnow().isoformat()}  # fmt: skip
+    return take_delivery_report(form["id"].strip(), form["status"].strip(), form.get("failureReason", ""))
+
+
+def take_delivery_report(gateway_id: str, status: str, reason: str) -> Response:
+    """Apply a checked delivery report (from any gateway), or spool it while the database is down."""
+    fields = {
+        "id": gateway_id,
+        "status": status,
+        "failureReason": reason,
+        "received_at": utcnow().isoformat(),
+    }
     session = get_session()
     try:
         answer = delivery_report_of(session, fields)
@@ -115,8 +123,15 @@ def apply_incoming(raw: Mapping[str, str]) -> Response:
     except Invalid as exc:
         return plain(str(exc), 400)
     fields = {"id": form["id"].strip(), "from": e164, "to": form["to"].strip(), "text": form["text"],
-              "linkId": form.get("linkId") or "", "date": sent_at.isoformat(),
-              "received_at": utcnow().isoformat()}  # fmt: skip
+              "linkId": form.get("linkId") or "", "date": sent_at.isoformat()}  # fmt: skip
+    return take_incoming(fields)
+
+
+def take_incoming(fields: dict[str, str]) -> Response:
+    """Store and act on a checked incoming SMS (from any gateway); `fields` as services.inbound.receive
+    takes them, but for `received_at`. Spooled while the database is down."""
+    fields = {**fields, "received_at": utcnow().isoformat()}
+    e164 = fields["from"]
     settings = current_app.extensions["sira.settings"]
     digest = phone_hash(e164, settings.phone_hash_key)
     limited = current_app.extensions["sira.sms_limit"].hit(current_app.extensions["sira.redis"], digest)
