@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -28,12 +28,26 @@ BACK_LABEL = _("Back")
 
 
 @dataclass
+class Facts:
+    """What the host knows of the phone when the session starts; journeys' conditions read it."""
+
+    registered: bool = False
+    referrals: list[dict[str, str]] = field(default_factory=list)  # newest first: code, category, status
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None) -> Facts:
+        """From JSON; a state saved before facts were typed said `registered` as "1" or ""."""
+        data = data or {}
+        return cls(bool(data.get("registered")), list(data.get("referrals") or []))
+
+
+@dataclass
 class State:
     """Everything a session needs between two requests; JSON in Redis."""
 
     screen: str
     answers: dict[str, str] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     page: int = 0
     history: list[list] = field(default_factory=list)
     text: str = ""
@@ -57,11 +71,20 @@ class State:
         return not self.ended and bool(self.history) and self.unfinished is not None
 
     def to_json(self) -> str:
-        return _ENCODE(self.__dict__)
+        return _ENCODE({**self.__dict__, "facts": self.facts.__dict__})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> State:
-        return cls(**json.loads(raw))
+        return cls.of(json.loads(raw))
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> State:
+        return cls(**{**data, "facts": Facts.of(data.get("facts"))})
+
+    def copy(self) -> State:
+        """A copy the engine may change without touching this one (what it holds in lists and
+        dicts is replaced by the engine, never changed in place, but for these)."""
+        return replace(self, answers=dict(self.answers), history=[list(h) for h in self.history])
 
 
 @dataclass(frozen=True)
@@ -139,11 +162,11 @@ class Engine:
 
     # -- entry points -------------------------------------------------------------------
 
-    def start(self, facts: dict[str, Any], language: str | None, suspended: State | None = None) -> State:
+    def start(self, facts: Facts, language: str | None, suspended: State | None = None) -> State:
         """A new session: language choice on first dial, else the main menu or the resume offer."""
         answers = {"language": language} if language else {}
         screen = self.conversation.root if language else self.conversation.first_dial
-        state = State(screen=screen, answers=answers, facts=dict(facts), origin=[screen, language])
+        state = State(screen=screen, answers=answers, facts=facts, origin=[screen, language])
         if (
             suspended is not None
             and suspended.resumable
@@ -154,9 +177,11 @@ class Engine:
         return state
 
     def feed(self, state: State, text: str) -> StepResult:
-        """Apply the gateway's `text` (all inputs so far, joined by `*`) to the state."""
+        """Apply the gateway's `text` (all inputs so far, joined by `*`) to a copy of the state:
+        the result holds the new state; the one given is left as it was."""
         if state.reply and text == state.text:
             return StepResult(Reply(state.reply, state.ended), state, (), advanced=False)
+        state = state.copy()
         if state.screen not in self._resumes and state.screen not in self.conversation.screens:
             self._restart(state)  # saved by an older version of the journeys: replay the history
             state.reply = state.text = ""
@@ -377,7 +402,7 @@ class Engine:
 
     def _answer_resume(self, state: State, user_input: str) -> list[Effect]:
         if user_input == "1" and state.suspended:
-            saved = State(**state.suspended)
+            saved = State.of(state.suspended)
             state.screen, state.page, state.history = saved.screen, saved.page, saved.history
             state.answers = {**saved.answers, "language": state.language}
         elif user_input in ("2", HOME):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
-from flows.engine import RESUME, Engine, State
+from flows.engine import RESUME, Engine, Facts, State
 from flows.i18n import LANGUAGES, Catalogs
 from flows.journeys import conversation
 from flows.screens import Ask, Choose, End
@@ -21,7 +21,7 @@ ENGINE = Engine(conversation(), CATALOGS)
 REFERRALS = [{"code": "R7K3Q", "category": "support", "status": "cancelled"}] * 11 + [
     {"code": "K4M2P", "category": "employment", "status": "sent"}
 ]
-FACTS = ({}, {"registered": "1", "referrals": REFERRALS})
+FACTS = (Facts(), Facts(registered=True, referrals=REFERRALS))
 SAMPLE_STATES = [
     State(screen="x", facts=facts, answers={"intent": intent, "referral": "R7K3Q"})
     for facts in FACTS

@@ -107,7 +107,7 @@ def test_a_step_with_effects_commits_them_with_the_session_row_and_buffers_its_t
     phone = Dialler(client)
     done = phone.register(language="1")
     session = db.scalar(select(UssdSession))  # written with the effects: it holds the origin
-    assert session.session_id == phone.session and session.origin == {"language": None, "registered": ""}
+    assert session.session_id == phone.session and session.origin == {"language": None, "registered": False}
     assert db.scalar(select(func.count()).select_from(UssdStep)) == 0  # nothing else on the request path
     assert redis.llen(STEP_BUFFER) == len(REGISTRATION) + 2
     flush_transcripts(database_url)

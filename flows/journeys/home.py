@@ -18,16 +18,16 @@ def set_language(state: State) -> effects.SetLanguage:
 
 
 def registered(state: State) -> bool:
-    return bool(state.facts.get("registered"))
+    return state.facts.registered
 
 
 def not_registered(state: State) -> bool:
-    return not state.facts.get("registered")
+    return not state.facts.registered
 
 
 def ask_for_help(state: State) -> str:
     """Registered returnees choose their need; others register first, then choose."""
-    return "help.category" if state.facts.get("registered") else "registration.first_name"
+    return "help.category" if state.facts.registered else "registration.first_name"
 
 
 LANGUAGES = tuple(Option(code, label) for code, label in LANGUAGE_NAMES)

@@ -31,8 +31,8 @@ def refuse_consent(_state: State) -> effects.RefuseConsent:
 
 def after_refusal(state: State) -> str:
     """Who has requests still open is told that refusing cancels them, and asked again."""
-    referrals = state.facts.get("referrals", [])
-    if state.facts.get("registered") and any(r.get("status") in OPEN_STATUSES for r in referrals):
+    referrals = state.facts.referrals
+    if state.facts.registered and any(r.get("status") in OPEN_STATUSES for r in referrals):
         return "registration.refuse_open"
     return "registration.refused"
 
