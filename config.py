@@ -77,6 +77,10 @@ class Settings:
     retention_sms_days: int = 90
     retention_referral_days: int = 365
     retention_purge_seconds: int = 3600
+    login_free_failures: int = 3
+    login_max_delay_seconds: int = 900
+    password_checks: int = 2
+    password_check_wait_seconds: float = 2.0
 
     @property
     def is_production(self) -> bool:
@@ -209,6 +213,8 @@ def _validate(s: Settings) -> None:
         s.ussd_rate_window_seconds and s.sms_rate_window_seconds
     ):
         raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
+    if s.login_free_failures < 1 or s.login_max_delay_seconds < 1 or s.password_checks < 1:
+        raise ConfigError("LOGIN_FREE_FAILURES, LOGIN_MAX_DELAY_SECONDS and PASSWORD_CHECKS must be >= 1")
     retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days")
     if any(getattr(s, name) < 1 for name in retention) or s.retention_purge_seconds < 60:
         raise ConfigError("RETENTION_*_DAYS must be >= 1 and RETENTION_PURGE_SECONDS >= 60")

@@ -26,6 +26,8 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
 
 COOKIE = "sira_admin"
 LOGIN_FAILED = _("Wrong email or password.")
+LOGIN_THROTTLED = _("Too many failed attempts from here: wait a few minutes before trying again.")
+LOGIN_BUSY = _("Too many sign-ins at once: try again in a few seconds.")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -138,7 +140,7 @@ def safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """The login form; the same answer for an unknown email, a wrong password or a locked account."""
+    """The login form; the same answer for an unknown email or a wrong password (see throttle.py)."""
     if current_user() is not None:
         return redirect(url_for("admin.index"))
     if request.method == "GET":
@@ -150,25 +152,38 @@ def login() -> ResponseReturnValue:
         return set_cookie(response, session_id) if session_id else response
     email = request.form.get("email", "")[:254]
     password = request.form.get("password", "")[:1024]
+    address, throttle = request.remote_addr or "", current_app.extensions["sira.login_throttle"]
+    wait = throttle.wait_seconds(address, email)
+    if wait:  # no password check at all: a guesser spends none of our CPU
+        return login_refused(LOGIN_THROTTLED, email, 429, wait)
     db, now = get_session(), utcnow()
     user = find_user(db, email)
-    if user is None:
-        spend_password_check(password)
-    elif user.active and not user.is_locked(now):
-        if user.password_matches(password):
-            user.record_login(now)
-            audit(db, user.id, "login")
-            db.commit()
-            store().end(g.admin_session)
-            session_id, _ = store().start(user.id)
-            return set_cookie(redirect(safe_next(request.form.get("next"))), session_id)
-        user.record_failed_login(now)
-    else:
-        spend_password_check(password)
-    audit(db, user.id if user else None, "login.failed", locked=bool(user and user.is_locked(now)))
+    with throttle.password_check() as turn:
+        if not turn:
+            return login_refused(LOGIN_BUSY, email, 503, 5)
+        if user is not None and user.active:
+            matches = user.password_matches(password)
+        else:
+            spend_password_check(password)
+            matches = False
+    if matches and user is not None:
+        throttle.succeeded(address, email)
+        user.record_login(now)
+        audit(db, user.id, "login")
+        db.commit()
+        store().end(g.admin_session)
+        session_id, _ = store().start(user.id)
+        return set_cookie(redirect(safe_next(request.form.get("next"))), session_id)
+    throttle.failed(address, email)
+    audit(db, user.id if user else None, "login.failed")
     db.commit()
-    page = render_template("admin/login.html", error=LOGIN_FAILED, email=email, next=request.form.get("next"))
-    return page, 200
+    return login_refused(LOGIN_FAILED, email, 200)
+
+
+def login_refused(error: str, email: str, status: int, retry_after: int = 0) -> ResponseReturnValue:
+    """The login form again, with why; a throttled or busy answer says when to come back."""
+    page = render_template("admin/login.html", error=error, email=email, next=request.form.get("next"))
+    return page, status, {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 @bp.post("/logout")
