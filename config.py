@@ -73,6 +73,8 @@ class Settings:
     ussd_rate_window_seconds: int = 60
     sms_rate_limit: int = 20
     sms_rate_window_seconds: int = 600
+    sms_reply_limit: int = 5
+    sms_reply_window_seconds: int = 3600
     retention_transcript_days: int = 30
     retention_sms_days: int = 90
     retention_referral_days: int = 365
@@ -213,6 +215,10 @@ def _validate(s: Settings) -> None:
         s.ussd_rate_window_seconds and s.sms_rate_window_seconds
     ):
         raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
+    if s.sms_reply_limit < 1 or s.sms_reply_window_seconds < 1:
+        raise ConfigError(
+            "SMS_REPLY_LIMIT and SMS_REPLY_WINDOW_SECONDS must be >= 1 (a finite limit for everyone)"
+        )
     if s.login_free_failures < 1 or s.login_max_delay_seconds < 1 or s.password_checks < 1:
         raise ConfigError("LOGIN_FREE_FAILURES, LOGIN_MAX_DELAY_SECONDS and PASSWORD_CHECKS must be >= 1")
     retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days")

@@ -7,7 +7,7 @@ import logging
 from rq import get_current_job
 
 from services import spool
-from services.inbound import delivery_report, opt_out, receive
+from services.inbound import ReplyLimit, delivery_report, opt_out, receive
 from web.ussd_store import UssdStore
 from workers.context import job_context
 from workers.queues import enqueue_sms
@@ -33,9 +33,8 @@ def replay_spool() -> dict[str, int]:
                     opt_out(session, fields, settings.phone_hash_key)
                 session.commit()
                 return
-            received = receive(
-                session, fields, ctx.texts, settings.phone_hash_key, act=fields.get("limited") != "1"
-            )
+            received = receive(session, fields, ctx.texts, settings.phone_hash_key,
+                               ReplyLimit.from_settings(settings), act=fields.get("limited") != "1")  # fmt: skip
             session.commit()
         if received.outcome is None:
             return
