@@ -57,13 +57,13 @@ def cookie(client: FlaskClient) -> str:
 def test_login_with_the_right_password_renews_the_session_id(client: FlaskClient, db: Session) -> None:
     make_user(db, "admin@example.org")
     csrf = login_page(client)
-    anonymous = cookie(client)
+    assert client.get_cookie(COOKIE, path="/admin") is None  # no session before login
     response = client.post(
         "/admin/login", data={"email": "Admin@Example.org ", "password": PASSWORD, "csrf_token": csrf}
     )
     assert response.status_code == 302
     assert response.headers["Location"] == "/admin/"
-    assert cookie(client) != anonymous
+    assert cookie(client)
     set_cookie = response.headers["Set-Cookie"]
     assert "Secure" in set_cookie and "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
     assert client.get("/admin/referrals").status_code == 200

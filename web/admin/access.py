@@ -6,7 +6,9 @@ without. Objects are checked as well as pages (see `referrals.referral_or_404`).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -25,6 +27,9 @@ from web.db import get_session
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 
 COOKIE = "sira_admin"
+# Before login, the forms' CSRF token is derived from this cookie's random value: an anonymous
+# visitor (or a script asking for the login page in a loop) costs no session in Redis.
+FORM_COOKIE = "sira_admin_form"
 LOGIN_FAILED = _("Wrong email or password.")
 LOGIN_THROTTLED = _("Too many failed attempts from here: wait a few minutes before trying again.")
 LOGIN_BUSY = _("Too many sign-ins at once: try again in a few seconds.")
@@ -75,16 +80,29 @@ def load_session() -> None:
         else:
             g.admin_user = user
     g.admin_session = session
+    nonce = request.cookies.get(FORM_COOKIE, "")
+    g.form_nonce = nonce if session is None and 32 <= len(nonce) <= 64 else None
     if request.method == "POST":
-        sent = request.form.get("csrf_token", "").encode()
-        if session is None or not hmac.compare_digest(sent, session.csrf.encode()):
+        sent, expected = request.form.get("csrf_token", "").encode(), csrf_token().encode()
+        if not expected or not hmac.compare_digest(sent, expected):
             abort(400)
+
+
+def csrf_token() -> str:
+    """The session's token once signed in; before, one bound to the form cookie; else none."""
+    session: AdminSession | None = g.get("admin_session")
+    if session is not None:
+        return session.csrf
+    nonce = g.get("form_nonce")
+    if not nonce:
+        return ""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"admin-form:" + nonce.encode(), hashlib.sha256).hexdigest()
 
 
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
-    session: AdminSession | None = g.get("admin_session")
-    return {"csrf_token": session.csrf if session else "", "user": g.get("admin_user"), "Role": Role}
+    return {"csrf_token": csrf_token(), "user": g.get("admin_user"), "Role": Role}
 
 
 def require(
@@ -110,9 +128,9 @@ def require(
     return decorator
 
 
-def set_cookie(response: Response, session_id: str) -> Response:
+def set_cookie(response: Response, session_id: str, name: str = COOKIE) -> Response:
     response.set_cookie(
-        COOKIE,
+        name,
         session_id,
         path="/admin",
         secure=current_app.config.get("ADMIN_COOKIE_SECURE", True),
@@ -144,12 +162,11 @@ def login() -> ResponseReturnValue:
     if current_user() is not None:
         return redirect(url_for("admin.index"))
     if request.method == "GET":
-        session_id = None
-        if g.admin_session is None:
-            # The form needs a CSRF token, so an anonymous session holds it until login.
-            session_id, g.admin_session = store().start(None)
+        new_nonce = g.admin_session is None and g.form_nonce is None
+        if new_nonce:
+            g.form_nonce = secrets.token_urlsafe(32)
         response = Response(render_template("admin/login.html", next=request.args.get("next", "")))
-        return set_cookie(response, session_id) if session_id else response
+        return set_cookie(response, g.form_nonce, FORM_COOKIE) if new_nonce else response
     email = request.form.get("email", "")[:254]
     password = request.form.get("password", "")[:1024]
     address, throttle = request.remote_addr or "", current_app.extensions["sira.login_throttle"]
@@ -171,9 +188,12 @@ def login() -> ResponseReturnValue:
         user.record_login(now)
         audit(db, user.id, "login")
         db.commit()
-        store().end(g.admin_session)
+        if g.admin_session is not None:
+            store().end(g.admin_session)
         session_id, _ = store().start(user.id)
-        return set_cookie(redirect(safe_next(request.form.get("next"))), session_id)
+        response = set_cookie(redirect(safe_next(request.form.get("next"))), session_id)
+        response.delete_cookie(FORM_COOKIE, path="/admin")
+        return response
     throttle.failed(address, email)
     audit(db, user.id if user else None, "login.failed")
     db.commit()
