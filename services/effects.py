@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session
 
 from flows import effects
 from flows import sms as texts_
+from flows.journeys.help import NO_SMS, WILL_SMS
 from flows.sms import SmsTexts
+from flows.text import to_ussd
 from models import returnee as returnees
 from models.base import utcnow
 from models.db import upsert
@@ -111,4 +113,6 @@ def _(effect: effects.CreateReferral, session: Session, done: Performed) -> None
         raise NotReferable("no returnee for this phone")
     referred = refer(session, returnee, effect.category, done.texts)
     done.params["code"] = referred.referral.code
+    updates = WILL_SMS if returnee.opted_out_at is None else NO_SMS  # no promise STOP would break
+    done.params["updates"] = to_ussd(done.texts.catalogs.gettext(returnee.language, updates))
     done.sms_ids += referred.sms_ids
