@@ -74,6 +74,7 @@ class Settings:
     sms_rate_limit: int = 20
     sms_rate_window_seconds: int = 600
     sms_reply_limit: int = 5
+    simulator_phone_prefixes: str = "+2237000"
     sms_reply_window_seconds: int = 3600
     retention_transcript_days: int = 30
     retention_sms_days: int = 90
@@ -92,6 +93,11 @@ class Settings:
     def callback_secrets(self) -> tuple[str, ...]:
         """The valid first path segments of gateway callbacks (two during a rotation)."""
         return tuple(s.strip() for s in self.callback_secret.split(",") if s.strip())
+
+    @property
+    def simulator_prefixes(self) -> tuple[str, ...]:
+        """The reserved test numbers (E.164 prefixes) the admin's simulator may play."""
+        return tuple(p.strip() for p in self.simulator_phone_prefixes.split(",") if p.strip())
 
     @property
     def encryption_keyring(self) -> tuple[tuple[str, bytes], ...]:
@@ -215,6 +221,8 @@ def _validate(s: Settings) -> None:
         s.ussd_rate_window_seconds and s.sms_rate_window_seconds
     ):
         raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
+    if not s.simulator_prefixes or not all(re.fullmatch(r"\+\d{4,14}", p) for p in s.simulator_prefixes):
+        raise ConfigError("SIMULATOR_PHONE_PREFIXES must be comma-separated E.164 prefixes, like +2237000")
     if s.sms_reply_limit < 1 or s.sms_reply_window_seconds < 1:
         raise ConfigError(
             "SMS_REPLY_LIMIT and SMS_REPLY_WINDOW_SECONDS must be >= 1 (a finite limit for everyone)"
