@@ -31,11 +31,19 @@ from models.referral import IllegalTransition, Referral, open_clause
 from models.returnee import Returnee
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
-from services.erasure import CONFIRMATION, erase_pin_matches, erase_returnee, new_erase_pin
+from services.erasure import (
+    CONFIRMATION,
+    MAX_WRONG_PINS,
+    erase_pin_matches,
+    erase_returnee,
+    kill_erase_pin,
+    new_erase_pin,
+)
 
 PROVIDER_ACTIONS = {Command.ACCEPT: lifecycle.accept, Command.CLOSE: lifecycle.close}
 REPLIES = ("provider_reply", "returnee_reply")  # the purposes of an answer to the sender
 REPLY_LIMITED = "reply_limited"
+WRONG_PIN = "erase_bad_pin"
 
 
 @dataclass(frozen=True)
@@ -283,11 +291,25 @@ def _erase(
     answer,
     hash_key: str,
 ) -> list[int]:
-    """SUPPRIMER sends a one-time PIN; SUPPRIMER <pin> within 24 hours erases everything."""
+    """SUPPRIMER sends a one-time PIN; SUPPRIMER <pin> within ERASE_PIN_MINUTES erases everything.
+
+    Every step is audited; the third wrong PIN since the last one was sent kills it.
+    """
     if parsed.code is None or not parsed.code.isdigit():
-        return answer(texts_.R_ERASE_CONFIRM, pin=new_erase_pin(returnee, hash_key))
-    if not erase_pin_matches(returnee, parsed.code, hash_key):
-        return answer(texts_.R_ERASE_BAD_PIN)
+        pin = new_erase_pin(returnee, hash_key)
+        audit(session, None, "erase.pin_sent", "returnee", returnee.id, channel="sms")
+        return answer(texts_.R_ERASE_CONFIRM, pin=pin, minutes=str(texts.erase_pin_minutes))
+    lifetime = timedelta(minutes=texts.erase_pin_minutes)
+    if not erase_pin_matches(returnee, parsed.code, hash_key, lifetime):
+        sms_ids = answer(texts_.R_ERASE_BAD_PIN)
+        message.handled_as = WRONG_PIN  # counted below, even when the answer was held back
+        wrong = _wrong_pins(session, returnee, message)
+        if wrong >= MAX_WRONG_PINS and returnee.erase_code_hash:
+            kill_erase_pin(returnee)
+        audit(session, None, "erase.pin_wrong", "returnee", returnee.id, tries=wrong,
+              pin_killed=returnee.erase_code_hash is None)  # fmt: skip
+        return sms_ids
+    audit(session, None, "erase.done", "returnee", returnee.id, channel="sms")
     sms = texts.to_returnee(returnee.language, texts_.R_ERASED)
     goodbye = lifecycle.queue_sms(
         session, returnee.phone_e164 or message.from_e164, message.from_hash, sms, CONFIRMATION, None
@@ -295,6 +317,19 @@ def _erase(
     erase_returnee(session, returnee)
     message.handled_as = "erased"
     return [goodbye.id]
+
+
+def _wrong_pins(session: Session, returnee: Returnee, message: InboundSms) -> int:
+    """Wrong PINs from this phone since the current PIN was sent, this one included."""
+    if returnee.erase_requested_at is None:
+        return 1
+    earlier = session.scalar(
+        select(func.count(InboundSms.id)).where(
+            InboundSms.from_hash == message.from_hash, InboundSms.handled_as == WRONG_PIN,
+            InboundSms.received_at >= returnee.erase_requested_at, InboundSms.id != message.id,
+        )
+    )  # fmt: skip
+    return (earlier or 0) + 1
 
 
 def opt_out(session: Session, fields: dict[str, str], hash_key: str) -> None:
