@@ -1,4 +1,4 @@
-"""Slow clients and a burst of slow admin requests, through the production front, against USSD.
+"""Slow clients, slow admin requests and a login flood, through the production front, against USSD.
 
 Ten clients that send a request header one byte every two seconds used to hold every gunicorn
 thread for as long as they lasted, and USSD steps waited past 8 s. Here the shipped nginx
@@ -10,6 +10,7 @@ clients keep coming back. The scenario prints the step times it observed, quiet 
 
 from __future__ import annotations
 
+import collections
 import re
 import socket
 import ssl
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.faults
 
 SLOW_HEADER_CLIENTS = 10
 SLOW_ADMIN_CLIENTS = 10
+LOGIN_FLOODERS = 4
 TRICKLE_SECONDS = 2.0
 STEP_BOUND_SECONDS = 2.0
 
@@ -59,6 +61,30 @@ class SlowClient(threading.Thread):
                 self.cut += 1  # the front gave up on us: come back, as an attacker would
                 if self.stop.wait(0.1):
                     return
+
+
+class LoginFlood(threading.Thread):
+    """Wrong passwords posted to the admin's login as fast as it answers."""
+
+    def __init__(self, front: NginxFront, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.front, self.stop = front, stop
+        self.answers: collections.Counter[int] = collections.Counter()
+
+    def run(self) -> None:
+        http = requests.Session()
+        http.trust_env, http.verify = False, str(self.front.certificate)
+        form = http.get(self.front.url + "/admin/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)[1]
+        data = {"email": "admin@example.org", "password": "guess", "csrf_token": csrf}
+        while not self.stop.is_set():
+            try:
+                answer = http.post(
+                    self.front.url + "/admin/login", data=data, timeout=10, allow_redirects=False
+                )
+                self.answers[answer.status_code] += 1
+            except requests.RequestException:
+                self.answers[0] += 1
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -105,7 +131,9 @@ def front(stage: Stage, tmp_path: Path):
             process.stop()
 
 
-def test_ussd_steps_stay_fast_while_slow_clients_hold_the_front(front: NginxFront, figures) -> None:
+def test_ussd_steps_stay_fast_while_slow_clients_and_a_login_flood_hold_the_front(
+    front: NginxFront, figures
+) -> None:
     quiet = ussd_steps(front, 3)
 
     stop = threading.Event()
@@ -115,7 +143,8 @@ def test_ussd_steps_stay_fast_while_slow_clients_hold_the_front(front: NginxFron
                   b"Content-Length: %d\r\n\r\n" % len(body))  # fmt: skip
     slow = [SlowClient(front, header, stop) for _ in range(SLOW_HEADER_CLIENTS)]
     slow += [SlowClient(front, admin_post + body, stop) for _ in range(SLOW_ADMIN_CLIENTS)]
-    for client in slow:
+    flood = [LoginFlood(front, stop) for _ in range(LOGIN_FLOODERS)]
+    for client in [*slow, *flood]:
         client.start()
     try:
         time.sleep(2 * TRICKLE_SECONDS)  # every slow client has its connection and has sent bytes
@@ -123,8 +152,9 @@ def test_ussd_steps_stay_fast_while_slow_clients_hold_the_front(front: NginxFron
         holding = sum(1 for client in slow if client.is_alive())
     finally:
         stop.set()
-        for client in slow:
+        for client in [*slow, *flood]:
             client.join(TRICKLE_SECONDS + 6)
+    logins: collections.Counter[int] = sum((f.answers for f in flood), collections.Counter())
 
     figures.update(
         quiet_steps=len(quiet),
@@ -136,11 +166,14 @@ def test_ussd_steps_stay_fast_while_slow_clients_hold_the_front(front: NginxFron
         attacked_max_ms=round(1000 * max(attacked)),
         slow_connections=sum(client.connections for client in slow),
         slow_connections_cut_by_nginx=sum(client.cut for client in slow),
+        login_flood_answers=dict(logins),
     )
     assert holding == len(slow), "the slow clients were still at it during the measurement"
     assert max(attacked) < STEP_BOUND_SECONDS, f"a USSD step took {max(attacked):.1f} s behind slow clients"
     # nginx's read time-outs cut the header trickle (5 s for the whole header) and they came back
     assert sum(client.cut for client in slow[:SLOW_HEADER_CLIENTS]) >= SLOW_HEADER_CLIENTS
+    # the flood was answered (throttled: 429s, no password check), not left hanging
+    assert logins[429] > logins[200] > 0 and not logins[0], logins
 
 
 def test_the_callbacks_are_served_by_their_own_pool(front: NginxFront) -> None:
