@@ -36,6 +36,10 @@ from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
 from gateway.ussd import StepRefused, UssdReply, UssdStep
+from infra.queues import enqueue_sms
+from infra.ratelimit import RateLimit
+from infra.sealing import Sealer
+from infra.ussd_store import DROP, REFRESH, Loaded, UssdStore
 from models import Referral, UssdSession
 from models import UssdStep as StepRow
 from models import returnee as returnees
@@ -45,11 +49,7 @@ from models.directory import Category
 from models.phone import phone_hash
 from services.effects import Performed, perform
 from services.referrals import NotReferable
-from services.sealing import Sealer
 from services.transcripts import step_record
-from web.limits import RateLimit
-from web.ussd_store import DROP, REFRESH, Loaded, UssdStore
-from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Converse:
 
     settings: Settings
     engine: Engine
-    store: UssdStore
+    store: UssdStore[State]
     step_sealer: Sealer
     redis: Redis
     texts: SmsTexts
@@ -225,7 +225,7 @@ class _Step:
         """The transport delivered this very request again: answer what it was answered."""
         return bool(self.step.step_id) and state.step_id == self.step.step_id and bool(state.reply)
 
-    def _with_effects(self, loaded: Loaded, state: State, result: StepResult, first: bool) -> Reply:
+    def _with_effects(self, loaded: Loaded[State], state: State, result: StepResult, first: bool) -> Reply:
         hook, engine = self.hook, self.hook.engine
         try:
             reply, done = self._commit_effects(result)
@@ -288,7 +288,7 @@ class _Step:
             return text[:200]
         return text.rsplit("*", 1)[-1][:200] if text else ""
 
-    def _start(self, loaded: Loaded, text: str) -> State:
+    def _start(self, loaded: Loaded[State], text: str) -> State:
         """A new session: what is known of this phone decides the first screen.
 
         A session whose state was lost (Redis down or flushed) is rebuilt from the gateway's
@@ -363,7 +363,7 @@ class _Step:
         session.commit()
 
 
-def _profile_to_cache(loaded: Loaded, state: State) -> dict | None:
+def _profile_to_cache(loaded: Loaded[State], state: State) -> dict | None:
     """On a fresh dial read from the database, cache what was read (unless this step changes it)."""
     if loaded.state is not None or loaded.profile is not None or not state.origin or not state.origin[1]:
         return None

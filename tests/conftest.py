@@ -27,9 +27,9 @@ import models
 from app import create_app
 from cli import alembic_config
 from gateway.ussd import UssdReply, UssdStep
+from infra import queues
 from services.converse import Converse
 from tests.gateway_helpers import EmulatorProcess, start_emulator
-from workers import queues
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -19,12 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from config import Settings
 from flows.i18n import _
 from gateway.ussd import StepRefused, UssdReply, UssdStep
+from infra.forgetting import begun_before_erasure, erasure_times
 from models import UssdSession
 from models.base import utcnow
 from models.db import insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.converse import Converse, wire
-from services.transcripts import begun_before_erasure, erasure_times
 from web import plain
 from web.db import get_session
 from web.validation import DIGITS, ID, PHONE, SERVICE_CODE, Field, Invalid, check, is_text
