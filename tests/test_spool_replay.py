@@ -41,7 +41,7 @@ def test_a_replayed_sms_drops_the_cached_profile_and_a_replayed_erasure_leaves_a
     redis.set(keys.ussd_profile(DIGEST), b"sealed profile")
     redis.set(keys.ussd_resume(DIGEST), b"sealed state")
     [pin_sms] = db.scalars(select(OutboundSms)).all()
-    pin = next(word for word in pin_sms.body.split() if word.isdigit() and len(word) == 4)
+    pin = next(word for word in pin_sms.body.split() if word.isdigit() and len(word) == 6)
     replay(redis, database_url, spool, f"SUPPRIMER {pin}", "in-2")
     db.expire_all()
     assert db.scalar(select(Returnee)) is None
