@@ -85,10 +85,18 @@ class Settings:
     ussd_rate_window_seconds: int = 60
     sms_rate_limit: int = 20
     sms_rate_window_seconds: int = 600
+    sms_reply_limit: int = 5
+    simulator_phone_prefixes: str = "+2237000"
+    erase_pin_minutes: int = 15
+    sms_reply_window_seconds: int = 3600
     retention_transcript_days: int = 30
     retention_sms_days: int = 90
     retention_referral_days: int = 365
     retention_purge_seconds: int = 3600
+    login_free_failures: int = 3
+    login_max_delay_seconds: int = 900
+    password_checks: int = 2
+    password_check_wait_seconds: float = 2.0
     # The operators' USSD gateways the SMPP connector binds to (see SmppLink); the local emulator.
     smpp_connections: str = "smpp://sira:sira@127.0.0.1:2775?name=emulator&network=61002"
     smpp_workers: int = 16  # conversation steps the connector runs at once
@@ -112,6 +120,11 @@ class Settings:
         if gateway == "orange":  # four calls in a row at most: token, send, renewed token, send again
             return 4 * self.orange_timeout_seconds
         return self.at_timeout_seconds
+
+    @property
+    def simulator_prefixes(self) -> tuple[str, ...]:
+        """The reserved test numbers (E.164 prefixes) the admin's simulator may play."""
+        return tuple(p.strip() for p in self.simulator_phone_prefixes.split(",") if p.strip())
 
     @property
     def encryption_keyring(self) -> tuple[tuple[str, bytes], ...]:
@@ -262,6 +275,16 @@ def _validate(s: Settings) -> None:
         s.ussd_rate_window_seconds and s.sms_rate_window_seconds
     ):
         raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
+    if not s.simulator_prefixes or not all(re.fullmatch(r"\+\d{4,14}", p) for p in s.simulator_prefixes):
+        raise ConfigError("SIMULATOR_PHONE_PREFIXES must be comma-separated E.164 prefixes, like +2237000")
+    if not 1 <= s.erase_pin_minutes <= 1440:
+        raise ConfigError("ERASE_PIN_MINUTES must be between 1 and 1440")
+    if s.sms_reply_limit < 1 or s.sms_reply_window_seconds < 1:
+        raise ConfigError(
+            "SMS_REPLY_LIMIT and SMS_REPLY_WINDOW_SECONDS must be >= 1 (a finite limit for everyone)"
+        )
+    if s.login_free_failures < 1 or s.login_max_delay_seconds < 1 or s.password_checks < 1:
+        raise ConfigError("LOGIN_FREE_FAILURES, LOGIN_MAX_DELAY_SECONDS and PASSWORD_CHECKS must be >= 1")
     retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days")
     if any(getattr(s, name) < 1 for name in retention) or s.retention_purge_seconds < 60:
         raise ConfigError("RETENTION_*_DAYS must be >= 1 and RETENTION_PURGE_SECONDS >= 60")

@@ -55,16 +55,16 @@ def test_after_an_erasure_an_sms_is_answered_and_brings_no_record_back(
 ) -> None:
     register(Phone(live_server.url, number=NEWCOMER), language="2")
     sms(gateway, database_url, NEWCOMER, "SUPPRIMER")
-    pin = next(word for word in inbox(gateway, NEWCOMER)[-1].split() if word.isdigit() and len(word) == 4)
+    pin = next(word for word in inbox(gateway, NEWCOMER)[-1].split() if word.isdigit() and len(word) == 6)
     sms(gateway, database_url, NEWCOMER, f"SUPPRIMER {pin}")
     db.expire_all()
     assert db.scalar(select(Returnee)) is None
     answered = len(inbox(gateway, NEWCOMER))
-    for text in ("STATUT", "AIDE", "1", "SUPPRIMER", "START", "bonjour"):
+    for text in ("STATUT", "AIDE", "SUPPRIMER"):  # within the automatic replies a number may get
         sms(gateway, database_url, NEWCOMER, text)
     replies = inbox(gateway, NEWCOMER)[answered:]
-    assert len(replies) == 6, replies
-    assert "aucune demande" in replies[0] and "rien a effacer" in replies[3], replies
+    assert len(replies) == 3, replies
+    assert "aucune demande" in replies[0] and "rien a effacer" in replies[2], replies
     db.expire_all()
     assert db.scalar(select(Returnee)) is None
     assert "1 Francais" in Phone(live_server.url, number=NEWCOMER).dial()  # asked again, as a newcomer

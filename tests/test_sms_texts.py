@@ -12,7 +12,8 @@ from gateway.segments import is_gsm7, segment_count
 from tests.conftest import ROOT
 
 DIRECTORY = yaml.safe_load((ROOT / "seed" / "directory.yaml").read_text(encoding="utf-8"))
-TEXTS = SmsTexts(Catalogs.load(), provider_sender="SIRA", returnee_sender="INFO", ussd_code="*384*7472#")
+TEXTS = SmsTexts(Catalogs.load(), provider_sender="SIRA", returnee_sender="INFO", ussd_code="*384*7472#",
+                 erase_pin_minutes=15)  # fmt: skip
 LONGEST_REGION = max((name for name, _ in DIRECTORY["regions"].values()), key=len)
 SENSITIVE_WORDS = (
     "migrant",
@@ -73,7 +74,7 @@ def test_usssd_menu_categories_match_the_directory() -> None:
 
 LONG = {"code": "R7K3Q", "name": "Fatoumata Binta Traoré-Diallo", "phone": "+22370000101",
         "provider": "Direction régionale de la promotion de l'enfant et de la famille, Bamako",
-        "status": "acceptée", "list": "R7K3Q envoyée; K4M2P acceptée; Z9XW3 reçue", "pin": "4821",
+        "status": "acceptée", "list": "R7K3Q envoyée; K4M2P acceptée; Z9XW3 reçue", "pin": "482193", "minutes": "1440",
         "region": LONGEST_REGION}  # fmt: skip
 
 

@@ -212,10 +212,10 @@ def test_erasure_needs_the_pin_sent_by_sms_and_then_removes_everything(
     sms(gateway, database_url, APEJ, f"OK {referral_code} Awa Traore, enceinte, appeler sa soeur")
     flush_transcripts(database_url)
     assert db.scalar(select(UssdSession)) is not None
-    sms(gateway, database_url, RETURNEE, "SUPPRIMER 0000")
+    sms(gateway, database_url, RETURNEE, "SUPPRIMER 000000")
     assert "faux" in inbox(gateway, RETURNEE)[-1]
     sms(gateway, database_url, RETURNEE, "supprimer")
-    pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 4)
+    pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 6)
     sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
     assert "effacees" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
     db.expire_all()
@@ -303,7 +303,7 @@ def test_my_data_erasure_by_ussd_sends_the_code_by_sms(
     assert "SUPPRIMER" in phone.send("2")
     assert phone.send("1").startswith("END ")
     run_worker(database_url, gateway)
-    pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 4)
+    pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 6)
     sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
     flush_transcripts(database_url)  # the steps of the session that asked were still buffered in Redis
     db.expire_all()

@@ -17,8 +17,8 @@ from infra import spool
 from infra.queues import enqueue_sms
 from models.base import utcnow
 from models.phone import InvalidPhone, phone_hash, to_e164
+from services.inbound import ReplyLimit, opt_out, receive
 from services.inbound import delivery_report as delivery_report_of
-from services.inbound import opt_out, receive
 from web import plain
 from web.db import get_session
 from web.validation import ID, PHONE, SHORT_CODE, WORD, Field, Invalid, check
@@ -140,7 +140,7 @@ def take_incoming(fields: dict[str, str]) -> Response:
     session = get_session()
     try:
         received = receive(session, fields, current_app.extensions["sira.sms_texts"], settings.phone_hash_key,
-                           act=not limited)  # fmt: skip
+                           ReplyLimit.from_settings(settings), act=not limited)  # fmt: skip
         session.commit()
     except SQLAlchemyError:
         session.rollback()

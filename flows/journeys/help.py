@@ -9,6 +9,11 @@ from flows.journeys.home import MAIN_MENU
 from flows.options import CATEGORIES, NEUTRAL_LABELS
 from flows.screens import Choose, End, Journey, confirm
 
+# What comes next depends on whether the returnee sent STOP: the host fills `{updates}` with one
+# of these when it creates the referral (the state does not know about SMS opt-outs).
+WILL_SMS = _("You will receive an SMS.")
+NO_SMS = _("You sent STOP, so no SMS: dial again to follow it.")
+
 
 def create_referral(state: State) -> effects.CreateReferral:
     return effects.CreateReferral(category=state.answers["category"])
@@ -42,6 +47,6 @@ JOURNEY = Journey(
             on_yes=(create_referral,),
             params=what_is_sent,
         ),
-        End("help.sent", _("Your request {code} is sent. You will receive an SMS.")),
+        End("help.sent", _("Your request {code} is sent. {updates}")),
     ),
 )
