@@ -38,6 +38,12 @@ STATUS_LABELS = {
 }  # fmt: skip
 DONE = {
     "rerouted": _("Referral re-routed."),
+    "nobody_desk": _(
+        "No provider takes this need in this region: the referral stays at the coordination desk. Nothing was sent."
+    ),
+    "nobody_kept": _(
+        "No other provider takes this need in this region: the referral stays with its provider. Nothing was sent."
+    ),
     "cancelled": _("Referral cancelled."),
     "noted": _("Note added."),
     "accepted": _("Referral accepted: the person is waiting for your call."),
@@ -306,6 +312,11 @@ def reroute(code: str) -> ResponseReturnValue:
             abort(409)
     actor, texts = f"user:{user.id}", current_app.extensions["sira.sms_texts"]
     previous = found.provider_id
+    if chosen is None and lifecycle.next_provider(session, found) is None:
+        lifecycle.no_provider_left(found, actor, "web")
+        audit(session, user.id, "referral.reroute", "referral", found.code,
+              from_provider_id=previous, to_provider_id=previous, chosen=False, found=False)  # fmt: skip
+        return finish(session, found, [], "nobody_desk" if previous is None else "nobody_kept")
     if status == Status.SENT:
         found.move(
             Status.DECLINED, actor=actor, channel="web", note=_("withdrawn by the coordination")
