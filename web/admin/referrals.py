@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, current_app, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from models.admin import Role, User, audit
@@ -22,8 +22,9 @@ from models.returnee import Returnee
 from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
-from web.admin.i18n import _
+from web.admin.i18n import _, translate
 from web.admin.inputs import number
+from web.admin.labels import REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
 from web.db import get_session
@@ -32,10 +33,7 @@ from workers.queues import enqueue_sms
 # Statuses in which a referral waits on the coordination desk when it has no provider.
 AT_DESK = (Status.NEW, Status.DECLINED, Status.EXPIRED)
 DISCLOSED = (Status.ACCEPTED, Status.CLOSED)  # a provider sees who to call only from acceptance
-STATUS_LABELS = {
-    Status.NEW: _("new"), Status.SENT: _("sent"), Status.ACCEPTED: _("accepted"), Status.DECLINED: _("declined"),
-    Status.EXPIRED: _("expired"), Status.CLOSED: _("closed"), Status.CANCELLED: _("cancelled"),
-}  # fmt: skip
+STATUS_LABELS = REFERRAL_STATUSES
 DONE = {
     "rerouted": _("Referral re-routed."),
     "nobody_desk": _(
@@ -76,6 +74,18 @@ def overdue_clause(reminder_hours: int) -> object:
         and_(Referral.status == Status.SENT, Referral.assigned_at <= cutoff),
         and_(Referral.provider_id.is_(None), Referral.status.in_([s.value for s in AT_DESK])),
     )
+
+
+@bp.context_processor
+def waiting_on_coordinators() -> dict[str, int | None]:
+    """The header's count: referrals at the coordination desk or past a provider's deadline, so
+    that staff see them from any page (a provider's focal point has its own list to watch)."""
+    user = g.get("admin_user")
+    if user is None or user.role == Role.PROVIDER:
+        return {"to_handle": None}
+    settings = current_app.extensions["sira.settings"]
+    query = select(func.count(Referral.id)).where(overdue_clause(settings.reminder_after_hours))
+    return {"to_handle": get_session().scalar(query)}
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class Filters:
 def directory(session: Session) -> tuple[dict[str, str], dict[str, str], dict[int, str]]:
     """Names of categories, regions and providers: small tables, read whole."""
     return (
-        dict(session.execute(select(Category.code, Category.name).order_by(Category.position)).all()),
+        category_names(session),
         dict(session.execute(select(Region.code, Region.name).order_by(Region.name)).all()),
         dict(session.execute(select(Provider.id, Provider.name).order_by(Provider.name)).all()),
     )
@@ -213,7 +223,7 @@ def actor_names(session: Session, actors: set[str], user: User) -> dict[str, str
 
     Staff members are named to staff only: others see the coordination desk."""
     if user.role not in STAFF:
-        return {a: _("Coordination desk") for a in actors if a.startswith("user:")}
+        return {a: translate(_("Coordination desk")) for a in actors if a.startswith("user:")}
     users = [i for a in actors if a.startswith("user:") and (i := number(a[5:])) is not None]
     providers = [i for a in actors if a.startswith("provider:") and (i := number(a[9:])) is not None]
     names: dict[str, str] = {}
