@@ -46,6 +46,7 @@ DONE = {
     "noted": _("Note added."),
     "accepted": _("Referral accepted: the person is waiting for your call."),
     "declined": _("Referral declined: it goes to another provider."),
+    "declined_desk": _("Referral declined: no other provider takes it here, the coordination desk will."),
     "closed": _("Referral closed: the person will be asked whether they were helped."),
 }
 
@@ -402,7 +403,8 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     detail = {"reason": bool(reason)} if action == "decline" else {}
     audit(session, user.id, f"referral.{action}", "referral", found.code, **detail)
     # A declined referral has gone to another provider: its page no longer exists for this user.
-    return finish(session, found, sms_ids, ANSWERED[action], to_list=action == "decline")
+    done = "declined_desk" if action == "decline" and found.provider_id is None else ANSWERED[action]
+    return finish(session, found, sms_ids, done, to_list=action == "decline")
 
 
 @bp.post("/referrals/<code>/accept")
