@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from flows import options
 from flows.screens import End
 from flows.sms_commands import Command
-from models.admin import AuditEntry, Role, audit
+from models.admin import AuditEntry, Role, User, audit
 from models.base import utcnow
 from models.messaging import DELIVERY_RANK, InboundSms, OutboundSms, SmsStatus
 from models.phone import phone_hash
@@ -224,3 +224,20 @@ def test_the_french_admin_names_needs_and_kinds_in_french(everything: Flask, db:
     assert "Emploi et formation" in page and "Jobs and training" not in page
     listing = client.get("/admin/referrals").text
     assert "Protection de l&#39;enfance" in listing and "minors" not in listing
+
+
+def test_a_focal_point_reads_no_stored_code_either(everything: Flask, db: Session) -> None:
+    """On its own referrals' timelines too (its answers, the system's reminders and re-routes)."""
+    closed = db.scalar(select(Referral).where(Referral.status == Status.CLOSED))
+    focal = db.scalar(select(User).where(User.email == "focal@example.org"))
+    focal.provider_id = closed.provider_id
+    db.commit()
+    pages = crawl(login(everything.test_client(), "focal@example.org"))
+    assert f"/admin/referrals/{closed.code}" in pages
+    raw = every_code(everything, db) - set(
+        everything.extensions["sira.admin_catalogs"].messages["fr"].values()
+    )
+    found = [
+        (url, t) for url, texts in pages.items() for t in texts if {p for p in SEPARATORS.split(t) if p} & raw
+    ]
+    assert not found, found[:20]

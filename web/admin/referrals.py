@@ -220,15 +220,16 @@ def timeline(referral: Referral, user: User) -> list[Shown]:
 
 
 def actor_names(session: Session, actors: set[str], user: User) -> dict[str, str]:
-    """Readable names for event actors ("user:3", "provider:7"); the rest are shown as they are.
+    """Readable names for event actors ("user:3", "provider:7"); "system" and "returnee" are labels.
 
-    Staff members are named to staff only: others see the coordination desk."""
-    if user.role not in STAFF:
-        return {a: translate(_("Coordination desk")) for a in actors if a.startswith("user:")}
+    Staff members are named to staff only: others see the coordination desk. Providers are named
+    to everyone (a focal point's timeline holds only its own provider's events)."""
     users = [i for a in actors if a.startswith("user:") and (i := number(a[5:])) is not None]
     providers = [i for a in actors if a.startswith("provider:") and (i := number(a[9:])) is not None]
     names: dict[str, str] = {}
-    if users:
+    if user.role not in STAFF:
+        names |= {a: translate(_("Coordination desk")) for a in actors if a.startswith("user:")}
+    elif users:
         names |= {
             f"user:{i}": e for i, e in session.execute(select(User.id, User.email).where(User.id.in_(users)))
         }
