@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import abort, current_app, g, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from models.admin import Role, User, audit
@@ -75,18 +75,6 @@ def overdue_clause(reminder_hours: int) -> object:
         and_(Referral.status == Status.SENT, Referral.assigned_at <= cutoff),
         and_(Referral.provider_id.is_(None), Referral.status.in_([s.value for s in AT_DESK])),
     )
-
-
-@bp.context_processor
-def waiting_on_coordinators() -> dict[str, int | None]:
-    """The header's count: referrals at the coordination desk or past a provider's deadline, so
-    that staff see them from any page (a provider's focal point has its own list to watch)."""
-    user = g.get("admin_user")
-    if user is None or user.role == Role.PROVIDER:
-        return {"to_handle": None}
-    settings = current_app.extensions["sira.settings"]
-    query = select(func.count(Referral.id)).where(overdue_clause(settings.reminder_after_hours))
-    return {"to_handle": get_session().scalar(query)}
 
 
 @dataclass(frozen=True)
