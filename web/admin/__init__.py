@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from pathlib import Path
+
+from flask import Flask, Response, send_from_directory
 
 from web.admin import (  # noqa: F401  (their views register on the blueprint)
     audit_log,
     dashboard,
     export,
     i18n,
+    labels,
     providers,
     queues,
     referrals,
@@ -22,6 +25,13 @@ from web.admin.access import bp, security_headers
 from web.admin.cli import create_user
 from web.admin.sessions import SessionStore
 from web.admin.throttle import LoginThrottle
+
+STATIC = Path(__file__).parent / "static"
+
+
+def favicon() -> Response:
+    """Every browser asks for /favicon.ico; a 404 on each page view would only fill the logs."""
+    return send_from_directory(STATIC, "favicon.ico", mimetype="image/vnd.microsoft.icon", max_age=86400)
 
 
 def init_app(app: Flask) -> None:
@@ -37,6 +47,8 @@ def init_app(app: Flask) -> None:
         settings.password_check_wait_seconds,
     )
     i18n.init_app(app)
+    labels.init_app(app)
     app.register_blueprint(bp)
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
     app.after_request(security_headers)
     app.cli.add_command(create_user)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, g, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.orm import Session
@@ -38,6 +38,18 @@ MAX_DAYS = 3 * 366  # a longer period would draw a chart nobody can read
 DELIVERED = "Success"
 BAD_PERIOD = _("These dates cannot be read: showing the last 12 weeks.")
 TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
+
+
+@bp.context_processor
+def waiting_on_coordinators() -> dict[str, int | None]:
+    """The header's count: referrals at the coordination desk or past a provider's deadline, so
+    that staff see them from any page (a provider's focal point has its own list to watch)."""
+    user = g.get("admin_user")
+    if user is None or user.role == Role.PROVIDER:
+        return {"to_handle": None}
+    settings = current_app.extensions["sira.settings"]
+    query = select(func.count(Referral.id)).where(overdue_clause(settings.reminder_after_hours))
+    return {"to_handle": get_session().scalar(query)}
 
 
 def monday(day: date) -> date:

@@ -27,6 +27,7 @@ from models.referral import OPEN, Referral, ReferralEvent, Status
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.inputs import number
+from web.admin.labels import category_names
 from web.admin.ussd import not_for_providers
 from web.db import get_session
 
@@ -270,7 +271,7 @@ def slug_for(session: Session, name: str) -> str:
 
 def form_page(form: ProviderForm, provider: Provider | None, status: int = 200) -> ResponseReturnValue:
     session = get_session()
-    categories = session.execute(select(Category.code, Category.name).order_by(Category.position)).all()
+    categories = list(category_names(session).items())
     regions = session.execute(select(Region.code, Region.name).order_by(Region.name)).all()
     return render_template(
         "admin/provider_form.html", form=form, provider=provider, categories=categories, regions=regions,

@@ -18,6 +18,8 @@ from sqlalchemy import Select, func, select
 from flows.screens import End
 from models.admin import Role, audit
 from models.phone import InvalidPhone, phone_hash, to_e164
+from models.referral import Referral
+from models.returnee import Returnee
 from models.ussd import UssdSession, UssdStep
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.inputs import day as parse_day
@@ -26,6 +28,7 @@ from web.db import get_session
 
 NO_OUTCOME = "none"  # sessions that never reached a last screen (abandoned, timed out, ongoing)
 HIDDEN_INPUT = "•••"
+REFERRALS_SHOWN = 10  # the latest: the returnee's page has them all
 HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -94,6 +97,17 @@ def step_count() -> object:
     )
 
 
+def last_step_at() -> object:
+    """When the returnee was last shown a screen: the end of a session that was cut off or left,
+    which records no END of its own (the gateway's notice, when it comes, says how it ended)."""
+    return (
+        select(func.max(UssdStep.at))
+        .where(UssdStep.session_id == UssdSession.session_id)
+        .correlate(UssdSession)
+        .scalar_subquery()
+    )
+
+
 @bp.get("/ussd/sessions")
 @require(*EVERYONE)
 def ussd_sessions() -> ResponseReturnValue:
@@ -102,7 +116,7 @@ def ussd_sessions() -> ResponseReturnValue:
     known = outcomes()
     filters = Filters.from_args(request.args, known)
     number = page_number(request.args)
-    query = filters.apply(select(UssdSession, step_count().label("steps")))
+    query = filters.apply(select(UssdSession, step_count().label("steps"), last_step_at().label("last")))
     query = query.order_by(UssdSession.started_at.desc(), UssdSession.id.desc())
     rows = get_session().execute(query.limit(Page.SIZE + 1).offset((number - 1) * Page.SIZE)).all()
     page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
@@ -166,4 +180,20 @@ def ussd_session(session_id: str) -> ResponseReturnValue:
     audit(session, user.id, "ussd.view", "ussd_session", found.id,
           session_id=found.session_id[:100], steps=len(steps), masked=hide)  # fmt: skip
     session.commit()
-    return render_template("admin/ussd_session.html", found=found, steps=steps, masked=hide)
+    returnee_id = session.scalar(select(Returnee.id).where(Returnee.phone_hash == found.phone_hash))
+    codes = list(
+        session.scalars(
+            select(Referral.code)
+            .where(Referral.returnee_id == returnee_id)
+            .order_by(Referral.created_at.desc())
+            .limit(REFERRALS_SHOWN)
+        )
+    ) if returnee_id else []  # fmt: skip
+    return render_template(
+        "admin/ussd_session.html",
+        found=found,
+        steps=steps,
+        masked=hide,
+        returnee_id=returnee_id,
+        referral_codes=codes,
+    )
