@@ -77,6 +77,9 @@ class Settings:
     retention_sms_days: int = 90
     retention_referral_days: int = 365
     retention_purge_seconds: int = 3600
+    # Tests only: a USSD step that fails unexpectedly raises instead of ending politely, so that a
+    # crash inside a step fails the test that caused it (refused in production).
+    raise_step_errors: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -156,9 +159,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     return settings
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _coerce(name: str, type_name: object, raw: object) -> object:
     if not isinstance(raw, str):
         return raw
+    if type_name in ("bool", bool):
+        if raw.strip().lower() in _TRUE + _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ConfigError(f"{name.upper()} must be true or false (1/0, yes/no), got {raw!r}")
     try:
         if type_name in ("int", int):
             return int(raw)
@@ -213,6 +223,10 @@ def _validate(s: Settings) -> None:
     if any(getattr(s, name) < 1 for name in retention) or s.retention_purge_seconds < 60:
         raise ConfigError("RETENTION_*_DAYS must be >= 1 and RETENTION_PURGE_SECONDS >= 60")
     if s.is_production:
+        if s.raise_step_errors:
+            raise ConfigError(
+                "RAISE_STEP_ERRORS is for tests: in production a failed USSD step ends politely"
+            )
         for name in ("secret_key", "phone_hash_key"):
             value = getattr(s, name)
             if value == DEV_SECRET or len(value) < 32:

@@ -85,6 +85,7 @@ def app_settings(database_url: str, **extra: object) -> dict[str, object]:
         "phone_hash_key": PHONE_HASH_KEY,
         "secret_key": SECRET_KEY,
         "encryption_keys": ENCRYPTION_KEYS,
+        "raise_step_errors": True,  # a crash inside a USSD step fails the test, not a polite END
         **extra,
     }
 

@@ -137,6 +137,8 @@ def ussd() -> Response:
         reply = _unavailable(hook.engine)
     except Exception:  # a returnee must get a polite END, never a gateway error
         rollback_session()
+        if hook.settings.raise_step_errors:  # under test, a crash inside a step fails the test
+            raise
         log.exception("unexpected failure during a USSD step")
         reply = _unavailable(hook.engine)
     return plain(reply.wire)
