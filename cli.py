@@ -135,11 +135,9 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
-    from rq import SimpleWorker
-
-    from workers import queues
     from workers.connection import worker_redis
     from workers.cron import start_cron
+    from workers.runner import run_jobs
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
     try:
@@ -150,15 +148,7 @@ def worker_command(burst: bool) -> None:
     redis = worker_redis(settings.redis_url)
     if not burst:
         start_cron(redis, settings)
-    # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
-    # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
-    # The maintenance pass is what hands the job of a killed worker back (StartedJobRegistry).
-    worker = SimpleWorker(
-        list(queues.ALL), connection=redis, maintenance_interval=settings.worker_maintenance_seconds
-    )
-    # After a Redis outage, reconnect within seconds rather than RQ's default of up to a minute.
-    worker.max_connection_wait_time = 5.0
-    worker.work(burst=burst, with_scheduler=True)
+    run_jobs(redis, settings, burst=burst)
 
 
 @click.command("seed")

@@ -19,15 +19,18 @@ import requests
 from alembic import command as alembic
 from flask import Flask
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 import models
 from app import create_app
 from cli import alembic_config
+from config import load_settings
 from tests.gateway_helpers import EmulatorProcess, start_emulator
 from workers import queues
+from workers.connection import worker_redis
+from workers.runner import run_jobs
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -232,47 +235,27 @@ def gateway(emulator: EmulatorProcess) -> EmulatorProcess:
     return emulator
 
 
-WORKER_ENV = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "PHONE_HASH_KEY",
-    "SECRET_KEY",
-    "AT_API_URL",
-    "SMS_RETRY_INTERVALS",
-    "ENV",
-    "ENCRYPTION_KEYS",
-)
+def worker_environ(
+    database_url: str, gateway_url: str = "http://127.0.0.1:1", **extra: object
+) -> dict[str, str]:
+    """A worker's environment: the test app's own settings, each as its variable, plus the gateway
+    and retries with no wait (production reads its settings from the environment too)."""
+    settings = app_settings(database_url, at_api_url=gateway_url, sms_retry_intervals="0,0,0", **extra)
+    return {name.upper(): str(value) for name, value in settings.items()}
 
 
 def run_worker(database_url: str, gateway_url: str = "http://127.0.0.1:1") -> None:
-    """A real RQ worker in burst mode (it forks a work-horse per job and stops when queues are empty).
+    """Run the queued jobs as `flask --app app worker --burst` does (`workers.runner.run_jobs`: RQ's
+    SimpleWorker, no fork), in the test process, with the settings in the environment.
 
-    It runs in the test process to save an interpreter start per call; the settings reach the
-    work-horses through the environment, as they do in production. `tests/test_worker_process.py`
-    starts the worker as its own process, exactly as the Procfile does.
+    `tests/test_worker_process.py` starts the worker as its own process, exactly as the Procfile does.
     """
-    values = dict(
-        zip(
-            WORKER_ENV,
-            (
-                database_url,
-                REDIS_URL,
-                PHONE_HASH_KEY,
-                SECRET_KEY,
-                gateway_url,
-                "0,0,0",
-                "testing",
-                ENCRYPTION_KEYS,
-            ),
-            strict=True,
-        )
-    )
-    saved = {name: os.environ.get(name) for name in WORKER_ENV}
-    os.environ.update(values)
+    environ = worker_environ(database_url, gateway_url)
+    saved = {name: os.environ.get(name) for name in environ}
+    os.environ.update(environ)
     try:
-        with Redis.from_url(REDIS_URL) as redis:
-            worker = Worker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
-            worker.work(burst=True, logging_level="WARNING")
+        with worker_redis(REDIS_URL) as redis:
+            run_jobs(redis, load_settings(), burst=True, logging_level="WARNING")
     finally:
         for name, value in saved.items():
             if value is None:

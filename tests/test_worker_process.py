@@ -10,15 +10,13 @@ from redis import Redis
 from sqlalchemy import select
 
 from models import OutboundSms, SmsStatus
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, REDIS_URL, ROOT, SECRET_KEY, Phone
+from tests.conftest import ROOT, Phone, worker_environ
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, messages, seeded_app
 
 
 def worker_env(database_url: str, gateway_url: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-            "SECRET_KEY": SECRET_KEY, "AT_API_URL": gateway_url, "SMS_RETRY_INTERVALS": "0,0,0", "ENV": "testing",
-            "ENCRYPTION_KEYS": ENCRYPTION_KEYS, **extra}  # fmt: skip
+    return {**os.environ, **worker_environ(database_url, gateway_url), **extra}
 
 
 def test_flask_worker_command_sends_the_queued_sms(
