@@ -137,7 +137,7 @@ def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
     from workers.connection import worker_redis
     from workers.cron import start_cron
-    from workers.runner import run_jobs
+    from workers.runner import quiet_routine_logs, run_jobs
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
     try:
@@ -146,6 +146,7 @@ def worker_command(burst: bool) -> None:
         raise click.ClickException(str(exc)) from None
     settings = current_app.extensions["sira.settings"]
     redis = worker_redis(settings.redis_url)
+    quiet_routine_logs()  # before the cron's thread starts queueing
     if not burst:
         start_cron(redis, settings)
     run_jobs(redis, settings, burst=burst)
