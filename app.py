@@ -14,6 +14,7 @@ from flows.engine import Engine
 from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
+from models.phone import phone_hash, to_e164
 from services.sealing import Sealer
 from services.spool import Spool
 from services.transcripts import SEALING_PURPOSE
@@ -47,8 +48,12 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
     )
     app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
+    exempt = frozenset(
+        phone_hash(to_e164(n, settings.default_region_code), settings.phone_hash_key)
+        for n in settings.rate_limit_exempt
+    )
     app.extensions["sira.ussd_limit"] = RateLimit(
-        "ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds
+        "ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds, exempt
     )
     app.extensions["sira.sms_limit"] = RateLimit(
         "sms", settings.sms_rate_limit, settings.sms_rate_window_seconds

@@ -77,6 +77,9 @@ class Settings:
     retention_sms_days: int = 90
     retention_referral_days: int = 365
     retention_purge_seconds: int = 3600
+    # Numbers the README's examples dial: in development only, not held to the USSD rate limit, so
+    # that the scripted example can be run again and again.
+    demo_numbers: str = "+22370000101,+22370000102,+22370000103"
     # Tests only: a USSD step that fails unexpectedly raises instead of ending politely, so that a
     # crash inside a step fails the test that caused it (refused in production).
     raise_step_errors: bool = False
@@ -84,6 +87,13 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def rate_limit_exempt(self) -> tuple[str, ...]:
+        """The numbers no rate limit holds: the demo numbers, in development only."""
+        if self.env != "development":
+            return ()
+        return tuple(n.strip() for n in self.demo_numbers.split(",") if n.strip())
 
     @property
     def callback_secrets(self) -> tuple[str, ...]:

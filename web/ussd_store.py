@@ -153,7 +153,7 @@ class UssdStore:
                 return Loaded(State.from_json(data), version, None, remembered=True, limited=limited)
         key, resume_key = self._keys(session_id, phone_digest)
         suspended = profile = count = None
-        counting = limit is not None and bool(limit.limit)
+        counting = limit is not None and limit.applies_to(phone_digest)
         commands: list[tuple[str, ...]] = [
             ("HMGET", key, "v", "s", "b", "p"),
             ("GET", erased_key(phone_digest)),
@@ -234,7 +234,7 @@ class UssdStore:
         resume = "leave" if state.suspended is not None else "keep" if state.resumable else "drop"
         data = state.to_json()
         sealed = self.sealer.seal(data.encode())
-        counting = limit is not None and bool(limit.limit)
+        counting = limit is not None and limit.applies_to(phone_digest)
         limit_key = limit.key(phone_digest) if counting else f"limit:none:{phone_digest}"
         try:
             won = self._cas(
