@@ -41,6 +41,18 @@ SECRET_KEY = "test-secret"
 ENCRYPTION_KEYS = "test:c2lyYS10ZXN0LWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM"
 
 
+# A test that uses one of these (directly or through another fixture) needs a process running:
+# Redis, a database server (SQLite files come with PostgreSQL's in `database_urls`), the emulator.
+PROCESS_FIXTURES = frozenset({"redis", "database_urls", "emulator"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs a process, so that `make check` (`-m "not process"`) runs only the rest."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
+
+
 @pytest.fixture(scope="session")
 def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One migrated database per back-end for the whole test session."""

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
 
 def test_admin_pages_bench_fills_serves_and_times_every_page(tmp_path: Path) -> None:

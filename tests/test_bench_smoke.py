@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
 
 def test_ussd_steps_bench_runs_without_errors_and_writes_its_results(tmp_path: Path) -> None:
