@@ -10,18 +10,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
 from config import Settings, load_settings
-from flows.engine import Engine
+from flows.engine import Engine, State
 from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
+from infra.connection import redis_from_url
+from infra.ratelimit import RateLimit
+from infra.sealing import Sealer
+from infra.spool import Spool
+from infra.ussd_store import UssdStore
 from models.phone import phone_hash, to_e164
-from services.sealing import Sealer
-from services.spool import Spool
 from services.transcripts import SEALING_PURPOSE
-from web import NoCookieSession, admin, callbacks, db, health, sms, ussd
-from web.limits import RateLimit
-from web.ussd_store import UssdStore
-from workers.connection import redis_from_url
+from web import NoCookieSession, admin, callbacks, db, health, orange_sms, sms, ussd
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -45,7 +45,11 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.extensions["sira.engine"] = Engine(conversation(), catalogs)
     app.extensions["sira.sms_texts"] = SmsTexts.from_settings(settings, catalogs)
     app.extensions["sira.ussd_store"] = UssdStore(
-        redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
+        redis,
+        settings.ussd_session_ttl_seconds,
+        settings.resume_window_hours * 3600,
+        settings.secret_key,
+        State.from_json,
     )
     app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
     exempt = frozenset(
@@ -65,7 +69,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     callbacks.register(
         app,
-        [(ussd.bp, ""), (sms.bp, "/sms")],
+        [(ussd.bp, ""), (sms.bp, "/sms"), (orange_sms.bp, "/sms/orange")],
         settings.callback_secrets,
         settings.callback_networks,
         settings.callback_max_bytes,

@@ -1,7 +1,8 @@
-"""Flask CLI commands: migrations, start-up checks and a terminal phone for the USSD webhook."""
+"""Flask CLI commands: migrations, start-up checks, a terminal phone, the worker and the SMPP connector."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
@@ -11,8 +12,8 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from services.health import ServiceDown, require_services
-from services.sealing import Keyring
+from config import load_settings
+from infra.health import ServiceDown, require_services
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
@@ -25,24 +26,28 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(check_command)
     app.cli.add_command(ussd_phone)
+    app.cli.add_command(smpp_connector_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
     app.cli.add_command(rotate_keys_command)
     app.cli.add_command(rehash_phones_command)
 
 
-def alembic_config(url: str, keyring: Keyring | None = None) -> AlembicConfig:
-    """Alembic's configuration; `keyring` encrypts existing values (else the environment's)."""
+def alembic_config(url: str, encryption_keys: Sequence[tuple[str, bytes]] | None = None) -> AlembicConfig:
+    """Alembic's configuration; `encryption_keys` (the environment's if None) encrypt existing
+    values. Revisions import no application module, so they are handed the keys, not a keyring."""
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["url"] = url
-    config.attributes["keyring"] = keyring
+    config.attributes["encryption_keys"] = (
+        encryption_keys if encryption_keys is not None else load_settings().encryption_keyring
+    )
     return config
 
 
 def _app_alembic_config() -> AlembicConfig:
-    keyring = Keyring(current_app.extensions["sira.settings"].encryption_keyring)
-    return alembic_config(current_app.config["DATABASE_URL"], keyring)
+    keys = current_app.extensions["sira.settings"].encryption_keyring
+    return alembic_config(current_app.config["DATABASE_URL"], keys)
 
 
 @db_cli.command("upgrade")
@@ -87,11 +92,47 @@ def check_command() -> None:
 @click.command("ussd")
 @with_appcontext
 @click.argument("phone")
-@click.option("--url", default=None, help="Webhook URL (default: PUBLIC_BASE_URL/ussd).")
+@click.option(
+    "--url",
+    default=None,
+    help="Webhook URL (default: PUBLIC_BASE_URL/ussd); with smpp, the gateway emulator's.",
+)
 @click.option("--inputs", default=None, help='Comma-separated answers, e.g. "1,1,Awa,2"; else interactive.')
-@click.option("--session", "session_id", default=None, help="Session id (default: a new random one).")
-def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str | None) -> None:
+@click.option(
+    "--session", "session_id", default=None, help="Session id (default: a new random one; at only)."
+)
+@click.option(
+    "--transport",
+    type=click.Choice(["at", "smpp"]),
+    default="at",
+    show_default=True,
+    help="at: Africa's Talking's webhook; smpp: dial through the USSD gateway emulator and the SMPP connector.",
+)
+def ussd_phone(
+    phone: str, url: str | None, inputs: str | None, session_id: str | None, transport: str
+) -> None:
     """A terminal phone: dial the service and answer its screens, as a handset would."""
+    answers = inputs.split(",") if inputs is not None else None
+
+    def next_answer() -> str | None:
+        if answers is None:
+            return click.prompt(">", default="", show_default=False)
+        if not answers:
+            return None
+        answer = answers.pop(0)
+        click.echo(f"> {answer}")
+        return answer
+
+    if transport == "smpp":
+        settings = current_app.extensions["sira.settings"]
+        _smpp_phone(phone, url or settings.smpp_emulator_url or "http://127.0.0.1:8026", next_answer)
+    else:
+        _at_phone(phone, url, session_id, next_answer)
+
+
+def _at_phone(
+    phone: str, url: str | None, session_id: str | None, next_answer: Callable[[], str | None]
+) -> None:
     import uuid
 
     from web.callbacks import callback_url
@@ -99,7 +140,6 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
     settings = current_app.extensions["sira.settings"]
     url = url or callback_url(settings.public_base_url, "/ussd", settings.callback_secrets)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
-    answers = inputs.split(",") if inputs is not None else None
     history: list[str] = []
     while True:
         form = {
@@ -120,14 +160,76 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
         click.echo("-" * 24)
         if not body.startswith("CON "):
             return
-        if answers is not None:
-            if not answers:
-                return
-            answer = answers.pop(0)
-            click.echo(f"> {answer}")
-        else:
-            answer = click.prompt(">", default="", show_default=False)
+        answer = next_answer()
+        if answer is None:
+            return
         history.append(answer)
+
+
+def _smpp_phone(phone: str, base: str, next_answer: Callable[[], str | None]) -> None:
+    """Dial through the gateway emulator: its deliver_sm goes to the connector, its screens come back."""
+    from models.phone import InvalidPhone, to_e164
+
+    settings = current_app.extensions["sira.settings"]
+    try:
+        e164 = to_e164(phone, settings.default_region_code)
+    except InvalidPhone:
+        raise click.ClickException(f"{phone!r} is not a phone number") from None
+    path, data = "/ussd/dial", {"phone": e164}
+    while True:
+        try:
+            response = requests.post(base.rstrip("/") + path, data=data, timeout=30)
+        except requests.RequestException as exc:
+            raise click.ClickException(f"cannot reach the USSD gateway emulator at {base}: {exc}") from None
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
+        if response.status_code != 200:
+            raise click.ClickException(f"{response.status_code}: {body.get('error', response.text)}")
+        click.echo(body["text"])
+        click.echo("-" * 24)
+        if body["end"]:
+            return
+        answer = next_answer()
+        if answer is None:
+            return
+        path, data = "/ussd/answer", {"session": body["session"], "text": answer}
+
+
+@click.command("smpp-connector")
+@with_appcontext
+def smpp_connector_command() -> None:
+    """Bind to the operators' USSD gateways (SMPP_CONNECTIONS) and serve their sessions until stopped."""
+    import logging
+    import signal
+    import threading
+
+    from gateway.smpp import Connector
+    from models.phone import phone_hash
+    from services.converse import conversation_for
+
+    settings = current_app.extensions["sira.settings"]
+    try:
+        require_services(current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"])
+    except ServiceDown as exc:
+        raise click.ClickException(str(exc)) from None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    key = settings.phone_hash_key
+    connector = Connector(
+        settings.smpp_links,
+        conversation_for(current_app._get_current_object()),  # type: ignore[attr-defined]
+        service_code=settings.ussd_service_code,
+        redact=lambda value: phone_hash(value, key),
+        workers=settings.smpp_workers,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    connector.start()
+    click.echo("SMPP connector: " + ", ".join(link.label for link in settings.smpp_links))
+    stop.wait()
+    connector.stop()
 
 
 @click.command("worker")
@@ -135,7 +237,7 @@ def ussd_phone(phone: str, url: str | None, inputs: str | None, session_id: str 
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
-    from workers.connection import worker_redis
+    from infra.connection import worker_redis
     from workers.cron import start_cron
     from workers.runner import quiet_routine_logs, run_jobs
 
@@ -225,7 +327,7 @@ def rehash_phones_command() -> None:
         raise click.ClickException(
             "set PREVIOUS_PHONE_HASH_KEY to the old key and PHONE_HASH_KEY to the new one"
         )
-    from services.transcripts import STEP_BUFFER
+    from infra.keys import REHASH_DROPPED, STEP_BUFFER
 
     if current_app.extensions["sira.redis"].llen(STEP_BUFFER):
         raise click.ClickException(
@@ -235,7 +337,7 @@ def rehash_phones_command() -> None:
         counts = rehash_phones(session, old, new)
         session.commit()
     redis = current_app.extensions["sira.redis"]
-    for pattern in ("ussd:resume:*", "ussd:profile:*", "limit:*"):
-        for key in redis.scan_iter(match=pattern, count=500):
+    for prefix in REHASH_DROPPED:
+        for key in redis.scan_iter(match=f"{prefix}*", count=500):
             redis.delete(key)
     click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))

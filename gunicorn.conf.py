@@ -11,7 +11,7 @@ accesslog = None
 
 def on_starting(server):
     from app import create_app
-    from services.health import ServiceDown, require_services
+    from infra.health import ServiceDown, require_services
 
     app = create_app()
     try:

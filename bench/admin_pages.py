@@ -35,7 +35,7 @@ from typing import Any
 from bench.ussd_load import bench_phone
 from bench.ussd_steps import Server, fresh_database, fresh_redis, git_revision, percentile, served, server_env
 from config import parse_encryption_keys
-from services.sealing import Keyring
+from infra.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "admin_pages.json"

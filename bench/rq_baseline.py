@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     from rq import Queue, Worker
 
     from app import create_app
-    from services.health import require_services
+    from infra.health import require_services
 
     app = create_app()
     sessions, redis = app.extensions["sira.sessions"], app.extensions["sira.redis"]

@@ -485,11 +485,11 @@ def outbox_rows(database_url: str, env: dict[str, str], count: int) -> list[int]
     from config import load_settings
     from flows.i18n import Catalogs
     from flows.sms import SmsTexts
+    from infra.sealing import Keyring
     from models.db import make_session_factory
     from models.phone import phone_hash
     from models.referral import new_code
     from services.referrals import queue_sms
-    from services.sealing import Keyring
 
     settings = load_settings(env)
     texts = SmsTexts.from_settings(settings, Catalogs.load())
@@ -535,8 +535,8 @@ def phase_b(
     from rq import Queue
 
     from config import load_settings
-    from workers import queues
-    from workers.queues import enqueue_sms, sms_job_id, sms_retry
+    from infra import queues
+    from infra.queues import enqueue_sms, sms_job_id, sms_retry
 
     per_round = args.jobs // 2
     settings = load_settings(env)
@@ -723,7 +723,7 @@ def empty_queues(redis_url: str) -> int:
     from redis import Redis
     from rq import Queue
 
-    from workers import queues
+    from infra import queues
 
     with Redis.from_url(redis_url) as redis:
         return sum(Queue(name, connection=redis).empty() for name in (*queues.ALL, BARE_QUEUE))
@@ -763,7 +763,7 @@ def _stop_on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from workers import queues
+    from infra import queues
 
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)

@@ -277,8 +277,8 @@ def count_logged_steps(database_url: str, redis_url: str) -> int:
     from redis import Redis
     from sqlalchemy import create_engine, func, select
 
+    from infra.keys import STEP_BUFFER
     from models import UssdStep
-    from services.transcripts import STEP_BUFFER
 
     engine = create_engine(database_url)
     try:

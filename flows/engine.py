@@ -43,6 +43,7 @@ class State:
     suspended: dict | None = None
     hint: str | None = None
     origin: list = field(default_factory=list)
+    step_id: str = ""  # the transport's identity of the last request, for one that sends no history
 
     @property
     def language(self) -> str:

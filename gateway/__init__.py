@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from gateway.africastalking import AfricasTalkingGateway
 from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
+from gateway.orange import OrangeGateway
 
 if TYPE_CHECKING:
     from config import Settings
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GATEWAYS",
     "AfricasTalkingGateway",
+    "OrangeGateway",
     "Outcome",
     "OutgoingSms",
     "SendResult",
@@ -37,8 +39,20 @@ def _africastalking(settings: Settings) -> SmsGateway:
     )
 
 
+def _orange(settings: Settings) -> SmsGateway:
+    return OrangeGateway(
+        api_url=settings.orange_api_url,
+        client_id=settings.orange_client_id,
+        client_secret=settings.orange_client_secret,
+        sender_address=settings.orange_sender_address,
+        sender_name=settings.orange_sender_name,
+        timeout_seconds=settings.orange_timeout_seconds,
+    )
+
+
 GATEWAYS: dict[str, Callable[[Settings], SmsGateway]] = {
     "africastalking": _africastalking,
+    "orange": _orange,
 }
 
 

@@ -49,6 +49,7 @@ class SendResult:
     cost: str | None  # as the aggregator wrote it, e.g. "XOF 25.0000"
     segments: int | None
     detail: str = ""  # human-readable reason, free of phone numbers
+    retry_after: float | None = None  # seconds the gateway asked us to wait (HTTP Retry-After)
 
 
 @runtime_checkable

@@ -18,7 +18,8 @@ class UssdStep:
 
     `text` is the whole history when `cumulative` (Africa's Talking sends every answer so far,
     `*`-joined: `1*2*Awa`), or only the newest input when not (an SMPP gateway sends what was
-    just typed; the dial itself comes with an empty input, or the dial-through's digits).
+    just typed, and says whether it opens the session: `dialled`; the dial itself comes with an
+    empty input, or the dial-through's answers, `*`-joined).
     """
 
     session_id: str
@@ -28,6 +29,9 @@ class UssdStep:
     cumulative: bool = True
     network: str = ""  # the operator's network code, when the transport says it
     transport: str = "at"  # which transport brought it: for logs and figures, never for logic
+    dialled: bool = False  # not cumulative: this request opens the session (SMPP's PSSR indication)
+    step_id: str = ""  # not cumulative: the transport's identity of this request, so that the same
+    # request delivered twice is one step with one reply (e.g. its_session_info's sequence number)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra.sealing import Keyring
 from models.encrypted import bind_keyring
-from services.sealing import Keyring
 
 
 def make_engine(url: str, keyring: Keyring, connect_timeout: int = 2) -> Engine:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Integer, MetaData, Text, column, sele
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from services.sealing import Keyring, Undecryptable, key_id
+from infra.sealing import Keyring, Undecryptable, key_id
 
 _ATTRIBUTE = "sira_keyring"
 

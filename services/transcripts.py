@@ -7,64 +7,30 @@ database in batches. So is a step with effects, once its effects are committed (
 session's row); a step whose state could not be saved (Redis down, a lost race) is written
 directly. Inserts are idempotent on the session id and on (session, step number).
 
-Erasure leaves a tombstone holding its time: a session that had begun by then belongs to the
-erased person, wherever its steps still are; one begun later is a new life of the number.
+Erasure leaves a tombstone (infra/forgetting.py): no step of a session begun before its phone
+was erased is written.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
-from redis import Redis
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from infra.forgetting import begun_before_erasure
 from models.base import as_utc
 from models.db import insert_ignore
 from models.ussd import UssdSession, UssdStep
 
-STEP_BUFFER = "ussd:steps"
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode  # built once, not per step
 SEALING_PURPOSE = "ussd-steps"
-ERASED_TTL_SECONDS = 2 * 24 * 3600  # far longer than a step waits in the buffer, dead list aside
 
 
 # For some phone hashes, when each was erased (those never erased are left out).
 Erasures = Callable[[Collection[str]], Mapping[str, float]]
-
-
-def erased_key(phone_digest: str) -> str:
-    """A tombstone: this phone was erased, so its buffered steps must not bring a session back."""
-    return f"ussd:erased:{phone_digest}"
-
-
-def erasure_mark() -> str:
-    """What a tombstone holds: the erasure's time (epoch seconds), which sessions are compared to."""
-    return repr(time.time())
-
-
-def erased_at(mark: bytes | str | None) -> float | None:
-    """The erasure time a tombstone holds; None if there is none (or it is unreadable)."""
-    try:
-        return float(mark) if mark else None
-    except ValueError:
-        return None
-
-
-def erasure_times(redis: Redis, digests: Collection[str]) -> dict[str, float]:
-    """When each of these phones was erased, for those that were (one MGET)."""
-    digests = list(digests)
-    marks = redis.mget([erased_key(d) for d in digests]) if digests else []
-    times = {d: erased_at(mark) for d, mark in zip(digests, marks, strict=True)}
-    return {d: t for d, t in times.items() if t is not None}
-
-
-def begun_before_erasure(started: float, erased: float | None) -> bool:
-    """Whether a session that began at `started` (epoch seconds) is the erased person's."""
-    return erased is not None and started <= erased
 
 
 def step_record(

@@ -27,9 +27,11 @@ import models
 from app import create_app
 from cli import alembic_config
 from config import load_settings
+from gateway.ussd import UssdReply, UssdStep
+from infra import queues
+from infra.connection import worker_redis
+from services.converse import Converse
 from tests.gateway_helpers import EmulatorProcess, start_emulator
-from workers import queues
-from workers.connection import worker_redis
 from workers.runner import run_jobs
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -206,9 +208,54 @@ class Phone:
         return response.text
 
 
+class NeutralPhone(Phone):
+    """A handset whose transport sends only the newest input, as an operator's SMPP gateway does:
+    it calls the conversation every USSD transport shares, with the neutral step such a transport
+    makes (`cumulative=False`, a dial marked `dialled`, each request its own `step_id`)."""
+
+    def __init__(self, app: Flask, number: str = "+22370000001", service_code: str = "*384*7472#") -> None:
+        super().__init__("", number, service_code)
+        self.converse = Converse.of(app)
+        self.sent = 0
+        self.last: UssdStep | None = None
+
+    def dial(self, dial_through: str = "") -> str:
+        self.session_id = f"smpp_{uuid.uuid4().hex}"
+        self.history = [dial_through] if dial_through else []
+        return self._deliver(dial_through, dialled=True)
+
+    def send(self, answer: str) -> str:
+        self.history.append(answer)
+        return self._deliver(answer, dialled=False)
+
+    def repeat(self) -> str:
+        assert self.last is not None
+        return self._render(self.converse(self.last))
+
+    def _deliver(self, text: str, dialled: bool) -> str:
+        self.sent += 1
+        self.last = UssdStep(self.session_id, self.number, self.service_code, text, cumulative=False,
+                             network="61001", transport="smpp", dialled=dialled,
+                             step_id=str(self.sent))  # fmt: skip
+        return self._render(self.converse(self.last))
+
+    @staticmethod
+    def _render(reply: UssdReply) -> str:
+        return ("END " if reply.end else "CON ") + reply.text
+
+
+TRANSPORTS = ["at", "smpp"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    """Each USSD journey runs over AT's webhook and over a transport that sends no history."""
+    return request.param
+
+
 @pytest.fixture
-def phone(live_server: LiveServer) -> Phone:
-    return Phone(live_server.url)
+def phone(transport: str, live_server: LiveServer, app: Flask) -> Phone:
+    return Phone(live_server.url) if transport == "at" else NeutralPhone(app)
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -50,6 +50,7 @@ def wait_for(probe: Callable[[], T], timeout: float = 3.0, interval: float = 0.0
 class Received:
     path: str
     form: dict[str, str]
+    json: object = None  # a JSON body (Orange's notifications), parsed
 
 
 @dataclass
@@ -81,7 +82,8 @@ def start_receiver() -> CallbackReceiver:
     def app(request: Request) -> Response:
         receiver = holder[0]
         with receiver.lock:
-            receiver.received.append(Received(request.path, dict(request.form)))
+            body = request.get_json(silent=True) if request.is_json else None
+            receiver.received.append(Received(request.path, dict(request.form), body))
         return Response(f"received {request.path}", mimetype="text/plain")
 
     server = make_server("127.0.0.1", 0, app, threaded=True)

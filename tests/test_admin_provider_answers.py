@@ -10,12 +10,12 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infra import queues
 from models.admin import AuditEntry, Role
 from models.messaging import OutboundSms
 from models.referral import Referral, Status
 from tests.test_admin_access import token
 from tests.test_admin_referrals import RETURNEE, referral_for, seeded, signed_in  # noqa: F401
-from workers import queues
 
 
 def answer(client: FlaskClient, code: str, action: str, **form: str):

@@ -12,12 +12,12 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infra import queues
 from models.admin import AuditEntry, Role
 from tests.conftest import run_worker
 from tests.test_admin_access import token
 from tests.test_admin_referrals import signed_in
 from web.admin.queues import ERROR_CHARS, last_line
-from workers import queues
 
 FAILING = "workers.deadlines.check_deadlines"
 SECRET_ARG = "1999-12-31T23:59:59"  # stands for an argument that must never be shown

@@ -12,6 +12,7 @@ from rq import Queue
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from infra import queues
 from models.admin import AuditEntry, Role
 from models.base import utcnow
 from models.directory import Provider
@@ -23,7 +24,6 @@ from services.referrals import refer
 from tests.conftest import PHONE_HASH_KEY
 from tests.test_admin_access import login, make_user, token
 from web.admin.paging import Page
-from workers import queues
 
 RETURNEE = "+22370000101"
 CONSENT_VERSION = "consent-v1"  # any version: refer() only needs one

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from app import create_app
 from config import ConfigError, load_settings
+from infra.keys import STEP_BUFFER
 from models import InboundSms, OutboundSms
 from models.phone import phone_hash
-from services.transcripts import STEP_BUFFER
 from tests.callback_forms import OPTOUT, ROUTES, SMS, USSD, snapshot
 from tests.conftest import PHONE_HASH_KEY, LiveServer, app_settings
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from app import create_app
 from config import ConfigError, load_settings
+from infra.keys import STEP_BUFFER
 from models import InboundSms, UssdSession
-from services.transcripts import STEP_BUFFER
 from tests.conftest import app_settings
 
 OLD, NEW = "old-secret-" + "a" * 32, "new-secret-" + "b" * 32

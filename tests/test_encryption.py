@@ -22,12 +22,12 @@ import models
 from app import create_app
 from cli import alembic_config
 from config import DEV_ENCRYPTION_KEY, ConfigError, load_settings
+from infra.sealing import Keyring, Undecryptable
 from models import InboundSms, OutboundSms, Returnee, UssdSession, UssdStep
 from models.db import make_session_factory
 from models.encrypted import encrypted_columns
 from models.phone import phone_hash
 from services.erasure import erase_returnee
-from services.sealing import Keyring, Undecryptable
 from tests.conftest import (
     ENCRYPTION_KEYS,
     PG_ADMIN_URL,
@@ -207,7 +207,8 @@ def test_the_migration_encrypts_existing_rows_and_its_downgrade_decrypts_them(
     fresh_database_url: str,
 ) -> None:
     url = fresh_database_url
-    keyring = Keyring(load_settings(encryption_keys=ENCRYPTION_KEYS).encryption_keyring)
+    keys = load_settings(encryption_keys=ENCRYPTION_KEYS).encryption_keyring
+    keyring = Keyring(keys)
     alembic.upgrade(alembic_config(url), "0006")
     engine = create_engine(url)
     now = datetime.now(UTC)
@@ -227,7 +228,7 @@ def test_the_migration_encrypts_existing_rows_and_its_downgrade_decrypts_them(
                  "next_attempt_at, created_at) VALUES (2, '', '', '[erased]', 'test', 1, 'failed', 0, :now, :now)"),
             {"now": now},
         )  # fmt: skip
-    alembic.upgrade(alembic_config(url, keyring), "head")
+    alembic.upgrade(alembic_config(url, keys), "head")
 
     stored = raw_values(url)
     assert NAME not in stored and DIGITS not in stored
@@ -242,7 +243,7 @@ def test_the_migration_encrypts_existing_rows_and_its_downgrade_decrypts_them(
         ]
     sessions.kw["bind"].dispose()
 
-    alembic.downgrade(alembic_config(url, keyring), "0006")
+    alembic.downgrade(alembic_config(url, keys), "0006")
     with engine.connect() as connection:
         assert connection.execute(text("SELECT first_name, phone_e164 FROM returnee")).one() == (
             NAME,
@@ -253,6 +254,32 @@ def test_the_migration_encrypts_existing_rows_and_its_downgrade_decrypts_them(
             == f"Bonjour {NAME}"
         )
     engine.dispose()
+
+
+def test_the_migrations_downgrade_refuses_values_it_cannot_decrypt_and_leaves_them(
+    fresh_database_url: str,
+) -> None:
+    """Migration 0007 carries its own copy of the token format: a key it lacks is an error, not garbage."""
+    url = fresh_database_url
+    alembic.upgrade(alembic_config(url), "0006")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO returnee (id, phone_hash, phone_e164, language, first_name, created_at, updated_at) "
+                 "VALUES (1, 'h', :phone, 'fr', :name, :now, :now)"),
+            {"phone": RETURNEE, "name": NAME, "now": datetime.now(UTC)},
+        )  # fmt: skip
+    alembic.upgrade(alembic_config(url, load_settings(encryption_keys=KEY_A).encryption_keyring), "head")
+    with pytest.raises(RuntimeError, match=r"returnee\.phone_e164: 1 values do not decrypt"):
+        alembic.downgrade(
+            alembic_config(url, load_settings(encryption_keys=KEY_B).encryption_keyring), "0006"
+        )
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT phone_e164, first_name FROM returnee")).one()
+    engine.dispose()
+    assert all(value.startswith("v1:a:") for value in stored)
+    reader = Keyring(load_settings(encryption_keys=KEY_A).encryption_keyring)
+    assert tuple(reader.decrypt(value) for value in stored) == (RETURNEE, NAME)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ def test_a_database_down_is_named_on_healthz_and_explained_in_the_log_only(
 ) -> None:
     missing = tmp_path / "no-such-directory" / "sira.db"
     app = create_app(app_settings(f"sqlite:///{missing}"))
-    with caplog.at_level("WARNING", logger="services.health"):
+    with caplog.at_level("WARNING", logger="infra.health"):
         response = app.test_client().get("/healthz")
     assert response.status_code == 503
     body = response.get_json()

@@ -18,7 +18,10 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 SEEDED = (ROOT / "seed" / "directory.yaml").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("taken_name", ["WEB_PORT", "EMULATOR_PORT"])
+PORTS = ("WEB_PORT", "EMULATOR_PORT", "SMPP_PORT", "SMPP_PHONES_PORT")
+
+
+@pytest.mark.parametrize("taken_name", PORTS)
 def test_make_run_with_a_port_taken_says_which_and_how_to_choose_another_and_starts_nothing(
     tmp_path: Path, taken_name: str
 ) -> None:
@@ -26,14 +29,15 @@ def test_make_run_with_a_port_taken_says_which_and_how_to_choose_another_and_sta
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ports = {"WEB_PORT": str(free_port()), "EMULATOR_PORT": str(free_port()), taken_name: str(port)}
+        ports = {**{name: str(free_port()) for name in PORTS}, taken_name: str(port)}
         env = {**os.environ, **ports, "DATABASE_URL": f"sqlite:///{tmp_path / 'sira.db'}"}
         result = subprocess.run(
             [str(ROOT / "scripts" / "run")], env=env, capture_output=True, text=True, timeout=30
         )
     assert result.returncode != 0
     assert f"port {port} ({taken_name}) is taken" in result.stderr, result.stderr
-    assert f"{taken_name}={port + 1} make run" in result.stderr  # how to choose another
+    suggested = int(re.search(rf"{taken_name}=(\d+) make run", result.stderr).group(1))  # how to choose
+    assert suggested != port and str(suggested) not in ports.values()
     assert len(result.stderr.splitlines()) == 1, result.stderr  # only the port that is taken
     assert result.stdout == "" and not (tmp_path / "sira.db").exists()  # nothing started, nothing migrated
 

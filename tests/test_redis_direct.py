@@ -12,8 +12,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra.connection import Direct, DirectScript, redis_from_url
 from tests.conftest import REDIS_URL
-from workers.connection import Direct, DirectScript, redis_from_url
 
 SCRIPT = "redis.call('SET', KEYS[1], ARGV[1]) return {1, tonumber(ARGV[2])}"
 

@@ -15,11 +15,11 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app import create_app
+from infra import queues
 from models import OutboundSms, Provider, Referral, Returnee, SmsStatus
 from tests.conftest import Phone, redis_dump
 from tests.gateway_helpers import EmulatorProcess, wait_for
 from tests.journeys import RETURNEE, ask_for_help, code_in, messages, run_worker, seeded_app, settings_for
-from workers import queues
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def test_send_job_is_idempotent_once_the_gateway_accepted(
     ask_for_help(Phone(live_server.url, number=RETURNEE))
     run_worker(database_url, gateway)
     ids = [r.id for r in db.scalars(select(OutboundSms))]
-    from workers.queues import enqueue_sms
+    from infra.queues import enqueue_sms
 
     enqueue_sms(redis, ids, "0")  # a stray duplicate job for every message
     run_worker(database_url, gateway)

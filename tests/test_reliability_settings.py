@@ -13,8 +13,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError
 
 from config import ConfigError, load_settings
-from services.spool import DELIVERY, INCOMING, Spool
-from workers.connection import redis_from_url
+from infra.connection import redis_from_url
+from infra.spool import DELIVERY, INCOMING, Spool
 from workers.sms import backoff
 
 
@@ -93,9 +93,9 @@ def test_a_message_spooled_over_the_rate_limit_is_stored_not_acted_on_at_replay(
     from redis import Redis
     from rq import Queue
 
+    from infra import queues
     from models import InboundSms, OutboundSms
     from tests.conftest import REDIS_URL, SECRET_KEY, run_worker
-    from workers import queues
 
     monkeypatch.setenv("SPOOL_DIR", str(tmp_path))  # the worker's settings come from its environment
     spool = Spool(tmp_path, SECRET_KEY)
@@ -121,9 +121,9 @@ def test_callbacks_set_aside_are_deleted_by_the_retention_purge_once_as_old_as_p
     from redis import Redis
     from rq import Queue
 
+    from infra import queues
     from models.base import utcnow
     from tests.conftest import REDIS_URL, SECRET_KEY, run_worker
-    from workers import queues
 
     monkeypatch.setenv("SPOOL_DIR", str(tmp_path))
     Spool(tmp_path, "a-secret-since-rotated").append(INCOMING, {"from": "+22370000123", "text": "AIDE"})

@@ -13,15 +13,15 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from app import create_app
+from infra import queues
+from infra.keys import STEP_DEAD
+from infra.sealing import Sealer
 from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
 from models.directory import Category, Provider
 from services.erasure import ERASED
-from services.sealing import Sealer
 from services.transcripts import SEALING_PURPOSE, step_record
 from tests.conftest import REDIS_URL, SECRET_KEY, app_settings, run_worker
-from workers import queues
 from workers.retention import PURGED, purge_at
-from workers.transcripts import DEAD
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -146,7 +146,7 @@ def set_aside(redis: Redis, secret: str, at: datetime, typed: str) -> bytes:
     """A step the transcript flush could not write, as it keeps it in Redis."""
     record = step_record("ATUid_x", 3, typed, "CON Votre sexe", 1.0, at.isoformat(), None)
     blob = Sealer(secret, SEALING_PURPOSE).seal(record)
-    redis.rpush(DEAD, blob)
+    redis.rpush(STEP_DEAD, blob)
     return blob
 
 
@@ -160,5 +160,5 @@ def test_the_worker_runs_the_purge_as_a_job_at_a_given_time(database_url: str, a
         job.refresh()
         assert job.return_value() == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2,
                                       "rejected_callbacks": 0, "set_aside_steps": 2}  # fmt: skip
-        assert redis.lrange(DEAD, 0, -1) == [recent]
+        assert redis.lrange(STEP_DEAD, 0, -1) == [recent]
     assert state(app)["steps"] == ["new"]

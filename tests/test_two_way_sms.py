@@ -14,11 +14,11 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
+from infra import queues
 from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
 from tests.conftest import Phone, flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
-from workers import queues
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice
 ASSOCIATION = "+22350000011"  # jobs in Bamako, second choice

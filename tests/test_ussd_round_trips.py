@@ -15,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
+from infra.keys import STEP_BUFFER
 from models import UssdSession, UssdStep
 from models.phone import phone_hash
-from services.transcripts import STEP_BUFFER
 from tests.conftest import PHONE_HASH_KEY, flush_transcripts
 
 NUMBER = "+22370000001"

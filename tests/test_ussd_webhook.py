@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import create_app
+from infra.keys import STEP_BUFFER
 from models import Returnee, UssdSession, UssdStep
-from services.transcripts import STEP_BUFFER
 from tests.conftest import Phone, app_settings, flush_transcripts, redis_dump
 
 GOOD = {"sessionId": "ATUid_1", "serviceCode": "*384*7472#", "phoneNumber": "+22370000001",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
+from infra.sealing import Keyring
 from models.db import make_session_factory
-from services.sealing import Keyring
 
 
 def init_app(app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from services.health import check_database, check_redis
+from infra.health import check_database, check_redis
 
 bp = Blueprint("health", __name__)
 

@@ -7,20 +7,21 @@ shared with the replay of the spool, where callbacks go while the database is do
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from infra import spool
+from infra.queues import enqueue_sms
 from models.base import utcnow
 from models.phone import InvalidPhone, phone_hash, to_e164
-from services import spool
 from services.inbound import delivery_report as delivery_report_of
 from services.inbound import opt_out, receive
 from web import plain
 from web.db import get_session
 from web.validation import ID, PHONE, SHORT_CODE, WORD, Field, Invalid, check
-from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sms", __name__)
@@ -44,8 +45,13 @@ def delivery_report() -> Response:
 
     With the database down the report goes to the spool (answered 200) and is applied later.
     """
+    return apply_delivery(request.form)
+
+
+def apply_delivery(raw: Mapping[str, str]) -> Response:
+    """Check and record a delivery report in AT's fields, whichever gateway's callback brought it."""
     try:
-        form = check(request.form, DELIVERY_FIELDS)
+        form = check(raw, DELIVERY_FIELDS)
     except Invalid as exc:
         return plain(str(exc), 400)
     gateway_id = form["id"].strip()
@@ -97,8 +103,13 @@ def incoming() -> Response:
     A sender over its rate limit is stored but neither acted on nor answered: a flood must not
     make us send a flood. A provider's registered number is not limited (see services/inbound).
     """
+    return apply_incoming(request.form)
+
+
+def apply_incoming(raw: Mapping[str, str]) -> Response:
+    """Check, store and act on an incoming SMS in AT's fields, whichever gateway's callback brought it."""
     try:
-        form = check(request.form, INCOMING_FIELDS)
+        form = check(raw, INCOMING_FIELDS)
         e164 = sender(form["from"])
         sent_at = parse_date(form["date"])
     except Invalid as exc:

@@ -1,1 +1,1 @@
-"""Background work on RQ: queue names, the Redis connection, and one module per job family."""
+"""Background work on RQ: queue names and one module per job family."""

@@ -18,8 +18,8 @@ from config import Settings, load_settings
 from flows.i18n import Catalogs
 from flows.sms import SmsTexts
 from gateway import SmsGateway, gateway_from_settings
+from infra.sealing import Keyring
 from models.db import make_session_factory
-from services.sealing import Keyring
 
 _contexts: dict[tuple[int, Settings], JobContext] = {}
 

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from rq.cron import CronScheduler
 
 from config import Settings
-from workers import queues
+from infra import keys, queues
 from workers.deadlines import check_deadlines
 from workers.outbox import sweep_outbox
 from workers.retention import purge
@@ -28,7 +28,7 @@ def start_cron(redis: Redis, settings: Settings) -> None:
     A thread rather than `rq cron` so that the Procfile's one `worker` entry is enough; a Redis
     outage only skips ticks. Several workers may each queue a sweep: sweeping is idempotent.
     """
-    cron = CronScheduler(connection=redis, name=f"sira-cron-{os.getpid()}")
+    cron = CronScheduler(connection=redis, name=keys.cron_name(os.getpid()))
     every = {
         sweep_outbox: settings.outbox_sweep_seconds,
         flush_steps: 5,

@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from rq import get_current_job
 from sqlalchemy import select, update
 
+from infra.queues import enqueue_sms
 from models.base import as_utc, utcnow
 from models.referral import Referral, Status
 from services import lifecycle
 from workers.context import job_context
-from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -15,10 +15,10 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import select, update
 
+from infra.queues import enqueue_sms, sms_job_id
 from models.base import as_utc, utcnow
 from models.messaging import TO_SEND, OutboundSms, SmsStatus
 from workers.context import job_context
-from workers.queues import enqueue_sms, sms_job_id
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,12 @@ from sqlalchemy import delete, not_, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
+from infra.spool import Spool
 from models.base import as_utc, utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, Status, open_clause
 from models.ussd import UssdStep
 from services.erasure import anonymise_referrals
-from services.spool import Spool
 from workers.context import job_context
 from workers.transcripts import purge_dead
 

@@ -13,7 +13,7 @@ from redis import Redis
 from rq import SimpleWorker
 
 from config import Settings
-from workers import queues
+from infra import queues
 
 # RQ's bookkeeping for every job, at INFO: four lines a job, and one more for each job the cron
 # queues. The cron queues one every few seconds, so an idle worker printed ~120 lines a minute.

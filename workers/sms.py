@@ -64,6 +64,10 @@ def send_sms(sms_id: int) -> str:
         if row.status == SmsStatus.DEAD:
             log.warning("sms %s: given up after %d attempts", sms_id, row.attempts)
             return "dead"
+        if result.retry_after is not None and result.outcome is Outcome.RETRY:
+            # The gateway said when to come back: RQ's own retry might come sooner, so the
+            # sweeper sends it once next_attempt_at (which honours Retry-After) is due.
+            return "deferred"
         if result.outcome in (Outcome.RETRY, Outcome.HELD):
             raise GatewayRetry(f"sms {sms_id}: gateway answered {result.status}; attempt {row.attempts}")
         return str(result.outcome)
@@ -90,4 +94,7 @@ def record(row: OutboundSms, result: SendResult, intervals: str, max_attempts: i
             row.status = SmsStatus.DEAD
             return
         row.status = SmsStatus.HELD if result.outcome is Outcome.HELD else SmsStatus.PENDING
-        row.next_attempt_at = now + backoff(row.attempts, intervals)
+        wait = backoff(row.attempts, intervals)
+        if result.retry_after is not None:
+            wait = max(wait, timedelta(seconds=result.retry_after))
+        row.next_attempt_at = now + wait

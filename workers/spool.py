@@ -1,4 +1,4 @@
-"""Replaying the callbacks spooled while the database was down (see services/spool.py)."""
+"""Replaying the callbacks spooled while the database was down (see infra/spool.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import logging
 
 from rq import get_current_job
 
-from services import spool
+from infra import spool
+from infra.forgetting import forget_phone, forget_profiles
+from infra.queues import enqueue_sms
 from services.inbound import delivery_report, opt_out, receive
-from web.ussd_store import UssdStore
 from workers.context import job_context
-from workers.queues import enqueue_sms
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +20,6 @@ def replay_spool() -> dict[str, int]:
     ctx = job_context()
     settings = ctx.settings
     redis = get_current_job().connection
-    store = UssdStore(
-        redis, settings.ussd_session_ttl_seconds, settings.resume_window_hours * 3600, settings.secret_key
-    )
 
     def apply(kind: str, fields: dict[str, str]) -> None:
         with ctx.sessions() as session:
@@ -40,9 +37,9 @@ def replay_spool() -> dict[str, int]:
         if received.outcome is None:
             return
         enqueue_sms(redis, received.sms_ids, settings.sms_retry_intervals, settings.sms_job_timeout_seconds)
-        store.forget_profile(*received.touched)
+        forget_profiles(redis, *received.touched)
         if received.erased:
-            store.forget_phone(received.erased)
+            forget_phone(redis, received.erased)
 
     replayed = spool.Spool(settings.spool_dir, settings.secret_key).replay(apply)
     counts = {"replayed": replayed.done, "left": replayed.left, "rejected": replayed.rejected}

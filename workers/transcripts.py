@@ -12,16 +12,16 @@ from rq import get_current_job
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from infra.forgetting import erasure_times
+from infra.keys import STEP_BUFFER, STEP_DEAD, STEP_FLUSH_LOCK
+from infra.sealing import Sealer
 from models.base import as_utc
-from services.sealing import Sealer
-from services.transcripts import SEALING_PURPOSE, STEP_BUFFER, Erasures, erasure_times, write_steps
+from services.transcripts import SEALING_PURPOSE, Erasures, write_steps
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
-LOCK = "ussd:steps:flushing"
-DEAD = "ussd:steps:dead"
 
 
 def flush_steps(redis: Redis | None = None) -> int:
@@ -32,7 +32,7 @@ def flush_steps(redis: Redis | None = None) -> int:
     """
     ctx = job_context()
     redis = redis or get_current_job().connection
-    if not redis.set(LOCK, "1", nx=True, ex=300):
+    if not redis.set(STEP_FLUSH_LOCK, "1", nx=True, ex=300):
         return 0
     try:
         blobs = redis.lrange(STEP_BUFFER, 0, BATCH - 1)
@@ -57,7 +57,7 @@ def flush_steps(redis: Redis | None = None) -> int:
         log.info("transcripts: %d USSD steps written", written)
         return written
     finally:
-        redis.delete(LOCK)
+        redis.delete(STEP_FLUSH_LOCK)
 
 
 def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: Erasures) -> int:
@@ -70,25 +70,25 @@ def _one_by_one(session: Session, records: list[dict], redis: Redis, erased: Era
             session.commit()
         except SQLAlchemyError:
             session.rollback()
-            log.warning("a buffered USSD step could not be written; kept aside in %s", DEAD)
-            redis.rpush(DEAD, sealer.seal(json.dumps(record).encode()))
+            log.warning("a buffered USSD step could not be written; kept aside in %s", STEP_DEAD)
+            redis.rpush(STEP_DEAD, sealer.seal(json.dumps(record).encode()))
     return written
 
 
 def purge_dead(redis: Redis, secret: str, before: datetime) -> int:
-    """Retention: steps set aside in DEAD go after the transcripts' period, like written ones.
+    """Retention: steps set aside in STEP_DEAD go after the transcripts' period, like written ones.
 
     One that can no longer be opened (its key is gone) can never be written: it goes too.
     Each is removed by value, so two purges at once remove (and count) it once.
     """
     sealer = Sealer(secret, SEALING_PURPOSE)
     removed = 0
-    for blob in redis.lrange(DEAD, 0, -1):
+    for blob in redis.lrange(STEP_DEAD, 0, -1):
         data = sealer.open(blob)
         try:
             at = as_utc(datetime.fromisoformat(json.loads(data)["at"])) if data else None
         except (ValueError, KeyError, TypeError):
             at = None
         if at is None or at < before:
-            removed += redis.lrem(DEAD, 1, blob)
+            removed += redis.lrem(STEP_DEAD, 1, blob)
     return removed

@@ -10,6 +10,7 @@ SMS to `{callback_base}/sms/incoming`, and injects faults on demand.
 
 Endpoints besides the API: `GET|DELETE /messages`, `GET /inbox/<phone>` (JSON, or HTML with
 `?format=html`), `POST /send-from-phone`, `GET|POST /faults`, `POST /reset`, `GET /` (health).
+It also has Orange's SMS API face (gateway/emulator/orange.py) on the same port.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import requests
 from flask import Flask, Response, jsonify, request
 from markupsafe import escape
 
+from gateway.emulator.orange import add_orange_face
 from gateway.emulator.reports import DeliveryReporter
 from gateway.emulator.state import REJECT_CODES, EmulatorState
 from gateway.segments import segment_count
@@ -137,6 +139,8 @@ def create_emulator(
         total_text = f"{currency} {total:.4f}" if sent else "0"
         summary = f"Sent to {sent}/{len(numbers)} Total Cost: {total_text}"
         return jsonify(SMSMessageData={"Message": summary, "Recipients": recipients}), 201
+
+    add_orange_face(app, state, reporter, callback_base, _reachable, short_code)
 
     @app.get("/messages")
     def list_messages() -> Response:

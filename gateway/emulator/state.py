@@ -35,27 +35,32 @@ class Faults:
     fail_next: int = 0
     delivery_failure_rate: float = 0.0
     delivery_failure_reason: str = "UserInBlacklist"
+    # Orange's face: how long its tokens live, the SMS bundle left, and 429s with Retry-After.
+    orange_token_ttl: float = 3600.0
+    orange_balance: int = 1000
+    throttle_next: int = 0
+    retry_after_seconds: float = 1.0
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial update, checking every value first so a bad request changes nothing."""
-        unknown = set(changes) - {f.name for f in fields(self)} - {"seed"}
+        unknown = set(changes) - {f.name for f in fields(self)} - {"seed", "expire_tokens"}
         if unknown:
             raise ValueError(f"unknown fault(s): {', '.join(sorted(unknown))}")
         checked: dict[str, Any] = {}
         for name, value in changes.items():
-            if name == "seed":
+            if name in ("seed", "expire_tokens"):
                 continue
             if name.endswith("_rate"):
                 if not isinstance(value, int | float) or not 0 <= value <= 1:
                     raise ValueError(f"{name} must be a number between 0 and 1")
                 checked[name] = float(value)
-            elif name == "timeout_seconds":
-                if not isinstance(value, int | float) or value < 0:
-                    raise ValueError("timeout_seconds must be a non-negative number")
+            elif name in ("timeout_seconds", "orange_token_ttl", "retry_after_seconds"):
+                if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"{name} must be a non-negative number")
                 checked[name] = float(value)
-            elif name == "fail_next":
+            elif name in ("fail_next", "orange_balance", "throttle_next"):
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise ValueError("fail_next must be a non-negative integer")
+                    raise ValueError(f"{name} must be a non-negative integer")
                 checked[name] = value
             elif name == "reject_status":
                 if value not in REJECT_CODES:
@@ -92,6 +97,9 @@ class EmulatorState:
         # Bumped by reset: work started before a reset (a slow "timeout" answer, a pending delivery
         # report) must not leak into the next test.
         self.generation = 0
+        # Orange's bearer tokens: token -> time.monotonic() it expires; and how many were issued.
+        self.tokens: dict[str, float] = {}
+        self.tokens_issued = 0
 
     def reset(self) -> None:
         """Forget messages and faults, and restart the random sequence from the seed."""
@@ -100,6 +108,8 @@ class EmulatorState:
             self.faults = Faults()
             self.rng = random.Random(self.seed)
             self.generation += 1
+            self.tokens.clear()
+            self.tokens_issued = 0
 
     def clear_messages(self) -> None:
         with self.lock:
@@ -115,8 +125,12 @@ class EmulatorState:
         seed = changes.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError("seed must be an integer")
+        if changes.get("expire_tokens") not in (None, True):
+            raise ValueError("expire_tokens must be true: every Orange token issued so far then gets a 401")
         with self.lock:
             self.faults.update(changes)
+            if changes.get("expire_tokens"):
+                self.tokens.clear()
             if seed is not None:
                 self.seed = seed
                 self.rng = random.Random(seed)
@@ -127,7 +141,7 @@ class EmulatorState:
             return self._faults_view()
 
     def _faults_view(self) -> dict[str, Any]:
-        return asdict(self.faults) | {"seed": self.seed}
+        return asdict(self.faults) | {"seed": self.seed, "tokens_issued": self.tokens_issued}
 
     def decide(self, recipients: int) -> Decision:
         """Draw, in a fixed order, what goes wrong with one send request."""
@@ -148,6 +162,31 @@ class EmulatorState:
                 reject_status=faults.reject_status if rejected else None,
                 delivery_failures=tuple(faults.delivery_failure_reason if u else None for u in undelivered),
             )
+
+    def issue_token(self, token: str, expires_at: float) -> None:
+        with self.lock:
+            self.tokens[token] = expires_at
+            self.tokens_issued += 1
+
+    def token_valid(self, token: str, now: float) -> bool:
+        with self.lock:
+            return self.tokens.get(token, 0.0) > now
+
+    def take_throttle(self) -> float | None:
+        """Seconds of Retry-After if this Orange request is to get a 429, else None."""
+        with self.lock:
+            if self.faults.throttle_next > 0:
+                self.faults.throttle_next -= 1
+                return self.faults.retry_after_seconds
+            return None
+
+    def spend(self, units: int) -> bool:
+        """Take `units` from the Orange bundle; False (and nothing taken) when it cannot pay."""
+        with self.lock:
+            if self.faults.orange_balance < units:
+                return False
+            self.faults.orange_balance -= units
+            return True
 
     def _draw(self, rate: float) -> bool:
         return rate > 0 and self.rng.random() < rate

@@ -22,6 +22,7 @@ from flows.i18n import DEFAULT_LANGUAGE, Catalogs
 from flows.text import to_ussd
 from models import InboundSms, OutboundSms, Referral, Returnee, SmsStatus
 from models.phone import phone_hash
+from services.converse import UNAVAILABLE
 from tests.conftest import PHONE_HASH_KEY, LiveServer, Phone
 from tests.faults.conftest import (
     Blackhole,
@@ -33,7 +34,6 @@ from tests.faults.conftest import (
 )
 from tests.gateway_helpers import EmulatorProcess, free_port, fresh_number, wait_for
 from tests.journeys import app_with_directory, ask_for_help, code_in, inbox, send_from_phone
-from web.ussd import UNAVAILABLE
 
 pytestmark = pytest.mark.faults
 

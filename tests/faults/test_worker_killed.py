@@ -16,12 +16,12 @@ from redis import Redis
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
+from infra import queues
 from models import OutboundSms, SmsStatus
 from tests.conftest import LiveServer, Phone
 from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import ask_for_help
-from workers import queues
 
 pytestmark = pytest.mark.faults
 

@@ -20,11 +20,12 @@ from rq.job import Job
 from rq.registry import BaseRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.results import Result
 
+from infra import queues as names
+from infra.balance import cached_balance
 from models.admin import Role, audit
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.db import get_session
-from workers import queues as names
 
 SHOWN = 50  # per list: enough to see what is wrong, light on a slow link
 ERROR_CHARS = 160
@@ -97,8 +98,11 @@ def queue_lists(name: str, redis: Redis) -> list[JobList]:
 @require(*STAFF)
 def job_queues() -> ResponseReturnValue:
     redis = current_app.extensions["sira.redis"]
+    # The Orange bundle, only where Orange sends the SMS; read from Redis, never from Orange here.
+    orange = current_app.extensions["sira.settings"].sms_gateway.strip().lower() == "orange"
     return render_template(
         "admin/queues.html", queues={name: queue_lists(name, redis) for name in names.ALL}, kinds=KINDS,
+        orange=orange, balance=cached_balance(redis) if orange else None,
         can_retry=current_user().role == Role.ADMIN, shown=SHOWN, done=DONE.get(request.args.get("done", "")),
     )  # fmt: skip
 

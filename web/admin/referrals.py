@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from infra.queues import enqueue_sms
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
@@ -27,7 +28,6 @@ from web.admin.inputs import number
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
 from web.db import get_session
-from workers.queues import enqueue_sms
 
 # Statuses in which a referral waits on the coordination desk when it has no provider.
 AT_DESK = (Status.NEW, Status.DECLINED, Status.EXPIRED)

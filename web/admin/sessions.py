@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from redis import Redis
 
+from infra import keys
+
 IDLE_SECONDS = 30 * 60
 ABSOLUTE_SECONDS = 12 * 3600
-PREFIX = "admin:session:"
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,11 @@ class AdminSession:
 
 
 def _key(session_id: str) -> str:
-    return PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
+    return keys.admin_session(hashlib.sha256(session_id.encode()).hexdigest())
 
 
 def _user_index(user_id: int) -> str:
-    return f"admin:user-sessions:{user_id}"
+    return keys.admin_user_sessions(user_id)
 
 
 class SessionStore:

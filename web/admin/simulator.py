@@ -10,6 +10,10 @@ The conversation's state, the session id and the `*`-joined history of inputs (w
 Talking sends as `text`), travels in hidden fields of the form, so the page works without
 JavaScript and keeps nothing on the server. In production the page is off unless SMS go to the
 local emulator: with a real gateway it would send real SMS from a made-up number.
+
+The other transport, SMPP, is played through the local operator gateway emulator's phones
+(SMPP_EMULATOR_URL): it delivers each input to the SMPP connector, which answers with the same
+conversation; the form then keeps only the emulator's session number.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from web.callbacks import callback_url
 from web.db import get_session
 
 SESSION_ID = re.compile(r"ATUid_sim[0-9a-f]{24}")  # 33 characters: fits the audit's object id
+SMPP_SESSION_ID = re.compile(r"smpp_sim(\d{1,3})")  # the SMPP gateway emulator's session number
 NETWORK_CODE = "61001"
 EMULATOR_TIMEOUT = 3.0
 INBOX_SHOWN = 10
@@ -45,11 +50,23 @@ WEBHOOK_REFUSED = _("The USSD service refused the request:")
 SMS_SENT = _("SMS sent. The service answered:")
 NOTHING_TO_SEND = _("Type a message first.")
 HUNG_UP = _("Call ended.")
+NO_SMPP_EMULATOR = _("The SMPP gateway emulator does not answer: start it (make run does), or check SMPP_EMULATOR_URL.")  # fmt: skip
+TRANSPORTS = {"at": _("Africa's Talking (webhook)"), "smpp": _("Operator gateway (SMPP)")}
 
 
 def emulated(settings: Settings) -> bool:
     """Whether SMS go to the local emulator (a loopback address) rather than to a real gateway."""
-    host = urlsplit(settings.at_api_url).hostname or ""
+    return _loopback(settings.at_api_url)
+
+
+def smpp_offered(settings: Settings) -> bool:
+    """Whether the SMPP gateway emulator can be dialled: set, and on this machine in production."""
+    url = settings.smpp_emulator_url
+    return bool(url) and (not settings.is_production or _loopback(url))
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
     if host == "localhost":
         return True
     try:
@@ -67,6 +84,7 @@ class Call:
     """What the phone shows: the session under way, its inputs so far, the last screen."""
 
     phone: str = ""  # staff type the number to play: no number is written in the code
+    transport: str = "at"
     session_id: str = ""
     text: str = ""
     steps: int = 0
@@ -80,10 +98,12 @@ class Call:
     def from_form(cls, form: dict[str, str]) -> Call:
         """The hidden fields sent back; anything malformed starts from nothing rather than failing."""
         session_id = form.get("session_id", "")
-        live = bool(SESSION_ID.fullmatch(session_id))
+        transport = form.get("transport", "at") if form.get("transport") in TRANSPORTS else "at"
+        live = bool((SMPP_SESSION_ID if transport == "smpp" else SESSION_ID).fullmatch(session_id))
         steps = form.get("steps", "0")
         return cls(
             phone=form.get("phone", "").strip()[:32],
+            transport=transport,
             session_id=session_id if live else "",
             text=form.get("text", "")[:2000] if live else "",
             steps=(number(steps, 9999) or 0) if live else 0,
@@ -112,6 +132,37 @@ def step(call: Call, e164: str) -> None:
         call.error, call.ended, call.session_id = f"{translate(WEBHOOK_REFUSED)} {body[:200]}", True, ""
         return
     call.screen, call.ended = screen_text(body)
+    if call.ended:
+        call.session_id, call.text, call.steps = "", "", 0
+
+
+def smpp_step(call: Call, e164: str, typed: str, *, dial: bool) -> None:
+    """Dial or answer through the SMPP gateway emulator's phones; it waits for the connector's screen."""
+    settings: Settings = current_app.extensions["sira.settings"]
+    get_session().commit()  # the connector writes on its own connection: hold no transaction open here
+    if dial:
+        path, data = "/ussd/dial", {"phone": e164}
+        if typed:  # the answers to go through, dialled with the code: *384*7472*1*1#
+            data["dialled"] = f"{settings.ussd_service_code.rstrip('#')}*{typed}#"
+    else:
+        path, data = "/ussd/answer", {"session": call.session_id.removeprefix("smpp_sim"), "text": typed}
+    try:
+        response = requests.post(
+            settings.smpp_emulator_url.rstrip("/") + path, data=data, timeout=EMULATOR_TIMEOUT + 10
+        )
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        call.error, call.ended, call.session_id = translate(NO_SMPP_EMULATOR), True, ""
+        return
+    if response.status_code != 200:
+        reason = str(body.get("error", ""))[:200]
+        call.error, call.ended, call.session_id = f"{translate(WEBHOOK_REFUSED)} {reason}", True, ""
+        return
+    call.session_id, call.screen, call.ended = (
+        f"smpp_sim{int(body['session'])}",
+        str(body["text"]),
+        bool(body["end"]),
+    )
     if call.ended:
         call.session_id, call.text, call.steps = "", "", 0
 
@@ -163,6 +214,7 @@ def page(call: Call, e164: str | None, status: int = 200) -> ResponseReturnValue
         "admin/simulator.html", call=call, enabled=True, emulator=with_emulator, inbox=received,
         inbox_down=bool(e164 and with_emulator and received is None),
         service_code=settings.ussd_service_code, off_message=OFF_IN_PRODUCTION,
+        transports=TRANSPORTS if smpp_offered(settings) else None,
     ), status  # fmt: skip
 
 
@@ -193,7 +245,21 @@ def simulator_act() -> ResponseReturnValue:
         return page(call, None, 400)
     call.phone = e164
     typed = form.get("input", "")[:200]
-    if action == "dial":
+    if call.transport == "smpp" and not smpp_offered(settings):
+        call.transport, call.session_id, call.ended = "at", "", True
+    if action == "dial" and call.transport == "smpp":
+        call.steps = 1 if typed.strip() else 0
+        smpp_step(call, e164, typed.strip(), dial=True)
+        audit(get_session(), current_user().id, "simulator.dial", "ussd_session", call.session_id or "smpp_sim",
+              phone_hash=phone_hash(e164, settings.phone_hash_key), transport="smpp")  # fmt: skip
+        get_session().commit()
+    elif action == "send" and call.session_id and call.transport == "smpp":
+        call.steps += 1
+        smpp_step(call, e164, typed, dial=False)
+    elif action == "hangup" and call.session_id and call.transport == "smpp":
+        # A handset that hangs up: the gateway closes the session at its time-out, no notice is sent.
+        call.session_id, call.text, call.steps, call.ended, call.notice = "", "", 0, True, translate(HUNG_UP)
+    elif action == "dial":
         call.session_id, call.text, call.steps = f"ATUid_sim{uuid.uuid4().hex[:24]}", typed.strip(), 0
         call.steps = 1 if call.text else 0
         audit(

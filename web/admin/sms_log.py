@@ -12,6 +12,7 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select, update
 
+from infra.queues import enqueue_sms
 from models.admin import Role, audit
 from models.base import utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
@@ -23,7 +24,6 @@ from web.admin.i18n import _
 from web.admin.paging import Page, page_ids, page_number
 from web.admin.ussd import not_for_providers
 from web.db import get_session
-from workers.queues import enqueue_sms
 
 OUT, IN = "out", "in"
 ATTENTION = "attention"

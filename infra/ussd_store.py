@@ -8,7 +8,7 @@ the thread's own: on loopback redis-py's client layer costs more CPU than the ro
 hold only the keyed phone hash; values are sealed (AES-GCM), since a session holds a first name.
 
 A session open when its phone is erased (by SMS, or by staff) is keyed by its id, which erasure
-does not know: the tombstone erasure leaves (see services/transcripts) is read with the session,
+does not know: the tombstone erasure leaves (see infra/forgetting.py) is read with the session,
 and checked again by the save, so the session's next step deletes it instead of carrying it on.
 A session also keeps the phone that opened it: the same id from another phone touches nothing.
 
@@ -16,7 +16,7 @@ Each process also remembers the states it saved last (unsealed, in its own memor
 as Redis keeps them): the next step of a session, which a keep-alive connection from the gateway
 brings back to the same process, then skips the read. The copy is only a hint: the save still
 compares versions in Redis, and a step that loses reads Redis again; a step with effects is
-always run from the state in Redis (see web/ussd.py).
+always run from the state in Redis (see services/converse.py).
 
 The profile (language, registered, latest referrals) saves a database query on each dial; it
 lives a few minutes and is dropped whenever the returnee or their referrals change. A USSD step
@@ -27,27 +27,21 @@ The profile is written whoever wins the session's state: it reflects the databas
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, fields
+from typing import Any, Generic, Protocol, TypeVar
 
 from redis import Redis
 from redis.exceptions import RedisError
 
-from flows.engine import State
-from services.sealing import Sealer
-from services.transcripts import (
-    ERASED_TTL_SECONDS,
-    STEP_BUFFER,
-    begun_before_erasure,
-    erased_at,
-    erased_key,
-    erasure_mark,
-)
-from web.limits import RateLimit
-from workers.connection import Direct, DirectScript
+from infra import keys
+from infra.connection import Direct, DirectScript
+from infra.forgetting import begun_before_erasure, erased_at, forget_phone, forget_profiles
+from infra.ratelimit import RateLimit
+from infra.sealing import Sealer
 
 _CAS = """
 local meta = redis.call('HMGET', KEYS[1], 'v', 'b', 'p')
@@ -86,13 +80,64 @@ return {1, count}
 """
 
 
+@dataclass(frozen=True)
+class SaveKeys:
+    """The save script's KEYS, in their order (KEYS[1] is `session`)."""
+
+    session: str  # the state's hash: v(ersion), s(tate), b(irth), p(hone)
+    resume: str  # the phone's resumable copy
+    step_buffer: str  # the transcript buffer the step is appended to
+    profile: str  # the phone's cached profile
+    rate: str  # the phone's rate counter for this window (never touched when `rate_ttl` is '')
+    erased: str  # the phone's erasure tombstone
+
+
+@dataclass(frozen=True)
+class SaveArgs:
+    """The save script's ARGV, in their order (ARGV[1] is `old_version`)."""
+
+    old_version: str  # '' for a new session
+    new_version: str
+    state: bytes  # sealed
+    session_ttl: int
+    resume: str  # keep | drop | leave: what becomes of the resumable copy
+    resume_ttl: int
+    step: bytes  # the sealed transcript line, or b'' for none
+    profile: bytes  # the sealed profile, or b'' for none
+    profile_ttl: int
+    profile_mode: str  # cache (if absent) | refresh (if present) | drop
+    rate_ttl: int | str  # '' when no limit counts
+    born: str  # epoch seconds: a new session's birth, compared with an erasure's time
+    phone: str  # the keyed phone hash that owns a new session
+
+
+_ARGV = tuple(f.name for f in fields(SaveArgs))
+
+
+class StoredState(Protocol):
+    """What the store needs of a session's state (the engine's `State` is one)."""
+
+    suspended: dict | None
+
+    @property
+    def resumable(self) -> bool: ...
+
+    @property
+    def language(self) -> str: ...
+
+    def to_json(self) -> str: ...
+
+
+S = TypeVar("S", bound=StoredState)
+
+
 @dataclass
-class Loaded:
+class Loaded(Generic[S]):
     """What was found for a request: the session's state and version, or the phone's suspended one."""
 
-    state: State | None
+    state: S | None
     version: str
-    suspended: State | None
+    suspended: S | None
     available: bool = True
     profile: dict | None = None
     remembered: bool = False  # from this process's memory, not read from Redis
@@ -104,14 +149,21 @@ class Loaded:
 CACHE, REFRESH, DROP = "cache", "refresh", "drop"  # what a save does with the phone's profile
 
 
-class UssdStore:
-    """Reads and writes session states; every failure of Redis is reported, never raised."""
+class UssdStore(Generic[S]):
+    """Reads and writes session states; every failure of Redis is reported, never raised.
+
+    `decode` reads a state back from its JSON (the engine's `State.from_json`): the store keeps
+    states without knowing the conversation they belong to.
+    """
 
     PROFILE_TTL = 600
     REMEMBERED = 10_000  # states kept in memory at most, the oldest forgotten first
 
-    def __init__(self, redis: Redis, session_ttl: int, resume_ttl: int, secret: str) -> None:
+    def __init__(
+        self, redis: Redis, session_ttl: int, resume_ttl: int, secret: str, decode: Callable[[str | bytes], S]
+    ) -> None:
         self.redis = redis
+        self.decode = decode
         self.sealer = Sealer(secret, "ussd-state")
         self.profiles = Sealer(secret, "ussd-profile")
         self.session_ttl = session_ttl
@@ -124,11 +176,11 @@ class UssdStore:
 
     @staticmethod
     def _keys(session_id: str, phone_digest: str) -> tuple[str, str]:
-        return f"ussd:s:{session_id}", f"ussd:resume:{phone_digest}"
+        return keys.ussd_session(session_id), keys.ussd_resume(phone_digest)
 
     @staticmethod
     def _profile_key(phone_digest: str) -> str:
-        return f"ussd:profile:{phone_digest}"
+        return keys.ussd_profile(phone_digest)
 
     def load(
         self,
@@ -137,7 +189,7 @@ class UssdStore:
         with_resume: bool,
         remembered: bool = True,
         limit: RateLimit | None = None,
-    ) -> Loaded:
+    ) -> Loaded[S]:
         """The session's state; on a fresh dial (`with_resume`) also the phone's suspended one.
 
         `remembered`: the state this process saved last will do, if it has it. `limit`: whether
@@ -150,13 +202,13 @@ class UssdStore:
                 # The count of this session's last save, if it was made in the current window.
                 current = limit is not None and counted_in == limit.key(phone_digest)
                 limited = current and limit.exceeded(count + 1)
-                return Loaded(State.from_json(data), version, None, remembered=True, limited=limited)
+                return Loaded(self.decode(data), version, None, remembered=True, limited=limited)
         key, resume_key = self._keys(session_id, phone_digest)
         suspended = profile = count = None
         counting = limit is not None and limit.applies_to(phone_digest)
         commands: list[tuple[str, ...]] = [
             ("HMGET", key, "v", "s", "b", "p"),
-            ("GET", erased_key(phone_digest)),
+            ("GET", keys.ussd_erased(phone_digest)),
         ]
         if with_resume:
             commands += [("GET", resume_key), ("GET", self._profile_key(phone_digest))]
@@ -188,7 +240,7 @@ class UssdStore:
             limited=counting and limit.exceeded(int(count or 0) + 1),
         )
 
-    def _drop_erased(self, key: str, resume_key: str, state: State | None) -> Loaded:
+    def _drop_erased(self, key: str, resume_key: str, state: S | None) -> Loaded[S]:
         """The session began before its phone was erased: what it holds goes too.
 
         Only its birth is kept, as before any erasure, so that a retry of the gateway (whose
@@ -202,13 +254,13 @@ class UssdStore:
             return Loaded(None, "", None, available=False)
         return Loaded(None, "", None, erased=(state.language if state else None) or "")
 
-    def open(self, blob: bytes | None) -> State | None:
+    def open(self, blob: bytes | None) -> S | None:
         """The state in `blob`; None when absent or unreadable (another key, an older shape)."""
         data = self.sealer.open(blob)
         if not data:
             return None
         try:
-            return State.from_json(data)
+            return self.decode(data)
         except (TypeError, ValueError):
             return None
 
@@ -217,7 +269,7 @@ class UssdStore:
         session_id: str,
         phone_digest: str,
         old_version: str,
-        state: State,
+        state: S,
         step: bytes | None = None,
         profile: dict | None = None,
         profile_mode: str = CACHE,
@@ -235,33 +287,32 @@ class UssdStore:
         data = state.to_json()
         sealed = self.sealer.seal(data.encode())
         counting = limit is not None and limit.applies_to(phone_digest)
-        limit_key = limit.key(phone_digest) if counting else f"limit:none:{phone_digest}"
+        limit_key = limit.key(phone_digest) if counting else keys.no_rate_limit(phone_digest)
+        script_keys = SaveKeys(
+            session=key,
+            resume=resume_key,
+            step_buffer=keys.STEP_BUFFER,
+            profile=self._profile_key(phone_digest),
+            rate=limit_key,
+            erased=keys.ussd_erased(phone_digest),
+        )
+        args = SaveArgs(
+            old_version=old_version,
+            new_version=new_version,
+            state=sealed,
+            session_ttl=self.session_ttl,
+            resume=resume,
+            resume_ttl=self.resume_ttl,
+            step=step or b"",
+            profile=self.profiles.seal(json.dumps(profile).encode()) if profile else b"",
+            profile_ttl=self.PROFILE_TTL,
+            profile_mode=profile_mode,
+            rate_ttl=limit.window + 1 if counting else "",
+            born=repr(time.time()),
+            phone=phone_digest,
+        )
         try:
-            won = self._cas(
-                keys=[
-                    key,
-                    resume_key,
-                    STEP_BUFFER,
-                    self._profile_key(phone_digest),
-                    limit_key,
-                    erased_key(phone_digest),
-                ],
-                args=[
-                    old_version,
-                    new_version,
-                    sealed,
-                    self.session_ttl,
-                    resume,
-                    self.resume_ttl,
-                    step or b"",
-                    self.profiles.seal(json.dumps(profile).encode()) if profile else b"",
-                    self.PROFILE_TTL,
-                    profile_mode,
-                    limit.window + 1 if counting else "",
-                    repr(time.time()),
-                    phone_digest,
-                ],
-            )
+            won = self._cas(keys=list(astuple(script_keys)), args=list(_argv(args)))
         except RedisError:
             self._forget_saved((session_id, phone_digest))
             return None
@@ -286,17 +337,14 @@ class UssdStore:
             self._saved.pop(session, None)
 
     def forget_phone(self, phone_digest: str) -> None:
-        """Erasure: drop the phone's resumable session and profile, and leave a tombstone so that
-        its steps still in the buffer are not written back and its open sessions go at their next
-        step (they are keyed by session, not by phone)."""
-        with contextlib.suppress(RedisError):
-            pipe = self.redis.pipeline()
-            pipe.delete(f"ussd:resume:{phone_digest}", self._profile_key(phone_digest))
-            pipe.set(erased_key(phone_digest), erasure_mark(), ex=ERASED_TTL_SECONDS)
-            pipe.execute()
+        """Erasure: see `infra.forgetting.forget_phone` (the spool's replay forgets without a store)."""
+        forget_phone(self.redis, phone_digest)
 
     def forget_profile(self, *phone_digests: str) -> None:
         """The returnee or their referrals changed: the next dial reads the database."""
-        if phone_digests:
-            with contextlib.suppress(RedisError):
-                self.redis.delete(*(self._profile_key(d) for d in phone_digests))
+        forget_profiles(self.redis, *phone_digests)
+
+
+def _argv(args: SaveArgs) -> tuple[Any, ...]:
+    """The arguments in the script's order (`astuple` would copy the bytes; this does not)."""
+    return tuple(getattr(args, name) for name in _ARGV)

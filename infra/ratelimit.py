@@ -3,7 +3,7 @@
 A phone that floods the service (a stuck handset, a script, someone running up our SMS bill)
 is slowed down without slowing anyone else. Keys hold the keyed phone hash, never the number.
 A USSD step reads the count in the store's read pipeline and counts itself in the script that
-saves its state (web/ussd_store.py), so the limit adds no round trip; an SMS costs one pipelined
+saves its state (infra/ussd_store.py), so the limit adds no round trip; an SMS costs one pipelined
 INCR+EXPIRE. Redis down means no limit: the service matters more than the cap.
 """
 
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from redis import Redis
 from redis.client import Pipeline
 from redis.exceptions import RedisError
+
+from infra import keys
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class RateLimit:
 
     def key(self, phone_digest: str, now: float | None = None) -> str:
         slot = int((time.time() if now is None else now) // self.window)
-        return f"limit:{self.kind}:{phone_digest}:{slot}"
+        return keys.rate_limit(self.kind, phone_digest, slot)
 
     def stage(self, pipe: Pipeline, phone_digest: str) -> bool:
         """Queue the count on `pipe`; its two results end the pipeline's. False: nothing queued."""

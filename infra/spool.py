@@ -26,8 +26,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from models.base import as_utc, utcnow
-from services.sealing import Sealer
+from infra.clock import as_utc, utcnow
+from infra.sealing import Sealer
 
 log = logging.getLogger(__name__)
 

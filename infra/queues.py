@@ -12,19 +12,16 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
 
+from infra import keys
+from infra.keys import sms_job_id
+
 log = logging.getLogger(__name__)
 
-SMS = "sms"
-DEFAULT = "default"
-# Served in this order: the cron's jobs (transcripts, sweep, deadlines) are few and quick, and
-# must not wait behind a backlog of SMS.
-ALL = (DEFAULT, SMS)
+SMS = keys.SMS_QUEUE
+DEFAULT = keys.DEFAULT_QUEUE
+ALL = keys.QUEUES  # in the order a worker serves them
 
 SMS_JOB_TIMEOUT = 60
-
-
-def sms_job_id(sms_id: int) -> str:
-    return f"sms-{sms_id}"
 
 
 def sms_retry(intervals: str) -> Retry:

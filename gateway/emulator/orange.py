@@ -1,0 +1,156 @@
+"""The emulator's Orange face: OAuth tokens, the send endpoint, the bundle, and incoming SMS.
+
+It shares the emulator's messages, faults and delivery reporter with Africa's Talking's face, so
+`/messages` and the inboxes show what either sent. Orange's own faults, set through `/faults`:
+`orange_token_ttl` (seconds a token lives), `expire_tokens: true` (every token issued so far
+gets a 401), `orange_balance` (SMS units left; 0 is a 403 like an exhausted bundle),
+`throttle_next` with `retry_after_seconds` (429s), and the shared `fail_next`/`http_500_rate`
+and `timeout_rate` (5xx and slow answers).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import unquote
+
+import requests
+from flask import Flask, Response, jsonify, request
+
+from gateway.emulator.reports import ORANGE_REQUESTS, DeliveryReporter
+from gateway.emulator.state import EmulatorState
+from gateway.segments import segment_count
+
+__all__ = ["add_orange_face"]
+
+EXPIRED = {"code": 42, "message": "Expired credentials",
+           "description": "The requested service needs credentials, and the ones provided were out-of-date."}  # fmt: skip
+
+
+def add_orange_face(
+    app: Flask,
+    state: EmulatorState,
+    reporter: DeliveryReporter,
+    callback_base: str | None,
+    reachable: Callable[[str], bool],
+    short_code: str,
+) -> None:
+    """Register Orange's endpoints on the emulator app."""
+    inbound = requests.Session()
+
+    @app.post("/oauth/v3/token")
+    def orange_token() -> tuple[Response, int]:
+        if request.form.get("grant_type") != "client_credentials":
+            return jsonify(error="unsupported_grant_type"), 400
+        if not _basic_credentials(request.headers.get("Authorization", "")):
+            return jsonify(
+                error="invalid_client", error_description="The requested service needs credentials"
+            ), 401
+        value = secrets.token_urlsafe(24)
+        ttl = state.faults_view()["orange_token_ttl"]
+        state.issue_token(value, time.monotonic() + ttl)
+        return jsonify(token_type="Bearer", access_token=value, expires_in=int(ttl) if ttl >= 1 else ttl), 200
+
+    @app.post("/smsmessaging/v1/outbound/<path:sender>/requests")
+    def orange_send(sender: str) -> Response | tuple[Response, int]:
+        if not _authorised():
+            return jsonify(EXPIRED), 401
+        retry_after = state.take_throttle()
+        if retry_after is not None:
+            answer = jsonify(code=4003, message="Too many requests", description="Rate limit exceeded")
+            answer.headers["Retry-After"] = f"{retry_after:g}"
+            return answer, 429
+        body = (request.get_json(silent=True) or {}).get("outboundSMSMessageRequest")
+        if not isinstance(body, dict):
+            return _service_error(
+                "SVC0002", "Invalid input value for message part outboundSMSMessageRequest"
+            ), 400
+        address, text = body.get("address"), (body.get("outboundSMSTextMessage") or {}).get("message")
+        if isinstance(address, list) and len(address) == 1:
+            address = address[0]
+        if not isinstance(address, str) or not isinstance(text, str) or not text:
+            return _service_error("SVC0002", "Invalid input value for address or message"), 400
+        if body.get("senderAddress") != unquote(sender):
+            return _service_error("SVC0002", "senderAddress differs from the URL's"), 400
+        number = address.removeprefix("tel:")
+        if not address.startswith("tel:") or not reachable(number):
+            return _service_error("SVC0004", "No valid addresses provided in message part address"), 400
+        decision = state.decide(1)
+        if decision.http_500:
+            return jsonify(code=1, message="Internal error"), 500
+        if decision.delay:
+            time.sleep(decision.delay)
+        parts = segment_count(text)
+        if not state.spend(parts):
+            return jsonify(requestError={"policyException": {
+                "messageId": "POL3003", "text": "Insufficient credit: your SMS bundle is exhausted"}}), 403  # fmt: skip
+        message_id = uuid.uuid4().hex
+        record = {"id": message_id, "to": number, "from": body.get("senderName") or unquote(sender).removeprefix("tel:"),
+                  "text": text, "status": "Sent", "segments": parts, "at": _now_iso(), "direction": "outbound",
+                  "failure_reason": None, "gateway": "orange"}  # fmt: skip
+        state.add(record, decision.generation)
+        reporter.schedule(message_id, number, decision.delivery_failures[0], decision.generation, orange=True)
+        answer = {key: body[key] for key in ("address", "senderAddress", "senderName", "outboundSMSTextMessage")
+                  if key in body}  # fmt: skip
+        answer["resourceURL"] = f"{ORANGE_REQUESTS}/{message_id}"
+        return jsonify(outboundSMSMessageRequest=answer), 201
+
+    @app.get("/sms/admin/v1/contracts")
+    def orange_contracts() -> Response | tuple[Response, int]:
+        if not _authorised():
+            return jsonify(EXPIRED), 401
+        units = state.faults_view()["orange_balance"]
+        return jsonify([{"id": "emulator-contract", "country": "MLI", "offerName": "SMS_OCB",
+                         "availableUnits": units, "status": "ACTIVE" if units else "EXPIRED"}]), 200  # fmt: skip
+
+    @app.post("/orange/send-from-phone")
+    def orange_send_from_phone() -> tuple[Response, int]:
+        payload = request.get_json(silent=True) if request.is_json else request.form
+        payload = payload or {}
+        sender, text = str(payload.get("from", "")).strip(), str(payload.get("text", ""))
+        if not sender or not text:
+            return jsonify(error="'from' and 'text' are required"), 400
+        if callback_base is None:
+            return jsonify(error="the emulator was started without a callback base"), 409
+        message_id = uuid.uuid4().hex
+        to = str(payload.get("to") or short_code)
+        note = {"inboundSMSMessageNotification": {"callbackData": "sira", "inboundSMSMessage": {
+            "senderAddress": f"tel:{sender}", "destinationAddress": f"tel:{to}", "message": text,
+            "messageId": message_id, "dateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}}}  # fmt: skip
+        record = {"id": message_id, "to": to, "from": sender, "text": text, "status": "Received",
+                  "segments": segment_count(text), "at": _now_iso(), "direction": "inbound", "failure_reason": None,
+                  "gateway": "orange"}  # fmt: skip
+        state.add(record, state.current_generation())
+        try:
+            upstream = inbound.post(f"{callback_base}/sms/orange/incoming", json=note, timeout=10)
+        except requests.RequestException as exc:
+            return jsonify(error=f"callback unreachable: {type(exc).__name__}", id=message_id), 502
+        return jsonify(status_code=upstream.status_code, body=upstream.text, id=message_id), 200
+
+    def _authorised() -> bool:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        return scheme == "Bearer" and state.token_valid(value.strip(), time.monotonic())
+
+
+def _basic_credentials(header: str) -> bool:
+    """Whether the header carries Basic client_id:client_secret, both non-empty (any are accepted)."""
+    scheme, _, value = header.partition(" ")
+    if scheme != "Basic":
+        return False
+    try:
+        client_id, sep, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return bool(sep and client_id and secret)
+
+
+def _service_error(code: str, text: str) -> Response:
+    return jsonify(requestError={"serviceException": {"messageId": code, "text": text}})
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
