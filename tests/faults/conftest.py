@@ -34,6 +34,7 @@ FAST = {
     "sms_retry_intervals": "1,1,1",
     "at_timeout_seconds": 2.0,
     "sms_job_timeout_seconds": 3,
+    "orange_timeout_seconds": 0.5,  # four Orange calls must fit in a job's time-out (config.py)
     "sms_claim_lease_seconds": 4,
     "sms_max_attempts": 4,
     "outbox_sweep_seconds": 1,
