@@ -19,6 +19,7 @@ from infra.ratelimit import RateLimit
 from infra.sealing import Sealer
 from infra.spool import Spool
 from infra.ussd_store import UssdStore
+from models.phone import phone_hash, to_e164
 from services.transcripts import SEALING_PURPOSE
 from web import NoCookieSession, admin, callbacks, db, health, kannel, orange_sms, sms, ussd
 
@@ -51,8 +52,12 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         State.from_json,
     )
     app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
+    exempt = frozenset(
+        phone_hash(to_e164(n, settings.default_region_code), settings.phone_hash_key)
+        for n in settings.rate_limit_exempt
+    )
     app.extensions["sira.ussd_limit"] = RateLimit(
-        "ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds
+        "ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds, exempt
     )
     app.extensions["sira.sms_limit"] = RateLimit(
         "sms", settings.sms_rate_limit, settings.sms_rate_window_seconds

@@ -237,11 +237,9 @@ def smpp_connector_command() -> None:
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
-    from rq import SimpleWorker
-
-    from infra import queues
     from infra.connection import worker_redis
     from workers.cron import start_cron
+    from workers.runner import quiet_routine_logs, run_jobs
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
     try:
@@ -250,17 +248,10 @@ def worker_command(burst: bool) -> None:
         raise click.ClickException(str(exc)) from None
     settings = current_app.extensions["sira.settings"]
     redis = worker_redis(settings.redis_url)
+    quiet_routine_logs()  # before the cron's thread starts queueing
     if not burst:
         start_cron(redis, settings)
-    # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
-    # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
-    # The maintenance pass is what hands the job of a killed worker back (StartedJobRegistry).
-    worker = SimpleWorker(
-        list(queues.ALL), connection=redis, maintenance_interval=settings.worker_maintenance_seconds
-    )
-    # After a Redis outage, reconnect within seconds rather than RQ's default of up to a minute.
-    worker.max_connection_wait_time = 5.0
-    worker.work(burst=burst, with_scheduler=True)
+    run_jobs(redis, settings, burst=burst)
 
 
 @click.command("seed")

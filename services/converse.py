@@ -120,6 +120,8 @@ class Converse:
             reply = self.polite(UNAVAILABLE)
         except Exception:  # a returnee must get a polite END, never a gateway error
             db.rollback()
+            if self.settings.raise_step_errors:  # under test, a crash inside a step fails the test
+                raise
             log.exception("unexpected failure during a USSD step")
             reply = self.polite(UNAVAILABLE)
         finally:

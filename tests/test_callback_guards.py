@@ -114,6 +114,26 @@ def test_a_phone_over_its_ussd_limit_gets_a_polite_end_and_others_go_on(database
     assert all(0 < redis.ttl(k) <= 61 for k in keys)
 
 
+def dial_and_wander(client, phone: str, steps: int) -> list[str]:
+    """A fresh session of `steps` answers that change nothing (9: an invalid choice, re-asked)."""
+    form = {**USSD, "sessionId": f"ATUid_{phone[-4:]}_{steps}", "phoneNumber": phone}
+    return [client.post("/ussd", data={**form, "text": "*".join(["9"] * n)}).get_data(as_text=True)
+            for n in range(steps)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("env", "limited"), [("development", False), ("testing", True)])
+def test_the_demo_numbers_are_not_rate_limited_in_development_only(
+    database_url: str, redis, env: str, limited: bool
+) -> None:
+    """The README's scripted example, run three times in a row, must not hit the limit on a laptop."""
+    client = limited_app(database_url, env=env, demo_numbers="+22370000101").test_client()
+    demo = dial_and_wander(client, "+22370000101", 8)
+    assert any(r.startswith("END Trop de demandes") for r in demo) is limited, demo
+    assert not redis.keys("limit:*") if not limited else redis.keys("limit:*")
+    other = dial_and_wander(client, "+22370000177", 8)
+    assert other[-1].startswith("END Trop de demandes"), other  # any other number is held to it
+
+
 def test_the_limit_answers_in_the_sessions_language(database_url: str, redis) -> None:
     client = limited_app(database_url).test_client()
     history: list[str] = []

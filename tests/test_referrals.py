@@ -67,7 +67,12 @@ def test_help_request_reaches_the_provider_and_the_returnee_by_sms(
     [
         ("1", ("4",), "1", "protection-enfance-sikasso"),  # a minor asking for a job: child protection
         ("3", ("9",), "1", "anpe"),  # jobs in Kidal: no local provider, the least loaded national one
-        ("3", ("98", "12"), "1", "apej"),  # Nioro (page 2) was cut from Kayes: Kayes's coverage still serves it
+        (
+            "3",
+            ("98", "12"),
+            "1",
+            "apej",
+        ),  # Nioro (page 2) was cut from Kayes: Kayes's coverage still serves it
     ],
     ids=["minor", "national-fallback", "parent-region"],
 )

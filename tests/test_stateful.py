@@ -24,7 +24,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from redis import Redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 import models
@@ -32,7 +32,7 @@ from flows.i18n import LANGUAGES, Catalogs
 from flows.text import to_ussd
 from models import Referral, ReferralEvent, Returnee
 from models.directory import Category, Provider
-from models.referral import ALLOWED, AWAITING, OPEN, IllegalTransition, Status, open_clause
+from models.referral import IllegalTransition, Status
 from tests.conftest import app_settings
 from tests.journeys import app_with_directory
 
@@ -46,6 +46,36 @@ ANSWERS = st.one_of(
     st.text(alphabet="abc*#1", min_size=1, max_size=6),  # free text with `*` splits into several inputs
 )
 NAME_PROMPTS = {to_ussd(CATALOGS.gettext(lang, "Your first name?")) for lang in LANGUAGES}
+# The oracle, from the brief (PRODUCT.md, "Referrals"), not from the code under test: a referral
+# goes new -> sent -> accepted -> closed; a sent one may be declined or expire (no answer in
+# time), and either is re-routed (sent to the next provider); any referral not yet closed may be
+# cancelled; closed and cancelled are final.
+MOVES: dict[str, set[str]] = {
+    "new": {"sent", "cancelled"},
+    "sent": {"accepted", "declined", "expired", "cancelled"},
+    "accepted": {"closed", "cancelled"},
+    "declined": {"sent", "cancelled"},
+    "expired": {"sent", "cancelled"},
+    "closed": set(),
+    "cancelled": set(),
+}
+# Open (one per need and returnee, and never without consent): in a provider's hands, or declined
+# or expired with no provider left, waiting at the coordination desk.
+IN_HAND, AT_THE_DESK = {"new", "sent", "accepted"}, {"declined", "expired"}
+
+
+def is_open(status: str, provider_id: int | None) -> bool:
+    return status in IN_HAND or (status in AT_THE_DESK and provider_id is None)
+
+
+def open_referrals() -> ColumnElement[bool]:
+    """The same rule as `is_open`, as SQL, for the invariants."""
+    return or_(
+        Referral.status.in_(sorted(IN_HAND)),
+        and_(Referral.status.in_(sorted(AT_THE_DESK)), Referral.provider_id.is_(None)),
+    )
+
+
 PEOPLE_TABLES = ("referral_event", "outbound_sms", "referral", "consent_record", "returnee", "inbound_sms",
                  "ussd_step", "ussd_session")  # fmt: skip
 
@@ -148,12 +178,12 @@ class Conversations(RuleBasedStateMachine):
                 select(func.count())
                 .select_from(Referral)
                 .join(Returnee, Returnee.id == Referral.returnee_id)
-                .where(open_clause(), Returnee.consent_version.is_(None))
+                .where(open_referrals(), Returnee.consent_version.is_(None))
             )
             assert without_consent == 0
             doubles = s.execute(
                 select(Referral.returnee_id, Referral.requested_category)
-                .where(open_clause())
+                .where(open_referrals())
                 .group_by(Referral.returnee_id, Referral.requested_category)
                 .having(func.count() > 1)
             ).all()
@@ -183,7 +213,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.returnee_id = self.s.scalar(select(Returnee.id))
         self.provider_id = self.s.scalar(select(Provider.id))
         self.referral = self.new_referral()
-        self.model = Status.NEW
+        self.model = "new"
         self.provider: int | None = self.provider_id
         self.moves: list[tuple[str, str]] = []
 
@@ -195,18 +225,18 @@ class Lifecycle(RuleBasedStateMachine):
         return row
 
     def model_open(self) -> bool:
-        return self.model in OPEN or (self.model in AWAITING and self.provider is None)
+        return is_open(self.model, self.provider)
 
-    @rule(to=st.sampled_from(list(Status)))
-    def move(self, to: Status) -> None:
-        if to in ALLOWED[self.model]:
-            self.referral.move(to, actor="test", channel="web")
+    @rule(to=st.sampled_from(sorted(MOVES)))
+    def move(self, to: str) -> None:
+        if to in MOVES[self.model]:
+            self.referral.move(Status(to), actor="test", channel="web")
             self.s.commit()
-            self.moves.append((self.model.value, to.value))
+            self.moves.append((self.model, to))
             self.model = to
         else:
             with pytest.raises(IllegalTransition):
-                self.referral.move(to, actor="test", channel="web")
+                self.referral.move(Status(to), actor="test", channel="web")
             self.s.commit()
 
     @rule(assigned=st.booleans())
@@ -236,14 +266,13 @@ class Lifecycle(RuleBasedStateMachine):
         assert row.status == self.model and row.is_open == self.model_open()
         events = [(e.from_status, e.to_status) for e in row.events]
         assert events == self.moves
-        if self.model in (Status.CLOSED, Status.CANCELLED):
-            assert not row.is_open and not ALLOWED[self.model]
 
     def teardown(self) -> None:
         self.s.close()
 
 
 def test_the_referral_lifecycle_follows_its_table(app: Flask) -> None:
+    assert {s.value for s in Status} == set(MOVES)  # a status the brief does not know needs a decision
     with app.extensions["sira.sessions"]() as s:
         s.add(Category(code="jobs", name="Jobs", sms_label="emploi"))
         s.add(Provider(slug="apej", name="APEJ", kind="public"))
