@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask
 from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -95,13 +94,6 @@ class Converse:
     limit: RateLimit
     sessions: sessionmaker[Session]
 
-    @classmethod
-    def of(cls, app: Flask) -> Converse:
-        ext = app.extensions
-        return cls(ext["sira.settings"], ext["sira.engine"], ext["sira.ussd_store"], ext["sira.step_sealer"],
-                   ext["sira.redis"], ext["sira.sms_texts"], ext["sira.ussd_limit"],
-                   ext["sira.sessions"])  # fmt: skip
-
     def __call__(self, step: UssdStep) -> UssdReply:
         """Run `step`; every failure but a refused step is a polite END, never a gateway error.
 
@@ -131,11 +123,6 @@ class Converse:
     def polite(self, msgid: str, language: str | None = None) -> Reply:
         """An END in the session's language if known, else the default one."""
         return Reply(to_ussd(self.engine.catalogs.gettext(language or DEFAULT_LANGUAGE, msgid)), end=True)
-
-
-def conversation_for(app: Flask) -> Converse:
-    """The app's conversation, for a transport that runs outside any request (the SMPP connector)."""
-    return Converse.of(app)
 
 
 def wire(reply: Reply | UssdReply) -> str:

@@ -30,8 +30,8 @@ from config import load_settings
 from gateway.ussd import UssdReply, UssdStep
 from infra import queues
 from infra.connection import worker_redis
-from services.converse import Converse
 from tests.gateway_helpers import EmulatorProcess, start_emulator
+from web.context import sira
 from workers.runner import run_jobs
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -134,7 +134,7 @@ def client(app):
 @pytest.fixture
 def db(app):
     """A session on the app's database, for assertions."""
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         yield session
 
 
@@ -217,7 +217,7 @@ class NeutralPhone(Phone):
 
     def __init__(self, app: Flask, number: str = "+22370000001", service_code: str = "*384*7472#") -> None:
         super().__init__("", number, service_code)
-        self.converse = Converse.of(app)
+        self.converse = sira(app).converse
         self.sent = 0
         self.last: UssdStep | None = None
 

@@ -30,6 +30,7 @@ from tests.conftest import PHONE_HASH_KEY
 from tests.test_admin_access import login, make_user, token
 from tests.test_admin_referrals import provider, seeded  # noqa: F401
 from web.admin.i18n import LANG_COOKIE
+from web.context import sira
 
 SKIPPED = ("/logout", ".csv", "/language", "/favicon")
 SEPARATORS = re.compile(r"\s*(?:·|,|:|\(|\)|=|→|/|\n)\s*")
@@ -76,7 +77,7 @@ def returnee(db: Session, n: int, **fields: str) -> Returnee:
 
 def every_code(app: Flask, db: Session) -> set[str]:
     """Every code the service stores and a page might show, read from the enums and the data."""
-    screens = app.extensions["sira.engine"].conversation.screens.values()
+    screens = sira(app).engine.conversation.screens.values()
     codes = {s.value for s in Status} | {s.value for s in SmsStatus} | {c.value for c in Command}
     codes |= {s.id for s in screens if isinstance(s, End)} | {r.value for r in Role}
     codes |= {code for code, _ in options.LANGUAGE_NAMES}
@@ -99,7 +100,7 @@ def every_code(app: Flask, db: Session) -> set[str]:
 def everything(seeded: Flask, db: Session) -> Flask:  # noqa: F811
     """Referrals in every status, returnees with every answer, sessions with every outcome, SMS of
     every purpose and status both ways, and audit entries with flags and empty values."""
-    texts = seeded.extensions["sira.sms_texts"]
+    texts = sira(seeded).sms_texts
     people = [
         returnee(db, 1, sex="m", age_group="u18", returned_from="ly", returned_since="lt3m", language="bm"),
         returnee(
@@ -132,7 +133,7 @@ def everything(seeded: Flask, db: Session) -> Flask:  # noqa: F811
     )
     if declined is not None:
         lifecycle.decline(db, declined, apej, "", texts)
-    screens = seeded.extensions["sira.engine"].conversation.screens.values()
+    screens = sira(seeded).engine.conversation.screens.values()
     ends = sorted(s.id for s in screens if isinstance(s, End))
     for n, (outcome, end) in enumerate(
         zip([*ends, None], ["Success", "Failed", "Incomplete", None, None, None], strict=False)
@@ -205,7 +206,7 @@ def test_no_admin_page_shows_a_stored_code(everything: Flask, db: Session, lang:
     assert any(p.startswith("/admin/ussd/sessions/") for p in pages)
     assert any(p.startswith("/admin/returnees/") for p in pages), "returnees must be reached by links"
     # A code that reads the same as a word of the page's language ("sent" in English) cannot be told apart.
-    words = set(everything.extensions["sira.admin_catalogs"].messages[lang].values())
+    words = set(sira(everything).admin_catalogs.messages[lang].values())
     raw = every_code(everything, db) - words
     found = []
     for url, texts in pages.items():
@@ -234,9 +235,7 @@ def test_a_focal_point_reads_no_stored_code_either(everything: Flask, db: Sessio
     db.commit()
     pages = crawl(login(everything.test_client(), "focal@example.org"))
     assert f"/admin/referrals/{closed.code}" in pages
-    raw = every_code(everything, db) - set(
-        everything.extensions["sira.admin_catalogs"].messages["fr"].values()
-    )
+    raw = every_code(everything, db) - set(sira(everything).admin_catalogs.messages["fr"].values())
     found = [
         (url, t) for url, texts in pages.items() for t in texts if {p for p in SEPARATORS.split(t) if p} & raw
     ]

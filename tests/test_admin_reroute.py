@@ -16,6 +16,7 @@ from models.referral import Referral, Status
 from services import lifecycle
 from tests.test_admin_access import token
 from tests.test_admin_referrals import provider, referral_for, seeded, signed_in  # noqa: F401
+from web.context import sira
 
 NO_PROVIDER_LEFT = "re-route found no other provider"  # the event's note, as stored
 NOBODY_AT_DESK = "Aucun service ne prend ce besoin dans cette région : l'orientation reste à la coordination"
@@ -91,7 +92,7 @@ def test_a_decline_after_the_desk_found_a_provider_does_not_tell_the_returnee_tw
     sent = db.get(Referral, referral.id)
     assert sent.provider_id == csref.id
     answer = lifecycle.Answer.of(csref.numbers[0])
-    lifecycle.decline(db, sent, answer, "", seeded.extensions["sira.sms_texts"])
+    lifecycle.decline(db, sent, answer, "", sira(seeded).sms_texts)
     db.commit()
     db.expire_all()
     back = db.get(Referral, referral.id)

@@ -23,6 +23,7 @@ from tests.conftest import PHONE_HASH_KEY, flush_transcripts, redis_dump
 from tests.test_admin_access import token
 from tests.test_admin_referrals import provider, seeded, signed_in  # noqa: F401  (seeded is a fixture)
 from web.admin.paging import Page
+from web.context import sira
 
 PHONE = "+22370000001"
 OTHER = "+22370000002"
@@ -64,7 +65,7 @@ def outbound(db: Session, to: str = PHONE, **kw: object) -> OutboundSms:
 def statements_of(app: Flask) -> Iterator[list[str]]:
     """The SQL the app sends while the block runs."""
     statements: list[str] = []
-    engine = app.extensions["sira.sessions"].kw["bind"]
+    engine = sira(app).sessions.kw["bind"]
 
     def capture(_conn, _cursor, statement, *_args) -> None:
         statements.append(statement)

@@ -15,6 +15,7 @@ from models import InboundSms, OutboundSms
 from models.phone import phone_hash
 from tests.callback_forms import OPTOUT, ROUTES, SMS, USSD, snapshot
 from tests.conftest import PHONE_HASH_KEY, LiveServer, app_settings
+from web.context import sira
 
 GATEWAY_NET = "196.201.214.0/23"
 
@@ -169,7 +170,7 @@ def test_sms_over_the_limit_are_stored_but_neither_acted_on_nor_answered(databas
     answers = [client.post("/sms/incoming", data={**SMS, "id": f"in-{n}", "text": "STOP"}).get_data(as_text=True)
                for n in range(2)] + [client.post("/sms/incoming", data={**SMS, "id": "in-2", "text": "START"}).get_data(as_text=True)]  # fmt: skip
     assert answers == ["ok: stop", "ok: stop", "ok: rate_limited"]
-    with app.extensions["sira.sessions"]() as db:
+    with sira(app).sessions() as db:
         stored = db.scalars(select(InboundSms).order_by(InboundSms.id)).all()
         assert [(m.text, m.handled_as) for m in stored][-1] == ("START", "rate_limited")
         assert len(stored) == 3
@@ -187,7 +188,7 @@ def test_a_providers_number_is_not_limited_so_its_answers_are_never_dropped(data
         client.post("/sms/incoming", data={**apej, "id": f"p-{n}", "text": "OK ZZZZZ"}).text for n in range(4)
     ]
     assert answers == ["ok: unknown_code"] * 4
-    with app.extensions["sira.sessions"]() as db:
+    with sira(app).sessions() as db:
         assert len(db.scalars(select(OutboundSms)).all()) == 4  # each told the code is unknown
 
 

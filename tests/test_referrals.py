@@ -20,6 +20,7 @@ from models import OutboundSms, Provider, Referral, Returnee, SmsStatus
 from tests.conftest import Phone, redis_dump
 from tests.gateway_helpers import EmulatorProcess, wait_for
 from tests.journeys import RETURNEE, ask_for_help, code_in, messages, run_worker, seeded_app, settings_for
+from web.context import sira
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_redis_down_when_the_referral_is_made_the_sms_goes_out_once_redis_is_bac
     with LiveServer(broken, app_port) as server:
         reply = ask_for_help(Phone(server.url, number=RETURNEE))
     assert reply.startswith("END ") and "SMS" in reply
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(Referral)) == 1
         assert {r.status for r in session.scalars(select(OutboundSms))} == {SmsStatus.PENDING}
     assert Queue(queues.SMS, connection=redis).count == 0  # nothing could be queued

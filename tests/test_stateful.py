@@ -35,6 +35,7 @@ from models.directory import Category, Provider
 from models.referral import IllegalTransition, Status
 from tests.conftest import app_settings
 from tests.journeys import app_with_directory
+from web.context import sira
 
 CATALOGS = Catalogs.load()
 
@@ -93,11 +94,11 @@ class Conversations(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         tables = models.Base.metadata.tables
-        with self.app.extensions["sira.sessions"]() as s:
+        with sira(self.app).sessions() as s:
             for name in PEOPLE_TABLES:
                 s.execute(delete(tables[name]))
             s.commit()
-        self.app.extensions["sira.redis"].flushdb()
+        sira(self.app).redis.flushdb()
         self.client = self.app.test_client()
         self.open: dict[str, tuple[str, list[str]]] = {}  # phone -> (session id, inputs)
         self.typed: dict[str, set[str]] = {}  # session id -> names typed in it
@@ -173,7 +174,7 @@ class Conversations(RuleBasedStateMachine):
 
     @invariant()
     def referrals_need_consent_and_are_one_per_need(self) -> None:
-        with self.app.extensions["sira.sessions"]() as s:
+        with sira(self.app).sessions() as s:
             without_consent = s.scalar(
                 select(func.count())
                 .select_from(Referral)
@@ -206,7 +207,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.s = self.app.extensions["sira.sessions"]()
+        self.s = sira(self.app).sessions()
         self.s.execute(delete(ReferralEvent))
         self.s.execute(delete(Referral))
         self.s.commit()
@@ -273,7 +274,7 @@ class Lifecycle(RuleBasedStateMachine):
 
 def test_the_referral_lifecycle_follows_its_table(app: Flask) -> None:
     assert {s.value for s in Status} == set(MOVES)  # a status the brief does not know needs a decision
-    with app.extensions["sira.sessions"]() as s:
+    with sira(app).sessions() as s:
         s.add(Category(code="jobs", name="Jobs", sms_label="emploi"))
         s.add(Provider(slug="apej", name="APEJ", kind="public"))
         s.add(Returnee(phone_hash="h", consent_version="consent-v1"))

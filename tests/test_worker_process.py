@@ -15,6 +15,7 @@ from models import OutboundSms, SmsStatus
 from tests.conftest import ROOT, Phone, worker_environ
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, messages, seeded_app
+from web.context import sira
 
 pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
@@ -37,7 +38,7 @@ def test_flask_worker_command_sends_the_queued_sms(
         )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(m["to"] for m in messages(gateway)) == ["+22370000002", RETURNEE]
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         assert {r.status for r in session.scalars(select(OutboundSms))} == {SmsStatus.ACCEPTED}
     assert "70000101" not in result.stderr  # the worker's log names message ids, never numbers
 

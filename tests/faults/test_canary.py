@@ -22,6 +22,7 @@ from tests.conftest import LiveServer, Phone
 from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import code_in, inbox, send_from_phone
+from web.context import sira
 
 pytestmark = pytest.mark.faults
 
@@ -115,7 +116,7 @@ def test_a_canary_returnee_leaves_no_clear_trace_after_the_faults(
             send_from_phone(gateway, number, "STATUT")
             wait_for(lambda: len(inbox(gateway, number)) >= 3, timeout=30)
             wait_for(lambda: any(CANARY in text for text in inbox(gateway, provider_number)), timeout=30)
-            with app.extensions["sira.sessions"]() as session:
+            with sira(app).sessions() as session:
                 wait_for(lambda: session.scalar(select(func.count()).select_from(UssdStep)), timeout=15)
                 referrals = session.scalar(select(func.count()).select_from(Referral))
     finally:

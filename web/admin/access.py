@@ -22,6 +22,7 @@ from models.base import utcnow
 from web.admin.i18n import _, choose_language, language
 from web.admin.inputs import MAX_ID
 from web.admin.sessions import AdminSession, SessionStore
+from web.context import sira
 from web.db import get_session
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
@@ -44,7 +45,7 @@ EVERYONE = tuple(Role)
 
 
 def store() -> SessionStore:
-    return current_app.extensions["sira.admin_sessions"]
+    return sira().admin_sessions
 
 
 def current_user() -> User | None:
@@ -169,7 +170,7 @@ def login() -> ResponseReturnValue:
         return set_cookie(response, g.form_nonce, FORM_COOKIE) if new_nonce else response
     email = request.form.get("email", "")[:254]
     password = request.form.get("password", "")[:1024]
-    address, throttle = request.remote_addr or "", current_app.extensions["sira.login_throttle"]
+    address, throttle = request.remote_addr or "", sira().login_throttle
     wait = throttle.wait_seconds(address, email)
     if wait:  # no password check at all: a guesser spends none of our CPU
         return login_refused(LOGIN_THROTTLED, email, 429, wait)

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -29,6 +29,7 @@ from web.admin.i18n import _
 from web.admin.inputs import number
 from web.admin.labels import category_names
 from web.admin.ussd import not_for_providers
+from web.context import sira
 from web.db import get_session
 
 RESPONSE_WINDOW = timedelta(days=90)
@@ -196,7 +197,7 @@ class ProviderForm:
             errors["regions"] = (_("Unknown region."), {})
         elif not self.regions and not self.national:
             errors["regions"] = (_("Choose at least one region, or make the provider national."), {})
-        settings = current_app.extensions["sira.settings"]
+        settings = sira().settings
         if self.contact_phone:
             try:
                 self.parsed_contact = to_e164(self.contact_phone, settings.default_region_code)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from redis import Redis
 from rq import Queue, Worker
@@ -26,6 +26,7 @@ from models.admin import Role, audit
 from models.base import utcnow
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _
+from web.context import sira
 from web.db import get_session
 
 HEARTBEAT_GRACE = 60  # seconds past RQ's worker TTL before a quiet worker is flagged
@@ -121,9 +122,9 @@ def queue_lists(name: str, redis: Redis) -> list[JobList]:
 @bp.get("/queues")
 @require(*STAFF)
 def job_queues() -> ResponseReturnValue:
-    redis = current_app.extensions["sira.redis"]
+    redis = sira().redis
     # The Orange bundle, only where Orange sends the SMS; read from Redis, never from Orange here.
-    orange = current_app.extensions["sira.settings"].sms_gateway.strip().lower() == "orange"
+    orange = sira().settings.sms_gateway.strip().lower() == "orange"
     return render_template(
         "admin/queues.html", queues={name: queue_lists(name, redis) for name in names.ALL}, kinds=KINDS,
         orange=orange, balance=cached_balance(redis) if orange else None,
@@ -141,7 +142,7 @@ def job_retry(name: str, job_id: str) -> ResponseReturnValue:
         abort(403)
     if name not in names.ALL:
         abort(404)
-    redis = current_app.extensions["sira.redis"]
+    redis = sira().redis
     registry = FailedJobRegistry(queue=Queue(name, connection=redis))
     job_id = job_id[:100]
     if job_id not in registry:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from web.admin.inputs import number
 from web.admin.labels import REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
+from web.context import sira
 from web.db import get_session
 
 # Statuses in which a referral waits on the coordination desk when it has no provider.
@@ -133,7 +134,7 @@ def directory(session: Session) -> tuple[dict[str, str], dict[str, str], dict[in
 def referrals() -> ResponseReturnValue:
     """Newest first; LIMIT/OFFSET on ids in the database, one row more than shown to know of a next page."""
     user, session = current_user(), get_session()
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     filters = Filters.from_args(request.args)
     number = page_number(request.args)
     order = (Referral.created_at.desc(), Referral.id.desc())
@@ -269,15 +270,15 @@ def finish(
     """Commit, then queue the SMS and drop the returnee's cached USSD profile (it lists referrals)."""
     returnee_hash = session.scalar(select(Returnee.phone_hash).where(Returnee.id == referral.returnee_id))
     session.commit()
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     enqueue_sms(
-        current_app.extensions["sira.redis"],
+        sira().redis,
         sms_ids,
         settings.sms_retry_intervals,
         settings.sms_job_timeout_seconds,
     )
     if returnee_hash:
-        current_app.extensions["sira.ussd_store"].forget_profile(returnee_hash)
+        sira().ussd_store.forget_profile(returnee_hash)
     if to_list:
         return redirect(url_for("admin.referrals", done=done))
     return redirect(url_for("admin.referral", code=referral.code, done=done))
@@ -310,7 +311,7 @@ def reroute(code: str) -> ResponseReturnValue:
             or found.category not in {c.code for c in chosen.categories}
         ):
             abort(409)
-    actor, texts = f"user:{user.id}", current_app.extensions["sira.sms_texts"]
+    actor, texts = f"user:{user.id}", sira().sms_texts
     previous = found.provider_id
     if chosen is None and lifecycle.next_provider(session, found) is None:
         lifecycle.no_provider_left(found, actor, "web")
@@ -377,7 +378,7 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     user, session = current_user(), get_session()
     found = referral_or_404(session, code, user, for_update=True)
     by = lifecycle.Answer.on_web(session.get(Provider, user.provider_id), user.id)
-    texts = current_app.extensions["sira.sms_texts"]
+    texts = sira().sms_texts
     reason = " ".join(request.form.get("reason", "").split())[:200]
     try:
         if action == "accept":

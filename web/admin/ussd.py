@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, func, select
 
@@ -24,6 +24,7 @@ from models.ussd import UssdSession, UssdStep
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.inputs import day as parse_day
 from web.admin.paging import Page, page_number
+from web.context import sira
 from web.db import get_session
 
 NO_OUTCOME = "none"  # sessions that never reached a last screen (abandoned, timed out, ongoing)
@@ -40,7 +41,7 @@ def not_for_providers() -> None:
 
 def outcomes() -> list[str]:
     """The last screens of the declared journeys: the outcomes a session can record."""
-    screens = current_app.extensions["sira.engine"].conversation.screens.values()
+    screens = sira().engine.conversation.screens.values()
     return sorted(s.id for s in screens if isinstance(s, End))
 
 
@@ -136,7 +137,7 @@ def ussd_sessions_filter() -> ResponseReturnValue:
     if raw and current_user().role not in STAFF:  # a viewer's masked numbers must not be guessable
         abort(403)
     if raw:
-        settings = current_app.extensions["sira.settings"]
+        settings = sira().settings
         try:
             e164 = to_e164(raw[:32], settings.default_region_code)
         except InvalidPhone:
