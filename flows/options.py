@@ -86,10 +86,6 @@ NEUTRAL_LABELS = {
     "protection": _("support"),
 }
 
-# A referral still being handled, as "My requests" sees it (declined and expired ones wait at the
-# coordination desk until re-routed): withdrawing consent cancels these.
-OPEN_STATUSES = ("new", "sent", "accepted", "declined", "expired")
-
 REFERRAL_STATUSES = {
     "new": _("received"),
     "sent": _("sent"),

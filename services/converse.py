@@ -46,6 +46,7 @@ from models.base import utcnow
 from models.db import insert_ignore
 from models.directory import Category
 from models.phone import phone_hash
+from models.referral import Status
 from services.effects import Performed, perform
 from services.referrals import NotReferable
 from services.transcripts import step_record
@@ -366,14 +367,18 @@ def _profile_after(state: State, done: Performed, effects: int) -> tuple[dict | 
     return profile, REFRESH
 
 
-def _referrals(session: Session, returnee_id: int) -> list[dict[str, str]]:
-    """The returnee's latest referrals, for "My requests": code, status and the need's neutral
-    label (as in SMS: health and psychosocial needs read "support" on a phone others may hold)."""
+def _referrals(session: Session, returnee_id: int) -> list[dict[str, object]]:
+    """The returnee's latest referrals, for "My requests": code, status, whether it is still
+    open, and the need's neutral label (as in SMS: health and psychosocial needs read "support"
+    on a phone others may hold)."""
     rows = session.execute(
-        select(Referral.code, Category.sms_label, Referral.status)
+        select(Referral.code, Category.sms_label, Referral.status, Referral.provider_id)
         .join(Category, Category.code == Referral.requested_category)
         .where(Referral.returnee_id == returnee_id)
         .order_by(Referral.id.desc())
         .limit(20)
     )
-    return [{"code": code, "category": category, "status": status} for code, category, status in rows]
+    return [
+        {"code": code, "category": category, "status": status, "open": Status(status).is_open(provider)}
+        for code, category, status, provider in rows
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flows import checks, effects
 from flows.engine import State
 from flows.i18n import _
-from flows.options import AGE_GROUPS, COUNTRIES, OPEN_STATUSES, REGIONS, RETURNED_SINCE, SEXES
+from flows.options import AGE_GROUPS, COUNTRIES, REGIONS, RETURNED_SINCE, SEXES
 from flows.screens import Ask, Choose, End, Journey, confirm
 
 CONSENT_VERSION = "consent-v1"
@@ -32,7 +32,7 @@ def refuse_consent(_state: State) -> effects.RefuseConsent:
 def after_refusal(state: State) -> str:
     """Who has requests still open is told that refusing cancels them, and asked again."""
     referrals = state.facts.referrals
-    if state.facts.registered and any(r.get("status") in OPEN_STATUSES for r in referrals):
+    if state.facts.registered and any(r.get("open") for r in referrals):
         return "registration.refuse_open"
     return "registration.refused"
 

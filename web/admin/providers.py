@@ -23,7 +23,7 @@ from models.admin import audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.phone import InvalidPhone, phone_hash, to_e164
-from models.referral import OPEN, Referral, ReferralEvent, Status
+from models.referral import IN_HAND, Referral, ReferralEvent, Status
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.inputs import number
@@ -92,7 +92,7 @@ def loads(session: Session) -> dict[int, Load]:
     open_counts = dict(
         session.execute(
             select(Referral.provider_id, func.count())
-            .where(Referral.provider_id.is_not(None), Referral.status.in_([s.value for s in OPEN]))
+            .where(Referral.provider_id.is_not(None), Referral.status.in_([s.value for s in IN_HAND]))
             .group_by(Referral.provider_id)
         ).all()
     )
