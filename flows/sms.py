@@ -55,7 +55,7 @@ R_ERASE_BAD_PIN = _("This code is wrong or has expired. Send SUPPRIMER to get a 
 R_ERASED = _("Your data has been erased.")
 R_UNKNOWN = _("Sira did not understand. Send AIDE for help or dial {ussd}.")
 
-# Neutral labels an SMS may show (seed/directory.yaml gives each category one).
+# Neutral labels an SMS may show (the directory gives each category one, its sira_sms_label).
 SMS_LABELS = (_("employment"), _("activity"), _("support"), _("housing"), _("documents"), _("advice"))
 
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-import yaml
 
 from flows.i18n import LANGUAGES, Catalogs
 from flows.sms import SMS_LABELS, SmsTexts
 from gateway.segments import is_gsm7, segment_count
 from tests.conftest import ROOT
 
-DIRECTORY = yaml.safe_load((ROOT / "seed" / "directory.yaml").read_text(encoding="utf-8"))
+DIRECTORY = json.loads((ROOT / "seed" / "directory.hsds.json").read_text(encoding="utf-8"))
+TERMS = next(r["data"] for r in DIRECTORY["resources"] if r["name"] == "taxonomy_term")
+REGION_NAMES = [term["name"] for term in TERMS if term["taxonomy"] == "sira-regions"]
+SMS_LABEL_OF_NEED = {
+    term["code"]: term["sira_sms_label"] for term in TERMS if term["taxonomy"] == "sira-needs"
+}
 TEXTS = SmsTexts(Catalogs.load(), provider_sender="SIRA", returnee_sender="INFO", ussd_code="*384*7472#")
-LONGEST_REGION = max((name for name, _ in DIRECTORY["regions"].values()), key=len)
+LONGEST_REGION = max(REGION_NAMES, key=len)
 SENSITIVE_WORDS = (
     "migrant",
     "sante",
@@ -47,7 +53,7 @@ def test_every_sms_is_one_gsm7_segment_without_sensitive_words(lang: str, body: 
 
 
 def test_health_psychosocial_and_protection_all_read_accompagnement() -> None:
-    labels = {code: sms for code, (_name, sms, _pos) in DIRECTORY["categories"].items()}
+    labels = SMS_LABEL_OF_NEED
     for code in ("health", "psychosocial", "protection", "family", "child_protection"):
         assert labels[code] == "support"
     assert TEXTS.render("fr", "{label}", {"label": "support"}) == "accompagnement"
@@ -67,7 +73,7 @@ def test_bambara_letters_are_carried_in_gsm7() -> None:
 def test_usssd_menu_categories_match_the_directory() -> None:
     from flows.options import CATEGORIES
 
-    assert {o.code for o in CATEGORIES} == set(DIRECTORY["categories"]) - {"child_protection"}
+    assert {o.code for o in CATEGORIES} == set(SMS_LABEL_OF_NEED) - {"child_protection"}
 
 
 LONG = {"code": "R7K3Q", "name": "Fatoumata Binta Traoré-Diallo", "phone": "+22370000101",

@@ -37,7 +37,7 @@ from tests.journeys import app_with_directory, ask_for_help, code_in, inbox, sen
 
 pytestmark = pytest.mark.faults
 
-APEJ = "+22370000002"  # the provider alerted for a job in Bamako (seed/directory.yaml)
+APEJ = "+22370000002"  # the provider alerted for a job in Bamako (seed/directory.hsds.json)
 ANSWER_WITHIN = 3.0
 
 
