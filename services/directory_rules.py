@@ -43,8 +43,8 @@ class Reader:
         self.rows = {name: rows.get(name, []) for name in KEPT}
         self.hash_phone = hash_phone
         self.problems: list[str] = []
-        self.need_ids: set[str] = set()
-        self.region_ids: set[str] = set()
+        self.need_ids: list[str] = []  # term ids, in file order
+        self.region_ids: list[str] = []
         self.ignored = {name: len(data) for name, data in rows.items() if name not in KEPT and data}
 
     def problem(self, table: str, row: dict[str, Any], field: str, message: str) -> None:
@@ -66,8 +66,8 @@ class Reader:
         def taxonomy_of(term: dict[str, Any]) -> str | None:
             return taxonomy_names.get(term.get("taxonomy_id", "")) or term.get("taxonomy")
 
-        self.need_ids = {i for i, t in terms.items() if taxonomy_of(t) == NEEDS}
-        self.region_ids = {i for i, t in terms.items() if taxonomy_of(t) == REGIONS}
+        self.need_ids = [i for i, t in terms.items() if taxonomy_of(t) == NEEDS]
+        self.region_ids = [i for i, t in terms.items() if taxonomy_of(t) == REGIONS]
         categories = self.categories([terms[i] for i in self.need_ids])
         regions = self.regions([terms[i] for i in self.region_ids], terms)
         other_terms = len(terms) - len(self.need_ids) - len(self.region_ids)
@@ -126,12 +126,12 @@ class Reader:
             elif term and entity == "service" and term["id"] in self.need_ids:
                 if link not in wanted:
                     self.problem("attribute", a, "link_id", "no such service in the file")
-                elif term["code"] not in wanted[link]["categories"]:
+                elif term.get("code") and term["code"] not in wanted[link]["categories"]:
                     wanted[link]["categories"].append(term["code"])
             elif term and entity == "service_area" and term["id"] in self.region_ids:
                 if link not in areas:
                     self.problem("attribute", a, "link_id", "no such service area in the file")
-                else:
+                elif term.get("code"):
                     area_region[link] = term["code"]
             else:
                 self.ignored["attribute"] = self.ignored.get("attribute", 0) + 1

@@ -68,7 +68,7 @@ def tables(document: object) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for position, resource in enumerate(document["resources"]):
         name = resource.get("name") if isinstance(resource, dict) else None
-        if name not in known:
+        if not isinstance(name, str) or name not in known:
             problems.append(f"resource #{position + 1}: 'name' {name!r} is not an HSDS 3.0 table")
             continue
         if name in found:

@@ -161,6 +161,14 @@ def break_slug(package: dict[str, Any]) -> None:
     del rows_of(package, "service")[5]["sira_slug"]
 
 
+def odd_resource(package: dict[str, Any]) -> None:
+    package["resources"].append({"name": ["service"], "data": "rows"})
+
+
+def need_without_code(package: dict[str, Any]) -> None:
+    del rows_of(package, "taxonomy_term")[1]["code"]
+
+
 def unknown_table(package: dict[str, Any]) -> None:
     package["resources"].append({"name": "providers", "data": []})
 
@@ -174,6 +182,8 @@ def unknown_table(package: dict[str, Any]) -> None:
         (break_id, "organization anpe: id: 'anpe' is not a 'uuid'"),
         (break_slug, ": sira_slug: required by Sira"),
         (unknown_table, "'name' 'providers' is not an HSDS 3.0 table"),
+        (need_without_code, ": code: required by Sira"),
+        (odd_resource, "resource #9: 'name' ['service'] is not an HSDS 3.0 table"),
     ],
 )
 def test_a_broken_file_is_refused_whole_naming_the_record_and_field(
