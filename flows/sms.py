@@ -46,6 +46,10 @@ R_FEEDBACK_THANKS = _("Thank you for your answer.")
 R_HELP = _(
     "Sira: dial {ussd} for the menu. SMS: STATUT to follow your requests, STOP for no more SMS, SUPPRIMER to erase your data."
 )
+# After a reception agent registered the person: the code and keywords stay in their phone.
+R_WELCOME = _(
+    "Welcome to Sira. Dial {ussd} to ask for help. SMS: AIDE for help, STATUT to follow your requests, STOP for no more SMS."
+)
 R_STATUS = _("Your requests: {list}.")
 R_STATUS_NONE = _("You have no open request. Dial {ussd} to ask for help.")
 R_STOPPED = _("You will receive no more SMS from Sira. Send START to receive them again.")

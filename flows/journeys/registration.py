@@ -9,6 +9,10 @@ from flows.options import AGE_GROUPS, COUNTRIES, OPEN_STATUSES, REGIONS, RETURNE
 from flows.screens import Ask, Choose, End, Journey, confirm
 
 CONSENT_VERSION = "consent-v1"
+# Read on the phone, or aloud by a reception agent (web/admin/agents.py): one wording, one version.
+CONSENT_TEXT = _(
+    "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
+)
 
 
 def save_registration(state: State) -> effects.SaveRegistration:
@@ -77,9 +81,7 @@ JOURNEY = Journey(
         ),
         confirm(
             "registration.consent",
-            _(
-                "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
-            ),
+            CONSENT_TEXT,
             yes=after_consent,
             no=after_refusal,
             yes_label=_("I agree"),

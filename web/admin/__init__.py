@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from web.admin import (  # noqa: F401  (their views register on the blueprint)
+    agents,
     audit_log,
     dashboard,
     export,

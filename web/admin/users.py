@@ -26,7 +26,7 @@ from web.db import get_session
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 ROLE_LABELS = {
     Role.ADMIN: _("administrator"), Role.COORDINATOR: _("coordinator"), Role.VIEWER: _("viewer"),
-    Role.PROVIDER: _("provider focal point"),
+    Role.PROVIDER: _("provider focal point"), Role.AGENT: _("reception agent"),
 }  # fmt: skip
 DONE = {
     "created": _("User created."),
