@@ -17,7 +17,8 @@ from flows.journeys.registration import CONSENT_VERSION
 from flows.sms import SmsTexts
 from models import returnee as returnees
 from services.effects import Performed, perform
-from services.referrals import queue_sms, refer
+from services.lifecycle import notify_returnee
+from services.referrals import refer
 
 CHANNEL = "agent"
 
@@ -65,13 +66,13 @@ def register_on_the_spot(
         consent_version=CONSENT_VERSION, channel=CHANNEL, agent_id=agent_id,
     )  # fmt: skip
     perform(registration, session, done)
+    if known is not None:  # the effects wrote with Core statements: read the row again
+        session.refresh(known)
     returnee = returnees.find_by_phone_hash(session, answers.phone_digest)
     assert returnee is not None  # the registration has just written it
     result = Registered(returnee.id, already=False, sms_ids=done.sms_ids)
     welcome = texts.to_returnee(answers.language, texts_.R_WELCOME)
-    result.sms_ids.append(
-        queue_sms(session, answers.phone_e164, answers.phone_digest, welcome, "welcome", None).id
-    )
+    result.sms_ids += notify_returnee(session, returnee, welcome, "welcome", None)  # not after a STOP
     if answers.category:
         referred = refer(session, returnee, answers.category, texts, channel=CHANNEL)
         result.referral_code = referred.referral.code

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from flows.journeys.registration import CONSENT_TEXT
 from models import ConsentRecord, Returnee
 from models.admin import AuditEntry, Role, User
+from models.base import utcnow
 from models.messaging import OutboundSms
 from models.phone import phone_hash
 from models.referral import Referral, ReferralEvent
@@ -150,3 +151,31 @@ def test_staff_may_register_but_viewers_and_providers_may_not(app: Flask, db: Se
     make_user(db, "viewer@example.org", Role.VIEWER)
     assert login(app.test_client(), "coord@example.org").get("/admin/register").status_code == 200
     assert login(app.test_client(), "viewer@example.org").get("/admin/register").status_code == 403
+
+
+def test_a_person_who_sent_stop_before_gets_no_welcome_sms(agent, db: Session) -> None:
+    client, _user = agent
+    db.add(Returnee(phone_hash=phone_hash(NUMBER, PHONE_HASH_KEY), language="fr", opted_out_at=utcnow()))
+    db.commit()
+
+    assert register(client, category="").status_code == 302
+
+    db.expire_all()
+    assert db.scalar(select(Returnee.registered_at)) is not None
+    assert db.scalar(select(func.count()).select_from(OutboundSms)) == 0
+
+
+def test_a_number_known_but_not_registered_is_registered_and_its_first_request_made(
+    agent, db: Session
+) -> None:
+    """A person who once chose a language on USSD, then left: the same row, now registered."""
+    client, _user = agent
+    db.add(Returnee(phone_hash=phone_hash(NUMBER, PHONE_HASH_KEY), language="bm"))
+    db.commit()
+
+    assert register(client).status_code == 302
+
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(Returnee)) == 1
+    assert db.scalar(select(Returnee.language)) == "en"
+    assert db.scalar(select(Referral.requested_category)) == "jobs"
