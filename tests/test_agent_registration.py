@@ -179,3 +179,15 @@ def test_a_number_known_but_not_registered_is_registered_and_its_first_request_m
     assert db.scalar(select(func.count()).select_from(Returnee)) == 1
     assert db.scalar(select(Returnee.language)) == "en"
     assert db.scalar(select(Referral.requested_category)) == "jobs"
+
+
+@pytest.mark.parametrize("lang", ["fr", "bm", "en"])
+def test_the_welcome_sms_fits_one_segment_and_names_no_need(lang: str) -> None:
+    from flows.i18n import Catalogs
+    from flows.sms import R_WELCOME, SmsTexts
+    from gateway.segments import is_gsm7, segment_count
+
+    body = SmsTexts(Catalogs.load(), "SIRA", "INFO", "*384*7472#").to_returnee(lang, R_WELCOME).body
+    assert is_gsm7(body) and segment_count(body) == 1 and "*384*7472#" in body
+    assert "STATUT" in body and "STOP" in body and "AIDE" in body
+    assert not any(word in body.lower() for word in ("migrant", "retour", "sante", "health"))
