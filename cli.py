@@ -18,9 +18,10 @@ from web.context import sira
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
-SEED = ROOT / "seed" / "directory.yaml"
+SEED = ROOT / "seed" / "directory.hsds.json"
 
 db_cli = AppGroup("db", help="Create or migrate the database schema (Alembic).")
+directory_cli = AppGroup("directory", help="The CNRM directory in and out of HSDS 3.0 (Open Referral).")
 
 
 def init_app(app: Flask) -> None:
@@ -30,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(smpp_connector_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
+    app.cli.add_command(directory_cli)
     app.cli.add_command(rotate_keys_command)
     app.cli.add_command(rehash_phones_command)
 
@@ -254,36 +256,86 @@ def worker_command(burst: bool) -> None:
     run_jobs(redis, settings, burst=burst)
 
 
+def phone_hasher(settings: object) -> Callable[[str], tuple[str, str]]:
+    """A typed number -> (E.164, keyed hash) with the app's settings; ValueError if it is not a number."""
+    from models.phone import phone_hash, to_e164
+
+    def hash_phone(raw: str) -> tuple[str, str]:
+        e164 = to_e164(raw, settings.default_region_code)  # InvalidPhone is a ValueError
+        return e164, phone_hash(e164, settings.phone_hash_key)
+
+    return hash_phone
+
+
+def import_hsds(path: Path, dry_run: bool = False) -> None:
+    """Import an HSDS directory file in one transaction, print what changed; refuse it whole on any problem."""
+    import json
+
+    from services.directory_hsds import import_directory
+    from services.hsds_schema import HsdsInvalid
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{path.name} is not JSON: {exc}") from None
+    hash_phone = phone_hasher(sira().settings)
+    with sira().sessions() as session:
+        try:
+            report = import_directory(session, document, hash_phone)
+        except HsdsInvalid as exc:
+            session.rollback()
+            problems = "\n".join(f"  {p}" for p in exc.problems)
+            raise click.ClickException(f"{path.name} refused, nothing was changed:\n{problems}") from None
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    for line in report.lines():
+        click.echo(line)
+    if dry_run:
+        click.echo("dry run: nothing was written")
+
+
 @click.command("seed")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SEED)
 @with_appcontext
 def seed_command(path: Path) -> None:
-    """Load the sample directory (categories, regions, providers); running it again updates it."""
-    import yaml
+    """Load the sample directory (HSDS 3.0: needs, regions, providers); running it again updates it."""
+    import_hsds(path)
 
-    from models.directory import load_directory
-    from models.phone import InvalidPhone, phone_hash, to_e164
 
-    settings = sira().settings
+@directory_cli.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: standard output).",
+)
+@with_appcontext
+def directory_export(output: Path | None) -> None:
+    """Write the directory as an HSDS 3.0 JSON data package, validated against the published schema."""
+    import json
 
-    def hash_phone(raw: str) -> tuple[str, str]:
-        try:
-            e164 = to_e164(raw, settings.default_region_code)
-        except InvalidPhone:
-            raise click.ClickException(f"{path.name}: {raw!r} is not a phone number") from None
-        return e164, phone_hash(e164, settings.phone_hash_key)
+    from services.directory_hsds import export_directory
+    from services.hsds_schema import tables
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"{path.name} is not valid YAML: {exc}") from None
     with sira().sessions() as session:
-        try:
-            counts = load_directory(session, data, hash_phone)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise click.ClickException(f"{path.name}: malformed entry ({exc})") from None
-        session.commit()
-    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " loaded")
+        package = export_directory(session)
+    tables(package)  # an export that would not import is a bug: refuse to write it
+    text = json.dumps(package, ensure_ascii=False, indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@directory_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and say what would change, writing nothing.")
+@with_appcontext
+def directory_import(path: Path, dry_run: bool) -> None:
+    """Create or update needs, regions and providers from an HSDS 3.0 file; a broken file changes nothing."""
+    import_hsds(path, dry_run)
 
 
 @click.command("rotate-keys")

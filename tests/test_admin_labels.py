@@ -180,6 +180,9 @@ def crawl(client: FlaskClient, start: str = "/admin/", limit: int = 120) -> dict
             todo.append(response.headers["Location"])
             seen[url] = []
             continue
+        if response.mimetype != "text/html":  # a download (CSV, the directory in HSDS), not a page
+            seen[url] = []
+            continue
         parser = VisibleText()
         parser.feed(response.text)
         seen[url] = parser.texts

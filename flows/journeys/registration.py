@@ -10,6 +10,10 @@ from flows.screens import Ask, Choose, End, Journey, confirm
 
 CONSENT_VERSION = "consent-v1"
 REGISTERED = "help.registered"  # straight on to the need, in the same call
+# Read on the phone, or aloud by a reception agent (web/admin/agents.py): one wording, one version.
+CONSENT_TEXT = _(
+    "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
+)
 
 
 def save_registration(state: State) -> effects.SaveRegistration:
@@ -74,9 +78,7 @@ JOURNEY = Journey(
         ),
         confirm(
             "registration.consent",
-            _(
-                "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
-            ),
+            CONSENT_TEXT,
             yes=REGISTERED,
             no=after_refusal,
             yes_label=_("I agree"),

@@ -38,7 +38,7 @@ from web.context import sira
 
 pytestmark = pytest.mark.faults
 
-APEJ = "+22370000002"  # the provider alerted for a job in Bamako (seed/directory.yaml)
+APEJ = "+22370000002"  # the provider alerted for a job in Bamako (seed/directory.hsds.json)
 ANSWER_WITHIN = 3.0
 
 

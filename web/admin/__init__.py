@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, Response, send_from_directory
 
 from web.admin import (  # noqa: F401  (their views register on the blueprint)
+    agents,
     audit_log,
     dashboard,
     export,

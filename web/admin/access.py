@@ -41,7 +41,9 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 STAFF = (Role.ADMIN, Role.COORDINATOR)
-EVERYONE = tuple(Role)
+# Every role that reads the admin's pages; a reception agent registers returnees and sees nothing else.
+EVERYONE = tuple(r for r in Role if r != Role.AGENT)
+ANY_ROLE = tuple(Role)  # signing out and the start page
 
 
 def store() -> SessionStore:
@@ -208,7 +210,7 @@ def login_refused(error: str, email: str, status: int, retry_after: int = 0) -> 
 
 
 @bp.post("/logout")
-@require(*EVERYONE)
+@require(*ANY_ROLE)
 def logout() -> ResponseReturnValue:
     """End the session in Redis, so a copy of the cookie is worthless from now on."""
     db = get_session()
@@ -227,11 +229,14 @@ def set_language() -> ResponseReturnValue:
 
 
 @bp.get("/")
-@require(*EVERYONE)
+@require(*ANY_ROLE)
 def index() -> ResponseReturnValue:
-    """Staff and viewers start on the dashboard; a provider's focal point on its referrals."""
+    """Staff and viewers start on the dashboard; a provider's focal point on its referrals; an
+    agent on the registration form."""
     if current_user().role == Role.PROVIDER:
         return redirect(url_for("admin.referrals"))
+    if current_user().role == Role.AGENT:
+        return redirect(url_for("admin.register"))
     return redirect(url_for("admin.dashboard"))
 
 

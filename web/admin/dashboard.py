@@ -44,9 +44,10 @@ TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
 @bp.context_processor
 def waiting_on_coordinators() -> dict[str, int | None]:
     """The header's count: referrals at the coordination desk or past a provider's deadline, so
-    that staff see them from any page (a provider's focal point has its own list to watch)."""
+    that staff see them from any page (a provider's focal point has its own list to watch, and a
+    reception agent registers people, nothing else)."""
     user = g.get("admin_user")
-    if user is None or user.role == Role.PROVIDER:
+    if user is None or user.role in (Role.PROVIDER, Role.AGENT):
         return {"to_handle": None}
     settings = sira().settings
     query = select(func.count(Referral.id)).where(overdue_clause(settings.reminder_after_hours))

@@ -22,7 +22,7 @@ REFERRAL_STATUSES = {
 }  # fmt: skip
 ROLES = {
     Role.ADMIN: _("administrator"), Role.COORDINATOR: _("coordinator"), Role.VIEWER: _("viewer"),
-    Role.PROVIDER: _("provider focal point"),
+    Role.PROVIDER: _("provider focal point"), Role.AGENT: _("reception agent"),
 }  # fmt: skip
 # The needs by their code (the directory's own names are English working names, some with a
 # note for whoever edits the seed, such as child protection's "minors, whatever they asked").

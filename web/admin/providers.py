@@ -7,13 +7,14 @@ both take active ones only). A bad form is shown again with its messages and not
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -24,6 +25,7 @@ from models.base import as_utc, utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.phone import InvalidPhone, phone_hash, to_e164
 from models.referral import IN_HAND, Referral, ReferralEvent, Status
+from services.directory_hsds import export_directory
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.inputs import number
@@ -135,6 +137,23 @@ def providers() -> ResponseReturnValue:
         duration=duration, can_edit=current_user().role in STAFF, done=DONE.get(request.args.get("done", "")),
         window_days=RESPONSE_WINDOW.days,
     )  # fmt: skip
+
+
+@bp.get("/providers/directory.hsds.json")
+@require(*EVERYONE)
+def providers_hsds() -> ResponseReturnValue:
+    """The whole directory in HSDS 3.0, as `flask directory export` writes it (audited, as every export)."""
+    not_for_providers()
+    session, user = get_session(), current_user()
+    package = export_directory(session)
+    audit(session, user.id, "export", "directory", None, format="hsds-3.0")
+    session.commit()
+    name = f"sira-directory-hsds-{utcnow().strftime('%Y%m%d-%H%M')}.json"
+    return Response(
+        json.dumps(package, ensure_ascii=False, indent=1) + "\n",
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @dataclass
