@@ -20,7 +20,7 @@ from infra.sealing import Sealer
 from infra.spool import Spool
 from infra.ussd_store import UssdStore
 from services.transcripts import SEALING_PURPOSE
-from web import NoCookieSession, admin, callbacks, db, health, orange_sms, sms, ussd
+from web import NoCookieSession, admin, callbacks, db, health, metrics, orange_sms, sms, ussd
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -62,6 +62,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["sira.spool"] = Spool(settings.spool_dir, settings.secret_key)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     callbacks.register(
         app,
         [(ussd.bp, ""), (sms.bp, "/sms"), (orange_sms.bp, "/sms/orange")],

@@ -87,6 +87,10 @@ class Settings:
     smpp_connections: str = "smpp://sira:sira@127.0.0.1:2775?name=emulator&network=61002"
     smpp_workers: int = 16  # conversation steps the connector runs at once
     smpp_emulator_url: str = "http://127.0.0.1:8026"  # the SMPP gateway emulator's phones (simulator)
+    metrics_allowed_networks: str = "127.0.0.1/32,::1/128"  # who may scrape /metrics
+    # Where this machine's processes share their counters (prometheus_client reads it itself, at
+    # import, so it is set in the environment of every process; here it is only checked).
+    prometheus_multiproc_dir: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -112,11 +116,17 @@ class Settings:
     @property
     def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The networks gateway callbacks may come from; empty: from anywhere."""
-        return tuple(
-            ipaddress.ip_network(x.strip(), strict=False)
-            for x in self.callback_allowed_networks.split(",")
-            if x.strip()
-        )
+        return _networks(self.callback_allowed_networks)
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks Prometheus may scrape /metrics from; empty: nobody."""
+        return _networks(self.metrics_allowed_networks)
+
+
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs -> networks; ValueError names the bad one."""
+    return tuple(ipaddress.ip_network(x.strip(), strict=False) for x in value.split(",") if x.strip())
 
 
 def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
@@ -154,7 +164,8 @@ _URL_SCHEMES = {
 # Settings for which an empty value is a choice, not an unset variable: AT_API_URL="" means the
 # SDK's own (live) URLs, where leaving it unset means the local emulator; SMPP_EMULATOR_URL=""
 # means no SMPP gateway emulator (the admin's simulator offers Africa's Talking's webhook only).
-EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url"})
+# METRICS_ALLOWED_NETWORKS="" means that nobody may scrape /metrics.
+EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url", "metrics_allowed_networks"})
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -227,6 +238,10 @@ def _validate(s: Settings) -> None:
         s.callback_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"CALLBACK_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
+    try:
+        s.metrics_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
     if s.callback_max_bytes < 512 or s.trusted_proxies < 0:
         raise ConfigError("CALLBACK_MAX_BYTES must be >= 512 and TRUSTED_PROXIES >= 0")
     limits = ("ussd_rate_limit", "ussd_rate_window_seconds", "sms_rate_limit", "sms_rate_window_seconds")
@@ -241,6 +256,8 @@ def _validate(s: Settings) -> None:
         s.smpp_links  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"SMPP_CONNECTIONS: {exc}") from None
+    if s.prometheus_multiproc_dir and not os.access(s.prometheus_multiproc_dir, os.W_OK | os.X_OK):
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be a directory this process can write to")
     if s.smpp_workers < 1:
         raise ConfigError("SMPP_WORKERS must be at least 1")
     if s.is_production:

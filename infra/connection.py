@@ -18,6 +18,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra.metrics import REDIS_ERRORS
+
 # After a failure, calls fail at once for this long instead of each waiting for its time-out: a
 # Redis that hangs would otherwise cost a USSD step one time-out per call (four on some steps).
 COOLDOWN_SECONDS = 2.0
@@ -35,6 +37,7 @@ class Breaker:
             raise RedisConnectionError("redis failed a moment ago; not trying again yet")
 
     def trip(self) -> None:
+        REDIS_ERRORS.inc()
         self.open_until = time.monotonic() + self.cooldown
 
 

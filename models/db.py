@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra.metrics import DATABASE_ERRORS
 from infra.sealing import Keyring
 from models.encrypted import bind_keyring
 
@@ -32,6 +33,7 @@ def make_engine(url: str, keyring: Keyring, connect_timeout: int = 2) -> Engine:
     """
     engine = _engine(url, connect_timeout)
     bind_keyring(engine, keyring)
+    event.listen(engine, "handle_error", _count_error)
     return engine
 
 
@@ -61,6 +63,11 @@ def _engine(url: str, connect_timeout: int) -> Engine:
         hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout},
     )
+
+
+def _count_error(_context: object) -> None:
+    """Every failed statement or connection, for the operators' error rate (never its text)."""
+    DATABASE_ERRORS.inc()
 
 
 def make_session_factory(url: str, keyring: Keyring, connect_timeout: int = 2) -> sessionmaker[Session]:
