@@ -65,6 +65,7 @@ class Settings:
     worker_maintenance_seconds: int = 600
     spool_dir: str = str(ROOT / "instance" / "spool")
     spool_replay_seconds: int = 30
+    backup_dir: str = str(ROOT / "instance" / "backups")  # where `flask backup` writes by default
     database_connect_timeout_seconds: int = 2
     reminder_after_hours: int = 24
     expire_after_hours: int = 48
