@@ -64,8 +64,9 @@ def _run(command: list[str], url: URL) -> None:
     if url.password:
         env["PGPASSWORD"] = str(url.password)
     where = [f"--dbname={url.database}"]
-    if url.host:
-        where.append(f"--host={url.host}")
+    host = url.host or url.query.get("host")  # ?host=/var/run/postgresql: a socket, peer login
+    if host:
+        where.append(f"--host={host if isinstance(host, str) else host[0]}")
     if url.port:
         where.append(f"--port={url.port}")
     if url.username:

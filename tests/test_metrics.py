@@ -15,9 +15,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from rq import Queue, SimpleWorker
 
+from app import create_app
+from config import ConfigError, load_settings
 from infra import queues
 from models import OutboundSms
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, REDIS_URL, SECRET_KEY, LiveServer, Phone
+from tests.conftest import (
+    ENCRYPTION_KEYS,
+    PHONE_HASH_KEY,
+    REDIS_URL,
+    SECRET_KEY,
+    LiveServer,
+    Phone,
+    app_settings,
+)
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, seeded_app
 from workers import context
@@ -117,18 +127,25 @@ def test_a_referral_moves_the_funnel_the_queue_the_outbox_and_the_sms_counters(
 def test_metrics_are_a_404_outside_the_allowed_networks(
     database_url: str, redis: Redis, gateway: EmulatorProcess, networks: str
 ) -> None:
-    from app import create_app
-    from tests.conftest import app_settings
-
     app = create_app(app_settings(database_url, metrics_allowed_networks=networks))
     response = app.test_client().get("/metrics")
     assert response.status_code == 404
     assert b"sira_" not in response.data
 
 
-def test_a_malformed_metrics_network_fails_at_start_up() -> None:
-    from config import ConfigError, load_settings
+def test_metrics_forwarded_by_an_untrusted_proxy_on_loopback_are_a_404(
+    database_url: str, redis: Redis
+) -> None:
+    """nginx on the same machine proxying everything: its address is loopback, the client's is not."""
+    client = create_app(app_settings(database_url)).test_client()
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 404
+    behind_nginx = create_app(app_settings(database_url, trusted_proxies=1)).test_client()
+    assert behind_nginx.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 404
+    assert behind_nginx.get("/metrics", headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
 
+
+def test_a_malformed_metrics_network_fails_at_start_up() -> None:
     with pytest.raises(ConfigError, match="METRICS_ALLOWED_NETWORKS"):
         load_settings({"METRICS_ALLOWED_NETWORKS": "10.0.0.0/33"})
 

@@ -4,7 +4,9 @@ The events (USSD steps, sends, deadlines, errors) are counted where they happen 
 what is a state rather than an event is read here, at scrape time, so that no process has to keep
 it up to date: the queues' depth and oldest job, the outbox's backlog by status, the spool, the
 transcript buffer. A request from elsewhere gets the 404 of a route that does not exist: the
-public, even through the callbacks' front, learns nothing of the service's figures.
+public, even through the callbacks' front, learns nothing of the service's figures: a request
+forwarded by a proxy the app was not told to trust (X-Forwarded-For with TRUSTED_PROXIES=0) is
+refused too, since its address would be the proxy's own.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ BACKLOG = (SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.HELD)
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    if not allowed(request.remote_addr, current_app.extensions["sira.settings"].metrics_networks):
+    settings = current_app.extensions["sira.settings"]
+    # Through a proxy that the app does not trust, the address is the proxy's (often loopback):
+    # a forwarded request is the public's until TRUSTED_PROXIES says how to read it.
+    forwarded = "X-Forwarded-For" in request.headers and not settings.trusted_proxies
+    if forwarded or not allowed(request.remote_addr, settings.metrics_networks):
         abort(404)
     ext = current_app.extensions
     state = StateCollector(ext["sira.redis"], ext["sira.sessions"], ext["sira.spool"])
