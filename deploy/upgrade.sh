@@ -12,6 +12,8 @@
 # Running it again for the same release migrates nothing and restarts the processes one by one.
 #
 #   sudo deploy/upgrade.sh            SIRA_SKIP_BACKUP=1 skips step 2's backup (not advised)
+#   sudo deploy/upgrade.sh --restart              the same release, restarted one process at a time
+#                                                 (after editing /etc/sira/sira.env)
 #   sudo deploy/upgrade.sh --rollback RELEASE     point back at an older release and restart (no downgrade)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -20,7 +22,9 @@ set -euo pipefail
 require_root
 [ -f "$ENV_FILE" ] || fail "$ENV_FILE is missing: run deploy/install.sh first"
 
-if [ "${1:-}" = "--rollback" ]; then
+if [ "${1:-}" = "--restart" ]; then
+	RELEASE="$(basename "$(readlink "$APP_DIR/current")")"
+elif [ "${1:-}" = "--rollback" ]; then
 	RELEASE="${2:-}"
 	[ -f "$APP_DIR/releases/$RELEASE/.installed" ] || fail "no installed release '$RELEASE' in $APP_DIR/releases"
 else
