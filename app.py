@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from flask import Flask
@@ -15,12 +14,13 @@ from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
 from infra.connection import redis_from_url
+from infra.logs import configure_logging
 from infra.ratelimit import RateLimit
 from infra.sealing import Sealer
 from infra.spool import Spool
 from infra.ussd_store import UssdStore
 from services.transcripts import SEALING_PURPOSE
-from web import NoCookieSession, admin, callbacks, db, health, metrics, orange_sms, sms, ussd
+from web import NoCookieSession, admin, callbacks, db, health, metrics, orange_sms, request_ids, sms, ussd
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -35,8 +35,9 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     )
     app.session_interface = NoCookieSession()
     app.extensions["sira.settings"] = settings
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format)
 
+    request_ids.init_app(app)
     db.init_app(app)
     redis = redis_from_url(settings.redis_url, settings.redis_socket_timeout_seconds)
     app.extensions["sira.redis"] = redis

@@ -240,11 +240,10 @@ def smpp_connector_command() -> None:
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
-    from rq import SimpleWorker
-
     from infra import queues
     from infra.connection import worker_redis
     from workers.cron import start_cron
+    from workers.worker import Worker  # RQ's SimpleWorker, carrying request ids
 
     sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
     try:
@@ -258,7 +257,7 @@ def worker_command(burst: bool) -> None:
     # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
     # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
     # The maintenance pass is what hands the job of a killed worker back (StartedJobRegistry).
-    worker = SimpleWorker(
+    worker = Worker(
         list(queues.ALL), connection=redis, maintenance_interval=settings.worker_maintenance_seconds
     )
     # After a Redis outage, reconnect within seconds rather than RQ's default of up to a minute.

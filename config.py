@@ -92,6 +92,7 @@ class Settings:
     # Where this machine's processes share their counters (prometheus_client reads it itself, at
     # import, so it is set in the environment of every process; here it is only checked).
     prometheus_multiproc_dir: str = ""
+    log_format: str = "text"  # or json: one object per line, with the request id carried to jobs
 
     @property
     def is_production(self) -> bool:
@@ -259,6 +260,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"SMPP_CONNECTIONS: {exc}") from None
     if s.prometheus_multiproc_dir and not os.access(s.prometheus_multiproc_dir, os.W_OK | os.X_OK):
         raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be a directory this process can write to")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {s.log_format!r}")
     if s.smpp_workers < 1:
         raise ConfigError("SMPP_WORKERS must be at least 1")
     if s.is_production:
