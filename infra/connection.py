@@ -36,8 +36,8 @@ class Breaker:
         if time.monotonic() < self.open_until:
             raise RedisConnectionError("redis failed a moment ago; not trying again yet")
 
-    def trip(self) -> None:
-        REDIS_ERRORS.inc()
+    def trip(self, kind: str = "read") -> None:
+        REDIS_ERRORS.labels(kind).inc()
         self.open_until = time.monotonic() + self.cooldown
 
 
@@ -52,7 +52,7 @@ def redis_from_url(url: str, socket_timeout: float = 0.5, cooldown: float = COOL
             try:
                 super().connect()
             except (RedisConnectionError, RedisTimeoutError):
-                breaker.trip()
+                breaker.trip("connect")
                 raise
 
         def read_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]

@@ -38,8 +38,14 @@ DEADLINE_ACTIONS = Counter(
     "Referral deadlines acted on: reminders sent to providers, referrals expired and re-routed",
     ("action",),
 )
-REDIS_ERRORS = Counter("sira_redis_errors", "Redis calls that failed (connection lost or timed out)")
-DATABASE_ERRORS = Counter("sira_database_errors", "Database statements or connections that failed")
+# Labelled, so that a process that never fails writes no file for them (and that an importing
+# process does not touch PROMETHEUS_MULTIPROC_DIR before config.py has checked it).
+REDIS_ERRORS = Counter(
+    "sira_redis_errors", "Redis calls that failed, by kind (connect, read: lost or timed out)", ("kind",)
+)
+DATABASE_ERRORS = Counter(
+    "sira_database_errors", "Database calls that failed, by kind (connect, disconnect, statement)", ("kind",)
+)
 
 
 def multiprocess_dir() -> str | None:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, Insert, Row, Table, create_engine, event, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.metrics import DATABASE_ERRORS
@@ -65,9 +66,15 @@ def _engine(url: str, connect_timeout: int) -> Engine:
     )
 
 
-def _count_error(_context: object) -> None:
+def _count_error(context: ExceptionContext) -> None:
     """Every failed statement or connection, for the operators' error rate (never its text)."""
-    DATABASE_ERRORS.inc()
+    DATABASE_ERRORS.labels(_error_kind(context)).inc()
+
+
+def _error_kind(context: ExceptionContext) -> str:
+    if context.connection is None:  # the database did not let us connect at all
+        return "connect"
+    return "disconnect" if context.is_disconnect else "statement"
 
 
 def make_session_factory(url: str, keyring: Keyring, connect_timeout: int = 2) -> sessionmaker[Session]:

@@ -191,3 +191,38 @@ def test_under_gunicorn_and_beside_the_worker_every_process_counters_are_summed(
     assert value(samples, "sira_ussd_step_seconds_count", transport="smpp", outcome="continue") == 2
     assert out.count("# TYPE sira_queue_jobs gauge") == 1
     assert value(samples, "sira_redis_up") == 1
+
+
+def test_a_redis_and_a_database_that_do_not_answer_are_counted_and_reported_down(
+    database_url: str, redis: Redis
+) -> None:
+    """Each step still gets its polite answer; the scrape says which service failed, and how often."""
+    app = create_app(
+        app_settings("postgresql+psycopg://sira@127.0.0.1:1/sira", redis_url="redis://127.0.0.1:1/0")
+    )
+    client = app.test_client()
+    before = scrape_client(client)
+    form = {"sessionId": "down-1", "serviceCode": "*384*7472#", "phoneNumber": RETURNEE, "text": ""}
+    reply = client.post("/ussd", data=form)
+    assert reply.status_code == 200 and reply.text.startswith("END ")
+    after = scrape_client(client)
+    assert value(after, "sira_redis_errors_total", kind="connect") > value(
+        before, "sira_redis_errors_total", kind="connect"
+    )
+    assert value(after, "sira_database_errors_total", kind="connect") > value(
+        before, "sira_database_errors_total", kind="connect"
+    )
+    assert value(after, "sira_redis_up") == value(after, "sira_database_up") == 0
+    assert value(after, "sira_ussd_step_seconds_count", transport="at", outcome="unavailable") > value(
+        before, "sira_ussd_step_seconds_count", transport="at", outcome="unavailable"
+    )
+
+
+def scrape_client(client) -> Samples:
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -87,7 +88,7 @@ class StateCollector(Collector):
                 age = (now - as_utc(job.enqueued_at)).total_seconds() if job and job.enqueued_at else 0.0
                 oldest.add_metric([name], max(age, 0.0))
             buffered = self.redis.llen(keys.STEP_BUFFER)
-        except (RedisError, ValueError) as exc:  # ValueError: a job gone between listing and fetching
+        except (RedisError, NoSuchJobError) as exc:  # NoSuchJobError: a job gone between listing and fetching
             log.warning("metrics: redis unavailable (%s)", type(exc).__name__)
             up, buffered = 0, 0
         yield from (depth, oldest, failed)
