@@ -33,6 +33,12 @@ SMS_SENDS = Counter(
     "Send attempts of outbox messages, by route (the SMS gateway) and the gateway's outcome",
     ("route", "outcome"),
 )
+SMS_SEND_SECONDS = Histogram(
+    "sira_sms_send_seconds",
+    "Time the gateway took to answer one send, by route: a worker sends one message at a time",
+    ("route",),
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 DEADLINE_ACTIONS = Counter(
     "sira_deadline_actions",
     "Referral deadlines acted on: reminders sent to providers, referrals expired and re-routed",

@@ -118,6 +118,10 @@ def test_a_referral_moves_the_funnel_the_queue_the_outbox_and_the_sms_counters(
         accepted - value(during, "sira_sms_sends_total", route="africastalking", outcome="accepted")
         == messages
     )
+    sends = "sira_sms_send_seconds_count"
+    assert (
+        value(after, sends, route="africastalking") - value(during, sends, route="africastalking") == messages
+    )
     assert value(after, "sira_outbox_messages", status="pending") == 0
     assert value(after, "sira_queue_jobs", queue="sms") == 0
     assert value(after, "sira_spool_records") == 0
