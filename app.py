@@ -39,7 +39,12 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
 
     request_ids.init_app(app)
     db.init_app(app)
-    redis = redis_from_url(settings.redis_url, settings.redis_socket_timeout_seconds)
+    redis = redis_from_url(
+        settings.redis_url,
+        settings.redis_socket_timeout_seconds,
+        sentinels=settings.sentinel_addresses,
+        master=settings.redis_sentinel_master,
+    )
     app.extensions["sira.redis"] = redis
     catalogs = Catalogs.load()
     app.extensions["sira.engine"] = Engine(conversation(), catalogs)

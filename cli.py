@@ -251,7 +251,7 @@ def worker_command(burst: bool) -> None:
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
     settings = current_app.extensions["sira.settings"]
-    redis = worker_redis(settings.redis_url)
+    redis = worker_redis(settings.redis_url, settings.sentinel_addresses, settings.redis_sentinel_master)
     if not burst:
         start_cron(redis, settings)
     # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the

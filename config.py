@@ -43,6 +43,9 @@ class Settings:
     ussd_session_ttl_seconds: int = 600
     resume_window_hours: int = 24
     redis_socket_timeout_seconds: float = 0.5
+    # host:port of each Redis Sentinel, comma-separated; empty: REDIS_URL names the Redis itself.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "sira"  # the name the Sentinels monitor the primary under
     default_region_code: str = "ML"
     sms_gateway: str = "africastalking"
     at_username: str = "sandbox"
@@ -114,6 +117,17 @@ class Settings:
     def smpp_links(self) -> tuple[SmppLink, ...]:
         """The SMPP connector's links, parsed (validated once at start-up)."""
         return parse_smpp_links(self.smpp_connections)
+
+    @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of each Sentinel; ValueError names a malformed entry."""
+        addresses = []
+        for entry in (e.strip() for e in self.redis_sentinels.split(",") if e.strip()):
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{entry!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        return tuple(addresses)
 
     @property
     def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -260,6 +274,10 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"SMPP_CONNECTIONS: {exc}") from None
     if s.prometheus_multiproc_dir and not os.access(s.prometheus_multiproc_dir, os.W_OK | os.X_OK):
         raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be a directory this process can write to")
+    try:
+        s.sentinel_addresses  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_SENTINELS must be comma-separated host:port ({exc})") from None
     if s.log_format not in ("text", "json"):
         raise ConfigError(f"LOG_FORMAT must be text or json, got {s.log_format!r}")
     if s.smpp_workers < 1:
