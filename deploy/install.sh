@@ -7,7 +7,7 @@
 #   sudo deploy/install.sh
 #   SIRA_DRY_RUN=1 SIRA_ROOT=/tmp/scratch deploy/install.sh     # files under /tmp/scratch, commands printed
 #
-# Settings (environment): SIRA_CALLBACK_PORTS ("8001 8002"), SIRA_ADMIN_PORTS ("8010"),
+# Settings (environment): SIRA_CALLBACK_PORTS ("5001 5002"), SIRA_ADMIN_PORTS ("5000"),
 # SIRA_WORKERS ("1 2"), SIRA_SMPP (0; 1 starts the SMPP connector), SIRA_SKIP_PACKAGES (0),
 # SIRA_RELEASE (the commit).
 set -euo pipefail

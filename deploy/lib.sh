@@ -15,8 +15,8 @@ UNIT_DIR="$ROOT/etc/systemd/system"
 TMPFILES_DIR="$ROOT/etc/tmpfiles.d"
 SIRA_USER="${SIRA_USER:-sira}"
 # The processes of this machine: callback pools and admin pools by port, workers by number.
-CALLBACK_PORTS="${SIRA_CALLBACK_PORTS:-8001 8002}"
-ADMIN_PORTS="${SIRA_ADMIN_PORTS:-8010}"
+CALLBACK_PORTS="${SIRA_CALLBACK_PORTS:-5001 5002}"
+ADMIN_PORTS="${SIRA_ADMIN_PORTS:-5000}"
 WORKERS="${SIRA_WORKERS:-1 2}"
 SMPP="${SIRA_SMPP:-0}"
 
@@ -92,7 +92,7 @@ as_sira() {
 	run runuser -u "$SIRA_USER" -- env SIRA_ENV_FILE="$ENV_FILE" "$APP_DIR/releases/$name/deploy/sira-flask" "$@"
 }
 
-# Every web unit of this machine, by pool: "sira-callbacks@8001 sira-callbacks@8002 ...".
+# Every web unit of this machine, by pool: "sira-callbacks@5001 sira-callbacks@5002 ...".
 web_units() {
 	local port
 	for port in $CALLBACK_PORTS; do printf 'sira-callbacks@%s ' "$port"; done

@@ -66,7 +66,7 @@ def test_install_in_a_scratch_root_twice_makes_production_settings_once(tmp_path
     assert {"sira.target", "sira-callbacks@.service", "sira-admin@.service", "sira-worker@.service",
             "sira-smpp.service", "sira-backup.timer", "sira-.service.d"} <= units  # fmt: skip
     for command in ("useradd --system", "CREATE ROLE sira LOGIN", "sira-flask db upgrade",
-                    "enable --now sira.target sira-callbacks@8001 sira-callbacks@8002 sira-admin@8010"):  # fmt: skip
+                    "enable --now sira.target sira-callbacks@5001 sira-callbacks@5002 sira-admin@5000"):  # fmt: skip
         assert command in first
 
     second = install(tmp_path)
@@ -85,9 +85,9 @@ def test_upgrade_migrates_then_restarts_the_callback_pools_one_at_a_time(tmp_pat
     lines = done.stdout.splitlines()
     order = [
         "sira-flask backup", "releases/next/deploy/sira-flask db upgrade",
-        "restart sira-callbacks@8001", "wait for http://127.0.0.1:8001/healthz",
-        "restart sira-callbacks@8002", "wait for http://127.0.0.1:8002/healthz",
-        "restart sira-admin@8010", "restart sira-worker@1", "restart sira-worker@2", "restart sira-smpp",
+        "restart sira-callbacks@5001", "wait for http://127.0.0.1:5001/healthz",
+        "restart sira-callbacks@5002", "wait for http://127.0.0.1:5002/healthz",
+        "restart sira-admin@5000", "restart sira-worker@1", "restart sira-worker@2", "restart sira-smpp",
     ]  # fmt: skip
     at = [next(i for i, line in enumerate(lines) if step in line) for step in order]
     assert at == sorted(at), done.stdout
@@ -107,7 +107,7 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     for path in units.rglob("*"):
         if path.is_file():
             path.write_text(path.read_text().replace("/opt/sira/current", str(app)))
-    names = ["sira.target", "sira-callbacks@8001.service", "sira-admin@8010.service", "sira-worker@1.service",
+    names = ["sira.target", "sira-callbacks@5001.service", "sira-admin@5000.service", "sira-worker@1.service",
              "sira-smpp.service", "sira-backup.service", "sira-backup.timer"]  # fmt: skip
     done = subprocess.run(
         ["systemd-analyze", "verify", *names], cwd=units, capture_output=True, text=True, timeout=60,
