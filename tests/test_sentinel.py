@@ -43,7 +43,8 @@ class RedisPair:
 
     def start(self) -> RedisPair:
         primary, replica, sentinel = self.ports.values()
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        # --dir: a replica's first sync writes an RDB file, which belongs in the test's folder.
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.directory)]
         self._spawn(["redis-server", "--port", str(primary), *common])
         self._spawn(
             ["redis-server", "--port", str(replica), *common, "--replicaof", "127.0.0.1", str(primary)]
