@@ -15,6 +15,7 @@ from sqlalchemy import inspect
 
 from config import load_settings
 from infra.health import ServiceDown, require_services
+from web.context import sira
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
@@ -49,7 +50,7 @@ def alembic_config(url: str, encryption_keys: Sequence[tuple[str, bytes]] | None
 
 
 def _app_alembic_config() -> AlembicConfig:
-    keys = current_app.extensions["sira.settings"].encryption_keyring
+    keys = sira().settings.encryption_keyring
     return alembic_config(current_app.config["DATABASE_URL"], keys)
 
 
@@ -86,7 +87,7 @@ def db_current() -> None:
 def check_command() -> None:
     """Exit non-zero, naming the culprit, unless the database and Redis answer."""
     try:
-        require_services(current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"])
+        require_services(sira().sessions, sira().redis)
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("database and redis answer")
@@ -127,7 +128,7 @@ def ussd_phone(
         return answer
 
     if transport == "smpp":
-        settings = current_app.extensions["sira.settings"]
+        settings = sira().settings
         _smpp_phone(phone, url or settings.smpp_emulator_url or "http://127.0.0.1:8026", next_answer)
     else:
         _at_phone(phone, url, session_id, next_answer)
@@ -140,7 +141,7 @@ def _at_phone(
 
     from web.callbacks import callback_url
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     url = url or callback_url(settings.public_base_url, "/ussd", settings.callback_secrets)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
     history: list[str] = []
@@ -173,7 +174,7 @@ def _smpp_phone(phone: str, base: str, next_answer: Callable[[], str | None]) ->
     """Dial through the gateway emulator: its deliver_sm goes to the connector, its screens come back."""
     from models.phone import InvalidPhone, to_e164
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     try:
         e164 = to_e164(phone, settings.default_region_code)
     except InvalidPhone:
@@ -209,11 +210,10 @@ def smpp_connector_command() -> None:
 
     from gateway.smpp import Connector
     from models.phone import phone_hash
-    from services.converse import conversation_for
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     try:
-        require_services(current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"])
+        require_services(sira().sessions, sira().redis)
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
     if not logging.getLogger().handlers:
@@ -221,7 +221,7 @@ def smpp_connector_command() -> None:
     key = settings.phone_hash_key
     connector = Connector(
         settings.smpp_links,
-        conversation_for(current_app._get_current_object()),  # type: ignore[attr-defined]
+        sira().converse,
         service_code=settings.ussd_service_code,
         redact=lambda value: phone_hash(value, key),
         workers=settings.smpp_workers,
@@ -240,29 +240,21 @@ def smpp_connector_command() -> None:
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
-    from infra import queues
     from infra.connection import worker_redis
     from workers.cron import start_cron
-    from workers.worker import Worker  # RQ's SimpleWorker, carrying request ids
+    from workers.runner import quiet_routine_logs, run_jobs
 
-    sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
+    sessions, redis = sira().sessions, sira().redis
     try:
         require_services(sessions, redis)
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     redis = worker_redis(settings.redis_url, settings.sentinel_addresses, settings.redis_sentinel_master)
+    quiet_routine_logs()  # before the cron's thread starts queueing
     if not burst:
         start_cron(redis, settings)
-    # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
-    # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
-    # The maintenance pass is what hands the job of a killed worker back (StartedJobRegistry).
-    worker = Worker(
-        list(queues.ALL), connection=redis, maintenance_interval=settings.worker_maintenance_seconds
-    )
-    # After a Redis outage, reconnect within seconds rather than RQ's default of up to a minute.
-    worker.max_connection_wait_time = 5.0
-    worker.work(burst=burst, with_scheduler=True)
+    run_jobs(redis, settings, burst=burst)
 
 
 @click.command("seed")
@@ -275,7 +267,7 @@ def seed_command(path: Path) -> None:
     from models.directory import load_directory
     from models.phone import InvalidPhone, phone_hash, to_e164
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
 
     def hash_phone(raw: str) -> tuple[str, str]:
         try:
@@ -288,7 +280,7 @@ def seed_command(path: Path) -> None:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise click.ClickException(f"{path.name} is not valid YAML: {exc}") from None
-    with current_app.extensions["sira.sessions"]() as session:
+    with sira().sessions() as session:
         try:
             counts = load_directory(session, data, hash_phone)
         except (KeyError, TypeError, ValueError) as exc:
@@ -309,7 +301,7 @@ def rotate_keys_command(batch: int) -> None:
     import models
     from models.encrypted import keyring_of, rotate
 
-    engine = current_app.extensions["sira.sessions"].kw["bind"]
+    engine = sira().sessions.kw["bind"]
     results = rotate(engine, models.Base.metadata, max(1, batch))
     for r in results:
         click.echo(f"{r.column}: {r.values} values, {r.rewritten} re-encrypted, {r.unreadable} unreadable")
@@ -332,7 +324,7 @@ def rehash_phones_command() -> None:
     """
     from services.rehash import rehash_phones
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     old, new = settings.previous_phone_hash_key, settings.phone_hash_key
     if not old or old == new:
         raise click.ClickException(
@@ -340,14 +332,14 @@ def rehash_phones_command() -> None:
         )
     from infra.keys import REHASH_DROPPED, STEP_BUFFER
 
-    if current_app.extensions["sira.redis"].llen(STEP_BUFFER):
+    if sira().redis.llen(STEP_BUFFER):
         raise click.ClickException(
             "USSD steps are still buffered under the old hashes: start a worker until it has flushed them"
         )
-    with current_app.extensions["sira.sessions"]() as session:
+    with sira().sessions() as session:
         counts = rehash_phones(session, old, new)
         session.commit()
-    redis = current_app.extensions["sira.redis"]
+    redis = sira().redis
     for prefix in REHASH_DROPPED:
         for key in redis.scan_iter(match=f"{prefix}*", count=500):
             redis.delete(key)
@@ -364,7 +356,7 @@ def backup_command(target: Path | None) -> None:
 
     from infra.backup import BackupFailed, dump
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = target or Path(settings.backup_dir) / f"sira-{stamp}.dump"
     try:
@@ -384,7 +376,7 @@ def restore_command(source: Path) -> None:
     from infra.backup import BackupFailed, restore
     from models.encrypted import check_readable
 
-    engine = current_app.extensions["sira.sessions"].kw["bind"]
+    engine = sira().sessions.kw["bind"]
     if inspect(engine).get_table_names():
         raise click.ClickException(
             "the database of DATABASE_URL has tables: restore into an empty one (createdb), nothing was changed"

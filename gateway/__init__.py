@@ -11,8 +11,11 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from config import callback_url
+from gateway import kannel
 from gateway.africastalking import AfricasTalkingGateway
 from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
+from gateway.kannel import KannelGateway
 from gateway.orange import OrangeGateway
 
 if TYPE_CHECKING:
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GATEWAYS",
     "AfricasTalkingGateway",
+    "KannelGateway",
     "OrangeGateway",
     "Outcome",
     "OutgoingSms",
@@ -50,9 +54,22 @@ def _orange(settings: Settings) -> SmsGateway:
     )
 
 
+def _kannel(settings: Settings) -> SmsGateway:
+    return KannelGateway(
+        sendsms_url=settings.kannel_sendsms_url,
+        username=settings.kannel_username,
+        password=settings.kannel_password,
+        dlr_url=callback_url(settings.public_base_url, kannel.DELIVERY_PATH, settings.callback_secrets),
+        timeout_seconds=settings.kannel_timeout_seconds,
+        dlr_mask=settings.kannel_dlr_mask,
+        smsc=settings.kannel_smsc,
+    )
+
+
 GATEWAYS: dict[str, Callable[[Settings], SmsGateway]] = {
     "africastalking": _africastalking,
     "orange": _orange,
+    "kannel": _kannel,
 }
 
 

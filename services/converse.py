@@ -24,14 +24,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask
 from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from flows.engine import Engine, KeepMissing, Reply, State, StepResult
+from flows.engine import Engine, Facts, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
@@ -48,6 +47,7 @@ from models.base import utcnow
 from models.db import insert_ignore
 from models.directory import Category
 from models.phone import phone_hash
+from models.referral import Status
 from services.effects import Performed, perform
 from services.referrals import NotReferable
 from services.transcripts import step_record
@@ -96,13 +96,6 @@ class Converse:
     limit: RateLimit
     sessions: sessionmaker[Session]
 
-    @classmethod
-    def of(cls, app: Flask) -> Converse:
-        ext = app.extensions
-        return cls(ext["sira.settings"], ext["sira.engine"], ext["sira.ussd_store"], ext["sira.step_sealer"],
-                   ext["sira.redis"], ext["sira.sms_texts"], ext["sira.ussd_limit"],
-                   ext["sira.sessions"])  # fmt: skip
-
     def __call__(self, step: UssdStep) -> UssdReply:
         """Run `step`; every failure but a refused step is a polite END, never a gateway error.
 
@@ -125,6 +118,8 @@ class Converse:
             reply = self.polite(UNAVAILABLE)
         except Exception:  # a returnee must get a polite END, never a gateway error
             db.rollback()
+            if self.settings.raise_step_errors:  # under test, a crash inside a step fails the test
+                raise
             log.exception("unexpected failure during a USSD step")
             reply = self.polite(UNAVAILABLE)
         finally:
@@ -135,11 +130,6 @@ class Converse:
     def polite(self, msgid: str, language: str | None = None) -> Reply:
         """An END in the session's language if known, else the default one."""
         return Reply(to_ussd(self.engine.catalogs.gettext(language or DEFAULT_LANGUAGE, msgid)), end=True)
-
-
-def conversation_for(app: Flask) -> Converse:
-    """The app's conversation, for a transport that runs outside any request (the SMPP connector)."""
-    return Converse.of(app)
 
 
 def wire(reply: Reply | UssdReply) -> str:
@@ -183,11 +173,11 @@ class _Step:
                 return hook.polite(UNAVAILABLE)
             if not step.cumulative and loaded.state is not None and self._repeated(loaded.state):
                 return Reply(loaded.state.reply, loaded.state.ended)
-            state = loaded.state or self._start(loaded, text)
-            result = engine.feed(state, text)
+            result = engine.feed(loaded.state or self._start(loaded, text), text)
             self.screen = result.state.screen
             if not result.advanced:
                 return result.reply
+            state = result.state
             state.step_id = step.step_id
             if result.effects and loaded.remembered:
                 remembered = False  # effects are performed from the state in Redis, never from a copy
@@ -243,7 +233,7 @@ class _Step:
             return Reply(to_ussd(engine.catalogs.gettext(state.language, REGISTER_FIRST)), end=True)
         state.reply = reply.text
         if "registered" in done.profile_changes:  # the rest of this session knows it too
-            state.facts["registered"] = "1" if done.profile_changes["registered"] else ""
+            state.facts.registered = bool(done.profile_changes["registered"])
         buffered = self._buffered(state, reply, first)
         profile, mode = _profile_after(state, done, len(result.effects))
         store, session_id = hook.store, self.step.session_id
@@ -312,15 +302,12 @@ class _Step:
             )
             if origin is not None:
                 profile = loaded.profile or self._profile()
-                facts = {
-                    "registered": origin.get("registered", ""),
-                    "referrals": (profile or {}).get("referrals", []),
-                }
+                facts = Facts(bool(origin.get("registered")), (profile or {}).get("referrals", []))
                 return engine.start(facts, origin.get("language"))
         profile = loaded.profile or self._profile()
         if profile is None:
-            return engine.start({}, None, loaded.suspended)
-        facts = {"registered": "1" if profile["registered"] else "", "referrals": profile["referrals"]}
+            return engine.start(Facts(), None, loaded.suspended)
+        facts = Facts(bool(profile["registered"]), profile["referrals"])
         return engine.start(facts, profile["language"], loaded.suspended)
 
     def _profile(self) -> dict | None:
@@ -343,7 +330,7 @@ class _Step:
             "language": state.answers.get("language"),
             "origin": {
                 "language": state.origin[1] if state.origin else None,
-                "registered": state.facts.get("registered", ""),
+                "registered": state.facts.registered,
             },
             "started_at": at,
         }
@@ -375,27 +362,31 @@ def _profile_to_cache(loaded: Loaded[State], state: State) -> dict | None:
     """On a fresh dial read from the database, cache what was read (unless this step changes it)."""
     if loaded.state is not None or loaded.profile is not None or not state.origin or not state.origin[1]:
         return None
-    return {"language": state.origin[1], "registered": bool(state.facts.get("registered")),
-            "referrals": state.facts.get("referrals", [])}  # fmt: skip
+    return {"language": state.origin[1], "registered": state.facts.registered,
+            "referrals": state.facts.referrals}  # fmt: skip
 
 
 def _profile_after(state: State, done: Performed, effects: int) -> tuple[dict | None, str]:
     """After effects: the cached profile as they left it, when every one of them says how."""
     if effects == 0 or done.mirrored < effects:
         return None, DROP
-    profile = {"language": state.language, "registered": bool(state.facts.get("registered")),
-               "referrals": state.facts.get("referrals", []), **done.profile_changes}  # fmt: skip
+    profile = {"language": state.language, "registered": state.facts.registered,
+               "referrals": state.facts.referrals, **done.profile_changes}  # fmt: skip
     return profile, REFRESH
 
 
-def _referrals(session: Session, returnee_id: int) -> list[dict[str, str]]:
-    """The returnee's latest referrals, for "My requests": code, status and the need's neutral
-    label (as in SMS: health and psychosocial needs read "support" on a phone others may hold)."""
+def _referrals(session: Session, returnee_id: int) -> list[dict[str, object]]:
+    """The returnee's latest referrals, for "My requests": code, status, whether it is still
+    open, and the need's neutral label (as in SMS: health and psychosocial needs read "support"
+    on a phone others may hold)."""
     rows = session.execute(
-        select(Referral.code, Category.sms_label, Referral.status)
+        select(Referral.code, Category.sms_label, Referral.status, Referral.provider_id)
         .join(Category, Category.code == Referral.requested_category)
         .where(Referral.returnee_id == returnee_id)
         .order_by(Referral.id.desc())
         .limit(20)
     )
-    return [{"code": code, "category": category, "status": status} for code, category, status in rows]
+    return [
+        {"code": code, "category": category, "status": status, "open": Status(status).is_open(provider)}
+        for code, category, status, provider in rows
+    ]

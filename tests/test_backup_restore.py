@@ -18,6 +18,7 @@ from models.encrypted import encrypted_columns
 from tests.conftest import PG_ADMIN_URL, Phone, app_settings, flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, run_worker, seeded_app, send_from_phone
+from web.context import sira
 
 APEJ = "+22370000002"
 OTHER_KEYS = "other:b3RoZXItc2lyYS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU"
@@ -47,7 +48,7 @@ def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
 def plain_values(app: Flask) -> dict[str, list[str]]:
     """Every encrypted column's values, decrypted by the app's keys, in a stable order."""
     values = {}
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         for table_name, column_name in encrypted_columns(models.Base.metadata):
             table = models.Base.metadata.tables[table_name]
             column = table.c[column_name]
@@ -83,7 +84,7 @@ def test_a_backup_restored_into_an_empty_database_reads_every_encrypted_column(
     assert restored.exit_code == 0, restored.output
     assert "every encrypted value reads" in restored.output
     assert plain_values(restored_app) == lived_in
-    with restored_app.extensions["sira.sessions"]() as session:
+    with sira(restored_app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(models.Referral)) == 1
 
 

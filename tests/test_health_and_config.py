@@ -15,7 +15,8 @@ from tests.conftest import ROOT, app_settings
 def test_healthz_reports_both_services(client) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok", "env": "testing"}
+    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert "testing" not in response.text  # anyone may ask: the environment is not theirs to know
 
 
 def test_healthz_names_what_is_down(database_url: str, redis) -> None:
@@ -52,6 +53,8 @@ def test_a_database_down_is_named_on_healthz_and_explained_in_the_log_only(
         ({"USSD_SESSION_TTL_SECONDS": "ten"}, "USSD_SESSION_TTL_SECONDS must be a number"),
         ({"ENV": "staging"}, "ENV must be"),
         ({"ENV": "production"}, "SECRET_KEY must be set"),
+        ({"RAISE_STEP_ERRORS": "maybe"}, "RAISE_STEP_ERRORS must be true or false"),
+        ({"ENV": "production", "RAISE_STEP_ERRORS": "1"}, "RAISE_STEP_ERRORS is for tests"),
     ],
 )
 def test_malformed_settings_are_named(env: dict[str, str], message: str) -> None:

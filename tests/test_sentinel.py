@@ -25,6 +25,7 @@ from infra.connection import worker_redis
 from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, SECRET_KEY, LiveServer, Phone, free_port
 from tests.gateway_helpers import EmulatorProcess, wait_for
 from tests.journeys import RETURNEE, app_with_directory, code_in, inbox, settings_for
+from web.context import sira
 from workers import context
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
@@ -157,7 +158,7 @@ def test_the_app_and_the_worker_follow_redis_when_sentinel_fails_it_over_mid_ses
     assert all(screen.startswith("CON ") for screen in screens[:-1]), screens
     assert "Service unavailable" not in " ".join(screens)
     code = code_in(screens[-1])
-    follows = app.extensions["sira.redis"].connection_pool.get_master_address()
+    follows = sira(app).redis.connection_pool.get_master_address()
     assert follows == ("127.0.0.1", redis_pair.ports["replica"])
     assert Redis(port=redis_pair.ports["replica"], db=3).exists(*state_keys), (
         "the new primary holds the session"

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, abort, current_app, request
+from flask import Blueprint, Response, abort, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -34,6 +34,7 @@ from infra.spool import Spool
 from models.base import as_utc
 from models.messaging import OutboundSms, SmsStatus
 from web.callbacks import allowed
+from web.context import sira
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,14 @@ BACKLOG = (SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.HELD)
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    settings = current_app.extensions["sira.settings"]
+    app = sira()
+    settings = app.settings
     # Through a proxy that the app does not trust, the address is the proxy's (often loopback):
     # a forwarded request is the public's until TRUSTED_PROXIES says how to read it.
     forwarded = "X-Forwarded-For" in request.headers and not settings.trusted_proxies
     if forwarded or not allowed(request.remote_addr, settings.metrics_networks):
         abort(404)
-    ext = current_app.extensions
-    state = StateCollector(ext["sira.redis"], ext["sira.sessions"], ext["sira.spool"])
+    state = StateCollector(app.redis, app.sessions, app.spool)
     return Response(exposition(state), mimetype=CONTENT_TYPE_LATEST)
 
 

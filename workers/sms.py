@@ -8,6 +8,7 @@ crash between the gateway's acceptance and our commit: the sweeper then reclaims
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -38,12 +39,18 @@ def backoff(attempts: int, intervals: str) -> timedelta:
 
 
 def claim(session: Session, sms_id: int) -> bool:
-    """Mark the row as being sent by this job; False if it is not ours to send."""
+    """Mark the row as being sent by this job, under a fresh reference (see OutgoingSms.reference);
+    False if it is not ours to send."""
     now = utcnow()
     claimed = session.execute(
         update(OutboundSms)
         .where(OutboundSms.id == sms_id, OutboundSms.status.in_([s.value for s in TO_SEND]))
-        .values(status=SmsStatus.SENDING, claimed_at=now, attempts=OutboundSms.attempts + 1)
+        .values(
+            status=SmsStatus.SENDING,
+            claimed_at=now,
+            attempts=OutboundSms.attempts + 1,
+            gateway_id=f"sira-{uuid.uuid4().hex}",
+        )
     ).rowcount
     session.commit()
     return bool(claimed)
@@ -56,8 +63,9 @@ def send_sms(sms_id: int) -> str:
         if not claim(session, sms_id):
             return "not pending"
         row = session.get(OutboundSms, sms_id)
+        sms = OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender, reference=row.gateway_id)
         with SMS_SEND_SECONDS.labels(ctx.settings.sms_gateway).time():  # what sizes the worker pool
-            result = ctx.gateway.send(OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender))
+            result = ctx.gateway.send(sms)
         record(row, result, ctx.settings.sms_retry_intervals, ctx.settings.sms_max_attempts)
         SMS_SENDS.labels(ctx.settings.sms_gateway, str(result.outcome)).inc()
         if result.outcome is Outcome.ACCEPTED:
@@ -88,7 +96,9 @@ def record(row: OutboundSms, result: SendResult, intervals: str, max_attempts: i
         row.accepted_at = now
         row.segments = result.segments or row.segments
         row.last_error = None
-    elif result.outcome is Outcome.PERMANENT:
+        return
+    row.gateway_id = None  # the claim's reference: no message of that id left us
+    if result.outcome is Outcome.PERMANENT:
         row.status = SmsStatus.FAILED
         row.last_error = (result.detail or result.status)[:200]
     else:

@@ -28,11 +28,13 @@ from models import OutboundSms
 from tests.conftest import PHONE_HASH_KEY, ROOT, SECRET_KEY, app_settings
 from tests.gateway_helpers import EmulatorProcess, free_port, wait_for
 from tests.journeys import app_with_directory
+from web.context import sira
 
 # Short intervals so that each recovery path runs within seconds (see config.py for each).
 FAST = {
     "sms_retry_intervals": "1,1,1",
     "at_timeout_seconds": 2.0,
+    "orange_timeout_seconds": 0.5,  # 4 calls of a send fit within the job time-out below
     "sms_job_timeout_seconds": 3,
     "sms_claim_lease_seconds": 4,
     "sms_max_attempts": 4,
@@ -157,7 +159,7 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, object]], Worke
 
 
 def outbox(app: Flask) -> list[OutboundSms]:
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         return list(session.scalars(select(OutboundSms).order_by(OutboundSms.id)))
 
 

@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -23,11 +23,13 @@ from models.admin import audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.phone import InvalidPhone, phone_hash, to_e164
-from models.referral import OPEN, Referral, ReferralEvent, Status
+from models.referral import IN_HAND, Referral, ReferralEvent, Status
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.inputs import number
+from web.admin.labels import category_names
 from web.admin.ussd import not_for_providers
+from web.context import sira
 from web.db import get_session
 
 RESPONSE_WINDOW = timedelta(days=90)
@@ -90,7 +92,7 @@ def loads(session: Session) -> dict[int, Load]:
     open_counts = dict(
         session.execute(
             select(Referral.provider_id, func.count())
-            .where(Referral.provider_id.is_not(None), Referral.status.in_([s.value for s in OPEN]))
+            .where(Referral.provider_id.is_not(None), Referral.status.in_([s.value for s in IN_HAND]))
             .group_by(Referral.provider_id)
         ).all()
     )
@@ -195,7 +197,7 @@ class ProviderForm:
             errors["regions"] = (_("Unknown region."), {})
         elif not self.regions and not self.national:
             errors["regions"] = (_("Choose at least one region, or make the provider national."), {})
-        settings = current_app.extensions["sira.settings"]
+        settings = sira().settings
         if self.contact_phone:
             try:
                 self.parsed_contact = to_e164(self.contact_phone, settings.default_region_code)
@@ -270,7 +272,7 @@ def slug_for(session: Session, name: str) -> str:
 
 def form_page(form: ProviderForm, provider: Provider | None, status: int = 200) -> ResponseReturnValue:
     session = get_session()
-    categories = session.execute(select(Category.code, Category.name).order_by(Category.position)).all()
+    categories = list(category_names(session).items())
     regions = session.execute(select(Region.code, Region.name).order_by(Region.name)).all()
     return render_template(
         "admin/provider_form.html", form=form, provider=provider, categories=categories, regions=regions,

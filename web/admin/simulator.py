@@ -36,6 +36,7 @@ from web.admin.i18n import _, translate
 from web.admin.inputs import number
 from web.admin.ussd import screen_text
 from web.callbacks import callback_url
+from web.context import sira
 from web.db import get_session
 
 SESSION_ID = re.compile(r"ATUid_sim[0-9a-f]{24}")  # 33 characters: fits the audit's object id
@@ -45,6 +46,7 @@ EMULATOR_TIMEOUT = 3.0
 INBOX_SHOWN = 10
 OFF_IN_PRODUCTION = _("The simulator is off in production: SMS would go to real phones. It works when AT_API_URL is the local gateway emulator.")  # fmt: skip
 NOT_A_PHONE = _("Not a phone number.")
+NOT_A_TEST_PHONE = _("The simulator plays only the reserved test numbers, starting with:")
 NO_EMULATOR = _("The gateway emulator does not answer: start it, or check AT_API_URL.")
 WEBHOOK_REFUSED = _("The USSD service refused the request:")
 SMS_SENT = _("SMS sent. The service answered:")
@@ -112,14 +114,14 @@ class Call:
 
 
 def ussd_form(call: Call, e164: str) -> dict[str, str]:
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     return {"sessionId": call.session_id, "serviceCode": settings.ussd_service_code,
             "phoneNumber": e164, "networkCode": NETWORK_CODE, "text": call.text}  # fmt: skip
 
 
 def post_callback(path: str, form: dict[str, str]) -> tuple[int, str]:
     """POST to one of our gateway callbacks through this app's WSGI stack (see the module's doc)."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     get_session().commit()  # the webhook writes on its own connection: hold no transaction open here
     client = current_app.test_client()
     response = client.post(callback_url("", path, settings.callback_secrets), data=form)
@@ -138,7 +140,7 @@ def step(call: Call, e164: str) -> None:
 
 def smpp_step(call: Call, e164: str, typed: str, *, dial: bool) -> None:
     """Dial or answer through the SMPP gateway emulator's phones; it waits for the connector's screen."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     get_session().commit()  # the connector writes on its own connection: hold no transaction open here
     if dial:
         path, data = "/ussd/dial", {"phone": e164}
@@ -168,7 +170,7 @@ def smpp_step(call: Call, e164: str, typed: str, *, dial: bool) -> None:
 
 
 def emulator_url(path: str) -> str:
-    return current_app.extensions["sira.settings"].at_api_url.rstrip("/") + path
+    return sira().settings.at_api_url.rstrip("/") + path
 
 
 def inbox(e164: str) -> list[dict[str, str]] | None:
@@ -207,7 +209,7 @@ def send_sms(call: Call, e164: str, text: str) -> None:
 
 
 def page(call: Call, e164: str | None, status: int = 200) -> ResponseReturnValue:
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     with_emulator = emulated(settings)
     received = inbox(e164) if e164 and with_emulator else None
     return render_template(
@@ -222,7 +224,7 @@ def page(call: Call, e164: str | None, status: int = 200) -> ResponseReturnValue
 @require(*STAFF)
 def simulator() -> ResponseReturnValue:
     """A phone ready to dial, once staff type the number it plays."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     if not enabled(settings):
         return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
     return page(Call(), None)
@@ -232,7 +234,7 @@ def simulator() -> ResponseReturnValue:
 @require(*STAFF)
 def simulator_act() -> ResponseReturnValue:
     """Dial, send an answer, hang up, send an SMS or refresh the inbox; then show the phone again."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     if not enabled(settings):
         return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
     form = request.form
@@ -242,6 +244,10 @@ def simulator_act() -> ResponseReturnValue:
         e164 = to_e164(call.phone, settings.default_region_code)
     except InvalidPhone:
         call.error, call.session_id, call.ended = translate(NOT_A_PHONE), "", True
+        return page(call, None, 400)
+    if not e164.startswith(settings.simulator_prefixes):  # never a real returnee's or provider's phone
+        reserved = ", ".join(settings.simulator_prefixes)
+        call.error, call.session_id, call.ended = f"{translate(NOT_A_TEST_PHONE)} {reserved}", "", True
         return page(call, None, 400)
     call.phone = e164
     typed = form.get("input", "")[:200]
