@@ -43,6 +43,9 @@ class Settings:
     ussd_session_ttl_seconds: int = 600
     resume_window_hours: int = 24
     redis_socket_timeout_seconds: float = 0.5
+    # host:port of each Redis Sentinel, comma-separated; empty: REDIS_URL names the Redis itself.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "sira"  # the name the Sentinels monitor the primary under
     default_region_code: str = "ML"
     sms_gateway: str = "africastalking"
     at_username: str = "sandbox"
@@ -71,6 +74,7 @@ class Settings:
     worker_maintenance_seconds: int = 600
     spool_dir: str = str(ROOT / "instance" / "spool")
     spool_replay_seconds: int = 30
+    backup_dir: str = str(ROOT / "instance" / "backups")  # where `flask backup` writes by default
     database_connect_timeout_seconds: int = 2
     reminder_after_hours: int = 24
     expire_after_hours: int = 48
@@ -107,6 +111,11 @@ class Settings:
     smpp_connections: str = "smpp://sira:sira@127.0.0.1:2775?name=emulator&network=61002"
     smpp_workers: int = 16  # conversation steps the connector runs at once
     smpp_emulator_url: str = "http://127.0.0.1:8026"  # the SMPP gateway emulator's phones (simulator)
+    metrics_allowed_networks: str = "127.0.0.1/32,::1/128"  # who may scrape /metrics
+    # Where this machine's processes share their counters (prometheus_client reads it itself, at
+    # import, so it is set in the environment of every process; here it is only checked).
+    prometheus_multiproc_dir: str = ""
+    log_format: str = "text"  # or json: one object per line, with the request id carried to jobs
 
     @property
     def is_production(self) -> bool:
@@ -152,13 +161,30 @@ class Settings:
         return parse_smpp_links(self.smpp_connections)
 
     @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of each Sentinel; ValueError names a malformed entry."""
+        addresses = []
+        for entry in (e.strip() for e in self.redis_sentinels.split(",") if e.strip()):
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{entry!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        return tuple(addresses)
+
+    @property
     def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The networks gateway callbacks may come from; empty: from anywhere."""
-        return tuple(
-            ipaddress.ip_network(x.strip(), strict=False)
-            for x in self.callback_allowed_networks.split(",")
-            if x.strip()
-        )
+        return _networks(self.callback_allowed_networks)
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks Prometheus may scrape /metrics from; empty: nobody."""
+        return _networks(self.metrics_allowed_networks)
+
+
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs -> networks; ValueError names the bad one."""
+    return tuple(ipaddress.ip_network(x.strip(), strict=False) for x in value.split(",") if x.strip())
 
 
 def callback_url(base_url: str, path: str, secrets: tuple[str, ...]) -> str:
@@ -203,7 +229,8 @@ _URL_SCHEMES = {
 # Settings for which an empty value is a choice, not an unset variable: AT_API_URL="" means the
 # SDK's own (live) URLs, where leaving it unset means the local emulator; SMPP_EMULATOR_URL=""
 # means no SMPP gateway emulator (the admin's simulator offers Africa's Talking's webhook only).
-EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url"})
+# METRICS_ALLOWED_NETWORKS="" means that nobody may scrape /metrics.
+EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url", "metrics_allowed_networks"})
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -288,6 +315,10 @@ def _validate(s: Settings) -> None:
         s.callback_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"CALLBACK_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
+    try:
+        s.metrics_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
     if s.callback_max_bytes < 512 or s.trusted_proxies < 0:
         raise ConfigError("CALLBACK_MAX_BYTES must be >= 512 and TRUSTED_PROXIES >= 0")
     limits = ("ussd_rate_limit", "ussd_rate_window_seconds", "sms_rate_limit", "sms_rate_window_seconds")
@@ -312,6 +343,14 @@ def _validate(s: Settings) -> None:
         s.smpp_links  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"SMPP_CONNECTIONS: {exc}") from None
+    if s.prometheus_multiproc_dir and not os.access(s.prometheus_multiproc_dir, os.W_OK | os.X_OK):
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be a directory this process can write to")
+    try:
+        s.sentinel_addresses  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_SENTINELS must be comma-separated host:port ({exc})") from None
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {s.log_format!r}")
     if s.smpp_workers < 1:
         raise ConfigError("SMPP_WORKERS must be at least 1")
     if s.is_production:

@@ -14,6 +14,7 @@ from rq import Queue, Retry
 
 from infra import keys
 from infra.keys import sms_job_id
+from infra.logs import REQUEST_ID_META, current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ def enqueue_sms(
     if not ids:
         return True
     retry = sms_retry(retry_intervals)
+    request_id = current_request_id()
+    meta = {REQUEST_ID_META: request_id} if request_id else None
     queue = Queue(SMS, connection=redis)
     try:
         queue.enqueue_many(
@@ -50,6 +53,7 @@ def enqueue_sms(
                     timeout=job_timeout,
                     result_ttl=3600,
                     failure_ttl=7 * 86400,
+                    meta=meta,
                 )
                 for sms_id in ids
             ]

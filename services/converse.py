@@ -35,6 +35,7 @@ from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
 from gateway.ussd import StepRefused, UssdReply, UssdStep
+from infra.metrics import observe_step
 from infra.queues import enqueue_sms
 from infra.ratelimit import RateLimit
 from infra.sealing import Sealer
@@ -103,9 +104,13 @@ class Converse:
         started = time.perf_counter()
         digest = phone_hash(step.phone, self.settings.phone_hash_key)
         db = _Database(self.sessions)
+        run = _Step(self, step, digest, started, db)
+        outcome = "unavailable"
         try:
-            reply = _Step(self, step, digest, started, db).run()
+            reply = run.run()
+            outcome = "end" if reply.end else "continue"
         except StepRefused:
+            outcome = "refused"
             raise
         except SQLAlchemyError:
             db.rollback()
@@ -119,6 +124,7 @@ class Converse:
             reply = self.polite(UNAVAILABLE)
         finally:
             db.close()
+            observe_step(step.transport, outcome, run.screen, time.perf_counter() - started)
         return UssdReply(reply.text, reply.end)
 
     def polite(self, msgid: str, language: str | None = None) -> Reply:
@@ -136,6 +142,7 @@ class _Step:
 
     def __init__(self, hook: Converse, step: UssdStep, digest: str, started: float, db: _Database) -> None:
         self.hook, self.step, self.digest, self.started, self.db = hook, step, digest, started, db
+        self.screen: str | None = None  # where the engine left the session, for the funnel
 
     def run(self) -> Reply:
         """Run the step; the state is saved only once what the step did is committed.
@@ -167,6 +174,7 @@ class _Step:
             if not step.cumulative and loaded.state is not None and self._repeated(loaded.state):
                 return Reply(loaded.state.reply, loaded.state.ended)
             result = engine.feed(loaded.state or self._start(loaded, text), text)
+            self.screen = result.state.screen
             if not result.advanced:
                 return result.reply
             state = result.state

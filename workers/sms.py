@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from gateway import Outcome, OutgoingSms, SendResult
+from infra.metrics import SMS_SEND_SECONDS, SMS_SENDS
 from models.base import utcnow
 from models.messaging import TO_SEND, OutboundSms, SmsStatus
 from services.erasure import forget_confirmation
@@ -63,8 +64,10 @@ def send_sms(sms_id: int) -> str:
             return "not pending"
         row = session.get(OutboundSms, sms_id)
         sms = OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender, reference=row.gateway_id)
-        result = ctx.gateway.send(sms)
+        with SMS_SEND_SECONDS.labels(ctx.settings.sms_gateway).time():  # what sizes the worker pool
+            result = ctx.gateway.send(sms)
         record(row, result, ctx.settings.sms_retry_intervals, ctx.settings.sms_max_attempts)
+        SMS_SENDS.labels(ctx.settings.sms_gateway, str(result.outcome)).inc()
         if result.outcome is Outcome.ACCEPTED:
             forget_confirmation(row)
         session.commit()
