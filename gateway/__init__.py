@@ -7,6 +7,7 @@ of a factory (`package.module:factory`, called with the settings) for an adapter
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from gateway.africastalking import AfricasTalkingGateway
 from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
 from gateway.orange import OrangeGateway
+from gateway.routing import Route, Routed, RouteHealth, Router, RouteState, scoped_id
 
 if TYPE_CHECKING:
     from config import Settings
@@ -24,9 +26,16 @@ __all__ = [
     "OrangeGateway",
     "Outcome",
     "OutgoingSms",
+    "Route",
+    "RouteHealth",
+    "RouteState",
+    "Routed",
+    "Router",
     "SendResult",
     "SmsGateway",
     "gateway_from_settings",
+    "router_from_settings",
+    "scoped_id",
 ]
 
 
@@ -58,7 +67,31 @@ GATEWAYS: dict[str, Callable[[Settings], SmsGateway]] = {
 
 def gateway_from_settings(settings: Settings) -> SmsGateway:
     """Build the gateway named by SMS_GATEWAY; a bad name fails at start-up, not at the first SMS."""
-    name = settings.sms_gateway.strip()
+    return _factory(settings.sms_gateway, "SMS_GATEWAY")(settings)
+
+
+def router_from_settings(settings: Settings) -> Router:
+    """Build every route of SMS_ROUTES (or SMS_GATEWAY alone) with its own settings, and the router
+    that chooses between them; an unknown gateway kind fails at start-up."""
+    routing = settings.routing
+    routes = {
+        spec.name: Route(
+            spec.name,
+            spec.kind,
+            _factory(spec.kind, f"SMS_ROUTES route {spec.name}")(
+                dataclasses.replace(settings, **dict(spec.options))
+            ),
+            spec.cost,
+        )
+        for spec in routing.routes
+    }
+    health = RouteHealth(settings.sms_route_failures, settings.sms_route_cooldown_seconds)
+    # Half the job's time-out: a route tried after that could be cut off by the job's end.
+    return Router(routes, routing, health, budget_seconds=settings.sms_job_timeout_seconds / 2)
+
+
+def _factory(name: str, variable: str) -> Callable[[Settings], SmsGateway]:
+    name = name.strip()
     factory = GATEWAYS.get(name.lower())
     if factory is None and ":" in name:
         module_name, _, attribute = name.partition(":")
@@ -66,11 +99,11 @@ def gateway_from_settings(settings: Settings) -> SmsGateway:
             factory = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:
             raise ValueError(
-                f"SMS_GATEWAY={name!r}: cannot import {attribute!r} from {module_name!r}"
+                f"{variable}={name!r}: cannot import {attribute!r} from {module_name!r}"
             ) from exc
     if factory is None:
         known = ", ".join(sorted(GATEWAYS))
         raise ValueError(
-            f"SMS_GATEWAY={name!r} is not a known SMS gateway (known: {known}, or module:factory)"
+            f"{variable}={name!r} is not a known SMS gateway (known: {known}, or module:factory)"
         )
-    return factory(settings)
+    return factory
