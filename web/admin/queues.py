@@ -25,6 +25,7 @@ from infra.balance import cached_balance
 from models.admin import Role, audit
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _
+from web.admin.routes import HEALTH, route_rows
 from web.db import get_session
 
 SHOWN = 50  # per list: enough to see what is wrong, light on a slow link
@@ -99,10 +100,12 @@ def queue_lists(name: str, redis: Redis) -> list[JobList]:
 def job_queues() -> ResponseReturnValue:
     redis = current_app.extensions["sira.redis"]
     # The Orange bundle, only where Orange sends the SMS; read from Redis, never from Orange here.
-    orange = current_app.extensions["sira.settings"].sms_gateway.strip().lower() == "orange"
+    settings = current_app.extensions["sira.settings"]
+    orange = settings.sms_gateway.strip().lower() == "orange"
+    routes = route_rows(settings, redis, get_session())
     return render_template(
         "admin/queues.html", queues={name: queue_lists(name, redis) for name in names.ALL}, kinds=KINDS,
-        orange=orange, balance=cached_balance(redis) if orange else None,
+        orange=orange, balance=cached_balance(redis) if orange else None, routes=routes, route_health=HEALTH,
         can_retry=current_user().role == Role.ADMIN, shown=SHOWN, done=DONE.get(request.args.get("done", "")),
     )  # fmt: skip
 
