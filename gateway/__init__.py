@@ -1,8 +1,10 @@
 """SMS gateways: the interface jobs use, the adapters behind it, and the choice between them.
 
-Jobs ask `gateway_from_settings(settings)` for a gateway and only ever call `send`; switching
-aggregator is a matter of `SMS_GATEWAY`, either a name registered in `GATEWAYS` or the import path
-of a factory (`package.module:factory`, called with the settings) for an adapter kept elsewhere.
+The send job asks `router_from_settings(settings)` for a router and calls its `send`: the router
+picks, per number, among the routes of SMS_ROUTES (gateway/routing.py), or uses SMS_GATEWAY alone.
+A route's kind, like SMS_GATEWAY, is either a name registered in `GATEWAYS` or the import path of
+a factory (`package.module:factory`, called with the settings) for an adapter kept elsewhere; a
+new gateway is one more entry in `GATEWAYS`, and a route of its kind needs nothing else.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def job_queues() -> ResponseReturnValue:
     redis = current_app.extensions["sira.redis"]
     # The Orange bundle, only where Orange sends the SMS; read from Redis, never from Orange here.
     settings = current_app.extensions["sira.settings"]
-    orange = settings.sms_gateway.strip().lower() == "orange"
+    orange = any(route.kind.lower() == "orange" for route in settings.routing.routes)
     routes = route_rows(settings, redis, get_session())
     return render_template(
         "admin/queues.html", queues={name: queue_lists(name, redis) for name in names.ALL}, kinds=KINDS,
