@@ -12,16 +12,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from redis import Redis
 from rq import Queue, SimpleWorker
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from infra import keys, queues
 from models import OutboundSms, Referral, SmsStatus
+from models.base import utcnow
 from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, REDIS_URL, SECRET_KEY, Phone, app_settings
 from tests.gateway_helpers import EmulatorProcess, start_emulator, wait_for
 from tests.journeys import app_with_directory, ask_for_help, code_in
@@ -197,3 +199,64 @@ def test_moov_numbers_take_their_own_first_route(
     assert {r.route for r in rows if r.to_e164 == moov} == {"orange"}
     assert {r.route for r in rows if r.to_e164 == APEJ} == {"at"}
     assert {r.status for r in rows} == {SmsStatus.ACCEPTED}
+
+
+def sweep(database_url: str, at: EmulatorProcess, orange: EmulatorProcess, after: timedelta) -> None:
+    """The outbox sweep as the worker's cron runs it, at a clock `after` from now."""
+    with Redis.from_url(REDIS_URL) as redis:
+        Queue(queues.DEFAULT, connection=redis).enqueue(
+            "workers.outbox.sweep_outbox", (utcnow() + after).isoformat()
+        )
+    run_worker(database_url, at, orange)
+
+
+def copies(rows: list[OutboundSms], *faces: tuple[EmulatorProcess, str]) -> list[int]:
+    """How many times each message reached a gateway, over every route."""
+    texts = [(m["to"], m["text"]) for emulator, face in faces for m in sent(emulator, face)]
+    return [texts.count((r.to_e164, r.body)) for r in rows]
+
+
+def test_with_every_route_down_nothing_is_lost_and_each_message_leaves_once_a_route_returns(
+    db, redis: Redis, at: EmulatorProcess, orange: EmulatorProcess, database_url: str, live_server, logs: Path,
+    emulators: dict[str, EmulatorProcess],
+) -> None:  # fmt: skip
+    at.stop()
+    orange.post("/faults", json={"fail_next": 1000})  # Orange answers 500 to every send
+    ask_for_help(Phone(live_server.url, number=FIRST))
+    run_worker(database_url, at, orange)  # the first try and RQ's three retries, every route failing
+    waiting = outbox(db)
+    assert waiting and {r.status for r in waiting} == {SmsStatus.PENDING}
+    assert [(s.health, s.failed > 0) for s in health(redis)] == [("down", True), ("down", True)]
+    assert sent(orange, "orange") == []
+
+    at = emulators["at"] = restart(at, logs)
+    time.sleep(COOLDOWN + 0.2)
+    sweep(database_url, at, orange, after=timedelta(hours=1))  # the cron's sweep, once they are due
+    done = outbox(db)
+    assert {(r.status, r.route) for r in done} == {(SmsStatus.ACCEPTED, "at")}
+    assert copies(done, (at, "at"), (orange, "orange")) == [1] * len(done)
+
+
+def test_a_send_cut_off_after_its_route_took_it_is_sent_again_at_most_once_by_a_live_route(
+    db, redis: Redis, at: EmulatorProcess, orange: EmulatorProcess, database_url: str, live_server
+) -> None:
+    """A worker that died between AT's acceptance and its commit leaves the row claimed (as
+    tests/faults/test_worker_killed.py shows with kill -9); AT is dead by the time the claim lapses:
+    the sweeper takes the row back and Orange sends it, a second copy at most."""
+    ask_for_help(Phone(live_server.url, number=FIRST))
+    run_worker(database_url, at, orange)
+    [victim, *_] = outbox(db)
+    db.execute(
+        update(OutboundSms)
+        .where(OutboundSms.id == victim.id)
+        .values(status=SmsStatus.SENDING, claimed_at=utcnow(), gateway_id=None, route=None)
+    )
+    db.commit()  # what the dead worker left: AT has the message, the row does not know it
+    at_copies = copies([victim], (at, "at"))
+    at.stop()
+    sweep(database_url, at, orange, after=timedelta(hours=1))  # the claim's lease has long lapsed
+    again = next(r for r in outbox(db) if r.id == victim.id)
+    assert (again.status, again.route) == (SmsStatus.ACCEPTED, "orange")
+    assert at_copies == [1] and copies([again], (orange, "orange")) == [1]  # two copies in all: the promise
+    sweep(database_url, at, orange, after=timedelta(hours=2))
+    assert copies([again], (orange, "orange")) == [1]  # and no more
