@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-sms bench-admin clean
+.PHONY: run test bench bench-transports bench-sms bench-admin clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.ussd_steps
+
+bench-transports: $(STAMP)
+	$(VENV)/bin/python -m bench.ussd_transports
 
 bench-sms: $(STAMP)
 	$(VENV)/bin/python -m bench.sms_delivery

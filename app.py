@@ -20,7 +20,7 @@ from infra.sealing import Sealer
 from infra.spool import Spool
 from infra.ussd_store import UssdStore
 from services.transcripts import SEALING_PURPOSE
-from web import NoCookieSession, admin, callbacks, db, health, orange_sms, sms, ussd
+from web import NoCookieSession, admin, callbacks, db, health, kannel, orange_sms, sms, ussd
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -64,7 +64,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     callbacks.register(
         app,
-        [(ussd.bp, ""), (sms.bp, "/sms"), (orange_sms.bp, "/sms/orange")],
+        [(ussd.bp, ""), (sms.bp, "/sms"), (orange_sms.bp, "/sms/orange"), (kannel.bp, kannel.PREFIX)],
         settings.callback_secrets,
         settings.callback_networks,
         settings.callback_max_bytes,

@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -55,6 +55,12 @@ class Settings:
     orange_sender_address: str = "tel:+22320000000"
     orange_sender_name: str = "SIRA"
     orange_timeout_seconds: float = 5.0
+    kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    kannel_username: str = "sira"
+    kannel_password: str = ""
+    kannel_dlr_mask: int = 31
+    kannel_smsc: str = ""
+    kannel_timeout_seconds: float = 5.0
     # Routes per operator (see RouteSpec): empty means one route, SMS_GATEWAY, for every number.
     sms_routes: str = ""
     sms_route_prefixes: str = ""
@@ -84,10 +90,18 @@ class Settings:
     ussd_rate_window_seconds: int = 60
     sms_rate_limit: int = 20
     sms_rate_window_seconds: int = 600
+    sms_reply_limit: int = 5
+    simulator_phone_prefixes: str = "+2237000"
+    erase_pin_minutes: int = 15
+    sms_reply_window_seconds: int = 3600
     retention_transcript_days: int = 30
     retention_sms_days: int = 90
     retention_referral_days: int = 365
     retention_purge_seconds: int = 3600
+    login_free_failures: int = 3
+    login_max_delay_seconds: int = 900
+    password_checks: int = 2
+    password_check_wait_seconds: float = 2.0
     # The operators' USSD gateways the SMPP connector binds to (see SmppLink); the local emulator.
     smpp_connections: str = "smpp://sira:sira@127.0.0.1:2775?name=emulator&network=61002"
     smpp_workers: int = 16  # conversation steps the connector runs at once
@@ -101,6 +115,17 @@ class Settings:
     def callback_secrets(self) -> tuple[str, ...]:
         """The valid first path segments of gateway callbacks (two during a rotation)."""
         return tuple(s.strip() for s in self.callback_secret.split(",") if s.strip())
+
+    @property
+    def gateway_timeout_seconds(self) -> float:
+        """How long one send through the slowest route in use (SMS_GATEWAY's alone, without
+        SMS_ROUTES) may wait for answers, each route with its own settings."""
+        return max(_send_seconds(replace(self, **dict(r.options)), r.kind) for r in self.routing.routes)
+
+    @property
+    def simulator_prefixes(self) -> tuple[str, ...]:
+        """The reserved test numbers (E.164 prefixes) the admin's simulator may play."""
+        return tuple(p.strip() for p in self.simulator_phone_prefixes.split(",") if p.strip())
 
     @property
     def encryption_keyring(self) -> tuple[tuple[str, bytes], ...]:
@@ -127,6 +152,21 @@ class Settings:
             for x in self.callback_allowed_networks.split(",")
             if x.strip()
         )
+
+
+def callback_url(base_url: str, path: str, secrets: tuple[str, ...]) -> str:
+    """The URL a gateway (or the terminal phone) calls `path` at: behind the current secret."""
+    base = base_url.rstrip("/")
+    return f"{base}/{secrets[0]}{path}" if secrets else f"{base}{path}"
+
+
+def _send_seconds(s: Settings, kind: str) -> float:
+    kind = kind.strip().lower()
+    if kind == "kannel":
+        return s.kannel_timeout_seconds
+    if kind == "orange":  # four calls in a row at most: token, send, renewed token, send again
+        return 4 * s.orange_timeout_seconds
+    return s.at_timeout_seconds
 
 
 def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
@@ -156,6 +196,7 @@ _URL_SCHEMES = {
     "redis_url": ("redis", "rediss", "unix"),
     "at_api_url": ("http", "https"),
     "orange_api_url": ("http", "https"),
+    "kannel_sendsms_url": ("http", "https"),
     "public_base_url": ("http", "https"),
     "smpp_emulator_url": ("http", "https"),
 }
@@ -213,15 +254,26 @@ def _validate(s: Settings) -> None:
         [int(x) for x in s.sms_retry_intervals.split(",")]
     except ValueError:
         raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600") from None
-    if not s.at_timeout_seconds < s.sms_job_timeout_seconds < s.sms_claim_lease_seconds:
+    try:
+        s.routing  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"SMS_ROUTES / SMS_ROUTE_PREFIXES: {exc}") from None
+    if s.sms_route_failures < 1 or s.sms_route_cooldown_seconds < 1:
+        raise ConfigError("SMS_ROUTE_FAILURES and SMS_ROUTE_COOLDOWN_SECONDS must be at least 1")
+    if min(s.at_timeout_seconds, s.kannel_timeout_seconds, s.orange_timeout_seconds) <= 0:
         raise ConfigError(
-            "AT_TIMEOUT_SECONDS < SMS_JOB_TIMEOUT_SECONDS < SMS_CLAIM_LEASE_SECONDS must hold:"
-            " a send is cut off by its job time-out before the sweeper may take it back"
+            "AT_TIMEOUT_SECONDS, KANNEL_TIMEOUT_SECONDS and ORANGE_TIMEOUT_SECONDS must be positive"
         )
-    # An Orange send may take four calls in a row: token, send, renewed token, send again.
-    if not 0 < 4 * s.orange_timeout_seconds < s.sms_job_timeout_seconds:
+    if not s.gateway_timeout_seconds < s.sms_job_timeout_seconds < s.sms_claim_lease_seconds:
         raise ConfigError(
-            "4 x ORANGE_TIMEOUT_SECONDS must be under SMS_JOB_TIMEOUT_SECONDS (a send may take four calls)"
+            "AT_TIMEOUT_SECONDS (KANNEL_TIMEOUT_SECONDS with SMS_GATEWAY=kannel, 4 x ORANGE_TIMEOUT_SECONDS"
+            " with SMS_GATEWAY=orange; the slowest route's with SMS_ROUTES) < SMS_JOB_TIMEOUT_SECONDS"
+            " < SMS_CLAIM_LEASE_SECONDS must hold: a send is cut off by its job time-out before the"
+            " sweeper may take it back"
+        )
+    if not 0 <= s.kannel_dlr_mask <= 31:
+        raise ConfigError(
+            "KANNEL_DLR_MASK must be between 0 and 31 (sum of Kannel's DLR types 1, 2, 4, 8, 16)"
         )
     if not re.fullmatch(r"(tel:)?\+[1-9]\d{6,14}", s.orange_sender_address.strip()):
         raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, e.g. tel:+22320000000")
@@ -244,6 +296,16 @@ def _validate(s: Settings) -> None:
         s.ussd_rate_window_seconds and s.sms_rate_window_seconds
     ):
         raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
+    if not s.simulator_prefixes or not all(re.fullmatch(r"\+\d{4,14}", p) for p in s.simulator_prefixes):
+        raise ConfigError("SIMULATOR_PHONE_PREFIXES must be comma-separated E.164 prefixes, like +2237000")
+    if not 1 <= s.erase_pin_minutes <= 1440:
+        raise ConfigError("ERASE_PIN_MINUTES must be between 1 and 1440")
+    if s.sms_reply_limit < 1 or s.sms_reply_window_seconds < 1:
+        raise ConfigError(
+            "SMS_REPLY_LIMIT and SMS_REPLY_WINDOW_SECONDS must be >= 1 (a finite limit for everyone)"
+        )
+    if s.login_free_failures < 1 or s.login_max_delay_seconds < 1 or s.password_checks < 1:
+        raise ConfigError("LOGIN_FREE_FAILURES, LOGIN_MAX_DELAY_SECONDS and PASSWORD_CHECKS must be >= 1")
     retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days")
     if any(getattr(s, name) < 1 for name in retention) or s.retention_purge_seconds < 60:
         raise ConfigError("RETENTION_*_DAYS must be >= 1 and RETENTION_PURGE_SECONDS >= 60")
@@ -251,12 +313,6 @@ def _validate(s: Settings) -> None:
         s.smpp_links  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"SMPP_CONNECTIONS: {exc}") from None
-    try:
-        s.routing  # noqa: B018 (parsed here so that a typo fails at start-up)
-    except ValueError as exc:
-        raise ConfigError(f"SMS_ROUTES / SMS_ROUTE_PREFIXES: {exc}") from None
-    if s.sms_route_failures < 1 or s.sms_route_cooldown_seconds < 1:
-        raise ConfigError("SMS_ROUTE_FAILURES and SMS_ROUTE_COOLDOWN_SECONDS must be at least 1")
     if s.smpp_workers < 1:
         raise ConfigError("SMPP_WORKERS must be at least 1")
     if s.is_production:

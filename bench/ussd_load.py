@@ -13,6 +13,7 @@ its measuring window and the time each step took, as the phone saw it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -20,13 +21,20 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
+
+from gateway.smpp import codec
+from gateway.smpp.codec import UssdOp
 
 HOST = "127.0.0.1"
 SERVICE_CODE = "*384*7472#"
+SHORT_CODE = "7472"  # where an operator's gateway says the dial went (destination_addr)
 NETWORK_CODE = "61001"
 LANGUAGE_ANSWER = "1"  # Français, on the first dial only
 REGISTER_LABEL = "S'inscrire"  # on the first screen: the language is known; its number is read, menus grow
+UPDATE_LABEL = "Modifier mon inscription"  # the same option once the phone is registered
+REGISTERED_LABEL = "Vous etes inscrit"  # the journey's last screen: registered, on to the need (CON)
 # After Register: first name, woman, 26 to 35, next page of regions, Bandiagara, Libya, 3 to 12 months, I agree.
 AFTER_REGISTER = ("Awa", "2", "3", "98", "20", "1", "2", "1")
 REGISTER = ""  # stands for the Register option's number in a list of answers
@@ -46,7 +54,7 @@ def register_choice(menu: str) -> str | None:
     """The number of the Register option on a main-menu screen ("3 S'inscrire" gives "3")."""
     for line in menu.splitlines():
         number, _, label = line.partition(" ")
-        if number.isdigit() and REGISTER_LABEL in label:
+        if number.isdigit() and (REGISTER_LABEL in label or UPDATE_LABEL in label):
             return number
     return None
 
@@ -255,7 +263,7 @@ class Phone:
             self.http.close()
 
     async def session(self) -> bool:
-        """One dial to END; False on any error (already counted), True if done or out of time."""
+        """One dial to registered; False on any error (already counted), True if done or out of time."""
         self.sessions += 1
         tag = f"{self.seg.phase[:3]}{self.seg.round}-{self.seg.target}-{self.index}-{self.sessions}"
         session_id = f"bench-{tag}-{self.rng.getrandbits(32):08x}"
@@ -266,7 +274,7 @@ class Phone:
         is_app = self.seg.target == "app"
         if is_app and not reply.startswith("CON "):
             return self.off_journey("first screen", reply)
-        todo = answers(REGISTER_LABEL in reply if is_app else self.registered)
+        todo = answers(register_choice(reply) is not None if is_app else self.registered)
         for i, answer in enumerate(todo):
             await self.think()
             if time.perf_counter() >= self.clock.stop:
@@ -279,7 +287,7 @@ class Phone:
             reply = await self.step(session_id, history)
             if reply is None:
                 return False
-            if is_app and reply.startswith("END ") != (i == len(todo) - 1):
+            if is_app and (reply.startswith("END ") or (REGISTERED_LABEL in reply) != (i == len(todo) - 1)):
                 return self.off_journey(f"after {'*'.join(history)!r}", reply)
         self.registered = True
         self.tally.sessions_done += 1
@@ -331,6 +339,150 @@ class Phone:
         return reply
 
 
+class SmppGateway:
+    """The driver's operator USSD gateway: the SMPP connector(s) bind to it, and phones dial through it.
+
+    It speaks SMPP 3.4 as an operator's gateway does (with the product's own codec, which wraps
+    smpplib's): a step is a `deliver_sm` with `ussd_service_op` and `its_session_info`, the answer
+    the connector's `submit_sm` for the same session. A session sticks to one bind, as an
+    operator's dialogue does; sessions are dealt to the binds in turn.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.binds: list[asyncio.StreamWriter] = []
+        self.waiting: dict[int, asyncio.Future[tuple[str, bool]]] = {}
+        self.free = list(range(1, 256))  # its_session_info's first octet: 255 sessions at once
+        self.sequence = itertools.count(1)
+        self.turn = itertools.count()
+        self.bound = asyncio.Event()
+        self.expected = 1
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self, expected_binds: int) -> None:
+        self.expected = expected_binds
+        self.server = await asyncio.start_server(self._serve, HOST, self.port)
+
+    async def stop(self) -> None:
+        """Unbind the connectors (they would bind again) and stop listening."""
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self.binds):
+            writer.write(codec.encode("unbind", next(self.sequence)))
+            writer.close()
+        await asyncio.sleep(0.2)
+
+    async def wait_bound(self, timeout: float = 60.0) -> None:
+        await asyncio.wait_for(self.bound.wait(), timeout)
+
+    def open_session(self) -> tuple[int, asyncio.StreamWriter]:
+        number = self.free.pop(0)
+        return number, self.binds[next(self.turn) % len(self.binds)]
+
+    def close_session(self, number: int) -> None:
+        self.waiting.pop(number, None)
+        self.free.append(number)
+
+    async def step(self, bind: asyncio.StreamWriter, number: int, dialogue: int, phone: str, text: str,
+                   dialled: bool) -> tuple[str, bool]:  # fmt: skip
+        """One deliver_sm; the (text, end) of the submit_sm that answers it."""
+        future: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
+        self.waiting[number] = future
+        bind.write(codec.encode(
+            "deliver_sm", next(self.sequence), service_type="USSD", source_addr_ton=1, source_addr_npi=1,
+            source_addr=phone.lstrip("+"), destination_addr=SHORT_CODE,
+            data_coding=0, short_message=codec.bytes_of(text, 0),
+            ussd_service_op=int(UssdOp.PSSR_INDICATION if dialled else UssdOp.USSR_CONFIRM),
+            its_session_info=(number << 8) | ((dialogue & 0x7F) << 1),
+        ))  # fmt: skip
+        await bind.drain()
+        return await future
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(4)
+                raw = head + await reader.readexactly(int.from_bytes(head, "big") - 4)
+                self._handle(writer, codec.decode(raw))
+        except (asyncio.IncompleteReadError, ConnectionError, codec.MalformedPdu, asyncio.CancelledError):
+            pass  # a connector gone, or the driver closing
+        finally:
+            if writer in self.binds:
+                self.binds.remove(writer)
+            writer.close()
+
+    def _handle(self, writer: asyncio.StreamWriter, pdu: Any) -> None:
+        name = pdu.command
+        if name.startswith("bind_"):
+            writer.write(codec.encode(f"{name}_resp", pdu.sequence, system_id="BENCH"))
+            self.binds.append(writer)
+            if len(self.binds) >= self.expected:
+                self.bound.set()
+        elif name == "enquire_link":
+            writer.write(codec.encode("enquire_link_resp", pdu.sequence))
+        elif name == "submit_sm":
+            writer.write(codec.encode("submit_sm_resp", pdu.sequence, message_id=""))
+            info = pdu.its_session_info
+            future = self.waiting.pop(info >> 8, None) if info is not None else None
+            raw = pdu.short_message or getattr(pdu, "message_payload", None) or b""
+            if future is not None and not future.done():
+                future.set_result((codec.text_of(raw, pdu.data_coding or 0),
+                                   pdu.ussd_service_op != UssdOp.USSR_REQUEST))  # fmt: skip
+        elif name == "unbind":
+            writer.write(codec.encode("unbind_resp", pdu.sequence))
+
+
+class SmppPhone(Phone):
+    """The same handset and journey, dialling through the operator's gateway instead of AT's HTTP."""
+
+    def __init__(self, seg: Segment, index: int, tally: Tally, clock: Clock, register: str,
+                 gateway: SmppGateway) -> None:  # fmt: skip
+        super().__init__(seg, index, tally, clock, register)
+        self.gateway = gateway
+        self.current: tuple[str, int, asyncio.StreamWriter] | None = None
+        self.dialogue = 0
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            self._hang_up()
+
+    def _hang_up(self) -> None:
+        if self.current is not None:
+            self.gateway.close_session(self.current[1])
+            self.current = None
+
+    async def step(self, session_id: str, history: list[str]) -> str | None:
+        if not history or self.current is None or self.current[0] != session_id:
+            self._hang_up()
+            number, bind = self.gateway.open_session()
+            self.current, self.dialogue = (session_id, number, bind), 0
+        _, number, bind = self.current
+        text, dialled = (SERVICE_CODE, True) if not history else (history[-1], False)
+        if not dialled:
+            self.dialogue += 1
+        started = time.perf_counter()
+        try:
+            screen, end = await asyncio.wait_for(
+                self.gateway.step(bind, number, self.dialogue, self.number, text, dialled), REQUEST_TIMEOUT
+            )
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            self._hang_up()
+            self.tally.transport += 1
+            self.tally.note(f"smpp: {type(exc).__name__}: {exc}")
+            return None
+        ended = time.perf_counter()
+        self.tally.responses += 1
+        if end:
+            self._hang_up()
+        if self.clock.warm <= started < self.clock.stop:
+            self.tally.latencies_ms.append(round((ended - started) * 1000, 3))
+        if self.clock.warm <= ended <= self.clock.stop:
+            self.tally.steps_in_window += 1
+        return ("END " if end else "CON ") + screen
+
+
 async def account_cpu(clock: Clock, watch: Watch, tally: Tally) -> None:
     """CPU used by each party over the measuring window (read in a thread: /proc is slow)."""
     loop = asyncio.get_running_loop()
@@ -358,12 +510,16 @@ async def learn_register_choice(port: int) -> str:
     return choice
 
 
-async def run_segment(seg: Segment, watch: Watch, register: str) -> Tally:
+async def run_segment(seg: Segment, watch: Watch, register: str, smpp: SmppGateway | None = None) -> Tally:
     """N phones for warm-up + duration; phones finish their step in flight, then stop."""
     tally = Tally(seg.phase, seg.target, seg.round, seg.duration)
     start = time.perf_counter()
     clock = Clock(warm=start + seg.warmup, stop=start + seg.warmup + seg.duration)
-    phones = [Phone(seg, i, tally, clock, register) for i in range(seg.concurrency)]
+    phones = [
+        SmppPhone(seg, i, tally, clock, register, smpp) if seg.target == "smpp" and smpp else
+        Phone(seg, i, tally, clock, register)
+        for i in range(seg.concurrency)
+    ]  # fmt: skip
     accounting = asyncio.create_task(account_cpu(clock, watch, tally))
     tasks = [asyncio.create_task(p.run()) for p in phones]
     _, pending = await asyncio.wait(tasks, timeout=seg.warmup + seg.duration + REQUEST_TIMEOUT + 5)
@@ -386,14 +542,22 @@ def _progress(t: Tally) -> str:
     )
 
 
-async def run_plan(segments: list[Segment], watch: Watch) -> list[Tally]:
+async def run_plan(segments: list[Segment], watch: Watch, smpp_binds: int = 0) -> list[Tally]:
     app_ports = [seg.port for seg in segments if seg.target == "app"]
     register = await learn_register_choice(app_ports[0]) if app_ports else "1"
+    smpp = None
+    smpp_ports = [seg.port for seg in segments if seg.target == "smpp"]
+    if smpp_ports:  # the connectors bind to us: listen first, then wait for every one of them
+        smpp = SmppGateway(smpp_ports[0])
+        await smpp.start(smpp_binds or 1)
+        await smpp.wait_bound()
     tallies = []
     for seg in segments:
-        tally = await run_segment(seg, watch, register)
+        tally = await run_segment(seg, watch, register, smpp)
         print(_progress(tally), file=sys.stderr, flush=True)
         tallies.append(tally)
+    if smpp is not None:
+        await smpp.stop()
     return tallies
 
 
@@ -401,7 +565,7 @@ def main() -> None:
     """Read the plan ({"segments": [...], "watch": {...}}) on stdin, write the tallies on stdout."""
     plan = json.load(sys.stdin)
     segments = [Segment(**s) for s in plan["segments"]]
-    tallies = asyncio.run(run_plan(segments, Watch(**plan.get("watch", {}))))
+    tallies = asyncio.run(run_plan(segments, Watch(**plan.get("watch", {})), plan.get("smpp_binds", 0)))
     json.dump([asdict(t) for t in tallies], sys.stdout)
 
 

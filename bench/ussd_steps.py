@@ -249,7 +249,7 @@ def plan(args: argparse.Namespace, ports: dict[str, int]) -> list[Segment]:
     return segments
 
 
-def drive(segments: list[Segment], watch: Watch) -> list[dict[str, Any]]:
+def drive(segments: list[Segment], watch: Watch, smpp_binds: int = 0) -> list[dict[str, Any]]:
     """Run the load driver in its own process; it reports progress on stderr, results on stdout."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.ussd_load"],
@@ -260,7 +260,9 @@ def drive(segments: list[Segment], watch: Watch) -> list[dict[str, Any]]:
     )
     try:
         out, _ = proc.communicate(
-            json.dumps({"segments": [asdict(s) for s in segments], "watch": asdict(watch)})
+            json.dumps(
+                {"segments": [asdict(s) for s in segments], "watch": asdict(watch), "smpp_binds": smpp_binds}
+            )
         )
     finally:
         if proc.poll() is None:
@@ -328,12 +330,13 @@ def _cpu(mine: list[dict[str, Any]], target: str, steps: int, window: float) -> 
     }
 
 
-def summarise(tallies: list[dict[str, Any]]) -> dict[str, Any]:
-    """Merge the segments of each (phase, server): throughput, percentiles, CPU, error counts."""
+def summarise(tallies: list[dict[str, Any]], targets: tuple[str, str] = TARGETS) -> dict[str, Any]:
+    """Merge the segments of each (phase, server): throughput, percentiles, CPU, error counts;
+    `ratio` is the first target's steps/s over the second's."""
     out: dict[str, Any] = {}
     for phase in PHASES:
         out[phase] = {}
-        for target in TARGETS:
+        for target in targets:
             mine = [t for t in tallies if t["phase"] == phase and t["target"] == target]
             lat = sorted(x for t in mine for x in t["latencies_ms"])
             window = sum(t["window_s"] for t in mine)
@@ -354,13 +357,13 @@ def summarise(tallies: list[dict[str, Any]]) -> dict[str, Any]:
                 "error_kinds": errors,
                 "error_examples": [e for t in mine for e in t["examples"]][:5],
             }
-        app, bare = out[phase]["app"]["steps_per_s"], out[phase]["bare"]["steps_per_s"]
+        app, bare = (out[phase][t]["steps_per_s"] for t in targets)
         out[phase]["ratio"] = app / bare if bare else None
     return out
 
 
-def total_errors(figures: dict[str, Any]) -> int:
-    return sum(figures[p][t]["errors"] for p in PHASES for t in TARGETS)
+def total_errors(figures: dict[str, Any], targets: tuple[str, str] = TARGETS) -> int:
+    return sum(figures[p][t]["errors"] for p in PHASES for t in targets)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:

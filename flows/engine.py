@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -22,9 +22,23 @@ from flows.text import to_ussd
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode  # built once, not per call
 BACK, HOME, MORE = "0", "00", "98"
 SCREEN_LIMIT = 160
-RESUME = "sys.resume"
+RESUME = "sys.resume"  # the offer to resume a journey is the screen `sys.resume.<journey>`
 MORE_LABEL = _("More")
 BACK_LABEL = _("Back")
+
+
+@dataclass
+class Facts:
+    """What the host knows of the phone when the session starts; journeys' conditions read it."""
+
+    registered: bool = False
+    referrals: list[dict[str, str]] = field(default_factory=list)  # newest first: code, category, status
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None) -> Facts:
+        """From JSON; a state saved before facts were typed said `registered` as "1" or ""."""
+        data = data or {}
+        return cls(bool(data.get("registered")), list(data.get("referrals") or []))
 
 
 @dataclass
@@ -33,13 +47,14 @@ class State:
 
     screen: str
     answers: dict[str, str] = field(default_factory=dict)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     page: int = 0
     history: list[list] = field(default_factory=list)
     text: str = ""
     inputs: int = 0
     reply: str = ""
     ended: bool = False
+    unfinished: str | None = None  # the journey whose answers would be lost if the call dropped
     suspended: dict | None = None
     hint: str | None = None
     origin: list = field(default_factory=list)
@@ -51,15 +66,25 @@ class State:
 
     @property
     def resumable(self) -> bool:
-        """Worth offering to resume: the returnee had gone past the first screen."""
-        return not self.ended and bool(self.history)
+        """Worth offering to resume: answers of a journey that are not saved yet would be lost
+        (not a read-only screen such as "My requests", nor a journey not begun)."""
+        return not self.ended and bool(self.history) and self.unfinished is not None
 
     def to_json(self) -> str:
-        return _ENCODE(self.__dict__)
+        return _ENCODE({**self.__dict__, "facts": self.facts.__dict__})
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> State:
-        return cls(**json.loads(raw))
+        return cls.of(json.loads(raw))
+
+    @classmethod
+    def of(cls, data: dict[str, Any]) -> State:
+        return cls(**{**data, "facts": Facts.of(data.get("facts"))})
+
+    def copy(self) -> State:
+        """A copy the engine may change without touching this one (what it holds in lists and
+        dicts is replaced by the engine, never changed in place, but for these)."""
+        return replace(self, answers=dict(self.answers), history=[list(h) for h in self.history])
 
 
 @dataclass(frozen=True)
@@ -87,11 +112,15 @@ class Conversation:
 
     def __init__(self, journeys: Iterable[Journey], root: str, first_dial: str) -> None:
         self.screens: dict[str, Screen] = {}
+        self.journeys: dict[str, Journey] = {}
+        self.journey_of: dict[str, Journey] = {}
         for journey in journeys:
+            self.journeys[journey.name] = journey
             for screen in journey.screens:
                 if screen.id in self.screens:
                     raise ValueError(f"screen {screen.id!r} declared twice")
                 self.screens[screen.id] = screen
+                self.journey_of[screen.id] = journey
         self.root, self.first_dial = root, first_dial
         for target in self.static_targets():
             if target not in self.screens:
@@ -114,31 +143,46 @@ class Engine:
         self.conversation = conversation
         self.catalogs = catalogs
         self.limit = limit
-        self._resume = Choose(
-            id=RESUME,
-            title=_("Continue where you stopped?"),
-            options=(Option("yes", _("Yes")), Option("no", _("No"))),
-        )
+        # One offer per journey that declares what resuming it means ("Continue your registration?").
+        self._resumes = {
+            f"{RESUME}.{journey.name}": Choose(
+                id=f"{RESUME}.{journey.name}",
+                title=journey.resume,
+                options=(Option("yes", _("Yes")), Option("no", _("No"))),
+            )
+            for journey in conversation.journeys.values()
+            if journey.resume
+        }
+        self._saves = {
+            name: frozenset(s.save for s in journey.screens if not isinstance(s, End) and s.save)
+            for name, journey in conversation.journeys.items()
+        }
         self._pages = lru_cache(maxsize=1024)(self._paginate)
         self._static_pages: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {}
 
     # -- entry points -------------------------------------------------------------------
 
-    def start(self, facts: dict[str, Any], language: str | None, suspended: State | None = None) -> State:
+    def start(self, facts: Facts, language: str | None, suspended: State | None = None) -> State:
         """A new session: language choice on first dial, else the main menu or the resume offer."""
         answers = {"language": language} if language else {}
         screen = self.conversation.root if language else self.conversation.first_dial
-        state = State(screen=screen, answers=answers, facts=dict(facts), origin=[screen, language])
-        if suspended is not None and suspended.resumable:
-            state.screen = RESUME
+        state = State(screen=screen, answers=answers, facts=facts, origin=[screen, language])
+        if (
+            suspended is not None
+            and suspended.resumable
+            and f"{RESUME}.{suspended.unfinished}" in self._resumes
+        ):
+            state.screen = f"{RESUME}.{suspended.unfinished}"
             state.suspended = asdict(suspended)
         return state
 
     def feed(self, state: State, text: str) -> StepResult:
-        """Apply the gateway's `text` (all inputs so far, joined by `*`) to the state."""
+        """Apply the gateway's `text` (all inputs so far, joined by `*`) to a copy of the state:
+        the result holds the new state; the one given is left as it was."""
         if state.reply and text == state.text:
             return StepResult(Reply(state.reply, state.ended), state, (), advanced=False)
-        if state.screen != RESUME and state.screen not in self.conversation.screens:
+        state = state.copy()
+        if state.screen not in self._resumes and state.screen not in self.conversation.screens:
             self._restart(state)  # saved by an older version of the journeys: replay the history
             state.reply = state.text = ""
         # What our state has not seen yet: normally one answer (which may hold a `*`), or all
@@ -157,6 +201,7 @@ class Engine:
             user_input, rest = self._next_input(state, rest, new_answer)
             effects += self.step(state, user_input.strip())
         state.text = text
+        state.unfinished = self._unfinished(state)
         hint, state.hint = state.hint, None
         reply = self.render(state, hint=hint)
         state.reply = reply.text
@@ -183,7 +228,7 @@ class Engine:
         state.hint = None
         if state.ended:
             return []
-        if state.screen == RESUME:
+        if state.screen in self._resumes:
             return self._answer_resume(state, user_input)
         screen = self._screen(state.screen)
         if user_input == HOME:
@@ -208,10 +253,7 @@ class Engine:
 
     def render(self, state: State, hint: str | None = None) -> Reply:
         """The screen for `state`, folded to plain letters, within the limit."""
-        if state.screen == RESUME:
-            screen: Screen = self._resume
-        else:
-            screen = self._screen(state.screen)
+        screen = self._screen(state.screen)
         params = self._params(screen, state)
         if isinstance(screen, End):
             return Reply(self._t(state, screen.text, params), end=True)
@@ -335,7 +377,16 @@ class Engine:
             return None  # "²" and "٣" are digits to str.isdigit, not to a menu
         index = int(user_input) - 1
         visible = screen.visible(state)
-        return visible[index] if 0 <= index < len(visible) else None
+        first, last = self._page_span(screen, state)
+        return visible[index] if first <= index < min(last, len(visible)) else None
+
+    def _page_span(self, screen: Choose, state: State) -> tuple[int, int]:
+        """The option indexes the current page shows: an answer means what was on the screen, so
+        `3` on the second page of the regions is not Koulikoro from the first."""
+        pages = self._pages_for(screen, state)
+        page = min(state.page, len(pages) - 1)
+        first = sum(len(p) for p in pages[:page])
+        return first, first + len(pages[page])
 
     def _go(self, state: State, screen_id: str, push: bool) -> None:
         if push:
@@ -351,23 +402,30 @@ class Engine:
 
     def _answer_resume(self, state: State, user_input: str) -> list[Effect]:
         if user_input == "1" and state.suspended:
-            saved = State(**state.suspended)
+            saved = State.of(state.suspended)
             state.screen, state.page, state.history = saved.screen, saved.page, saved.history
             state.answers = {**saved.answers, "language": state.language}
         elif user_input in ("2", HOME):
             state.screen, state.page, state.history = self.conversation.root, 0, []
         else:
-            state.hint = self._resume.hint
+            state.hint = self._resumes[state.screen].hint
             return []
         state.suspended = None
         return []
 
     def _screen(self, screen_id: str) -> Screen:
-        return self.conversation.screens[screen_id]
+        return self._resumes.get(screen_id) or self.conversation.screens[screen_id]
+
+    def _unfinished(self, state: State) -> str | None:
+        """The journey the session is in, if it holds answers of that journey not saved yet."""
+        journey = self.conversation.journey_of.get(state.screen)
+        if state.ended or journey is None or not journey.resume:
+            return None
+        return journey.name if self._saves[journey.name] & state.answers.keys() else None
 
     def screens_for_checks(self) -> list[Screen]:
         """Every screen including the engine's own, for the invariant tests."""
-        return [*self.conversation.screens.values(), self._resume]
+        return [*self.conversation.screens.values(), *self._resumes.values()]
 
 
 class KeepMissing(dict):

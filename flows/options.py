@@ -72,6 +72,20 @@ CATEGORIES = (
     Option("protection", _("Emergency, protection")),
 )
 
+# The neutral word for each need, as SMS show it (seed/directory.yaml's sms labels; a test keeps
+# them equal): what the confirmation names, where a shared phone may be read over a shoulder.
+NEUTRAL_LABELS = {
+    "jobs": _("employment"),
+    "activity": _("activity"),
+    "health": _("support"),
+    "psychosocial": _("support"),
+    "shelter": _("housing"),
+    "documents": _("documents"),
+    "legal": _("advice"),
+    "family": _("support"),
+    "protection": _("support"),
+}
+
 # A referral still being handled, as "My requests" sees it (declined and expired ones wait at the
 # coordination desk until re-routed): withdrawing consent cancels these.
 OPEN_STATUSES = ("new", "sent", "accepted", "declined", "expired")

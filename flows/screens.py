@@ -117,7 +117,13 @@ def confirm(
 
 @dataclass(frozen=True)
 class Journey:
-    """A named group of screens; the conversation is the union of its journeys."""
+    """A named group of screens; the conversation is the union of its journeys.
+
+    `resume` is the question that offers to resume the journey after a dropped call (e.g.
+    "Continue your registration?"); a journey without one, or with no answer given yet, loses
+    nothing when the call drops and is not offered.
+    """
 
     name: str
     screens: tuple[Screen, ...] = field(default_factory=tuple)
+    resume: str | None = None

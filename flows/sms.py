@@ -43,6 +43,9 @@ R_ACCEPTED = _("Your request {code} has been accepted. The service will contact 
 R_DESK = _("Your request {code}: a coordinator is looking for the right service and will contact you.")
 R_FEEDBACK = _("Your request {code} is closed. Were you helped? Reply 1 for yes, 2 for no.")
 R_FEEDBACK_THANKS = _("Thank you for your answer.")
+R_FEEDBACK_NOT_HELPED = _(
+    "We are sorry. A coordinator will look at your request {code} and contact you. For other help, dial {ussd}."
+)
 R_HELP = _(
     "Sira: dial {ussd} for the menu. SMS: STATUT to follow your requests, STOP for no more SMS, SUPPRIMER to erase your data."
 )
@@ -50,9 +53,10 @@ R_STATUS = _("Your requests: {list}.")
 R_STATUS_NONE = _("You have no open request. Dial {ussd} to ask for help.")
 R_STOPPED = _("You will receive no more SMS from Sira. Send START to receive them again.")
 R_STARTED = _("You will receive SMS from Sira again.")
-R_ERASE_CONFIRM = _("To erase all your data, reply SUPPRIMER {pin} within 24 hours.")
+R_ERASE_CONFIRM = _("To erase all your data, reply SUPPRIMER {pin} within {minutes} minutes.")
 R_ERASE_BAD_PIN = _("This code is wrong or has expired. Send SUPPRIMER to get a new one.")
 R_ERASED = _("Your data has been erased.")
+R_ERASE_NOTHING = _("Sira holds no data for this number: there is nothing to erase.")
 R_UNKNOWN = _("Sira did not understand. Send AIDE for help or dial {ussd}.")
 
 # Neutral labels an SMS may show (seed/directory.yaml gives each category one).
@@ -75,13 +79,15 @@ class SmsTexts:
     provider_sender: str
     returnee_sender: str
     ussd_code: str
+    erase_pin_minutes: int  # how long an erasure PIN lives; said in the SMS that carries it
 
     @classmethod
     def from_settings(cls, settings: Settings, catalogs: Catalogs) -> SmsTexts:
         """The one way to build the texts, for the web layer and the workers alike."""
         return cls(
-            catalogs, settings.sms_sender_provider, settings.sms_sender_returnee, settings.ussd_service_code
-        )
+            catalogs, settings.sms_sender_provider, settings.sms_sender_returnee, settings.ussd_service_code,
+            settings.erase_pin_minutes,
+        )  # fmt: skip
 
     def render(self, lang: str, msgid: str, labels: dict[str, str] | None = None, **values: str) -> str:
         """The message in `lang`: `labels` are message ids translated too, `values` go in as they are."""
@@ -96,6 +102,9 @@ class SmsTexts:
 
     def provider_alert(self, lang: str, code: str, sms_label: str, region_name: str) -> Sms:
         return self.to_provider(lang, PROVIDER_ALERT, {"category": sms_label}, code=code, region=region_name)
+
+    def erase_pin(self, lang: str, pin: str) -> Sms:
+        return self.to_returnee(lang, R_ERASE_CONFIRM, pin=pin, minutes=str(self.erase_pin_minutes))
 
     def returnee_received(self, lang: str, code: str) -> Sms:
         return self.to_returnee(lang, RETURNEE_RECEIVED, code=code)

@@ -14,8 +14,11 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from config import callback_url
+from gateway import kannel
 from gateway.africastalking import AfricasTalkingGateway
 from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
+from gateway.kannel import KannelGateway
 from gateway.orange import OrangeGateway
 from gateway.routing import Route, Routed, RouteHealth, Router, RouteState, scoped_id
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GATEWAYS",
     "AfricasTalkingGateway",
+    "KannelGateway",
     "OrangeGateway",
     "Outcome",
     "OutgoingSms",
@@ -61,9 +65,22 @@ def _orange(settings: Settings) -> SmsGateway:
     )
 
 
+def _kannel(settings: Settings) -> SmsGateway:
+    return KannelGateway(
+        sendsms_url=settings.kannel_sendsms_url,
+        username=settings.kannel_username,
+        password=settings.kannel_password,
+        dlr_url=callback_url(settings.public_base_url, kannel.DELIVERY_PATH, settings.callback_secrets),
+        timeout_seconds=settings.kannel_timeout_seconds,
+        dlr_mask=settings.kannel_dlr_mask,
+        smsc=settings.kannel_smsc,
+    )
+
+
 GATEWAYS: dict[str, Callable[[Settings], SmsGateway]] = {
     "africastalking": _africastalking,
     "orange": _orange,
+    "kannel": _kannel,
 }
 
 
@@ -88,8 +105,9 @@ def router_from_settings(settings: Settings) -> Router:
         for spec in routing.routes
     }
     health = RouteHealth(settings.sms_route_failures, settings.sms_route_cooldown_seconds)
-    # Half the job's time-out: a route tried after that could be cut off by the job's end.
-    return Router(routes, routing, health, budget_seconds=settings.sms_job_timeout_seconds / 2)
+    # A route is tried only while a whole send through the slowest route still fits in the job.
+    budget = settings.sms_job_timeout_seconds - settings.gateway_timeout_seconds
+    return Router(routes, routing, health, budget_seconds=budget)
 
 
 def _factory(name: str, variable: str) -> Callable[[Settings], SmsGateway]:

@@ -23,10 +23,17 @@ class OutgoingSms:
     to: str  # E.164: "+", the country code (223 for Mali), the subscriber number
     text: str
     sender: str | None = None  # short code or sender id; None lets the aggregator choose
+    # Our id for this attempt, already on the outbox row when the gateway is called. An adapter
+    # whose aggregator names no message (Kannel) uses it as the gateway id, so a delivery report
+    # that arrives before the worker's commit still finds its message.
+    reference: str | None = None
 
     def __repr__(self) -> str:
         # Keep the number out of tracebacks and debug logs that print the object.
-        return f"OutgoingSms(to=<redacted>, text=<{len(self.text)} chars>, sender={self.sender!r})"
+        return (
+            f"OutgoingSms(to=<redacted>, text=<{len(self.text)} chars>, sender={self.sender!r},"
+            f" reference={self.reference!r})"
+        )
 
 
 class Outcome(enum.StrEnum):

@@ -31,13 +31,18 @@ HOUR = 3600
 COUNTS_KEPT_HOURS = 24
 
 
+# Gateway kinds whose ids are unique whatever the route: Africa's Talking's (kept bare, as stored
+# before routes existed, and used by adapters that report through its callbacks) and Kannel's,
+# which are ours (the claim's `sira-` reference its delivery reports carry) or UUIDs (incoming).
+BARE_IDS = frozenset({"africastalking", "kannel"})
+
+
 def scoped_id(kind: str, gateway_id: str) -> str:
     """The id a message is stored under: its gateway's id, scoped by the gateway's kind, so that two
     aggregators' ids never collide. A delivery report comes through its kind's own callback, which
-    scopes the id it reads the same way. Africa's Talking's ids (and those of adapters reporting
-    through its callbacks) stay bare, as they were stored before routes existed.
+    scopes the id it reads the same way (see BARE_IDS for the kinds left bare).
     """
-    if kind == "africastalking" or ":" in kind:
+    if kind in BARE_IDS or ":" in kind:
         return gateway_id
     return f"{kind}:{gateway_id}"
 

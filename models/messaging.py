@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, Update, and_, case, or_, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -69,15 +69,27 @@ class OutboundSms(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     purged_at: Mapped[datetime | None]  # text and number blanked by the retention purge
 
-    def record_delivery(self, status: str, reason: str | None, at: datetime) -> bool:
-        """Apply a delivery report if it moves the status forward; return whether it did."""
-        current = DELIVERY_RANK.get(self.delivery_status, 1) if self.delivery_status else 0
-        if current == 2 or DELIVERY_RANK.get(status, 1) < current:
-            return False
-        self.delivery_status = status[:40]
-        self.delivery_reason = (reason or None) and reason[:100]
-        self.delivered_at = at
-        return True
+    @classmethod
+    def record_delivery(cls, gateway_id: str, status: str, reason: str | None, at: datetime) -> Update:
+        """The UPDATE that applies a delivery report only if it moves the status forward.
+
+        One guarded statement, not a read then a write: a gateway may send two reports at once
+        (Kannel's SMSC ack and delivery arrive together, in either order), and a read-then-write
+        on SQLite, which has no row locks, let the older one overwrite the newer.
+        """
+        ranks = {name: rank for name, rank in DELIVERY_RANK.items() if rank != 1}
+        current = case(ranks, value=cls.delivery_status, else_=1)
+        new = DELIVERY_RANK.get(status, 1)
+        return (
+            update(cls)
+            .where(cls.gateway_id == gateway_id)
+            .where(or_(cls.delivery_status.is_(None), and_(current < 2, current <= new)))
+            .values(
+                delivery_status=status[:40],
+                delivery_reason=(reason or None) and reason[:100],
+                delivered_at=at,
+            )
+        )
 
 
 class InboundSms(Base):

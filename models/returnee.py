@@ -11,11 +11,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, object_session, relat
 from models.base import Base, utcnow
 from models.encrypted import EncryptedText
 
+NOT_CHOSEN = ""  # the returnee's language before their own choice (see Returnee)
+
 
 class Returnee(Base):
     """A person known by phone; `registered_at` is set once they registered and consented.
 
     Found by `phone_hash`; the number and first name are encrypted at rest (models.encrypted).
+    `language` is empty until the returnee chooses one on USSD: a record made by an SMS, an
+    opt-out or anything else must not decide it, so their first dial asks (SMS to them use the
+    default language meanwhile).
     """
 
     __tablename__ = "returnee"
@@ -23,7 +28,7 @@ class Returnee(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     phone_hash: Mapped[str] = mapped_column(String(64), unique=True)
     phone_e164: Mapped[str | None] = mapped_column(EncryptedText)
-    language: Mapped[str] = mapped_column(String(5), default="fr")
+    language: Mapped[str] = mapped_column(String(5), default=NOT_CHOSEN)
     first_name: Mapped[str | None] = mapped_column(EncryptedText)
     sex: Mapped[str | None] = mapped_column(String(10))
     age_group: Mapped[str | None] = mapped_column(String(10))
@@ -76,7 +81,7 @@ class Profile:
     """What a USSD session needs to know of a phone to start, read without loading the entity."""
 
     id: int
-    language: str
+    language: str | None  # None: not chosen yet, the dial asks
     registered: bool
 
 
@@ -88,14 +93,16 @@ def profile(session: Session, digest: str) -> Profile | None:
     ).first()
     if row is None:
         return None
-    return Profile(row.id, row.language, row.registered_at is not None and row.consent_version is not None)
+    return Profile(
+        row.id, row.language or None, row.registered_at is not None and row.consent_version is not None
+    )
 
 
-def get_or_create(session: Session, digest: str, language: str | None = None) -> Returnee:
-    """The returnee for a phone hash, created (with nothing but the hash) on first sight."""
+def get_or_create(session: Session, digest: str) -> Returnee:
+    """The returnee for a phone hash, created (with nothing but the hash, no language) on first sight."""
     returnee = find_by_phone_hash(session, digest)
     if returnee is None:
-        returnee = Returnee(phone_hash=digest, language=language or "fr")
+        returnee = Returnee(phone_hash=digest, language=NOT_CHOSEN)
         session.add(returnee)
         session.flush()
     return returnee

@@ -31,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
-from flows.engine import Engine, KeepMissing, Reply, State, StepResult
+from flows.engine import Engine, Facts, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
@@ -176,10 +176,10 @@ class _Step:
                 return hook.polite(UNAVAILABLE)
             if not step.cumulative and loaded.state is not None and self._repeated(loaded.state):
                 return Reply(loaded.state.reply, loaded.state.ended)
-            state = loaded.state or self._start(loaded, text)
-            result = engine.feed(state, text)
+            result = engine.feed(loaded.state or self._start(loaded, text), text)
             if not result.advanced:
                 return result.reply
+            state = result.state
             state.step_id = step.step_id
             if result.effects and loaded.remembered:
                 remembered = False  # effects are performed from the state in Redis, never from a copy
@@ -235,7 +235,7 @@ class _Step:
             return Reply(to_ussd(engine.catalogs.gettext(state.language, REGISTER_FIRST)), end=True)
         state.reply = reply.text
         if "registered" in done.profile_changes:  # the rest of this session knows it too
-            state.facts["registered"] = "1" if done.profile_changes["registered"] else ""
+            state.facts.registered = bool(done.profile_changes["registered"])
         buffered = self._buffered(state, reply, first)
         profile, mode = _profile_after(state, done, len(result.effects))
         store, session_id = hook.store, self.step.session_id
@@ -304,15 +304,12 @@ class _Step:
             )
             if origin is not None:
                 profile = loaded.profile or self._profile()
-                facts = {
-                    "registered": origin.get("registered", ""),
-                    "referrals": (profile or {}).get("referrals", []),
-                }
+                facts = Facts(bool(origin.get("registered")), (profile or {}).get("referrals", []))
                 return engine.start(facts, origin.get("language"))
         profile = loaded.profile or self._profile()
         if profile is None:
-            return engine.start({}, None, loaded.suspended)
-        facts = {"registered": "1" if profile["registered"] else "", "referrals": profile["referrals"]}
+            return engine.start(Facts(), None, loaded.suspended)
+        facts = Facts(bool(profile["registered"]), profile["referrals"])
         return engine.start(facts, profile["language"], loaded.suspended)
 
     def _profile(self) -> dict | None:
@@ -335,7 +332,7 @@ class _Step:
             "language": state.answers.get("language"),
             "origin": {
                 "language": state.origin[1] if state.origin else None,
-                "registered": state.facts.get("registered", ""),
+                "registered": state.facts.registered,
             },
             "started_at": at,
         }
@@ -367,16 +364,16 @@ def _profile_to_cache(loaded: Loaded[State], state: State) -> dict | None:
     """On a fresh dial read from the database, cache what was read (unless this step changes it)."""
     if loaded.state is not None or loaded.profile is not None or not state.origin or not state.origin[1]:
         return None
-    return {"language": state.origin[1], "registered": bool(state.facts.get("registered")),
-            "referrals": state.facts.get("referrals", [])}  # fmt: skip
+    return {"language": state.origin[1], "registered": state.facts.registered,
+            "referrals": state.facts.referrals}  # fmt: skip
 
 
 def _profile_after(state: State, done: Performed, effects: int) -> tuple[dict | None, str]:
     """After effects: the cached profile as they left it, when every one of them says how."""
     if effects == 0 or done.mirrored < effects:
         return None, DROP
-    profile = {"language": state.language, "registered": bool(state.facts.get("registered")),
-               "referrals": state.facts.get("referrals", []), **done.profile_changes}  # fmt: skip
+    profile = {"language": state.language, "registered": state.facts.registered,
+               "referrals": state.facts.referrals, **done.profile_changes}  # fmt: skip
     return profile, REFRESH
 
 

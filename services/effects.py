@@ -16,9 +16,11 @@ from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from flows import effects
-from flows import sms as texts_
+from flows.journeys.help import NO_SMS, WILL_SMS
 from flows.sms import SmsTexts
+from flows.text import to_ussd
 from models import returnee as returnees
+from models.admin import audit
 from models.base import utcnow
 from models.db import upsert
 from models.returnee import ConsentRecord, Returnee
@@ -98,7 +100,8 @@ def _(effect: effects.RefuseConsent, session: Session, done: Performed) -> None:
 def _(effect: effects.RequestErasure, session: Session, done: Performed) -> None:
     returnee = returnees.get_or_create(session, done.phone_digest)
     pin = new_erase_pin(returnee, done.hash_key)
-    sms = done.texts.to_returnee(returnee.language, texts_.R_ERASE_CONFIRM, pin=pin)
+    sms = done.texts.erase_pin(returnee.language, pin)
+    audit(session, None, "erase.pin_sent", "returnee", returnee.id, channel="ussd")
     done.sms_ids.append(
         queue_sms(session, done.phone_e164, done.phone_digest, sms, "returnee_reply", None).id
     )
@@ -111,4 +114,6 @@ def _(effect: effects.CreateReferral, session: Session, done: Performed) -> None
         raise NotReferable("no returnee for this phone")
     referred = refer(session, returnee, effect.category, done.texts)
     done.params["code"] = referred.referral.code
+    updates = WILL_SMS if returnee.opted_out_at is None else NO_SMS  # no promise STOP would break
+    done.params["updates"] = to_ussd(done.texts.catalogs.gettext(returnee.language, updates))
     done.sms_ids += referred.sms_ids

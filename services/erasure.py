@@ -22,7 +22,8 @@ from models.returnee import Returnee
 from models.ussd import UssdSession
 
 ERASED = "[erased]"
-ERASE_PIN_VALID = timedelta(hours=24)
+PIN_DIGITS = 6
+MAX_WRONG_PINS = 3  # the third wrong PIN kills it: a million guesses become three
 CONFIRMATION = "returnee_erased"
 
 
@@ -92,18 +93,23 @@ def withdraw_referrals(
 
 
 def new_erase_pin(returnee: Returnee, hash_key: str) -> str:
-    """A one-time PIN that the returnee must send back (SUPPRIMER <pin>) within 24 hours."""
-    pin = f"{secrets.randbelow(10000):04d}"
+    """A one-time PIN that the returnee must send back (SUPPRIMER <pin>) within ERASE_PIN_MINUTES."""
+    pin = f"{secrets.randbelow(10**PIN_DIGITS):0{PIN_DIGITS}d}"
     returnee.erase_code_hash = _pin_hash(returnee, pin, hash_key)
     returnee.erase_requested_at = utcnow()
     return pin
 
 
-def erase_pin_matches(returnee: Returnee, pin: str, hash_key: str) -> bool:
+def erase_pin_matches(returnee: Returnee, pin: str, hash_key: str, lifetime: timedelta) -> bool:
     requested = returnee.erase_requested_at
-    fresh = requested is not None and as_utc(requested) > utcnow() - ERASE_PIN_VALID
+    fresh = requested is not None and as_utc(requested) > utcnow() - lifetime
     expected = returnee.erase_code_hash
     return bool(expected) and fresh and hmac.compare_digest(expected, _pin_hash(returnee, pin, hash_key))
+
+
+def kill_erase_pin(returnee: Returnee) -> None:
+    """No PIN is valid any more: the returnee must ask for a new one."""
+    returnee.erase_code_hash = None
 
 
 def _pin_hash(returnee: Returnee, pin: str, hash_key: str) -> str:

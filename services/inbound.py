@@ -1,33 +1,74 @@
 """Answering an incoming SMS: a provider's command on its referral, or a returnee's keyword.
 
 Every message gets an answer, never silence: a command that cannot apply says why, an unknown
-text gets the help message. A provider acts only on referrals assigned to it.
+text gets the help message; but no number, a provider's included, gets more than
+`SMS_REPLY_LIMIT` answers within `SMS_REPLY_WINDOW_SECONDS`. Past that, a message is still
+acted on (a focal point's OK and FINI still move its referrals) but not answered, is stored as
+`reply_limited`, and the first one of a window is audited: a phone with an auto-reply would
+otherwise answer our answers for ever. A provider acts only on referrals assigned to it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config import Settings
 from flows import sms as texts_
+from flows.i18n import DEFAULT_LANGUAGE
 from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
 from flows.sms_commands import Command, Parsed, parse
+from models.admin import audit
 from models.base import utcnow
 from models.db import insert_ignore
 from models.directory import ProviderNumber
 from models.messaging import InboundSms, OutboundSms
 from models.phone import phone_hash
 from models.referral import IllegalTransition, Referral, open_clause
-from models.returnee import Returnee
+from models.returnee import Returnee, find_by_phone_hash
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
-from services.erasure import CONFIRMATION, erase_pin_matches, erase_returnee, new_erase_pin
+from services.erasure import (
+    CONFIRMATION,
+    MAX_WRONG_PINS,
+    erase_pin_matches,
+    erase_returnee,
+    kill_erase_pin,
+    new_erase_pin,
+)
 
 PROVIDER_ACTIONS = {Command.ACCEPT: lifecycle.accept, Command.CLOSE: lifecycle.close}
+REPLIES = ("provider_reply", "returnee_reply")  # the purposes of an answer to the sender
+REPLY_LIMITED = "reply_limited"
+WRONG_PIN = "erase_bad_pin"
+
+
+@dataclass(frozen=True)
+class ReplyLimit:
+    """At most `limit` answers to one number within `window_seconds`, whoever it is."""
+
+    limit: int
+    window_seconds: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReplyLimit:
+        return cls(settings.sms_reply_limit, settings.sms_reply_window_seconds)
+
+    def answers_left(self, session: Session, digest: str) -> int:
+        """Counted in the outbox, so the spool's replay and every web process share one count."""
+        since = utcnow() - timedelta(seconds=self.window_seconds)
+        sent = session.scalar(
+            select(func.count(OutboundSms.id)).where(
+                OutboundSms.to_hash == digest,
+                OutboundSms.purpose.in_(REPLIES),
+                OutboundSms.created_at >= since,
+            )
+        )
+        return self.limit - (sent or 0)
 
 
 @dataclass(frozen=True)
@@ -41,7 +82,12 @@ class Received:
 
 
 def receive(
-    session: Session, fields: dict[str, str], texts: SmsTexts, hash_key: str, act: bool = True
+    session: Session,
+    fields: dict[str, str],
+    texts: SmsTexts,
+    hash_key: str,
+    replies: ReplyLimit,
+    act: bool = True,
 ) -> Received:
     """Store a checked incoming SMS once (by the gateway's id) and act on it, inside the caller's
     transaction. Shared by the webhook and the replay of the spool, so both do exactly the same.
@@ -64,10 +110,25 @@ def receive(
         message.handled_as = "rate_limited"
         return Received(message.handled_as)
     parsed = parse(message.text)
-    sms_ids = handle(session, message, parsed, texts, hash_key)
+    may_answer = replies.answers_left(session, digest) > 0
+    sms_ids = handle(session, message, parsed, texts, hash_key, may_answer)
+    if message.handled_as == REPLY_LIMITED and _first_limited(session, digest, replies, message.id):
+        audit(session, None, "sms.replies_stopped", "inbound_sms", message.id, sender=message.sender_kind)
     touched = [digest] if message.sender_kind == "returnee" else _returnee_of(session, parsed.code)
     erased = digest if message.handled_as == "erased" else None
     return Received(message.handled_as, sms_ids, touched, erased)
+
+
+def _first_limited(session: Session, digest: str, replies: ReplyLimit, message_id: int) -> bool:
+    """Whether this is the first message of the window left unanswered (the one to audit)."""
+    since = utcnow() - timedelta(seconds=replies.window_seconds)
+    earlier = session.scalar(
+        select(InboundSms.id).where(
+            InboundSms.from_hash == digest, InboundSms.handled_as == REPLY_LIMITED,
+            InboundSms.received_at >= since, InboundSms.id != message_id,
+        ).limit(1)
+    )  # fmt: skip
+    return earlier is None
 
 
 def _returnee_of(session: Session, code: str | None) -> list[str]:
@@ -87,13 +148,17 @@ def delivery_report(session: Session, fields: dict[str, str]) -> str:
 
     `fields`: id, status, failureReason and received_at (ISO 8601).
     """
-    row = session.scalar(select(OutboundSms).where(OutboundSms.gateway_id == fields["id"]).with_for_update())
-    if row is None:
+    moved = session.execute(
+        OutboundSms.record_delivery(
+            fields["id"], fields["status"], fields.get("failureReason") or None,
+            datetime.fromisoformat(fields["received_at"]),
+        )
+    ).rowcount  # fmt: skip
+    if moved:
+        return "ok"
+    if session.scalar(select(OutboundSms.id).where(OutboundSms.gateway_id == fields["id"])) is None:
         return "unknown id"
-    moved = row.record_delivery(
-        fields["status"], fields.get("failureReason") or None, datetime.fromisoformat(fields["received_at"])
-    )
-    return "ok" if moved else "ignored: status does not move forward"
+    return "ignored: status does not move forward"
 
 
 def _is_provider(session: Session, digest: str) -> bool:
@@ -101,24 +166,40 @@ def _is_provider(session: Session, digest: str) -> bool:
 
 
 def handle(
-    session: Session, message: InboundSms, parsed: Parsed, texts: SmsTexts, hash_key: str
+    session: Session,
+    message: InboundSms,
+    parsed: Parsed,
+    texts: SmsTexts,
+    hash_key: str,
+    may_answer: bool = True,
 ) -> list[int]:
-    """Act on one stored incoming message; returns the ids of the SMS to send."""
+    """Act on one stored incoming message; returns the ids of the SMS to send.
+
+    Without `may_answer` (the sender had its answers for the window) the action still happens,
+    but what would only have answered the sender is not sent, and the message is `reply_limited`.
+    """
     number = session.scalar(select(ProviderNumber).where(ProviderNumber.phone_hash == message.from_hash))
     if number is not None:
         message.sender_kind = "provider"
-        return _provider(session, message, number, parsed, texts)
+        return _provider(session, message, number, parsed, texts, may_answer)
     message.sender_kind = "returnee"
-    return _returnee(session, message, parsed, texts, hash_key)
+    return _returnee(session, message, parsed, texts, hash_key, may_answer)
 
 
 def _provider(
-    session: Session, message: InboundSms, number: ProviderNumber, parsed: Parsed, texts: SmsTexts
+    session: Session,
+    message: InboundSms,
+    number: ProviderNumber,
+    parsed: Parsed,
+    texts: SmsTexts,
+    may_answer: bool,
 ) -> list[int]:
     lang = number.provider.language
 
     def answer(msgid: str, outcome: str, referral_id: int | None = None, **values: str) -> list[int]:
-        message.handled_as = outcome
+        message.handled_as = outcome if may_answer else REPLY_LIMITED
+        if not may_answer:
+            return []
         return lifecycle.reply_to(
             session, number, texts.to_provider(lang, msgid, **values), "provider_reply", referral_id
         )
@@ -144,21 +225,31 @@ def _provider(
 
 
 def _returnee(
-    session: Session, message: InboundSms, parsed: Parsed, texts: SmsTexts, hash_key: str
+    session: Session, message: InboundSms, parsed: Parsed, texts: SmsTexts, hash_key: str, may_answer: bool
 ) -> list[int]:
-    returnee = get_or_create_returnee(session, message.from_hash)
-    returnee.phone_e164 = returnee.phone_e164 or (message.from_e164 if returnee.is_registered else None)
-    lang = returnee.language
-    to_e164 = returnee.phone_e164 or message.from_e164
+    # Only what answering needs is kept: a number we do not know gets a record for STOP alone (to
+    # honour it), never for a question, so an SMS neither brings an erased person back nor
+    # creates a record whose language the person did not choose.
+    command, choice = parsed.command, parsed.code
+    if command is Command.STOP:
+        returnee: Returnee | None = get_or_create_returnee(session, message.from_hash)
+    else:
+        returnee = find_by_phone_hash(session, message.from_hash)
+    if returnee is not None:
+        returnee.phone_e164 = returnee.phone_e164 or (message.from_e164 if returnee.is_registered else None)
+    lang = returnee.language if returnee is not None else DEFAULT_LANGUAGE
+    to_e164 = (returnee.phone_e164 if returnee is not None else None) or message.from_e164
     message.handled_as = str(parsed.command)
 
     def answer(msgid: str, essential: bool = True, **values: str) -> list[int]:
-        if returnee.opted_out_at is not None and not essential:
+        if returnee is not None and returnee.opted_out_at is not None and not essential:
+            return []
+        if not may_answer:
+            message.handled_as = REPLY_LIMITED
             return []
         sms = texts.to_returnee(lang, msgid, **values)
         return [lifecycle.queue_sms(session, to_e164, message.from_hash, sms, "returnee_reply", None).id]
 
-    command, choice = parsed.command, parsed.code
     if command in (Command.ACCEPT, Command.DECLINE) and not parsed.code:
         # "oui", "ɔwɔ", "non", "ayi" from a returnee answer the feedback question, as 1 and 2 do
         command, choice = Command.FEEDBACK, "1" if command is Command.ACCEPT else "2"
@@ -167,8 +258,18 @@ def _returnee(
         returnee.opted_out_at = returnee.opted_out_at or utcnow()
         return answer(texts_.R_STOPPED)
     if command is Command.START:
-        returnee.opted_out_at = None
+        if returnee is not None:
+            returnee.opted_out_at = None
         return answer(texts_.R_STARTED)
+    if command is Command.HELP:
+        return answer(texts_.R_HELP)
+    if returnee is None:  # nothing is held for this number: nothing to show, erase or thank for
+        if command is Command.STATUS:
+            return answer(texts_.R_STATUS_NONE)
+        if command is Command.ERASE:
+            return answer(texts_.R_ERASE_NOTHING)
+        message.handled_as = "unknown"
+        return answer(texts_.R_UNKNOWN)
     if command is Command.STATUS:
         return _status(session, returnee, texts, answer)
     if command is Command.ERASE:
@@ -180,13 +281,14 @@ def _returnee(
                    Referral.feedback.is_(None))
             .order_by(Referral.feedback_requested_at.desc())
         )  # fmt: skip
-        if referral is not None:
-            referral.feedback = "served" if choice == "1" else "not_served"
+        if referral is not None and choice == "1":
+            referral.feedback = "served"
             return answer(texts_.R_FEEDBACK_THANKS)
+        if referral is not None:  # not helped: the desk takes another look, and the door stays open
+            referral.feedback, referral.flagged_at = "not_served", utcnow()
+            return answer(texts_.R_FEEDBACK_NOT_HELPED, code=referral.code)
         message.handled_as = "unknown"
         return answer(texts_.R_UNKNOWN)
-    if command is Command.HELP:
-        return answer(texts_.R_HELP)
     message.handled_as = "unknown"
     return answer(texts_.R_UNKNOWN)
 
@@ -212,11 +314,25 @@ def _erase(
     answer,
     hash_key: str,
 ) -> list[int]:
-    """SUPPRIMER sends a one-time PIN; SUPPRIMER <pin> within 24 hours erases everything."""
+    """SUPPRIMER sends a one-time PIN; SUPPRIMER <pin> within ERASE_PIN_MINUTES erases everything.
+
+    Every step is audited; the third wrong PIN since the last one was sent kills it.
+    """
     if parsed.code is None or not parsed.code.isdigit():
-        return answer(texts_.R_ERASE_CONFIRM, pin=new_erase_pin(returnee, hash_key))
-    if not erase_pin_matches(returnee, parsed.code, hash_key):
-        return answer(texts_.R_ERASE_BAD_PIN)
+        pin = new_erase_pin(returnee, hash_key)
+        audit(session, None, "erase.pin_sent", "returnee", returnee.id, channel="sms")
+        return answer(texts_.R_ERASE_CONFIRM, pin=pin, minutes=str(texts.erase_pin_minutes))
+    lifetime = timedelta(minutes=texts.erase_pin_minutes)
+    if not erase_pin_matches(returnee, parsed.code, hash_key, lifetime):
+        sms_ids = answer(texts_.R_ERASE_BAD_PIN)
+        message.handled_as = WRONG_PIN  # counted below, even when the answer was held back
+        wrong = _wrong_pins(session, returnee, message)
+        if wrong >= MAX_WRONG_PINS and returnee.erase_code_hash:
+            kill_erase_pin(returnee)
+        audit(session, None, "erase.pin_wrong", "returnee", returnee.id, tries=wrong,
+              pin_killed=returnee.erase_code_hash is None)  # fmt: skip
+        return sms_ids
+    audit(session, None, "erase.done", "returnee", returnee.id, channel="sms")
     sms = texts.to_returnee(returnee.language, texts_.R_ERASED)
     goodbye = lifecycle.queue_sms(
         session, returnee.phone_e164 or message.from_e164, message.from_hash, sms, CONFIRMATION, None
@@ -224,6 +340,19 @@ def _erase(
     erase_returnee(session, returnee)
     message.handled_as = "erased"
     return [goodbye.id]
+
+
+def _wrong_pins(session: Session, returnee: Returnee, message: InboundSms) -> int:
+    """Wrong PINs from this phone since the current PIN was sent, this one included."""
+    if returnee.erase_requested_at is None:
+        return 1
+    earlier = session.scalar(
+        select(func.count(InboundSms.id)).where(
+            InboundSms.from_hash == message.from_hash, InboundSms.handled_as == WRONG_PIN,
+            InboundSms.received_at >= returnee.erase_requested_at, InboundSms.id != message.id,
+        )
+    )  # fmt: skip
+    return (earlier or 0) + 1
 
 
 def opt_out(session: Session, fields: dict[str, str], hash_key: str) -> None:

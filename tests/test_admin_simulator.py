@@ -124,3 +124,14 @@ def test_a_provider_replies_ok_from_the_simulated_phone(
     assert "Réponse du service" in page.text and "ok: accept" in page.text
     db.expire_all()
     assert db.get(Referral, referral.id).status == Status.ACCEPTED
+
+
+def test_the_simulator_plays_only_the_reserved_test_numbers(app: Flask, db: Session) -> None:
+    """Staff cannot act as a real returnee's or provider's phone: only SIMULATOR_PHONE_PREFIXES."""
+    client = staff(app, db)
+    for action, extra in (("dial", {}), ("sms", {"sms": "STOP"})):
+        page = act(client, {"phone": "+22376123456"}, action, **extra)
+        assert page.status_code == 400 and "numéros de test réservés" in page.text and "+2237000" in page.text
+    assert db.scalar(select(UssdSession)) is None
+    assert db.scalar(select(AuditEntry).where(AuditEntry.action.like("simulator.%"))) is None
+    assert act(client, {"phone": "+22370009901"}, "dial").status_code == 200  # inside the range

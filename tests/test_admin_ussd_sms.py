@@ -175,7 +175,7 @@ def test_the_session_list_is_paginated_in_the_database_newest_first(
 
 def test_the_session_list_filters_by_date_and_outcome(app: Flask, db: Session) -> None:
     ussd_session(db, "ATUid_early", started_at=DAY - timedelta(days=2), outcome="help.sent")
-    ussd_session(db, "ATUid_day", started_at=DAY.replace(hour=23, minute=59), outcome="registration.done")
+    ussd_session(db, "ATUid_day", started_at=DAY.replace(hour=23, minute=59), outcome="mydata.withdrawn")
     ussd_session(db, "ATUid_open", started_at=DAY + timedelta(days=1))
     client = signed_in(app, db, Role.COORDINATOR)
 
@@ -191,7 +191,7 @@ def test_the_session_list_filters_by_date_and_outcome(app: Flask, db: Session) -
     assert listed("outcome=none") == {"ATUid_open"}
     assert listed("outcome=bogus&from=garbage&ph=nothex&page=x") == {"ATUid_early", "ATUid_day", "ATUid_open"}
     form = client.get("/admin/ussd/sessions").text
-    assert '<option value="help.sent">' in form and '<option value="registration.done">' in form
+    assert '<option value="help.sent">' in form and '<option value="mydata.withdrawn">' in form
 
 
 def test_the_phone_filter_looks_up_the_hash_and_never_keeps_the_number(

@@ -52,3 +52,22 @@ def test_ussd_steps_refuses_a_revision_that_does_not_exist(tmp_path: Path) -> No
     )  # fmt: skip
     assert done.returncode == 2
     assert "cannot check out no-such-revision" in done.stderr
+
+
+def test_ussd_transports_bench_drives_smpp_and_http_side_by_side_without_errors(tmp_path: Path) -> None:
+    output = tmp_path / "ussd_transports.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ussd_transports", "--concurrency", "3", "--duration", "0.6",
+         "--warmup", "0.2", "--think", "0.05", "--database", "sqlite", "--redis-db", "13",
+         "--workers", "1", "--threads", "2", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "saturation SMPP/HTTP" in done.stdout.splitlines()[-1]
+    figures = json.loads(output.read_text())["figures"]
+    for phase in ("saturation", "latency"):
+        for target in ("smpp", "app"):
+            assert figures[phase][target]["samples"] > 0 and figures[phase][target]["errors"] == 0, (
+                phase,
+                target,
+            )

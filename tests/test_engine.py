@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.engine import Engine, State
+from flows.engine import Engine, Facts, State
 from flows.i18n import Catalogs
 from flows.journeys import conversation
 
@@ -17,13 +17,14 @@ def engine() -> Engine:
 
 
 def run(engine: Engine, answers: list[str], state: State | None = None) -> tuple[State, list[str]]:
-    state = state or engine.start({}, None)
-    screens = [engine.feed(state, "").reply.wire]
+    result = engine.feed(state or engine.start(Facts(), None), "")
+    screens = [result.reply.wire]
     history: list[str] = []
     for answer in answers:
         history.append(answer)
-        screens.append(engine.feed(state, "*".join(history)).reply.wire)
-    return state, screens
+        result = engine.feed(result.state, "*".join(history))
+        screens.append(result.reply.wire)
+    return result.state, screens
 
 
 def test_a_repeated_text_returns_the_same_reply_and_advances_nothing(engine: Engine) -> None:
@@ -34,7 +35,7 @@ def test_a_repeated_text_returns_the_same_reply_and_advances_nothing(engine: Eng
 
 
 def test_dial_through_inputs_are_all_applied_on_the_first_request(engine: Engine) -> None:
-    state = engine.start({}, None)
+    state = engine.start(Facts(), None)
     result = engine.feed(state, "3*3")
     assert "Your first name" in result.reply.text
     assert [type(e).__name__ for e in result.effects] == ["SetLanguage"]
@@ -42,7 +43,7 @@ def test_dial_through_inputs_are_all_applied_on_the_first_request(engine: Engine
 
 def test_a_lost_state_is_rebuilt_from_the_text_history(engine: Engine) -> None:
     _, screens = run(engine, ["2", "3", "Awa", "1"])
-    rebuilt = engine.feed(engine.start({}, None), "2*3*Awa*1")
+    rebuilt = engine.feed(engine.start(Facts(), None), "2*3*Awa*1")
     assert rebuilt.reply.wire == screens[-1]
 
 
@@ -58,16 +59,16 @@ def test_more_where_there_is_no_next_page_is_a_bad_input(engine: Engine) -> None
 
 def test_resume_offer_restores_the_suspended_screen_and_answers(engine: Engine) -> None:
     old, _ = run(engine, ["1", "3", "Awa"])
-    state = engine.start({}, "fr", suspended=old)
+    state = engine.start(Facts(), "fr", suspended=old)
     first = engine.feed(state, "")
     assert "Reprendre" in first.reply.text
-    resumed = engine.feed(state, "1")
-    assert "Vous etes" in resumed.reply.text and state.answers["first_name"] == "Awa"
+    resumed = engine.feed(first.state, "1")
+    assert "Vous etes" in resumed.reply.text and resumed.state.answers["first_name"] == "Awa"
 
 
 def test_minimal_progress_is_not_offered_for_resume(engine: Engine) -> None:
-    old = engine.start({}, "fr")
-    assert engine.start({}, "fr", suspended=old).screen == conversation().root
+    old = engine.start(Facts(), "fr")
+    assert engine.start(Facts(), "fr", suspended=old).screen == conversation().root
 
 
 ANSWERS = st.one_of(
@@ -81,18 +82,20 @@ ANSWERS = st.one_of(
 def test_any_input_sequence_gives_a_short_plain_reply(
     engine: Engine, answers: list[str], language: str | None
 ) -> None:
-    state = engine.start({}, language)
+    state = engine.start(Facts(), language)
     history: list[str] = []
     result = engine.feed(state, "")
     for answer in answers:
         history.append(answer)
-        result = engine.feed(state, "*".join(history))
+        before = result.state.to_json()
+        result = engine.feed(result.state, "*".join(history))
         wire = result.reply.wire
         assert wire.startswith(("CON ", "END "))
         assert len(result.reply.text) <= 160
         assert wire.isascii()
-        if state.ended:
+        if result.state.ended:
             assert wire.startswith("END ")
+        assert result.advanced or result.state.to_json() == before
 
 
 def test_a_history_that_does_not_extend_ours_is_replayed_from_the_first_screen(engine: Engine) -> None:
@@ -118,3 +121,18 @@ def test_a_state_from_an_older_version_restarts_instead_of_failing(engine: Engin
     state.screen = "registration.nickname"  # renamed since
     _, expected = run(engine, ["1", "3", "Awa"])
     assert engine.feed(state, "1*3*Awa").reply.wire == expected[-1]
+
+
+def test_a_step_leaves_the_state_it_was_given_as_it_was(engine: Engine) -> None:
+    state, _ = run(engine, ["1", "3"])
+    before = state.to_json()
+    result = engine.feed(state, "1*3*Awa")
+    assert state.to_json() == before
+    assert result.state.answers["first_name"] == "Awa" and "first_name" not in state.answers
+
+
+def test_a_state_saved_before_facts_were_typed_is_read_as_it_meant() -> None:
+    old = '{"screen": "home.menu", "facts": {"registered": "1", "referrals": [{"code": "K4M2P"}]}}'
+    assert State.from_json(old).facts == Facts(True, [{"code": "K4M2P"}])
+    assert State.from_json('{"screen": "home.menu", "facts": {"registered": ""}}').facts == Facts()
+    assert State.from_json(State(screen="x", facts=Facts(True)).to_json()).facts.registered is True

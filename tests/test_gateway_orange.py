@@ -248,7 +248,8 @@ def test_settings_choose_the_orange_adapter_and_check_its_values() -> None:
     with pytest.raises(ConfigError, match="ORANGE_SENDER_ADDRESS"):
         load_settings({}, orange_sender_address="SIRA")
     with pytest.raises(ConfigError, match="ORANGE_TIMEOUT_SECONDS"):
-        load_settings({}, orange_timeout_seconds=20.0)
+        load_settings({}, sms_gateway="orange", orange_timeout_seconds=20.0)
+    load_settings({}, orange_timeout_seconds=20.0)  # another gateway in use: Orange's time-out is not held
     with pytest.raises(ConfigError, match="ORANGE_API_URL"):
         load_settings({}, orange_api_url="ftp://orange")
 

@@ -6,12 +6,14 @@ import pytest
 import yaml
 
 from flows.i18n import LANGUAGES, Catalogs
+from flows.options import CATEGORIES, NEUTRAL_LABELS
 from flows.sms import SMS_LABELS, SmsTexts
 from gateway.segments import is_gsm7, segment_count
 from tests.conftest import ROOT
 
 DIRECTORY = yaml.safe_load((ROOT / "seed" / "directory.yaml").read_text(encoding="utf-8"))
-TEXTS = SmsTexts(Catalogs.load(), provider_sender="SIRA", returnee_sender="INFO", ussd_code="*384*7472#")
+TEXTS = SmsTexts(Catalogs.load(), provider_sender="SIRA", returnee_sender="INFO", ussd_code="*384*7472#",
+                 erase_pin_minutes=15)  # fmt: skip
 LONGEST_REGION = max((name for name, _ in DIRECTORY["regions"].values()), key=len)
 SENSITIVE_WORDS = (
     "migrant",
@@ -72,7 +74,7 @@ def test_usssd_menu_categories_match_the_directory() -> None:
 
 LONG = {"code": "R7K3Q", "name": "Fatoumata Binta Traoré-Diallo", "phone": "+22370000101",
         "provider": "Direction régionale de la promotion de l'enfant et de la famille, Bamako",
-        "status": "acceptée", "list": "R7K3Q envoyée; K4M2P acceptée; Z9XW3 reçue", "pin": "4821",
+        "status": "acceptée", "list": "R7K3Q envoyée; K4M2P acceptée; Z9XW3 reçue", "pin": "482193", "minutes": "1440",
         "region": LONGEST_REGION}  # fmt: skip
 
 
@@ -108,3 +110,9 @@ def test_no_returnee_sms_names_a_provider_or_a_person(lang: str, msgid: str) -> 
     translated = TEXTS.catalogs.gettext(lang, msgid)
     for placeholder in ("{provider}", "{name}"):
         assert placeholder not in msgid and placeholder not in translated, (lang, translated)
+
+
+def test_the_ussd_confirmation_names_each_need_by_the_label_its_sms_use() -> None:
+    labels = {code: sms for code, (_name, sms, _pos) in DIRECTORY["categories"].items()}
+    assert {o.code for o in CATEGORIES} == set(NEUTRAL_LABELS)
+    assert {code: labels[code] for code in NEUTRAL_LABELS} == NEUTRAL_LABELS

@@ -32,6 +32,8 @@ def test_a_replayed_sms_drops_the_cached_profile_and_a_replayed_erasure_leaves_a
 ) -> None:
     monkeypatch.setenv("SPOOL_DIR", str(tmp_path))  # the worker's settings come from its environment
     spool = Spool(tmp_path, SECRET_KEY)
+    db.add(Returnee(phone_hash=DIGEST, phone_e164=NUMBER, language="fr", first_name="Awa"))  # data to erase
+    db.commit()
     redis.set(keys.ussd_profile(DIGEST), b"sealed profile")
     replay(redis, database_url, spool, "SUPPRIMER", "in-1")
     assert not redis.exists(
@@ -41,7 +43,7 @@ def test_a_replayed_sms_drops_the_cached_profile_and_a_replayed_erasure_leaves_a
     redis.set(keys.ussd_profile(DIGEST), b"sealed profile")
     redis.set(keys.ussd_resume(DIGEST), b"sealed state")
     [pin_sms] = db.scalars(select(OutboundSms)).all()
-    pin = next(word for word in pin_sms.body.split() if word.isdigit() and len(word) == 4)
+    pin = next(word for word in pin_sms.body.split() if word.isdigit() and len(word) == 6)
     replay(redis, database_url, spool, f"SUPPRIMER {pin}", "in-2")
     db.expire_all()
     assert db.scalar(select(Returnee)) is None

@@ -113,7 +113,7 @@ def test_two_web_processes_serving_alternate_steps_give_one_conversation(databas
             history.append(answer)
         response = apps[i % 2].post("/ussd", data={**GOOD, "text": "*".join(history)})
         replies.append(response.get_data(as_text=True))
-    assert replies[-1].startswith("END ") and "inscrit" in replies[-1]
+    assert replies[-1].startswith("CON ") and "Vous etes inscrit" in replies[-1]
     with apps[0].application.extensions["sira.sessions"]() as session:
         assert session.scalar(select(Returnee)).region == "bandiagara"
 
@@ -160,7 +160,7 @@ def test_steps_without_effects_reach_the_transcript_through_the_buffer(
     assert redis.llen(STEP_BUFFER) == 3
     flush_transcripts(database_url)
     session = db.scalar(select(UssdSession))
-    assert session.session_id == "ATUid_1" and session.origin == {"language": None, "registered": ""}
+    assert session.session_id == "ATUid_1" and session.origin == {"language": None, "registered": False}
     steps = db.scalars(select(UssdStep).order_by(UssdStep.seq)).all()
     assert [(s.seq, s.user_input) for s in steps] == [(0, ""), (1, "9"), (2, "7")]
     assert "Choix invalide" in steps[1].screen and redis.llen(STEP_BUFFER) == 0

@@ -20,7 +20,10 @@ from collections.abc import Sequence
 from flask import Blueprint, Flask, Response, abort, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from config import callback_url
 from web import plain
+
+__all__ = ["allowed", "callback_url", "register"]
 
 SEGMENT = "callback_secret"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -93,9 +96,3 @@ def allowed(address: str | None, networks: Sequence[Network]) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in network for network in networks)
-
-
-def callback_url(base_url: str, path: str, secrets: tuple[str, ...]) -> str:
-    """The URL a gateway (or the terminal phone) posts `path` to."""
-    base = base_url.rstrip("/")
-    return f"{base}/{secrets[0]}{path}" if secrets else f"{base}{path}"

@@ -1,4 +1,8 @@
-"""`GET /healthz`: what a load balancer or a coordinator asks before anything else."""
+"""`GET /healthz`: what a load balancer or a coordinator asks before anything else.
+
+Anyone may ask, so it says what is up or down and nothing about the deployment (not even which
+environment it is: a `testing` or `development` answer would point at a weaker instance).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    settings = current_app.extensions["sira.settings"]
     checks = {
         "database": check_database(current_app.extensions["sira.sessions"]),
         "redis": check_redis(current_app.extensions["sira.redis"]),
@@ -20,7 +23,6 @@ def healthz() -> ResponseReturnValue:
     down = [name for name, error in checks.items() if error]
     body = {
         "status": "ok" if not down else "down: " + ", ".join(down),
-        "env": settings.env,
         **{name: error or "ok" for name, error in checks.items()},
     }
     return jsonify(body), 503 if down else 200

@@ -18,8 +18,8 @@ from infra import spool
 from infra.queues import enqueue_sms
 from models.base import utcnow
 from models.phone import InvalidPhone, phone_hash, to_e164
+from services.inbound import ReplyLimit, opt_out, receive
 from services.inbound import delivery_report as delivery_report_of
-from services.inbound import opt_out, receive
 from web import plain
 from web.db import get_session
 from web.validation import ID, PHONE, SHORT_CODE, WORD, Field, Invalid, check
@@ -57,8 +57,17 @@ def apply_delivery(raw: Mapping[str, str], kind: str = "africastalking") -> Resp
     except Invalid as exc:
         return plain(str(exc), 400)
     gateway_id = scoped_id(kind, form["id"].strip())
-    fields = {"id": gateway_id, "status": form["status"].strip(), "failureReason": form.get("failureReason", ""),
-              "received_at": utcnow().isoformat()}  # fmt: skip
+    return take_delivery_report(gateway_id, form["status"].strip(), form.get("failureReason", ""))
+
+
+def take_delivery_report(gateway_id: str, status: str, reason: str) -> Response:
+    """Apply a checked delivery report (from any gateway), or spool it while the database is down."""
+    fields = {
+        "id": gateway_id,
+        "status": status,
+        "failureReason": reason,
+        "received_at": utcnow().isoformat(),
+    }
     session = get_session()
     try:
         answer = delivery_report_of(session, fields)
@@ -117,9 +126,16 @@ def apply_incoming(raw: Mapping[str, str], kind: str = "africastalking") -> Resp
         sent_at = parse_date(form["date"])
     except Invalid as exc:
         return plain(str(exc), 400)
-    fields = {"id": scoped_id(kind, form["id"].strip()), "from": e164, "to": form["to"].strip(), "text": form["text"],
-              "linkId": form.get("linkId") or "", "date": sent_at.isoformat(),
-              "received_at": utcnow().isoformat()}  # fmt: skip
+    fields = {"id": scoped_id(kind, form["id"].strip()), "from": e164, "to": form["to"].strip(),
+              "text": form["text"], "linkId": form.get("linkId") or "", "date": sent_at.isoformat()}  # fmt: skip
+    return take_incoming(fields)
+
+
+def take_incoming(fields: dict[str, str]) -> Response:
+    """Store and act on a checked incoming SMS (from any gateway); `fields` as services.inbound.receive
+    takes them, but for `received_at`. Spooled while the database is down."""
+    fields = {**fields, "received_at": utcnow().isoformat()}
+    e164 = fields["from"]
     settings = current_app.extensions["sira.settings"]
     digest = phone_hash(e164, settings.phone_hash_key)
     limited = current_app.extensions["sira.sms_limit"].hit(current_app.extensions["sira.redis"], digest)
@@ -128,7 +144,7 @@ def apply_incoming(raw: Mapping[str, str], kind: str = "africastalking") -> Resp
     session = get_session()
     try:
         received = receive(session, fields, current_app.extensions["sira.sms_texts"], settings.phone_hash_key,
-                           act=not limited)  # fmt: skip
+                           ReplyLimit.from_settings(settings), act=not limited)  # fmt: skip
         session.commit()
     except SQLAlchemyError:
         session.rollback()

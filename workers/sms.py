@@ -8,6 +8,7 @@ crash between the gateway's acceptance and our commit: the sweeper then reclaims
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from redis import Redis
@@ -39,12 +40,18 @@ def backoff(attempts: int, intervals: str) -> timedelta:
 
 
 def claim(session: Session, sms_id: int) -> bool:
-    """Mark the row as being sent by this job; False if it is not ours to send."""
+    """Mark the row as being sent by this job, under a fresh reference (see OutgoingSms.reference);
+    False if it is not ours to send."""
     now = utcnow()
     claimed = session.execute(
         update(OutboundSms)
         .where(OutboundSms.id == sms_id, OutboundSms.status.in_([s.value for s in TO_SEND]))
-        .values(status=SmsStatus.SENDING, claimed_at=now, attempts=OutboundSms.attempts + 1)
+        .values(
+            status=SmsStatus.SENDING,
+            claimed_at=now,
+            attempts=OutboundSms.attempts + 1,
+            gateway_id=f"sira-{uuid.uuid4().hex}",
+        )
     ).rowcount
     session.commit()
     return bool(claimed)
@@ -57,7 +64,8 @@ def send_sms(sms_id: int) -> str:
         if not claim(session, sms_id):
             return "not pending"
         row = session.get(OutboundSms, sms_id)
-        routed = ctx.router.send(_redis(), OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender))
+        sms = OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender, reference=row.gateway_id)
+        routed = ctx.router.send(_redis(), sms)
         result = routed.result
         record(row, routed, ctx.settings.sms_retry_intervals, ctx.settings.sms_max_attempts)
         if result.outcome is Outcome.ACCEPTED:
@@ -112,7 +120,9 @@ def record(row: OutboundSms, routed: Routed, intervals: str, max_attempts: int) 
         row.accepted_at = now
         row.segments = result.segments or row.segments
         row.last_error = None
-    elif result.outcome is Outcome.PERMANENT:
+        return
+    row.gateway_id = None  # the claim's reference: no message of that id left us
+    if result.outcome is Outcome.PERMANENT:
         row.status = SmsStatus.FAILED
         row.last_error = _error(routed)
     else:

@@ -9,7 +9,7 @@ from rq import get_current_job
 from infra import spool
 from infra.forgetting import forget_phone, forget_profiles
 from infra.queues import enqueue_sms
-from services.inbound import delivery_report, opt_out, receive
+from services.inbound import ReplyLimit, delivery_report, opt_out, receive
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
@@ -30,9 +30,8 @@ def replay_spool() -> dict[str, int]:
                     opt_out(session, fields, settings.phone_hash_key)
                 session.commit()
                 return
-            received = receive(
-                session, fields, ctx.texts, settings.phone_hash_key, act=fields.get("limited") != "1"
-            )
+            received = receive(session, fields, ctx.texts, settings.phone_hash_key,
+                               ReplyLimit.from_settings(settings), act=fields.get("limited") != "1")  # fmt: skip
             session.commit()
         if received.outcome is None:
             return

@@ -17,9 +17,17 @@ def set_language(state: State) -> effects.SetLanguage:
     return effects.SetLanguage(state.answers["language"])
 
 
+def registered(state: State) -> bool:
+    return state.facts.registered
+
+
+def not_registered(state: State) -> bool:
+    return not state.facts.registered
+
+
 def ask_for_help(state: State) -> str:
     """Registered returnees choose their need; others register first, then choose."""
-    return "help.category" if state.facts.get("registered") else "registration.first_name"
+    return "help.category" if state.facts.registered else "registration.first_name"
 
 
 LANGUAGES = tuple(Option(code, label) for code, label in LANGUAGE_NAMES)
@@ -40,7 +48,9 @@ JOURNEY = Journey(
             _("Sira, CNRM services:"),
             Option("help", _("Ask for help"), goto=ask_for_help),
             Option("requests", _("My requests"), goto="requests.list"),
-            Option("register", _("Register"), goto="registration.first_name"),
+            # Same place, other words: who is registered updates their details, never "registers".
+            Option("register", _("Register"), goto="registration.first_name", when=not_registered),
+            Option("update", _("Update my details"), goto="registration.first_name", when=registered),
             Option("language", _("Language"), goto="home.language"),
             Option("mydata", _("My data"), goto="mydata.menu"),
             Option("numbers", _("Useful numbers"), goto=USEFUL_NUMBERS),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flows import effects
 from flows.engine import State
 from flows.i18n import _
-from flows.journeys.home import MAIN_MENU
+from flows.journeys.home import MAIN_MENU, registered
 from flows.journeys.registration import CONSENT_VERSION
 from flows.screens import End, Journey, Option, confirm, menu
 
@@ -24,7 +24,8 @@ JOURNEY = Journey(
         menu(
             "mydata.menu",
             _("My data:"),
-            Option("withdraw", _("Withdraw my consent"), goto="mydata.withdraw"),
+            # Only who gave consent (registered) can withdraw it.
+            Option("withdraw", _("Withdraw my consent"), goto="mydata.withdraw", when=registered),
             Option("erase", _("Erase my data"), goto="mydata.erase"),
         ),
         confirm(

@@ -9,6 +9,7 @@ from flows.options import AGE_GROUPS, COUNTRIES, OPEN_STATUSES, REGIONS, RETURNE
 from flows.screens import Ask, Choose, End, Journey, confirm
 
 CONSENT_VERSION = "consent-v1"
+REGISTERED = "help.registered"  # straight on to the need, in the same call
 
 
 def save_registration(state: State) -> effects.SaveRegistration:
@@ -30,19 +31,15 @@ def refuse_consent(_state: State) -> effects.RefuseConsent:
 
 def after_refusal(state: State) -> str:
     """Who has requests still open is told that refusing cancels them, and asked again."""
-    referrals = state.facts.get("referrals", [])
-    if state.facts.get("registered") and any(r.get("status") in OPEN_STATUSES for r in referrals):
+    referrals = state.facts.referrals
+    if state.facts.registered and any(r.get("status") in OPEN_STATUSES for r in referrals):
         return "registration.refuse_open"
     return "registration.refused"
 
 
-def after_consent(state: State) -> str:
-    """Who came to ask for help goes on to choose their need; others are done."""
-    return "help.category" if state.answers.get("intent") == "help" else "registration.done"
-
-
 JOURNEY = Journey(
     "registration",
+    resume=_("Continue your registration?"),
     screens=(
         Ask(
             "registration.first_name",
@@ -80,7 +77,7 @@ JOURNEY = Journey(
             _(
                 "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
             ),
-            yes=after_consent,
+            yes=REGISTERED,
             no=after_refusal,
             yes_label=_("I agree"),
             no_label=_("I refuse"),
@@ -92,7 +89,6 @@ JOURNEY = Journey(
             yes="registration.refused",
             no="registration.consent",
         ),
-        End("registration.done", _("You are registered. Dial again to ask for help.")),
         End(
             "registration.refused",
             _("Without your consent we cannot refer you. You can register again at any time."),

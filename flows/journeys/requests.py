@@ -1,6 +1,6 @@
 """My requests: each referral in one line, details on selection.
 
-The host puts the returnee's referrals in `state.facts["referrals"]` when the session starts,
+The host puts the returnee's referrals in `state.facts.referrals` when the session starts,
 as dicts with `code`, `category` and `status`; nothing else about them is shown on USSD. The
 category is the need's neutral label (a message id, as SMS show it), never the need itself:
 a phone is often shared, and "Psychosocial support" on its screen says too much.
@@ -15,7 +15,7 @@ from flows.screens import Choose, Journey, Option
 
 
 def _referrals(state: State) -> list[dict[str, str]]:
-    return list(state.facts.get("referrals", []))
+    return list(state.facts.referrals)
 
 
 def referral_lines(state: State) -> tuple[Option, ...]:

@@ -76,6 +76,9 @@ class Session:
             raw = socket.create_connection(
                 (self.link.host, self.link.port), timeout=self.link.response_timeout
             )
+            # A screen is one small PDU: sent at once, not held back waiting for the peer's ACK
+            # (Nagle's algorithm against a delayed ACK cost 40 ms a step).
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.link.tls:
                 raw = ssl.create_default_context().wrap_socket(raw, server_hostname=self.link.host)
         except OSError as exc:

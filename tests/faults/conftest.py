@@ -33,6 +33,7 @@ from tests.journeys import app_with_directory
 FAST = {
     "sms_retry_intervals": "1,1,1",
     "at_timeout_seconds": 2.0,
+    "orange_timeout_seconds": 0.5,  # 4 calls of a send fit within the job time-out below
     "sms_job_timeout_seconds": 3,
     "sms_claim_lease_seconds": 4,
     "sms_max_attempts": 4,

@@ -6,7 +6,9 @@ without. Objects are checked as well as pages (see `referrals.referral_or_404`).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -25,7 +27,12 @@ from web.db import get_session
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
 
 COOKIE = "sira_admin"
+# Before login, the forms' CSRF token is derived from this cookie's random value: an anonymous
+# visitor (or a script asking for the login page in a loop) costs no session in Redis.
+FORM_COOKIE = "sira_admin_form"
 LOGIN_FAILED = _("Wrong email or password.")
+LOGIN_THROTTLED = _("Too many failed attempts from here: wait a few minutes before trying again.")
+LOGIN_BUSY = _("Too many sign-ins at once: try again in a few seconds.")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -73,16 +80,29 @@ def load_session() -> None:
         else:
             g.admin_user = user
     g.admin_session = session
+    nonce = request.cookies.get(FORM_COOKIE, "")
+    g.form_nonce = nonce if session is None and 32 <= len(nonce) <= 64 else None
     if request.method == "POST":
-        sent = request.form.get("csrf_token", "").encode()
-        if session is None or not hmac.compare_digest(sent, session.csrf.encode()):
+        sent, expected = request.form.get("csrf_token", "").encode(), csrf_token().encode()
+        if not expected or not hmac.compare_digest(sent, expected):
             abort(400)
+
+
+def csrf_token() -> str:
+    """The session's token once signed in; before, one bound to the form cookie; else none."""
+    session: AdminSession | None = g.get("admin_session")
+    if session is not None:
+        return session.csrf
+    nonce = g.get("form_nonce")
+    if not nonce:
+        return ""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, b"admin-form:" + nonce.encode(), hashlib.sha256).hexdigest()
 
 
 @bp.context_processor
 def template_helpers() -> dict[str, Any]:
-    session: AdminSession | None = g.get("admin_session")
-    return {"csrf_token": session.csrf if session else "", "user": g.get("admin_user"), "Role": Role}
+    return {"csrf_token": csrf_token(), "user": g.get("admin_user"), "Role": Role}
 
 
 def require(
@@ -108,9 +128,9 @@ def require(
     return decorator
 
 
-def set_cookie(response: Response, session_id: str) -> Response:
+def set_cookie(response: Response, session_id: str, name: str = COOKIE) -> Response:
     response.set_cookie(
-        COOKIE,
+        name,
         session_id,
         path="/admin",
         secure=current_app.config.get("ADMIN_COOKIE_SECURE", True),
@@ -138,37 +158,52 @@ def safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """The login form; the same answer for an unknown email, a wrong password or a locked account."""
+    """The login form; the same answer for an unknown email or a wrong password (see throttle.py)."""
     if current_user() is not None:
         return redirect(url_for("admin.index"))
     if request.method == "GET":
-        session_id = None
-        if g.admin_session is None:
-            # The form needs a CSRF token, so an anonymous session holds it until login.
-            session_id, g.admin_session = store().start(None)
+        new_nonce = g.admin_session is None and g.form_nonce is None
+        if new_nonce:
+            g.form_nonce = secrets.token_urlsafe(32)
         response = Response(render_template("admin/login.html", next=request.args.get("next", "")))
-        return set_cookie(response, session_id) if session_id else response
+        return set_cookie(response, g.form_nonce, FORM_COOKIE) if new_nonce else response
     email = request.form.get("email", "")[:254]
     password = request.form.get("password", "")[:1024]
+    address, throttle = request.remote_addr or "", current_app.extensions["sira.login_throttle"]
+    wait = throttle.wait_seconds(address, email)
+    if wait:  # no password check at all: a guesser spends none of our CPU
+        return login_refused(LOGIN_THROTTLED, email, 429, wait)
     db, now = get_session(), utcnow()
     user = find_user(db, email)
-    if user is None:
-        spend_password_check(password)
-    elif user.active and not user.is_locked(now):
-        if user.password_matches(password):
-            user.record_login(now)
-            audit(db, user.id, "login")
-            db.commit()
+    with throttle.password_check() as turn:
+        if not turn:
+            return login_refused(LOGIN_BUSY, email, 503, 5)
+        if user is not None and user.active:
+            matches = user.password_matches(password)
+        else:
+            spend_password_check(password)
+            matches = False
+    if matches and user is not None:
+        throttle.succeeded(address, email)
+        user.record_login(now)
+        audit(db, user.id, "login")
+        db.commit()
+        if g.admin_session is not None:
             store().end(g.admin_session)
-            session_id, _ = store().start(user.id)
-            return set_cookie(redirect(safe_next(request.form.get("next"))), session_id)
-        user.record_failed_login(now)
-    else:
-        spend_password_check(password)
-    audit(db, user.id if user else None, "login.failed", locked=bool(user and user.is_locked(now)))
+        session_id, _ = store().start(user.id)
+        response = set_cookie(redirect(safe_next(request.form.get("next"))), session_id)
+        response.delete_cookie(FORM_COOKIE, path="/admin")
+        return response
+    throttle.failed(address, email)
+    audit(db, user.id if user else None, "login.failed")
     db.commit()
-    page = render_template("admin/login.html", error=LOGIN_FAILED, email=email, next=request.form.get("next"))
-    return page, 200
+    return login_refused(LOGIN_FAILED, email, 200)
+
+
+def login_refused(error: str, email: str, status: int, retry_after: int = 0) -> ResponseReturnValue:
+    """The login form again, with why; a throttled or busy answer says when to come back."""
+    page = render_template("admin/login.html", error=error, email=email, next=request.form.get("next"))
+    return page, status, {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 @bp.post("/logout")

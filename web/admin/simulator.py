@@ -45,6 +45,7 @@ EMULATOR_TIMEOUT = 3.0
 INBOX_SHOWN = 10
 OFF_IN_PRODUCTION = _("The simulator is off in production: SMS would go to real phones. It works when AT_API_URL is the local gateway emulator.")  # fmt: skip
 NOT_A_PHONE = _("Not a phone number.")
+NOT_A_TEST_PHONE = _("The simulator plays only the reserved test numbers, starting with:")
 NO_EMULATOR = _("The gateway emulator does not answer: start it, or check AT_API_URL.")
 WEBHOOK_REFUSED = _("The USSD service refused the request:")
 SMS_SENT = _("SMS sent. The service answered:")
@@ -242,6 +243,10 @@ def simulator_act() -> ResponseReturnValue:
         e164 = to_e164(call.phone, settings.default_region_code)
     except InvalidPhone:
         call.error, call.session_id, call.ended = translate(NOT_A_PHONE), "", True
+        return page(call, None, 400)
+    if not e164.startswith(settings.simulator_prefixes):  # never a real returnee's or provider's phone
+        reserved = ", ".join(settings.simulator_prefixes)
+        call.error, call.session_id, call.ended = f"{translate(NOT_A_TEST_PHONE)} {reserved}", "", True
         return page(call, None, 400)
     call.phone = e164
     typed = form.get("input", "")[:200]

@@ -142,7 +142,7 @@ def screen_text(wire: str) -> tuple[str, bool]:
     return wire, False
 
 
-@bp.get("/ussd/sessions/<session_id>")
+@bp.get("/ussd/sessions/<path:session_id>")  # a gateway's id may hold "/"
 @require(*EVERYONE)
 def ussd_session(session_id: str) -> ResponseReturnValue:
     """Every step as the returnee saw it; viewers do not see what was typed (it may be a name)."""

@@ -1,0 +1,195 @@
+"""USSD over SMPP beside USSD over Africa's Talking's HTTP, in one run (`make bench-transports`).
+
+The same journeys (a full registration per dial, the language remembered after the first) are
+driven through both transports of the one conversation: N phones posting AT's form to the app
+under gunicorn, and N phones dialling through an operator's USSD gateway that the load driver
+plays (SMPP 3.4 on loopback), which the SMPP connector (`flask smpp-connector`) binds to. Both
+sides get the same share of the machine: as many connector processes as gunicorn workers, as many
+conversation threads per connector as threads per worker. Segments run ABBA, as `ussd_steps`.
+
+It reports p50/p99 step time at N sessions (think time between steps, as people type) and
+saturated steps/s (no think time) for each, and the ratio SMPP/HTTP: the connector must not be
+the bottleneck, so the target is a ratio of at least 1.0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.ussd_load import Segment, Watch
+from bench.ussd_steps import (
+    PHASES,
+    ROOT,
+    Server,
+    _fmt,
+    _stop_on_sigterm,
+    drive,
+    free_port,
+    fresh_database,
+    fresh_redis,
+    git_revision,
+    server_env,
+    summarise,
+    total_errors,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "ussd_transports.json"
+PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+TARGETS = ("smpp", "app")  # the ratio is SMPP over AT's HTTP
+ORDER = ("smpp", "app", "app", "smpp")
+TARGET_RATIO = 1.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.ussd_transports", description=__doc__.split("\n\n")[0])
+    p.add_argument("--concurrency", type=int, default=100, help="simulated phones (default 100)")
+    p.add_argument("--duration", type=float, default=15, help="measured seconds per transport and phase (15)")
+    p.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each segment (3)")
+    p.add_argument("--think", type=float, default=0.5, help="latency phase: seconds between steps (0.5)")
+    p.add_argument("--jitter", type=float, default=0.5, help="think time varies by ± this fraction (0.5)")
+    p.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    p.add_argument(
+        "--workers", type=int, default=2, help="gunicorn workers, and SMPP connector processes (2)"
+    )
+    p.add_argument("--threads", type=int, default=4, help="threads per worker, and per connector (4)")
+    p.add_argument("--redis-db", type=int, default=13, help="dedicated Redis db, flushed before and after")
+    p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
+    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    args = p.parse_args(argv)
+    if args.concurrency < 1 or args.concurrency > 255 or args.duration <= 0 or args.workers < 1:
+        p.error("need 1 <= --concurrency <= 255 (one its_session_info octet), --duration > 0, --workers >= 1")
+    return args
+
+
+class Connectors:
+    """The SMPP connector processes, in one process group, binding to the driver's gateway."""
+
+    def __init__(self, env: dict[str, str], count: int, log: Path) -> None:
+        self.env, self.count, self.log = env, count, log
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.group = 0
+
+    def start(self) -> None:
+        with self.log.open("wb") as out:
+            for _ in range(self.count):
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "flask", "--app", "app", "smpp-connector"],
+                    cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                    process_group=self.group,
+                )  # fmt: skip
+                self.group = self.group or proc.pid  # the first leads the group the others join
+                self.procs.append(proc)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 15
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@contextlib.contextmanager
+def running(server: Server, connectors: Connectors) -> Any:
+    try:
+        server.start()
+        connectors.start()
+        yield
+    finally:
+        connectors.stop()
+        server.terminate()
+        server.wait_stopped()
+
+
+def plan(args: argparse.Namespace, ports: dict[str, int]) -> list[Segment]:
+    segments = []
+    for phase, think in (("saturation", 0.0), ("latency", args.think)):
+        for i, target in enumerate(ORDER):
+            index = len(segments)
+            segments.append(Segment(
+                phase=phase, target=target, port=ports[target], concurrency=args.concurrency,
+                warmup=args.warmup, duration=args.duration / 2, think=think, jitter=args.jitter,
+                number_base=index * args.concurrency * 1000, seed=index + 1, round=i // 2 + 1,
+            ))  # fmt: skip
+    return segments
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = [f"ussd_transports: {args.concurrency} sessions, {args.workers}x{args.threads} each side, "
+             f"{args.database}"]  # fmt: skip
+    for phase in PHASES:
+        for target, label in (("smpp", "SMPP"), ("app", "AT HTTP")):
+            f = figures[phase][target]
+            cpu = f["cpu"].get("server_ms_per_step")
+            lines.append(
+                f"  {phase:<10} {label:<8} {f['steps_per_s']:8.0f} steps/s  p50 {_fmt(f['p50_ms'])} ms"
+                f"  p99 {_fmt(f['p99_ms'])} ms  server CPU {_fmt(cpu, 2)} ms/step  errors {f['errors']}"
+            )
+    ratio = figures["saturation"]["ratio"]
+    met = ratio is not None and ratio >= TARGET_RATIO
+    lines.append(f"saturation SMPP/HTTP {_fmt(ratio, 2)} (target >= {TARGET_RATIO}: {'met' if met else 'NOT met'})"
+                 f"; latency@{args.concurrency} p99 SMPP {_fmt(figures['latency']['smpp']['p99_ms'])} ms,"
+                 f" HTTP {_fmt(figures['latency']['app']['p99_ms'])} ms")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
+        database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
+        redis_url = stack.enter_context(fresh_redis(args.redis_db))
+        smpp_port = free_port()
+        link = (f"smpp://sira:sira@127.0.0.1:{smpp_port}?name=bench&network=61002&window={args.concurrency}"
+                "&reconnect_min=0.2&reconnect_max=1")  # fmt: skip
+        env = server_env(database_url, redis_url, args.workers, args.threads, USSD_RATE_LIMIT="1000000",
+                         SMPP_CONNECTIONS=link, SMPP_WORKERS=str(args.threads))  # fmt: skip
+        app = Server("app", "app:create_app()", env, workdir / "app.log")
+        connectors = Connectors(env, args.workers, workdir / "smpp.log")
+        stack.enter_context(running(app, connectors))
+        app.wait_ready("/healthz", 200)
+        assert app.proc is not None
+        print(
+            f"ussd_transports: AT on :{app.port}, SMPP gateway on :{smpp_port}", file=sys.stderr, flush=True
+        )
+        watch = Watch(pgids={"app": app.proc.pid, "smpp": connectors.group},
+                      db_name=database_url.rsplit("/", 1)[1] if args.database == "postgresql" else None)  # fmt: skip
+        try:
+            tallies = drive(plan(args, {"app": app.port, "smpp": smpp_port}), watch, smpp_binds=args.workers)
+        except RuntimeError:
+            print((workdir / "smpp.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+    figures = summarise(tallies, TARGETS)
+    print(report(figures, args))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps({"revision": git_revision(), "settings": {
+        k: str(v) for k, v in vars(args).items()}, "figures": figures}, indent=2))  # fmt: skip
+    print(f"results: {args.output}", file=sys.stderr)
+    return 1 if total_errors(figures, TARGETS) else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("ussd_transports: interrupted; servers stopped and the database dropped", file=sys.stderr)
+        sys.exit(130)
+    except RuntimeError as exc:
+        print(f"ussd_transports: {exc}", file=sys.stderr)
+        sys.exit(2)
