@@ -181,24 +181,35 @@ class Router:
         gateway's failure. With none live, the first is tried anyway: a message is never held back
         only because every route was marked down."""
         routes = self.routes_for(sms.to)
-        live = [route for route in routes if self.health.usable(redis, route.name)] or routes[:1]
         started = time.monotonic()
         answers: list[tuple[Route, SendResult]] = []
-        for route in live:
+        for route in routes:
             if answers and time.monotonic() - started > self.budget:
                 break  # the job's time-out must not cut a send short: the rest wait for the retry
-            result = route.gateway.send(sms)
+            # Asked only now, when the route would be tried: a route's one probe is not spent on a
+            # message an earlier route took.
+            if not self.health.usable(redis, route.name):
+                continue
+            result = self._try(redis, route, sms)
             if result.outcome is Outcome.ACCEPTED:
-                self.health.succeeded(redis, route.name)
                 return Routed(result, route, (*(r.name for r, _ in answers), route.name))
-            if result.outcome is Outcome.PERMANENT:
-                self.health.attempted(redis, route.name)
-            else:
-                self.health.failed(redis, route.name)
             answers.append((route, result))
             log.info("route %s: %s (%s); next route", route.name, result.outcome, result.status)
+        if not answers:  # every route skipped: the first is tried all the same
+            return Routed(self._try(redis, routes[0], sms), routes[0], (routes[0].name,))
         route, result = _worst(answers)
         return Routed(result, route, tuple(r.name for r, _ in answers))
+
+    def _try(self, redis: Redis, route: Route, sms: OutgoingSms) -> SendResult:
+        """One send by one route, counted in its health: a refused number says nothing of the route."""
+        result = route.gateway.send(sms)
+        if result.outcome is Outcome.ACCEPTED:
+            self.health.succeeded(redis, route.name)
+        elif result.outcome is Outcome.PERMANENT:
+            self.health.attempted(redis, route.name)
+        else:
+            self.health.failed(redis, route.name)
+        return result
 
 
 def _worst(answers: list[tuple[Route, SendResult]]) -> tuple[Route, SendResult]:
