@@ -20,7 +20,7 @@ from gateway.africastalking import AfricasTalkingGateway
 from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
 from gateway.kannel import KannelGateway
 from gateway.orange import OrangeGateway
-from gateway.routing import Route, Routed, RouteHealth, Router, RouteState, scoped_id
+from gateway.routing import Route, Routed, RouteHealth, Router, RouteState, reachable, scoped_id
 
 if TYPE_CHECKING:
     from config import Settings
@@ -40,6 +40,7 @@ __all__ = [
     "SendResult",
     "SmsGateway",
     "gateway_from_settings",
+    "reachable",
     "router_from_settings",
     "scoped_id",
 ]
@@ -89,21 +90,20 @@ def gateway_from_settings(settings: Settings) -> SmsGateway:
     return _factory(settings.sms_gateway, "SMS_GATEWAY")(settings)
 
 
+# The setting that holds each kind's endpoint, checked by the routes' health check.
+CHECK_URLS = {"africastalking": "at_api_url", "orange": "orange_api_url", "kannel": "kannel_sendsms_url"}
+
+
 def router_from_settings(settings: Settings) -> Router:
     """Build every route of SMS_ROUTES (or SMS_GATEWAY alone) with its own settings, and the router
     that chooses between them; an unknown gateway kind fails at start-up."""
     routing = settings.routing
-    routes = {
-        spec.name: Route(
-            spec.name,
-            spec.kind,
-            _factory(spec.kind, f"SMS_ROUTES route {spec.name}")(
-                dataclasses.replace(settings, **dict(spec.options))
-            ),
-            spec.cost,
-        )
-        for spec in routing.routes
-    }
+    routes = {}
+    for spec in routing.routes:
+        own = dataclasses.replace(settings, **dict(spec.options))
+        factory = _factory(spec.kind, f"SMS_ROUTES route {spec.name}")
+        check_url = str(getattr(own, CHECK_URLS.get(spec.kind.lower(), ""), "") or "")
+        routes[spec.name] = Route(spec.name, spec.kind, factory(own), spec.cost, check_url)
     health = RouteHealth(settings.sms_route_failures, settings.sms_route_cooldown_seconds)
     # A route is tried only while a whole send through the slowest route still fits in the job.
     budget = settings.sms_job_timeout_seconds - settings.gateway_timeout_seconds

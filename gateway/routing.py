@@ -14,9 +14,11 @@ route that timed out may have sent the message; a route that refused the connect
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -55,6 +57,7 @@ class Route:
     kind: str
     gateway: SmsGateway
     cost: str = ""
+    check_url: str = ""  # the gateway's endpoint, whose answering is the route's health check
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,18 @@ class RouteHealth:
                 )
         except RedisError:
             pass
+
+    def failed_check(self, redis: Redis, name: str) -> None:
+        """The health check found the gateway unreachable: skip the route for a cool-down now,
+        rather than after SMS_ROUTE_FAILURES messages have each tried it first."""
+        try:
+            with redis.pipeline() as pipe:
+                pipe.set(keys.route_failures(name), self.failures_allowed)
+                pipe.set(keys.route_down(name), "1", ex=self.cooldown)
+                pipe.delete(keys.route_probe(name))
+                pipe.execute()
+        except RedisError as exc:
+            log.warning("route %s: could not mark it down (%s)", name, type(exc).__name__)
 
     def attempted(self, redis: Redis, name: str) -> None:
         """A send the route answered for good (a refused number): counted, health unchanged."""
@@ -210,6 +225,19 @@ class Router:
         else:
             self.health.failed(redis, route.name)
         return result
+
+
+def reachable(url: str, timeout: float = 2.0) -> bool:
+    """Whether the gateway's host accepts a connection on its port: no message, no credentials."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return True  # nothing to check against (an SDK's own URL): the sends will tell
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _worst(answers: list[tuple[Route, SendResult]]) -> tuple[Route, SendResult]:

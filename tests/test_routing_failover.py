@@ -260,3 +260,20 @@ def test_a_send_cut_off_after_its_route_took_it_is_sent_again_at_most_once_by_a_
     assert at_copies == [1] and copies([again], (orange, "orange")) == [1]  # two copies in all: the promise
     sweep(database_url, at, orange, after=timedelta(hours=2))
     assert copies([again], (orange, "orange")) == [1]  # and no more
+
+
+def test_a_route_that_fails_its_health_check_is_skipped_before_any_message_tries_it(
+    db, redis: Redis, at: EmulatorProcess, orange: EmulatorProcess, database_url: str, live_server
+) -> None:
+    at.stop()
+    with Redis.from_url(REDIS_URL) as queue_redis:
+        check = Queue(queues.DEFAULT, connection=queue_redis).enqueue("workers.routes.check_routes")
+    run_worker(database_url, at, orange)  # the cron's health check, on a real worker
+    assert check.latest_result().return_value == {"at": False, "orange": True}
+    assert redis.exists(keys.route_down("at")) and not redis.exists(keys.route_down("orange"))
+
+    ask_for_help(Phone(live_server.url, number=FIRST))
+    run_worker(database_url, at, orange)
+    rows = outbox(db)
+    assert {(r.status, r.route, r.attempts) for r in rows} == {(SmsStatus.ACCEPTED, "orange", 1)}
+    assert health(redis)[0].sent == 0  # no message waited on AT to find it dead
