@@ -258,6 +258,20 @@ def _validate(s: Settings) -> None:
         s.routing  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"SMS_ROUTES / SMS_ROUTE_PREFIXES: {exc}") from None
+    for route in s.routing.routes:  # a route's own URLs and time-outs, as strictly as the globals
+        own = replace(s, **dict(route.options))
+        for name, value in route.options:
+            empty_ok = value == "" and name in EMPTY_MEANS_SOMETHING
+            if (
+                name in _URL_SCHEMES
+                and not empty_ok
+                and urlsplit(str(value)).scheme not in _URL_SCHEMES[name]
+            ):
+                raise ConfigError(
+                    f"SMS_ROUTES route {route.name}: {name} must start with http:// or https://"
+                )
+            if name.endswith("_timeout_seconds") and getattr(own, name) <= 0:
+                raise ConfigError(f"SMS_ROUTES route {route.name}: {name} must be positive")
     if s.sms_route_failures < 1 or s.sms_route_cooldown_seconds < 1:
         raise ConfigError("SMS_ROUTE_FAILURES and SMS_ROUTE_COOLDOWN_SECONDS must be at least 1")
     if min(s.at_timeout_seconds, s.kannel_timeout_seconds, s.orange_timeout_seconds) <= 0:

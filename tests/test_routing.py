@@ -64,6 +64,10 @@ def test_without_routes_sms_gateway_takes_every_number_as_before() -> None:
         ("at=africastalking", "7 7=at", "appears twice"),
         ("at=africastalking", "94-90=at", "the smaller first"),
         ("at=africastalking", "7x=at", "is not a prefix"),
+        ("at=africastalking?api_url=ftp://example.org", "", "at_api_url must start with http"),
+        ("k=kannel?sendsms_url=smsbox", "", "kannel_sendsms_url must start with http"),
+        ("o=orange?timeout_seconds=0", "", "orange_timeout_seconds must be positive"),
+        ("o=orange?timeout_seconds=20", "", "the slowest route's"),
     ],
 )
 def test_a_bad_route_or_prefix_fails_at_start_up_in_one_line(
