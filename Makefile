@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench bench-transports bench-sms bench-admin clean
+.PHONY: run test check bench bench-transports bench-sms bench-admin clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	scripts/test
+
+# The edit-test loop (under 2 minutes): lint and the tests that need no process running.
+check: $(STAMP)
+	scripts/check
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.ussd_steps

@@ -16,11 +16,63 @@ from flows.journeys import conversation
 from flows.sms import SmsTexts
 from infra.connection import redis_from_url
 from infra.ratelimit import RateLimit
-from infra.sealing import Sealer
+from infra.sealing import Keyring, Sealer
 from infra.spool import Spool
 from infra.ussd_store import UssdStore
+from models.db import make_session_factory
+from models.phone import phone_hash, to_e164
+from services.converse import Converse
 from services.transcripts import SEALING_PURPOSE
-from web import NoCookieSession, admin, callbacks, db, health, kannel, orange_sms, sms, ussd
+from web import NoCookieSession, admin, callbacks, context, db, health, kannel, orange_sms, sms, ussd
+from web.admin.i18n import ADMIN_LANGUAGES
+from web.admin.sessions import SessionStore
+from web.admin.throttle import LoginThrottle
+from web.context import Sira
+
+
+def collaborators(settings: Settings) -> Sira:
+    """What the app is made of, each built once from the settings."""
+    redis = redis_from_url(settings.redis_url, settings.redis_socket_timeout_seconds)
+    sessions = make_session_factory(
+        settings.database_url, Keyring(settings.encryption_keyring), settings.database_connect_timeout_seconds
+    )
+    catalogs = Catalogs.load()
+    engine = Engine(conversation(), catalogs)
+    sms_texts = SmsTexts.from_settings(settings, catalogs)
+    ussd_store = UssdStore(
+        redis,
+        settings.ussd_session_ttl_seconds,
+        settings.resume_window_hours * 3600,
+        settings.secret_key,
+        State.from_json,
+    )
+    exempt = frozenset(
+        phone_hash(to_e164(n, settings.default_region_code), settings.phone_hash_key)
+        for n in settings.rate_limit_exempt
+    )
+    ussd_limit = RateLimit("ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds, exempt)
+    step_sealer = Sealer(settings.secret_key, SEALING_PURPOSE)
+    return Sira(
+        settings=settings,
+        sessions=sessions,
+        redis=redis,
+        engine=engine,
+        sms_texts=sms_texts,
+        ussd_store=ussd_store,
+        converse=Converse(settings, engine, ussd_store, step_sealer, redis, sms_texts, ussd_limit, sessions),
+        ussd_limit=ussd_limit,
+        sms_limit=RateLimit("sms", settings.sms_rate_limit, settings.sms_rate_window_seconds),
+        spool=Spool(settings.spool_dir, settings.secret_key),
+        admin_catalogs=Catalogs.load(domain="admin", languages=ADMIN_LANGUAGES),
+        admin_sessions=SessionStore(redis),
+        login_throttle=LoginThrottle(
+            redis,
+            settings.login_free_failures,
+            settings.login_max_delay_seconds,
+            settings.password_checks,
+            settings.password_check_wait_seconds,
+        ),
+    )
 
 
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
@@ -34,33 +86,12 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.session_interface = NoCookieSession()
-    app.extensions["sira.settings"] = settings
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    db.init_app(app)
-    redis = redis_from_url(settings.redis_url, settings.redis_socket_timeout_seconds)
-    app.extensions["sira.redis"] = redis
-    catalogs = Catalogs.load()
-    app.extensions["sira.engine"] = Engine(conversation(), catalogs)
-    app.extensions["sira.sms_texts"] = SmsTexts.from_settings(settings, catalogs)
-    app.extensions["sira.ussd_store"] = UssdStore(
-        redis,
-        settings.ussd_session_ttl_seconds,
-        settings.resume_window_hours * 3600,
-        settings.secret_key,
-        State.from_json,
-    )
-    app.extensions["sira.step_sealer"] = Sealer(settings.secret_key, SEALING_PURPOSE)
-    app.extensions["sira.ussd_limit"] = RateLimit(
-        "ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds
-    )
-    app.extensions["sira.sms_limit"] = RateLimit(
-        "sms", settings.sms_rate_limit, settings.sms_rate_window_seconds
-    )
     if settings.trusted_proxies:  # the client's address is the one the last trusted proxy saw
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
-    app.extensions["sira.spool"] = Spool(settings.spool_dir, settings.secret_key)
+    context.init_app(app, collaborators(settings))
+    db.init_app(app)
     app.register_blueprint(health.bp)
     callbacks.register(
         app,

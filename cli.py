@@ -14,12 +14,14 @@ from flask.cli import AppGroup, with_appcontext
 
 from config import load_settings
 from infra.health import ServiceDown, require_services
+from web.context import sira
 
 ROOT = Path(__file__).resolve().parent
 MIGRATIONS = ROOT / "migrations"
-SEED = ROOT / "seed" / "directory.yaml"
+SEED = ROOT / "seed" / "directory.hsds.json"
 
 db_cli = AppGroup("db", help="Create or migrate the database schema (Alembic).")
+directory_cli = AppGroup("directory", help="The CNRM directory in and out of HSDS 3.0 (Open Referral).")
 
 
 def init_app(app: Flask) -> None:
@@ -29,6 +31,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(smpp_connector_command)
     app.cli.add_command(worker_command)
     app.cli.add_command(seed_command)
+    app.cli.add_command(directory_cli)
     app.cli.add_command(rotate_keys_command)
     app.cli.add_command(rehash_phones_command)
 
@@ -46,7 +49,7 @@ def alembic_config(url: str, encryption_keys: Sequence[tuple[str, bytes]] | None
 
 
 def _app_alembic_config() -> AlembicConfig:
-    keys = current_app.extensions["sira.settings"].encryption_keyring
+    keys = sira().settings.encryption_keyring
     return alembic_config(current_app.config["DATABASE_URL"], keys)
 
 
@@ -83,7 +86,7 @@ def db_current() -> None:
 def check_command() -> None:
     """Exit non-zero, naming the culprit, unless the database and Redis answer."""
     try:
-        require_services(current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"])
+        require_services(sira().sessions, sira().redis)
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("database and redis answer")
@@ -124,7 +127,7 @@ def ussd_phone(
         return answer
 
     if transport == "smpp":
-        settings = current_app.extensions["sira.settings"]
+        settings = sira().settings
         _smpp_phone(phone, url or settings.smpp_emulator_url or "http://127.0.0.1:8026", next_answer)
     else:
         _at_phone(phone, url, session_id, next_answer)
@@ -137,7 +140,7 @@ def _at_phone(
 
     from web.callbacks import callback_url
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     url = url or callback_url(settings.public_base_url, "/ussd", settings.callback_secrets)
     session_id = session_id or f"cli-{uuid.uuid4().hex[:12]}"
     history: list[str] = []
@@ -170,7 +173,7 @@ def _smpp_phone(phone: str, base: str, next_answer: Callable[[], str | None]) ->
     """Dial through the gateway emulator: its deliver_sm goes to the connector, its screens come back."""
     from models.phone import InvalidPhone, to_e164
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     try:
         e164 = to_e164(phone, settings.default_region_code)
     except InvalidPhone:
@@ -206,11 +209,10 @@ def smpp_connector_command() -> None:
 
     from gateway.smpp import Connector
     from models.phone import phone_hash
-    from services.converse import conversation_for
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     try:
-        require_services(current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"])
+        require_services(sira().sessions, sira().redis)
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
     if not logging.getLogger().handlers:
@@ -218,7 +220,7 @@ def smpp_connector_command() -> None:
     key = settings.phone_hash_key
     connector = Connector(
         settings.smpp_links,
-        conversation_for(current_app._get_current_object()),  # type: ignore[attr-defined]
+        sira().converse,
         service_code=settings.ussd_service_code,
         redact=lambda value: phone_hash(value, key),
         workers=settings.smpp_workers,
@@ -237,62 +239,103 @@ def smpp_connector_command() -> None:
 @with_appcontext
 def worker_command(burst: bool) -> None:
     """Run an RQ worker on Sira's queues, after checking that the database and Redis answer."""
-    from rq import SimpleWorker
-
-    from infra import queues
     from infra.connection import worker_redis
     from workers.cron import start_cron
+    from workers.runner import quiet_routine_logs, run_jobs
 
-    sessions, redis = current_app.extensions["sira.sessions"], current_app.extensions["sira.redis"]
+    sessions, redis = sira().sessions, sira().redis
     try:
         require_services(sessions, redis)
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     redis = worker_redis(settings.redis_url)
+    quiet_routine_logs()  # before the cron's thread starts queueing
     if not burst:
         start_cron(redis, settings)
-    # No fork per job: Sira's jobs are short, bounded by time-outs, and a fork that rebuilds the
-    # database pool, catalogs and gateway connection costs more than the job (bench/README.md).
-    # The maintenance pass is what hands the job of a killed worker back (StartedJobRegistry).
-    worker = SimpleWorker(
-        list(queues.ALL), connection=redis, maintenance_interval=settings.worker_maintenance_seconds
-    )
-    # After a Redis outage, reconnect within seconds rather than RQ's default of up to a minute.
-    worker.max_connection_wait_time = 5.0
-    worker.work(burst=burst, with_scheduler=True)
+    run_jobs(redis, settings, burst=burst)
+
+
+def phone_hasher(settings: object) -> Callable[[str], tuple[str, str]]:
+    """A typed number -> (E.164, keyed hash) with the app's settings; ValueError if it is not a number."""
+    from models.phone import phone_hash, to_e164
+
+    def hash_phone(raw: str) -> tuple[str, str]:
+        e164 = to_e164(raw, settings.default_region_code)  # InvalidPhone is a ValueError
+        return e164, phone_hash(e164, settings.phone_hash_key)
+
+    return hash_phone
+
+
+def import_hsds(path: Path, dry_run: bool = False) -> None:
+    """Import an HSDS directory file in one transaction, print what changed; refuse it whole on any problem."""
+    import json
+
+    from services.directory_hsds import import_directory
+    from services.hsds_schema import HsdsInvalid
+
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{path.name} is not JSON: {exc}") from None
+    hash_phone = phone_hasher(sira().settings)
+    with sira().sessions() as session:
+        try:
+            report = import_directory(session, document, hash_phone)
+        except HsdsInvalid as exc:
+            session.rollback()
+            problems = "\n".join(f"  {p}" for p in exc.problems)
+            raise click.ClickException(f"{path.name} refused, nothing was changed:\n{problems}") from None
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    for line in report.lines():
+        click.echo(line)
+    if dry_run:
+        click.echo("dry run: nothing was written")
 
 
 @click.command("seed")
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=SEED)
 @with_appcontext
 def seed_command(path: Path) -> None:
-    """Load the sample directory (categories, regions, providers); running it again updates it."""
-    import yaml
+    """Load the sample directory (HSDS 3.0: needs, regions, providers); running it again updates it."""
+    import_hsds(path)
 
-    from models.directory import load_directory
-    from models.phone import InvalidPhone, phone_hash, to_e164
 
-    settings = current_app.extensions["sira.settings"]
+@directory_cli.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: standard output).",
+)
+@with_appcontext
+def directory_export(output: Path | None) -> None:
+    """Write the directory as an HSDS 3.0 JSON data package, validated against the published schema."""
+    import json
 
-    def hash_phone(raw: str) -> tuple[str, str]:
-        try:
-            e164 = to_e164(raw, settings.default_region_code)
-        except InvalidPhone:
-            raise click.ClickException(f"{path.name}: {raw!r} is not a phone number") from None
-        return e164, phone_hash(e164, settings.phone_hash_key)
+    from services.directory_hsds import export_directory
+    from services.hsds_schema import tables
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"{path.name} is not valid YAML: {exc}") from None
-    with current_app.extensions["sira.sessions"]() as session:
-        try:
-            counts = load_directory(session, data, hash_phone)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise click.ClickException(f"{path.name}: malformed entry ({exc})") from None
-        session.commit()
-    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()) + " loaded")
+    with sira().sessions() as session:
+        package = export_directory(session)
+    tables(package)  # an export that would not import is a bug: refuse to write it
+    text = json.dumps(package, ensure_ascii=False, indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@directory_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and say what would change, writing nothing.")
+@with_appcontext
+def directory_import(path: Path, dry_run: bool) -> None:
+    """Create or update needs, regions and providers from an HSDS 3.0 file; a broken file changes nothing."""
+    import_hsds(path, dry_run)
 
 
 @click.command("rotate-keys")
@@ -307,7 +350,7 @@ def rotate_keys_command(batch: int) -> None:
     import models
     from models.encrypted import keyring_of, rotate
 
-    engine = current_app.extensions["sira.sessions"].kw["bind"]
+    engine = sira().sessions.kw["bind"]
     results = rotate(engine, models.Base.metadata, max(1, batch))
     for r in results:
         click.echo(f"{r.column}: {r.values} values, {r.rewritten} re-encrypted, {r.unreadable} unreadable")
@@ -330,7 +373,7 @@ def rehash_phones_command() -> None:
     """
     from services.rehash import rehash_phones
 
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     old, new = settings.previous_phone_hash_key, settings.phone_hash_key
     if not old or old == new:
         raise click.ClickException(
@@ -338,14 +381,14 @@ def rehash_phones_command() -> None:
         )
     from infra.keys import REHASH_DROPPED, STEP_BUFFER
 
-    if current_app.extensions["sira.redis"].llen(STEP_BUFFER):
+    if sira().redis.llen(STEP_BUFFER):
         raise click.ClickException(
             "USSD steps are still buffered under the old hashes: start a worker until it has flushed them"
         )
-    with current_app.extensions["sira.sessions"]() as session:
+    with sira().sessions() as session:
         counts = rehash_phones(session, old, new)
         session.commit()
-    redis = current_app.extensions["sira.redis"]
+    redis = sira().redis
     for prefix in REHASH_DROPPED:
         for key in redis.scan_iter(match=f"{prefix}*", count=500):
             redis.delete(key)

@@ -102,6 +102,12 @@ class Settings:
     login_max_delay_seconds: int = 900
     password_checks: int = 2
     password_check_wait_seconds: float = 2.0
+    # Numbers the README's examples dial: in development only, not held to the USSD rate limit, so
+    # that the scripted example can be run again and again.
+    demo_numbers: str = "+22370000101,+22370000102,+22370000103"
+    # Tests only: a USSD step that fails unexpectedly raises instead of ending politely, so that a
+    # crash inside a step fails the test that caused it (refused in production).
+    raise_step_errors: bool = False
     # The operators' USSD gateways the SMPP connector binds to (see SmppLink); the local emulator.
     smpp_connections: str = "smpp://sira:sira@127.0.0.1:2775?name=emulator&network=61002"
     smpp_workers: int = 16  # conversation steps the connector runs at once
@@ -110,6 +116,13 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def rate_limit_exempt(self) -> tuple[str, ...]:
+        """The numbers no rate limit holds: the demo numbers, in development only."""
+        if self.env != "development":
+            return ()
+        return tuple(n.strip() for n in self.demo_numbers.split(",") if n.strip())
 
     @property
     def callback_secrets(self) -> tuple[str, ...]:
@@ -225,9 +238,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     return settings
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
 def _coerce(name: str, type_name: object, raw: object) -> object:
     if not isinstance(raw, str):
         return raw
+    if type_name in ("bool", bool):
+        if raw.strip().lower() in _TRUE + _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ConfigError(f"{name.upper()} must be true or false (1/0, yes/no), got {raw!r}")
     try:
         if type_name in ("int", int):
             return int(raw)
@@ -330,6 +350,10 @@ def _validate(s: Settings) -> None:
     if s.smpp_workers < 1:
         raise ConfigError("SMPP_WORKERS must be at least 1")
     if s.is_production:
+        if s.raise_step_errors:
+            raise ConfigError(
+                "RAISE_STEP_ERRORS is for tests: in production a failed USSD step ends politely"
+            )
         for name in ("secret_key", "phone_hash_key"):
             value = getattr(s, name)
             if value == DEV_SECRET or len(value) < 32:

@@ -2,6 +2,8 @@
 
 import os
 
+from web.context import sira
+
 bind = os.environ.get("BIND", "127.0.0.1:" + os.environ.get("PORT", "5000"))
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
@@ -15,7 +17,7 @@ def on_starting(server):
 
     app = create_app()
     try:
-        require_services(app.extensions["sira.sessions"], app.extensions["sira.redis"])
+        require_services(sira(app).sessions, sira(app).redis)
     except ServiceDown as exc:
         server.log.error("Sira cannot start: %s", exc)
         raise SystemExit(3) from None

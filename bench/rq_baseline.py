@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from web.context import sira
+
 BARE_QUEUE = "sira-bench-bare"
 
 
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     from infra.health import require_services
 
     app = create_app()
-    sessions, redis = app.extensions["sira.sessions"], app.extensions["sira.redis"]
+    sessions, redis = sira(app).sessions, sira(app).redis
     with app.app_context():
         require_services(sessions, redis)
         worker = Worker([Queue(args.queue, connection=redis)], connection=redis)

@@ -36,6 +36,7 @@ from bench.ussd_load import (
     register_choice,
 )
 from bench.ussd_steps import PG_ADMIN_URL, fresh_database, fresh_redis
+from web.context import sira
 
 FICTITIOUS_PHONE, WARM_PHONE = PROBE_PHONE, bench_phone(NUMBERS - 10)
 
@@ -80,7 +81,7 @@ def instrument(app: Any) -> None:
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
-    engine = app.extensions["sira.sessions"].kw["bind"]
+    engine = sira(app).sessions.kw["bind"]
     started: dict[int, float] = {}
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -137,7 +138,7 @@ def sira_app(database: str) -> Iterator[Any]:
             }
         )
         yield app
-        app.extensions["sira.sessions"].kw["bind"].dispose()
+        sira(app).sessions.kw["bind"].dispose()
 
 
 def journey(client: Any, number: str, session_id: str, on_step: Callable[[str, str], None]) -> None:

@@ -28,6 +28,8 @@ class SaveRegistration:
     returned_from: str
     returned_since: str
     consent_version: str
+    channel: str = "ussd"  # "agent": registered on the spot by a reception agent, who read the consent
+    agent_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ class Facts:
     """What the host knows of the phone when the session starts; journeys' conditions read it."""
 
     registered: bool = False
-    referrals: list[dict[str, str]] = field(default_factory=list)  # newest first: code, category, status
+    referrals: list[dict] = field(default_factory=list)  # newest first: code, category, status, open
 
     @classmethod
     def of(cls, data: dict[str, Any] | None) -> Facts:

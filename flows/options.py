@@ -59,7 +59,7 @@ RETURNED_SINCE = (
     Option("gt2y", _("More than 2 years")),
 )
 
-# Codes match seed/directory.yaml; child protection is not offered: minors are routed to it.
+# Codes match the sample directory (seed/directory.hsds.json); child protection is not offered: minors are routed to it.
 CATEGORIES = (
     Option("jobs", _("Jobs and training")),
     Option("activity", _("Start an activity, microcredit")),
@@ -85,10 +85,6 @@ NEUTRAL_LABELS = {
     "family": _("support"),
     "protection": _("support"),
 }
-
-# A referral still being handled, as "My requests" sees it (declined and expired ones wait at the
-# coordination desk until re-routed): withdrawing consent cancels these.
-OPEN_STATUSES = ("new", "sent", "accepted", "declined", "expired")
 
 REFERRAL_STATUSES = {
     "new": _("received"),

@@ -49,6 +49,10 @@ R_FEEDBACK_NOT_HELPED = _(
 R_HELP = _(
     "Sira: dial {ussd} for the menu. SMS: STATUT to follow your requests, STOP for no more SMS, SUPPRIMER to erase your data."
 )
+# After a reception agent registered the person: the code and keywords stay in their phone.
+R_WELCOME = _(
+    "Welcome to Sira. Dial {ussd} to ask for help. SMS: AIDE for help, STATUT to follow your requests, STOP for no more SMS."
+)
 R_STATUS = _("Your requests: {list}.")
 R_STATUS_NONE = _("You have no open request. Dial {ussd} to ask for help.")
 R_STOPPED = _("You will receive no more SMS from Sira. Send START to receive them again.")
@@ -59,7 +63,7 @@ R_ERASED = _("Your data has been erased.")
 R_ERASE_NOTHING = _("Sira holds no data for this number: there is nothing to erase.")
 R_UNKNOWN = _("Sira did not understand. Send AIDE for help or dial {ussd}.")
 
-# Neutral labels an SMS may show (seed/directory.yaml gives each category one).
+# Neutral labels an SMS may show (the directory gives each category one, its sira_sms_label).
 SMS_LABELS = (_("employment"), _("activity"), _("support"), _("housing"), _("documents"), _("advice"))
 
 

@@ -205,7 +205,7 @@ class UssdStore(Generic[S]):
                 return Loaded(self.decode(data), version, None, remembered=True, limited=limited)
         key, resume_key = self._keys(session_id, phone_digest)
         suspended = profile = count = None
-        counting = limit is not None and bool(limit.limit)
+        counting = limit is not None and limit.applies_to(phone_digest)
         commands: list[tuple[str, ...]] = [
             ("HMGET", key, "v", "s", "b", "p"),
             ("GET", keys.ussd_erased(phone_digest)),
@@ -286,7 +286,7 @@ class UssdStore(Generic[S]):
         resume = "leave" if state.suspended is not None else "keep" if state.resumable else "drop"
         data = state.to_json()
         sealed = self.sealer.seal(data.encode())
-        counting = limit is not None and bool(limit.limit)
+        counting = limit is not None and limit.applies_to(phone_digest)
         limit_key = limit.key(phone_digest) if counting else keys.no_rate_limit(phone_digest)
         script_keys = SaveKeys(
             session=key,

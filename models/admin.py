@@ -31,6 +31,7 @@ class Role(enum.StrEnum):
     COORDINATOR = "coordinator"  # referrals and providers
     VIEWER = "viewer"  # read only, personal data masked
     PROVIDER = "provider"  # the focal point of one provider: that provider's referrals only
+    AGENT = "agent"  # a reception agent (airport, bus station): registers returnees, sees nothing else
 
 
 class User(Base):
@@ -38,7 +39,7 @@ class User(Base):
 
     __tablename__ = "admin_user"
     __table_args__ = (
-        CheckConstraint("role IN ('admin', 'coordinator', 'viewer', 'provider')", name="role"),
+        CheckConstraint("role IN ('admin', 'coordinator', 'viewer', 'provider', 'agent')", name="role"),
         CheckConstraint("(role = 'provider') = (provider_id IS NOT NULL)", name="provider_role"),
     )
 

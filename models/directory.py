@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, String, Table, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
 
@@ -81,40 +80,3 @@ class ProviderNumber(Base):
     label: Mapped[str | None] = mapped_column(String(60))
 
     provider: Mapped[Provider] = relationship(back_populates="numbers")
-
-
-def load_directory(
-    session: Session, data: dict, hash_phone: Callable[[str], tuple[str, str]]
-) -> dict[str, int]:
-    """Create or update categories, regions and providers from seed data; safe to run again.
-
-    `hash_phone` turns a typed number into (E.164, keyed hash).
-    """
-    for code, (name, sms_label, position) in data["categories"].items():
-        session.merge(Category(code=code, name=name, sms_label=sms_label, position=position))
-    for code, (name, part_of) in data["regions"].items():
-        session.merge(Region(code=code, name=name, part_of=part_of))
-    session.flush()
-    for item in data["providers"]:
-        provider = session.scalar(select(Provider).where(Provider.slug == item["slug"])) or Provider(
-            slug=item["slug"]
-        )
-        provider.name, provider.kind = item["name"], item["kind"]
-        provider.national = bool(item.get("national", False))
-        provider.daily_capacity = int(item.get("daily_capacity", 10))
-        provider.language = item.get("language", "fr")
-        provider.categories = [session.get(Category, c) for c in item["categories"]]
-        provider.regions = [session.get(Region, r) for r in item.get("regions", [])]
-        wanted = [hash_phone(raw) for raw in item["numbers"]]
-        have = {n.phone_hash for n in provider.numbers}
-        provider.numbers = [n for n in provider.numbers if n.phone_hash in {h for _, h in wanted}]
-        provider.numbers += [
-            ProviderNumber(phone_e164=e164, phone_hash=h) for e164, h in wanted if h not in have
-        ]
-        session.add(provider)
-    session.flush()
-    return {
-        "categories": len(data["categories"]),
-        "regions": len(data["regions"]),
-        "providers": len(data["providers"]),
-    }

@@ -10,7 +10,7 @@ import enum
 import secrets
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, and_, or_, select, text
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -22,6 +22,10 @@ CODE_LENGTH = 5
 
 
 class Status(enum.StrEnum):
+    """Where a referral is in its life. Which statuses count as open is said here once: the
+    Python (`is_open`), the SQL (`open_clause`) and the database's own index (`OPEN_SQL`) come
+    from `IN_HAND` and `AT_DESK_IF_UNASSIGNED` below."""
+
     NEW = "new"
     SENT = "sent"
     ACCEPTED = "accepted"
@@ -30,17 +34,33 @@ class Status(enum.StrEnum):
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
+    def is_open(self, provider_id: int | None) -> bool:
+        """Open: in a provider's hands, or waiting at the coordination desk after a decline or
+        an expiry that found no other provider."""
+        return self in IN_HAND or (self in AT_DESK_IF_UNASSIGNED and provider_id is None)
 
-OPEN = (Status.NEW, Status.SENT, Status.ACCEPTED)
-AWAITING = (Status.DECLINED, Status.EXPIRED)  # with no provider: at the coordination desk
+    @staticmethod
+    def open_clause() -> ColumnElement[bool]:
+        """`is_open`, as SQL on the referral table."""
+        return or_(
+            Referral.status.in_([s.value for s in IN_HAND]),
+            and_(
+                Referral.status.in_([s.value for s in AT_DESK_IF_UNASSIGNED]), Referral.provider_id.is_(None)
+            ),
+        )
 
 
-def open_clause():
-    """Open referrals: with a provider, or waiting at the coordination desk after a decline."""
-    return or_(
-        Referral.status.in_([s.value for s in OPEN]),
-        and_(Referral.status.in_([s.value for s in AWAITING]), Referral.provider_id.is_(None)),
-    )
+IN_HAND = (Status.NEW, Status.SENT, Status.ACCEPTED)  # a provider has it (or is being sent it)
+AT_DESK_IF_UNASSIGNED = (Status.DECLINED, Status.EXPIRED)  # with no provider: at the coordination desk
+
+
+def _sql_list(statuses: tuple[Status, ...]) -> str:
+    return ", ".join(f"'{s.value}'" for s in statuses)
+
+
+# `is_open`, as the partial index's predicate (plain SQL both back-ends read).
+OPEN_SQL = f"status IN ({_sql_list(IN_HAND)}) OR (status IN ({_sql_list(AT_DESK_IF_UNASSIGNED)}) AND provider_id IS NULL)"
+open_clause = Status.open_clause
 
 
 ALLOWED = {
@@ -52,11 +72,6 @@ ALLOWED = {
     Status.CLOSED: set(),
     Status.CANCELLED: set(),
 }
-
-
-OPEN_SQL = (
-    "status IN ('new', 'sent', 'accepted') OR (status IN ('declined', 'expired') AND provider_id IS NULL)"
-)
 
 
 class IllegalTransition(ValueError):
@@ -105,7 +120,7 @@ class Referral(Base):
 
     @property
     def is_open(self) -> bool:
-        return self.status in OPEN or (self.status in AWAITING and self.provider_id is None)
+        return Status(self.status).is_open(self.provider_id)
 
     @property
     def at_desk(self) -> bool:

@@ -68,6 +68,9 @@ class ConsentRecord(Base):
     granted: Mapped[bool]
     channel: Mapped[str] = mapped_column(String(10))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The reception agent who read the consent aloud (channel "agent"); None when the person
+    # answered on their own phone.
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("admin_user.id", ondelete="SET NULL"))
 
     returnee: Mapped[Returnee] = relationship(back_populates="consents")
 

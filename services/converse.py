@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Flask
 from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -47,6 +46,7 @@ from models.base import utcnow
 from models.db import insert_ignore
 from models.directory import Category
 from models.phone import phone_hash
+from models.referral import Status
 from services.effects import Performed, perform
 from services.referrals import NotReferable
 from services.transcripts import step_record
@@ -95,13 +95,6 @@ class Converse:
     limit: RateLimit
     sessions: sessionmaker[Session]
 
-    @classmethod
-    def of(cls, app: Flask) -> Converse:
-        ext = app.extensions
-        return cls(ext["sira.settings"], ext["sira.engine"], ext["sira.ussd_store"], ext["sira.step_sealer"],
-                   ext["sira.redis"], ext["sira.sms_texts"], ext["sira.ussd_limit"],
-                   ext["sira.sessions"])  # fmt: skip
-
     def __call__(self, step: UssdStep) -> UssdReply:
         """Run `step`; every failure but a refused step is a polite END, never a gateway error.
 
@@ -120,6 +113,8 @@ class Converse:
             reply = self.polite(UNAVAILABLE)
         except Exception:  # a returnee must get a polite END, never a gateway error
             db.rollback()
+            if self.settings.raise_step_errors:  # under test, a crash inside a step fails the test
+                raise
             log.exception("unexpected failure during a USSD step")
             reply = self.polite(UNAVAILABLE)
         finally:
@@ -129,11 +124,6 @@ class Converse:
     def polite(self, msgid: str, language: str | None = None) -> Reply:
         """An END in the session's language if known, else the default one."""
         return Reply(to_ussd(self.engine.catalogs.gettext(language or DEFAULT_LANGUAGE, msgid)), end=True)
-
-
-def conversation_for(app: Flask) -> Converse:
-    """The app's conversation, for a transport that runs outside any request (the SMPP connector)."""
-    return Converse.of(app)
 
 
 def wire(reply: Reply | UssdReply) -> str:
@@ -377,14 +367,18 @@ def _profile_after(state: State, done: Performed, effects: int) -> tuple[dict | 
     return profile, REFRESH
 
 
-def _referrals(session: Session, returnee_id: int) -> list[dict[str, str]]:
-    """The returnee's latest referrals, for "My requests": code, status and the need's neutral
-    label (as in SMS: health and psychosocial needs read "support" on a phone others may hold)."""
+def _referrals(session: Session, returnee_id: int) -> list[dict[str, object]]:
+    """The returnee's latest referrals, for "My requests": code, status, whether it is still
+    open, and the need's neutral label (as in SMS: health and psychosocial needs read "support"
+    on a phone others may hold)."""
     rows = session.execute(
-        select(Referral.code, Category.sms_label, Referral.status)
+        select(Referral.code, Category.sms_label, Referral.status, Referral.provider_id)
         .join(Category, Category.code == Referral.requested_category)
         .where(Referral.returnee_id == returnee_id)
         .order_by(Referral.id.desc())
         .limit(20)
     )
-    return [{"code": code, "category": category, "status": status} for code, category, status in rows]
+    return [
+        {"code": code, "category": category, "status": status, "open": Status(status).is_open(provider)}
+        for code, category, status, provider in rows
+    ]

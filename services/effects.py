@@ -81,7 +81,12 @@ def _(effect: effects.SaveRegistration, session: Session, done: Performed) -> No
         )
         session.execute(
             insert(CONSENTS).values(
-                returnee_id=row.id, version=effect.consent_version, granted=True, channel="ussd", at=now
+                returnee_id=row.id,
+                version=effect.consent_version,
+                granted=True,
+                channel=effect.channel,
+                agent_id=effect.agent_id,
+                at=now,
             )
         )
     done.profile_changes["registered"] = True

@@ -17,6 +17,7 @@ from flows import sms as texts_
 from flows.sms import Sms, SmsTexts
 from models.base import utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
+from models.messaging import OutboundSms
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services.referrals import assign, match_provider, queue_sms
@@ -112,8 +113,8 @@ def decline(
     return sms_ids + reroute(session, referral, texts, actor="system", channel=by.channel)
 
 
-def reroute(session: Session, referral: Referral, texts: SmsTexts, actor: str, channel: str) -> list[int]:
-    """The next matching provider, never one that already declined or let it expire; else the desk."""
+def next_provider(session: Session, referral: Referral) -> Provider | None:
+    """The next matching provider, never one that already declined, let it expire or holds it."""
     tried = set(
         session.scalars(
             select(ReferralEvent.provider_id).where(
@@ -125,16 +126,47 @@ def reroute(session: Session, referral: Referral, texts: SmsTexts, actor: str, c
     )
     if referral.provider_id is not None:
         tried.add(referral.provider_id)
-    provider = match_provider(session, referral.category, referral.region, exclude=tried)
+    return match_provider(session, referral.category, referral.region, exclude=tried)
+
+
+NO_PROVIDER_LEFT = "re-route found no other provider"
+
+
+def no_provider_left(referral: Referral, actor: str, channel: str) -> None:
+    """Record a re-route that found no one: the status and the provider stay as they were."""
+    referral.events.append(
+        ReferralEvent(from_status=referral.status, to_status=referral.status, actor=actor, channel=channel,
+                      provider_id=referral.provider_id, note=NO_PROVIDER_LEFT)
+    )  # fmt: skip
+
+
+def reroute(session: Session, referral: Referral, texts: SmsTexts, actor: str, channel: str) -> list[int]:
+    """The next matching provider; else the desk, where the returnee is told once, not at every try.
+
+    A referral already at the desk that finds no one changes nothing and sends nothing: the try
+    is recorded as an event, so the timeline shows it was made.
+    """
+    provider = next_provider(session, referral)
     if provider is not None:
         return assign(session, referral, provider, texts, actor=actor, channel=channel)
+    if referral.provider_id is None:
+        no_provider_left(referral, actor, channel)
+        return []
     referral.provider_id = None
     referral.flagged_at = utcnow()
     returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
-    if returnee is None:
+    if returnee is None or told_of_desk(session, referral):
         return []
     notice = texts.to_returnee(returnee.language, texts_.R_DESK, code=referral.code)
     return notify_returnee(session, returnee, notice, "returnee_desk", referral.id)
+
+
+def told_of_desk(session: Session, referral: Referral) -> bool:
+    """Whether the returnee was already told that a coordinator is looking for this referral."""
+    query = select(OutboundSms.id).where(
+        OutboundSms.referral_id == referral.id, OutboundSms.purpose == "returnee_desk"
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def close(session: Session, referral: Referral, who: ProviderNumber | Answer, texts: SmsTexts) -> list[int]:

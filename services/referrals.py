@@ -86,8 +86,13 @@ def least_loaded(session: Session, providers: list[Provider]) -> Provider:
     return min(providers, key=lambda p: (counts.get(p.id, 0) / max(p.daily_capacity, 1), p.id))
 
 
-def refer(session: Session, returnee: Returnee, requested: str, texts: SmsTexts) -> Referred:
-    """Create (or find) the returnee's referral for a need and queue its SMS in the outbox."""
+def refer(
+    session: Session, returnee: Returnee, requested: str, texts: SmsTexts, channel: str = "ussd"
+) -> Referred:
+    """Create (or find) the returnee's referral for a need and queue its SMS in the outbox.
+
+    `channel` is how the request came: the returnee's USSD, or a reception agent ("agent").
+    """
     if not returnee.is_registered or returnee.phone_e164 is None:
         raise NotReferable("registration and consent come before any referral")
     existing = open_referral_for(session, returnee.id, requested)
@@ -99,7 +104,7 @@ def refer(session: Session, returnee: Returnee, requested: str, texts: SmsTexts)
         requested_category=requested, region=returnee.region,
     )  # fmt: skip
     referral.events.append(
-        ReferralEvent(from_status=None, to_status=Status.NEW, actor="returnee", channel="ussd")
+        ReferralEvent(from_status=None, to_status=Status.NEW, actor="returnee", channel=channel)
     )
     try:
         with session.begin_nested():

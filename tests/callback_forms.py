@@ -8,6 +8,7 @@ from redis import Redis
 from sqlalchemy import func, select
 
 import models
+from web.context import sira
 
 USSD = {"sessionId": "ATUid_1", "serviceCode": "*384*7472#", "phoneNumber": "+22370000001",
         "networkCode": "61001", "text": ""}  # fmt: skip
@@ -24,7 +25,7 @@ ROUTES = {"/ussd": USSD, "/ussd/events": EVENTS, "/sms/incoming": SMS, "/sms/opt
 
 def snapshot(app: Flask, redis: Redis) -> tuple[dict[str, int], list[bytes]]:
     """Row counts of every table and every Redis key: equal before and after a refused request."""
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         counts = {
             table.name: session.scalar(select(func.count()).select_from(table))
             for table in models.Base.metadata.sorted_tables

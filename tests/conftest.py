@@ -19,25 +19,42 @@ import requests
 from alembic import command as alembic
 from flask import Flask
 from redis import Redis
-from rq import Queue, Worker
+from rq import Queue
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 import models
 from app import create_app
 from cli import alembic_config
+from config import load_settings
 from gateway.ussd import UssdReply, UssdStep
 from infra import queues
-from services.converse import Converse
+from infra.connection import worker_redis
 from tests.gateway_helpers import EmulatorProcess, start_emulator
+from web.context import sira
+from workers.runner import run_jobs
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The benchmarks' smoke tests flush a Redis database of their own: this run's, not someone else's.
+REDIS_DB = REDIS_URL.rsplit("/", 1)[-1] if REDIS_URL.rsplit("/", 1)[-1].isdigit() else "0"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
 SECRET_KEY = "test-secret"
 # One fixed keyring for every test app and worker (kid "test", 32 bytes in base64url).
 ENCRYPTION_KEYS = "test:c2lyYS10ZXN0LWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM"
+
+
+# A test that uses one of these (directly or through another fixture) needs a process running:
+# Redis, a database server (SQLite files come with PostgreSQL's in `database_urls`), the emulator.
+PROCESS_FIXTURES = frozenset({"redis", "database_urls", "emulator"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what needs a process, so that `make check` (`-m "not process"`) runs only the rest."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.process)
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +104,7 @@ def app_settings(database_url: str, **extra: object) -> dict[str, object]:
         "phone_hash_key": PHONE_HASH_KEY,
         "secret_key": SECRET_KEY,
         "encryption_keys": ENCRYPTION_KEYS,
+        "raise_step_errors": True,  # a crash inside a USSD step fails the test, not a polite END
         **extra,
     }
 
@@ -116,7 +134,7 @@ def client(app):
 @pytest.fixture
 def db(app):
     """A session on the app's database, for assertions."""
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         yield session
 
 
@@ -199,7 +217,7 @@ class NeutralPhone(Phone):
 
     def __init__(self, app: Flask, number: str = "+22370000001", service_code: str = "*384*7472#") -> None:
         super().__init__("", number, service_code)
-        self.converse = Converse.of(app)
+        self.converse = sira(app).converse
         self.sent = 0
         self.last: UssdStep | None = None
 
@@ -278,47 +296,27 @@ def gateway(emulator: EmulatorProcess) -> EmulatorProcess:
     return emulator
 
 
-WORKER_ENV = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "PHONE_HASH_KEY",
-    "SECRET_KEY",
-    "AT_API_URL",
-    "SMS_RETRY_INTERVALS",
-    "ENV",
-    "ENCRYPTION_KEYS",
-)
+def worker_environ(
+    database_url: str, gateway_url: str = "http://127.0.0.1:1", **extra: object
+) -> dict[str, str]:
+    """A worker's environment: the test app's own settings, each as its variable, plus the gateway
+    and retries with no wait (production reads its settings from the environment too)."""
+    settings = app_settings(database_url, at_api_url=gateway_url, sms_retry_intervals="0,0,0", **extra)
+    return {name.upper(): str(value) for name, value in settings.items()}
 
 
 def run_worker(database_url: str, gateway_url: str = "http://127.0.0.1:1") -> None:
-    """A real RQ worker in burst mode (it forks a work-horse per job and stops when queues are empty).
+    """Run the queued jobs as `flask --app app worker --burst` does (`workers.runner.run_jobs`: RQ's
+    SimpleWorker, no fork), in the test process, with the settings in the environment.
 
-    It runs in the test process to save an interpreter start per call; the settings reach the
-    work-horses through the environment, as they do in production. `tests/test_worker_process.py`
-    starts the worker as its own process, exactly as the Procfile does.
+    `tests/test_worker_process.py` starts the worker as its own process, exactly as the Procfile does.
     """
-    values = dict(
-        zip(
-            WORKER_ENV,
-            (
-                database_url,
-                REDIS_URL,
-                PHONE_HASH_KEY,
-                SECRET_KEY,
-                gateway_url,
-                "0,0,0",
-                "testing",
-                ENCRYPTION_KEYS,
-            ),
-            strict=True,
-        )
-    )
-    saved = {name: os.environ.get(name) for name in WORKER_ENV}
-    os.environ.update(values)
+    environ = worker_environ(database_url, gateway_url)
+    saved = {name: os.environ.get(name) for name in environ}
+    os.environ.update(environ)
     try:
-        with Redis.from_url(REDIS_URL) as redis:
-            worker = Worker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
-            worker.work(burst=True, logging_level="WARNING")
+        with worker_redis(REDIS_URL) as redis:
+            run_jobs(redis, load_settings(), burst=True, logging_level="WARNING")
     finally:
         for name, value in saved.items():
             if value is None:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app import create_app
 from tests.conftest import LiveServer, app_settings
 from tests.test_admin_access import LOGIN_FAILED, PASSWORD, csrf_of, make_user
+from web.context import sira
 
 STRANGER = {"REMOTE_ADDR": "203.0.113.9"}
 OWNER = {"REMOTE_ADDR": "198.51.100.7"}
@@ -50,7 +51,7 @@ def test_failures_from_one_address_bring_growing_delays_and_no_password_check(
     assert "Trop de tentatives" in waiting.text
     other_account = attempt(client, "someone@example.org", "guess", STRANGER)
     assert other_account.status_code == 429  # the address is throttled, whatever the account
-    throttle = client.application.extensions["sira.login_throttle"]
+    throttle = sira(client.application).login_throttle
     for _ in range(3):
         throttle.failed(STRANGER["REMOTE_ADDR"], user.email)  # three more failures, later on
     assert int(attempt(client, user.email, "guess", STRANGER).headers["Retry-After"]) > 8
@@ -71,7 +72,7 @@ def test_at_most_n_password_checks_at_once_the_rest_get_a_polite_503(
 ) -> None:
     app = create_app(app_settings(database_url, password_checks=1, password_check_wait_seconds=0.05))
     app.config["ADMIN_COOKIE_SECURE"] = False
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         make_user(session, "admin@example.org")
     clients = 8
     barrier, answers = threading.Barrier(clients), []

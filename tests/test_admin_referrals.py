@@ -24,6 +24,7 @@ from services.referrals import refer
 from tests.conftest import PHONE_HASH_KEY
 from tests.test_admin_access import login, make_user, token
 from web.admin.paging import Page
+from web.context import sira
 
 RETURNEE = "+22370000101"
 CONSENT_VERSION = "consent-v1"  # any version: refer() only needs one
@@ -49,7 +50,7 @@ def returnee(db: Session, phone: str = RETURNEE, region: str = "bamako", name: s
 def referral_for(
     app: Flask, db: Session, phone: str = RETURNEE, category: str = "jobs", **kw: str
 ) -> Referral:
-    referred = refer(db, returnee(db, phone, **kw), category, app.extensions["sira.sms_texts"])
+    referred = refer(db, returnee(db, phone, **kw), category, sira(app).sms_texts)
     db.commit()
     return referred.referral
 
@@ -183,7 +184,7 @@ def test_the_list_is_paginated_in_the_database_newest_first(
     monkeypatch.setattr(Page, "SIZE", 2)
     client = signed_in(seeded, db, Role.ADMIN)
     statements: list[str] = []
-    engine = seeded.extensions["sira.sessions"].kw["bind"]
+    engine = sira(seeded).sessions.kw["bind"]
 
     def capture(_conn, _cursor, statement, *_args) -> None:
         statements.append(statement)

@@ -20,6 +20,7 @@ from tests.conftest import PHONE_HASH_KEY
 from tests.test_admin_access import token
 from tests.test_admin_referrals import RETURNEE, referral_for, signed_in
 from tests.test_admin_ussd_sms import ussd_session
+from web.context import sira
 
 seeded = test_admin_referrals.seeded  # the seeded directory, a fixture
 
@@ -148,7 +149,7 @@ def test_erasure_asks_for_confirmation_then_erases_everywhere_and_is_audited(
     person_id, digest = referral.returnee_id, phone_hash(RETURNEE, PHONE_HASH_KEY)
     with_consent(db, person_id)
     ussd_session(db, "ATUid_gone", phone=RETURNEE)
-    store = seeded.extensions["sira.ussd_store"]
+    store = sira(seeded).ussd_store
     redis.set(f"ussd:resume:{digest}", b"sealed")
     redis.set(store._profile_key(digest), b"sealed")
     client = signed_in(seeded, db, Role.COORDINATOR)

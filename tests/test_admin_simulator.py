@@ -25,7 +25,12 @@ from tests.test_admin_access import login, make_user, token
 from tests.test_admin_referrals import referral_for
 
 SECRET = "s" * 40
-PRODUCTION = {"env": "production", "secret_key": "k" * 40, "callback_secret": SECRET}
+PRODUCTION = {
+    "env": "production",
+    "secret_key": "k" * 40,
+    "callback_secret": SECRET,
+    "raise_step_errors": False,
+}
 
 
 def hidden(page: str) -> dict[str, str]:

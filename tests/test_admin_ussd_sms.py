@@ -23,6 +23,7 @@ from tests.conftest import PHONE_HASH_KEY, flush_transcripts, redis_dump
 from tests.test_admin_access import token
 from tests.test_admin_referrals import provider, seeded, signed_in  # noqa: F401  (seeded is a fixture)
 from web.admin.paging import Page
+from web.context import sira
 
 PHONE = "+22370000001"
 OTHER = "+22370000002"
@@ -64,7 +65,7 @@ def outbound(db: Session, to: str = PHONE, **kw: object) -> OutboundSms:
 def statements_of(app: Flask) -> Iterator[list[str]]:
     """The SQL the app sends while the block runs."""
     statements: list[str] = []
-    engine = app.extensions["sira.sessions"].kw["bind"]
+    engine = sira(app).sessions.kw["bind"]
 
     def capture(_conn, _cursor, statement, *_args) -> None:
         statements.append(statement)
@@ -278,8 +279,8 @@ def test_staff_see_outgoing_messages_with_their_delivery_and_what_needs_attentio
     assert "pending" in rows[0].split(">")[0] and "delivered" not in rows[0]  # newest first
     delivered = rows[-1]
     assert PHONE in delivered and "Votre demande AB12 est envoyée." in delivered
-    assert "Success" in delivered and "XOF 30.0000" in delivered and "<td>2</td>" in delivered
-    assert "Failed (AbsentSubscriber)" in page and "InsufficientBalance" in page
+    assert "<td>remis</td>" in delivered and "XOF 30.0000" in delivered and "<td>2</td>" in delivered
+    assert "non remis (téléphone injoignable)" in page and "InsufficientBalance" in page
     assert OTHER in page
 
     def statuses(query: str) -> set[int]:
@@ -307,7 +308,7 @@ def test_a_viewer_sees_masked_numbers_and_no_bodies(app: Flask, db: Session) -> 
     assert masked(PHONE) in out and PHONE not in out and "Awa" not in out and "AB12" not in out
     incoming = viewer.get("/admin/sms?direction=in").text
     assert masked(OTHER) in incoming and OTHER not in incoming and "Moussa" not in incoming
-    assert "unknown" in incoming and "7472" in incoming
+    assert "non compris" in incoming and "7472" in incoming
     admin = signed_in(app, db, Role.ADMIN)
     assert PHONE in admin.get("/admin/sms").text and "Bonjour Awa" in admin.get("/admin/sms").text
     incoming = admin.get("/admin/sms?direction=in").text

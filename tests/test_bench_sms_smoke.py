@@ -7,14 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.conftest import REDIS_DB, ROOT
+
+pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
 
 def test_sms_delivery_bench_runs_without_errors_and_writes_its_results(tmp_path: Path) -> None:
     output = tmp_path / "sms_delivery.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.sms_delivery", "--rate", "2", "--duration", "1", "--warmup", "0",
-         "--settle", "5", "--jobs", "4", "--database", "sqlite", "--redis-db", "11",
+         "--settle", "5", "--jobs", "4", "--database", "sqlite", "--redis-db", REDIS_DB,
          "--web-workers", "1", "--web-threads", "2", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

@@ -15,6 +15,7 @@ from models import InboundSms, OutboundSms
 from models.phone import phone_hash
 from tests.callback_forms import OPTOUT, ROUTES, SMS, USSD, snapshot
 from tests.conftest import PHONE_HASH_KEY, LiveServer, app_settings
+from web.context import sira
 
 GATEWAY_NET = "196.201.214.0/23"
 
@@ -114,6 +115,26 @@ def test_a_phone_over_its_ussd_limit_gets_a_polite_end_and_others_go_on(database
     assert all(0 < redis.ttl(k) <= 61 for k in keys)
 
 
+def dial_and_wander(client, phone: str, steps: int) -> list[str]:
+    """A fresh session of `steps` answers that change nothing (9: an invalid choice, re-asked)."""
+    form = {**USSD, "sessionId": f"ATUid_{phone[-4:]}_{steps}", "phoneNumber": phone}
+    return [client.post("/ussd", data={**form, "text": "*".join(["9"] * n)}).get_data(as_text=True)
+            for n in range(steps)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("env", "limited"), [("development", False), ("testing", True)])
+def test_the_demo_numbers_are_not_rate_limited_in_development_only(
+    database_url: str, redis, env: str, limited: bool
+) -> None:
+    """The README's scripted example, run three times in a row, must not hit the limit on a laptop."""
+    client = limited_app(database_url, env=env, demo_numbers="+22370000101").test_client()
+    demo = dial_and_wander(client, "+22370000101", 8)
+    assert any(r.startswith("END Trop de demandes") for r in demo) is limited, demo
+    assert not redis.keys("limit:*") if not limited else redis.keys("limit:*")
+    other = dial_and_wander(client, "+22370000177", 8)
+    assert other[-1].startswith("END Trop de demandes"), other  # any other number is held to it
+
+
 def test_the_limit_answers_in_the_sessions_language(database_url: str, redis) -> None:
     client = limited_app(database_url).test_client()
     history: list[str] = []
@@ -149,7 +170,7 @@ def test_sms_over_the_limit_are_stored_but_neither_acted_on_nor_answered(databas
     answers = [client.post("/sms/incoming", data={**SMS, "id": f"in-{n}", "text": "STOP"}).get_data(as_text=True)
                for n in range(2)] + [client.post("/sms/incoming", data={**SMS, "id": "in-2", "text": "START"}).get_data(as_text=True)]  # fmt: skip
     assert answers == ["ok: stop", "ok: stop", "ok: rate_limited"]
-    with app.extensions["sira.sessions"]() as db:
+    with sira(app).sessions() as db:
         stored = db.scalars(select(InboundSms).order_by(InboundSms.id)).all()
         assert [(m.text, m.handled_as) for m in stored][-1] == ("START", "rate_limited")
         assert len(stored) == 3
@@ -167,7 +188,7 @@ def test_a_providers_number_is_not_limited_so_its_answers_are_never_dropped(data
         client.post("/sms/incoming", data={**apej, "id": f"p-{n}", "text": "OK ZZZZZ"}).text for n in range(4)
     ]
     assert answers == ["ok: unknown_code"] * 4
-    with app.extensions["sira.sessions"]() as db:
+    with sira(app).sessions() as db:
         assert len(db.scalars(select(OutboundSms)).all()) == 4  # each told the code is unknown
 
 

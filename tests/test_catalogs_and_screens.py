@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = Catalogs.load()
 ENGINE = Engine(conversation(), CATALOGS)
 REFERRALS = [{"code": "R7K3Q", "category": "support", "status": "cancelled"}] * 11 + [
-    {"code": "K4M2P", "category": "employment", "status": "sent"}
+    {"code": "K4M2P", "category": "employment", "status": "sent", "open": True}
 ]
 FACTS = (Facts(), Facts(registered=True, referrals=REFERRALS))
 SAMPLE_STATES = [

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from gateway.ussd import StepRefused, UssdStep
 from models import Returnee
 from models import UssdStep as StepRow
-from services.converse import Converse
 from tests.conftest import NeutralPhone, flush_transcripts
+from web.context import sira
 
 NUMBER = "+22370000141"
 
@@ -79,6 +79,6 @@ def test_a_session_id_of_another_phone_is_refused_and_changes_nothing(app: Flask
     stranger = UssdStep(phone.session_id, "+22370000142", "*384*7472#", "2", cumulative=False,
                         transport="smpp", step_id="99")  # fmt: skip
     with pytest.raises(StepRefused):
-        Converse.of(app)(stranger)
+        sira(app).converse(stranger)
     assert redis.hgetall(f"ussd:s:{phone.session_id}") == before
     assert "Votre age" not in phone.send("2")  # the owner goes on where they were

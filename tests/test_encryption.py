@@ -39,6 +39,7 @@ from tests.conftest import (
 )
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, run_worker, seeded_app, send_from_phone
+from web.context import sira
 
 KEY_A = "a:" + base64.urlsafe_b64encode(b"A" * 32).decode().rstrip("=")
 KEY_B = "b:" + base64.urlsafe_b64encode(b"B" * 32).decode().rstrip("=")
@@ -105,13 +106,13 @@ def test_a_whole_referral_leaves_no_clear_name_or_number_in_the_database(
         run_worker(url, gateway)
         flush_transcripts(url)  # the transcript buffer, as the worker's cron moves it
 
-    with app.extensions["sira.sessions"]() as db:  # the application reads them in clear
+    with sira(app).sessions() as db:  # the application reads them in clear
         returnee = db.scalar(select(Returnee))
         assert (returnee.first_name, returnee.phone_e164) == (NAME, RETURNEE)
         assert any(NAME in m.body and RETURNEE in m.body for m in db.scalars(select(OutboundSms)))
         assert any(NAME in m.text for m in db.scalars(select(InboundSms)))
         assert NAME in [s.user_input for s in db.scalars(select(UssdStep))]
-    app.extensions["sira.sessions"].kw["bind"].dispose()
+    sira(app).sessions.kw["bind"].dispose()
 
     stored = raw_values(url)
     assert "v1:test:" in stored
@@ -123,7 +124,7 @@ def test_a_whole_referral_leaves_no_clear_name_or_number_in_the_database(
 
 
 def _write_personal_rows(app: Flask) -> None:
-    with app.extensions["sira.sessions"]() as db:
+    with sira(app).sessions() as db:
         digest = phone_hash(RETURNEE, PHONE_HASH_KEY)
         db.add(Returnee(phone_hash=digest, phone_e164=RETURNEE, first_name=NAME))
         for i in range(3):
@@ -137,7 +138,7 @@ def _write_personal_rows(app: Flask) -> None:
 
 
 def _read_personal_rows(app: Flask) -> list[str]:
-    with app.extensions["sira.sessions"]() as db:
+    with sira(app).sessions() as db:
         returnee = db.scalar(select(Returnee))
         return [
             returnee.first_name,
@@ -321,7 +322,7 @@ def test_an_erasure_leaves_not_even_the_ciphertext_in_the_sqlite_file(
         pytest.skip("PostgreSQL keeps dead rows until VACUUM; dropping a rotated-out key covers them")
     _write_personal_rows(app)
     tokens = [v for v in encrypted_raw(database_url) if v.startswith("v1:")]
-    with app.extensions["sira.sessions"]() as db:
+    with sira(app).sessions() as db:
         erase_returnee(db, db.scalar(select(Returnee)))
         db.commit()
         db.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))

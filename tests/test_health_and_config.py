@@ -53,6 +53,8 @@ def test_a_database_down_is_named_on_healthz_and_explained_in_the_log_only(
         ({"USSD_SESSION_TTL_SECONDS": "ten"}, "USSD_SESSION_TTL_SECONDS must be a number"),
         ({"ENV": "staging"}, "ENV must be"),
         ({"ENV": "production"}, "SECRET_KEY must be set"),
+        ({"RAISE_STEP_ERRORS": "maybe"}, "RAISE_STEP_ERRORS must be true or false"),
+        ({"ENV": "production", "RAISE_STEP_ERRORS": "1"}, "RAISE_STEP_ERRORS is for tests"),
     ],
 )
 def test_malformed_settings_are_named(env: dict[str, str], message: str) -> None:

@@ -172,3 +172,15 @@ def test_an_import_pointing_up_is_reported(tmp_path: Path, path: str, source: st
 )
 def test_an_import_pointing_down_is_allowed(tmp_path: Path, path: str, source: str) -> None:
     assert upward_imports(tree(tmp_path, path, source)) == []
+
+
+def test_the_apps_collaborators_are_reached_through_the_typed_object_only() -> None:
+    """`web.context.sira()` is the one place that looks the collaborators up by key."""
+    root = Path(__file__).resolve().parent.parent
+    lookups = [
+        f"{path.relative_to(root)}:{n}"
+        for path in [*application_files(root), *root.glob("tests/**/*.py"), *root.glob("bench/*.py")]
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if 'extensions["sira' in line and path.name != "test_layers.py"
+    ]
+    assert lookups == []

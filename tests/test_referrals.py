@@ -20,6 +20,7 @@ from models import OutboundSms, Provider, Referral, Returnee, SmsStatus
 from tests.conftest import Phone, redis_dump
 from tests.gateway_helpers import EmulatorProcess, wait_for
 from tests.journeys import RETURNEE, ask_for_help, code_in, messages, run_worker, seeded_app, settings_for
+from web.context import sira
 
 
 @pytest.fixture
@@ -67,7 +68,12 @@ def test_help_request_reaches_the_provider_and_the_returnee_by_sms(
     [
         ("1", ("4",), "1", "protection-enfance-sikasso"),  # a minor asking for a job: child protection
         ("3", ("9",), "1", "anpe"),  # jobs in Kidal: no local provider, the least loaded national one
-        ("3", ("12",), "1", "apej"),  # Nioro was cut from Kayes: Kayes's coverage still serves it
+        (
+            "3",
+            ("98", "12"),
+            "1",
+            "apej",
+        ),  # Nioro (page 2) was cut from Kayes: Kayes's coverage still serves it
     ],
     ids=["minor", "national-fallback", "parent-region"],
 )
@@ -141,7 +147,7 @@ def test_redis_down_when_the_referral_is_made_the_sms_goes_out_once_redis_is_bac
     with LiveServer(broken, app_port) as server:
         reply = ask_for_help(Phone(server.url, number=RETURNEE))
     assert reply.startswith("END ") and "SMS" in reply
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(Referral)) == 1
         assert {r.status for r in session.scalars(select(OutboundSms))} == {SmsStatus.PENDING}
     assert Queue(queues.SMS, connection=redis).count == 0  # nothing could be queued

@@ -11,6 +11,7 @@ from app import create_app
 from models import InboundSms, Returnee, UssdSession
 from models.phone import phone_hash
 from tests.conftest import PHONE_HASH_KEY, app_settings, flush_transcripts
+from web.context import sira
 
 NEW_KEY = "new-phone-hash-key-" + "z" * 32
 AWA = "+22370000101"
@@ -38,7 +39,7 @@ def test_after_a_rotation_a_registered_returnee_is_known_again(
     result = rotated.test_cli_runner().invoke(args=["rehash-phones"])
     assert result.exit_code == 0, result.output
     assert "returnee: 1" in result.output and "returnees_left_behind: 1" in result.output
-    with rotated.extensions["sira.sessions"]() as s:
+    with sira(rotated).sessions() as s:
         awa = s.scalar(select(Returnee).where(Returnee.phone_hash == phone_hash(AWA, NEW_KEY)))
         assert awa is not None and awa.first_name == "Zanmba"
         assert s.scalar(select(InboundSms.from_hash)) == phone_hash(AWA, NEW_KEY)

@@ -21,6 +21,7 @@ from models.directory import Category, Provider
 from services.erasure import ERASED
 from services.transcripts import SEALING_PURPOSE, step_record
 from tests.conftest import REDIS_URL, SECRET_KEY, app_settings, run_worker
+from web.context import sira
 from workers.retention import PURGED, purge_at
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ def referral(session, returnee: Returnee, code: str, status: str, need: str, age
 @pytest.fixture
 def stored(app: Flask) -> dict[str, int]:
     """A bit of everything, at known ages."""
-    with app.extensions["sira.sessions"]() as s:
+    with sira(app).sessions() as s:
         s.add(Category(code="jobs", name="Jobs", sms_label="emploi"))
         provider = Provider(slug="apej", name="APEJ", kind="public")
         awa = Returnee(phone_hash="h-awa", phone_e164="+22370000101", first_name="Awa", language="fr",
@@ -86,7 +87,7 @@ def stored(app: Flask) -> dict[str, int]:
 
 
 def state(app: Flask) -> dict[str, object]:
-    with app.extensions["sira.sessions"]() as s:
+    with sira(app).sessions() as s:
         return {
             "steps": sorted(s.scalars(select(UssdStep.session_id)).all()),
             "sessions": s.scalar(select(func.count()).select_from(UssdSession)),
@@ -100,8 +101,8 @@ def state(app: Flask) -> dict[str, object]:
 
 
 def test_each_period_purges_only_what_is_older(app: Flask, stored: dict[str, int]) -> None:
-    with app.extensions["sira.sessions"]() as s:
-        counts = purge_at(s, app.extensions["sira.settings"], NOW)
+    with sira(app).sessions() as s:
+        counts = purge_at(s, sira(app).settings, NOW)
     assert counts == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2}
     after = state(app)
     assert after["steps"] == ["new"] and after["sessions"] == 2  # sessions stay, without what was typed
@@ -113,18 +114,18 @@ def test_each_period_purges_only_what_is_older(app: Flask, stored: dict[str, int
     assert refs["CLOSD"] is None and refs["EXPRD"] is None  # finished over a year ago: no one behind them
     assert None not in (refs["CANCL"], refs["SENTX"], refs["DESKX"])  # recent, open, or at the desk
     assert after["notes"]["CLOSD"] is None and after["notes"]["CANCL"] == "she is expecting a child"
-    with app.extensions["sira.sessions"]() as s:
+    with sira(app).sessions() as s:
         bodies = dict(s.execute(select(Referral.code, OutboundSms.body).join(Referral)).all())
     assert bodies["CLOSD"] == ERASED and bodies["EXPRD"] == ERASED and "Awa" in bodies["SENTX"]
     assert after["returnee"] == "Awa"  # the person stays registered; only old records lose them
 
 
 def test_a_second_run_changes_nothing(app: Flask, stored: dict[str, int]) -> None:
-    settings = app.extensions["sira.settings"]
-    with app.extensions["sira.sessions"]() as s:
+    settings = sira(app).settings
+    with sira(app).sessions() as s:
         purge_at(s, settings, NOW)
     first = state(app)
-    with app.extensions["sira.sessions"]() as s:
+    with sira(app).sessions() as s:
         assert purge_at(s, settings, NOW) == {
             "ussd_steps": 0,
             "inbound_sms": 0,
@@ -137,8 +138,8 @@ def test_a_second_run_changes_nothing(app: Flask, stored: dict[str, int]) -> Non
 def test_the_periods_are_settings(database_url: str, redis: Redis, stored: dict[str, int]) -> None:
     app = create_app(app_settings(database_url, retention_transcript_days=10, retention_sms_days=200,
                                   retention_referral_days=100))  # fmt: skip
-    with app.extensions["sira.sessions"]() as s:
-        counts = purge_at(s, app.extensions["sira.settings"], NOW)
+    with sira(app).sessions() as s:
+        counts = purge_at(s, sira(app).settings, NOW)
     assert counts == {"ussd_steps": 3, "inbound_sms": 0, "outbound_sms": 0, "referrals": 3}
 
 

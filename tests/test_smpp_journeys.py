@@ -20,10 +20,10 @@ from gateway.emulator.smsc import UssdGatewayEmulator
 from gateway.smpp import Connector
 from models import Referral, Returnee, UssdSession
 from models.phone import phone_hash
-from services.converse import conversation_for
 from tests.conftest import PHONE_HASH_KEY, app_settings, flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import code_in, inbox, run_worker, seeded_app
+from web.context import sira
 
 PHONE = "+22370000101"
 APEJ = "+22370000002"  # jobs in Bamako, first choice of the sample directory
@@ -54,7 +54,7 @@ def connect(app: Flask, smsc: UssdGatewayEmulator) -> Connector:
     )
     connector = Connector(
         links,
-        conversation_for(app),
+        sira(app).converse,
         service_code="*384*7472#",
         redact=lambda value: phone_hash(value, PHONE_HASH_KEY),
         workers=4,

@@ -19,6 +19,7 @@ from infra.keys import STEP_BUFFER
 from models import UssdSession, UssdStep
 from models.phone import phone_hash
 from tests.conftest import PHONE_HASH_KEY, flush_transcripts
+from web.context import sira
 
 NUMBER = "+22370000001"
 DIGEST = phone_hash(NUMBER, PHONE_HASH_KEY)
@@ -62,7 +63,7 @@ class Dialler:
 @pytest.fixture
 def statements(app: Flask) -> Iterator[list[str]]:
     """Every SQL statement the app sends, as the database driver receives it."""
-    engine = app.extensions["sira.sessions"].kw["bind"]
+    engine = sira(app).sessions.kw["bind"]
     seen: list[str] = []
 
     def record(_conn, _cursor, statement, *_args) -> None:
@@ -96,7 +97,7 @@ def test_a_profile_dropped_during_the_session_is_not_brought_back_by_the_registr
     for answer in REGISTRATION[:-1]:
         phone.send(answer)
     assert redis.exists(PROFILE_KEY)
-    app.extensions["sira.ussd_store"].forget_profile(DIGEST)  # e.g. a provider answered by SMS
+    sira(app).ussd_store.forget_profile(DIGEST)  # e.g. a provider answered by SMS
     assert "Vous etes inscrit" in phone.send(REGISTRATION[-1])
     assert not redis.exists(PROFILE_KEY)  # the next dial reads the database
 
@@ -122,7 +123,7 @@ def test_a_step_with_effects_commits_them_with_the_session_row_and_buffers_its_t
 def test_the_next_step_starts_from_the_state_this_process_saved_and_a_lost_race_reads_redis(
     app: Flask, client: FlaskClient, redis
 ) -> None:
-    store = app.extensions["sira.ussd_store"]
+    store = sira(app).ussd_store
     phone = Dialler(client)
     phone.dial()
     phone.send("1")

@@ -12,6 +12,7 @@ from app import create_app
 from infra.keys import STEP_BUFFER
 from models import Returnee, UssdSession, UssdStep
 from tests.conftest import Phone, app_settings, flush_transcripts, redis_dump
+from web.context import sira
 
 GOOD = {"sessionId": "ATUid_1", "serviceCode": "*384*7472#", "phoneNumber": "+22370000001",
         "networkCode": "61001", "text": ""}  # fmt: skip
@@ -114,7 +115,7 @@ def test_two_web_processes_serving_alternate_steps_give_one_conversation(databas
         response = apps[i % 2].post("/ussd", data={**GOOD, "text": "*".join(history)})
         replies.append(response.get_data(as_text=True))
     assert replies[-1].startswith("CON ") and "Vous etes inscrit" in replies[-1]
-    with apps[0].application.extensions["sira.sessions"]() as session:
+    with sira(apps[0].application).sessions() as session:
         assert session.scalar(select(Returnee)).region == "bandiagara"
 
 
@@ -147,6 +148,38 @@ def test_database_down_gives_a_polite_end(redis) -> None:
     response = app.test_client().post("/ussd", data=GOOD)
     assert response.status_code == 200
     assert response.get_data(as_text=True).startswith("END Service indisponible")
+
+
+class Broken(RuntimeError):
+    """A bug inside a step, injected: nothing in the step raises this on its own."""
+
+
+def _break_the_engine(app, monkeypatch: pytest.MonkeyPatch) -> None:
+    def feed(state: object, text: str) -> None:
+        raise Broken("injected")
+
+    monkeypatch.setattr(sira(app).engine, "feed", feed)
+
+
+def test_an_unexpected_failure_inside_a_step_ends_politely_in_production(
+    database_url: str, redis, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(app_settings(database_url, raise_step_errors=False))
+    _break_the_engine(app, monkeypatch)
+    with caplog.at_level(logging.ERROR, logger="web.ussd"):
+        response = app.test_client().post("/ussd", data=GOOD)
+    assert response.status_code == 200
+    assert response.get_data(as_text=True).startswith("END Service indisponible")
+    assert "unexpected failure during a USSD step" in caplog.text
+
+
+def test_under_test_an_unexpected_failure_inside_a_step_fails_the_test(
+    database_url: str, redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(app_settings(database_url))
+    _break_the_engine(app, monkeypatch)
+    with pytest.raises(Broken):
+        app.test_client().post("/ussd", data=GOOD)
 
 
 def test_steps_without_effects_reach_the_transcript_through_the_buffer(

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
+import pytest
 from redis import Redis
 from sqlalchemy import select
 
 from models import OutboundSms, SmsStatus
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, REDIS_URL, ROOT, SECRET_KEY, Phone
+from tests.conftest import ROOT, Phone, worker_environ
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, messages, seeded_app
+from web.context import sira
+
+pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
 
 def worker_env(database_url: str, gateway_url: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-            "SECRET_KEY": SECRET_KEY, "AT_API_URL": gateway_url, "SMS_RETRY_INTERVALS": "0,0,0", "ENV": "testing",
-            "ENCRYPTION_KEYS": ENCRYPTION_KEYS, **extra}  # fmt: skip
+    return {**os.environ, **worker_environ(database_url, gateway_url), **extra}
 
 
 def test_flask_worker_command_sends_the_queued_sms(
@@ -35,7 +38,7 @@ def test_flask_worker_command_sends_the_queued_sms(
         )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(m["to"] for m in messages(gateway)) == ["+22370000002", RETURNEE]
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         assert {r.status for r in session.scalars(select(OutboundSms))} == {SmsStatus.ACCEPTED}
     assert "70000101" not in result.stderr  # the worker's log names message ids, never numbers
 
@@ -72,3 +75,10 @@ def test_long_running_worker_picks_up_a_referral_promptly_after_idling(
         worker.terminate()
         _, stderr = worker.communicate(timeout=30)
     assert "could not connect to Redis" not in stderr  # a read time-out while blocked on the queues
+    # Quiet at INFO: none of RQ's per-job lines for the cron's housekeeping (every few seconds),
+    # while the work done is still said, in Sira's own words.
+    routine = [
+        line for line in stderr.splitlines() if re.search(r"Job OK|Enqueued job|Successfully completed", line)
+    ]
+    assert routine == [], routine
+    assert len(re.findall(r"INFO workers\.sms: sms \d+: ", stderr)) == 2, stderr

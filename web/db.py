@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
+from flask import Flask, g
 from sqlalchemy.orm import Session
 
-from infra.sealing import Keyring
-from models.db import make_session_factory
+from web.context import sira
 
 
 def init_app(app: Flask) -> None:
-    """Attach the session factory to the app and close the request's session at teardown."""
-    settings = app.extensions["sira.settings"]
-    app.extensions["sira.sessions"] = make_session_factory(
-        settings.database_url, Keyring(settings.encryption_keyring), settings.database_connect_timeout_seconds
-    )
+    """Close the request's session at teardown."""
     app.teardown_appcontext(_close_session)
 
 
 def get_session() -> Session:
     """The current request's session, opened on first use."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["sira.sessions"]()
+        g.db_session = sira().sessions()
     return g.db_session
 
 

@@ -6,10 +6,11 @@ environment it is: a `testing` or `development` answer would point at a weaker i
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from infra.health import check_database, check_redis
+from web.context import sira
 
 bp = Blueprint("health", __name__)
 
@@ -17,8 +18,8 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     checks = {
-        "database": check_database(current_app.extensions["sira.sessions"]),
-        "redis": check_redis(current_app.extensions["sira.redis"]),
+        "database": check_database(sira().sessions),
+        "redis": check_redis(sira().redis),
     }
     down = [name for name, error in checks.items() if error]
     body = {

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import scoped_id
@@ -21,6 +21,7 @@ from models.phone import InvalidPhone, phone_hash, to_e164
 from services.inbound import ReplyLimit, opt_out, receive
 from services.inbound import delivery_report as delivery_report_of
 from web import plain
+from web.context import sira
 from web.db import get_session
 from web.validation import ID, PHONE, SHORT_CODE, WORD, Field, Invalid, check
 
@@ -84,7 +85,7 @@ def take_delivery_report(gateway_id: str, status: str, reason: str) -> Response:
 def _spool(kind: str, fields: dict[str, str]) -> Response:
     """Keep a callback the database could not take; 503 only if even the spool cannot."""
     try:
-        current_app.extensions["sira.spool"].append(kind, fields)
+        sira().spool.append(kind, fields)
     except OSError:
         log.exception("could not spool a %s callback either", kind)
         return plain("try again later", 503)
@@ -102,7 +103,7 @@ def parse_date(value: str) -> datetime:
 
 def sender(value: str) -> str:
     try:
-        return to_e164(value, current_app.extensions["sira.settings"].default_region_code)
+        return to_e164(value, sira().settings.default_region_code)
     except InvalidPhone:
         raise Invalid("from is not a phone number") from None
 
@@ -136,14 +137,14 @@ def take_incoming(fields: dict[str, str]) -> Response:
     takes them, but for `received_at`. Spooled while the database is down."""
     fields = {**fields, "received_at": utcnow().isoformat()}
     e164 = fields["from"]
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     digest = phone_hash(e164, settings.phone_hash_key)
-    limited = current_app.extensions["sira.sms_limit"].hit(current_app.extensions["sira.redis"], digest)
+    limited = sira().sms_limit.hit(sira().redis, digest)
     if limited:
         fields["limited"] = "1"  # kept with the message if it is spooled, so its replay does not act either
     session = get_session()
     try:
-        received = receive(session, fields, current_app.extensions["sira.sms_texts"], settings.phone_hash_key,
+        received = receive(session, fields, sira().sms_texts, settings.phone_hash_key,
                            ReplyLimit.from_settings(settings), act=not limited)  # fmt: skip
         session.commit()
     except SQLAlchemyError:
@@ -154,9 +155,9 @@ def take_incoming(fields: dict[str, str]) -> Response:
         return plain("already handled")
     if received.outcome == "rate_limited":
         log.info("incoming SMS stored, not acted on: the sender is over its rate limit")
-    enqueue_sms(current_app.extensions["sira.redis"], received.sms_ids, settings.sms_retry_intervals,
+    enqueue_sms(sira().redis, received.sms_ids, settings.sms_retry_intervals,
                 settings.sms_job_timeout_seconds)  # fmt: skip
-    store = current_app.extensions["sira.ussd_store"]
+    store = sira().ussd_store
     store.forget_profile(*received.touched)
     if received.erased:
         store.forget_phone(received.erased)
@@ -177,7 +178,7 @@ def optout() -> Response:
     fields = {"phoneNumber": e164, "received_at": utcnow().isoformat()}
     session = get_session()
     try:
-        opt_out(session, fields, current_app.extensions["sira.settings"].phone_hash_key)
+        opt_out(session, fields, sira().settings.phone_hash_key)
         session.commit()
     except SQLAlchemyError:
         session.rollback()

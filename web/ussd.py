@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from flask import Blueprint, Response, current_app, request
-from flask.blueprints import BlueprintSetupState
+from flask import Blueprint, Response, request
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import update
@@ -26,6 +25,7 @@ from models.db import insert_ignore
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.converse import Converse, wire
 from web import plain
+from web.context import sira
 from web.db import get_session
 from web.validation import DIGITS, ID, PHONE, SERVICE_CODE, Field, Invalid, check, is_text
 
@@ -75,14 +75,9 @@ def parse_form(form: dict[str, str], settings: Settings) -> UssdStep:
     )
 
 
-@bp.record_once
-def _setup(state: BlueprintSetupState) -> None:
-    state.app.extensions["sira.ussd"] = Converse.of(state.app)
-
-
 @bp.post("/ussd")
 def ussd() -> Response:
-    converse: Converse = current_app.extensions["sira.ussd"]
+    converse: Converse = sira().converse
     try:
         step = parse_form(request.form.to_dict(), converse.settings)
     except Unreadable as exc:
@@ -113,7 +108,7 @@ def ussd_events() -> Response:
         return plain(f"ignored: {exc}")
     session_id = checked["sessionId"].strip()
     report = {name: checked[name] for name in EVENT_FIELDS if name in form}
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     try:
         digest = phone_hash(
             to_e164(form.get("phoneNumber", ""), settings.default_region_code), settings.phone_hash_key
@@ -126,7 +121,7 @@ def ussd_events() -> Response:
     try:
         # The session's row may still be in the transcript buffer: create it if need be, unless
         # the phone was erased after the session began (the row would bring its steps back).
-        if not _erased_since(current_app.extensions["sira.redis"], digest, started):
+        if not _erased_since(sira().redis, digest, started):
             insert_ignore(session, UssdSession, session_id=session_id, phone_hash=digest,
                           service_code=report.get("serviceCode", "")[:40], started_at=started)  # fmt: skip
         session.execute(

@@ -7,6 +7,7 @@ and an expiry are each claimed by a compare-and-set UPDATE before anything is se
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from rq import get_current_job
@@ -18,6 +19,7 @@ from models.referral import Referral, Status
 from services import lifecycle
 from workers.context import job_context
 
+log = logging.getLogger(__name__)
 BATCH = 200
 
 
@@ -74,4 +76,6 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
         enqueue_sms(
             job.connection, sms_ids, ctx.settings.sms_retry_intervals, ctx.settings.sms_job_timeout_seconds
         )
+    if any(counts.values()):  # said only when it did something: the cron runs it every minute
+        log.info("deadlines: %s", counts)
     return counts

@@ -19,6 +19,7 @@ run, or two workers running it at once, change nothing more:
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from rq import get_current_job
@@ -34,6 +35,8 @@ from models.ussd import UssdStep
 from services.erasure import anonymise_referrals
 from workers.context import job_context
 from workers.transcripts import purge_dead
+
+log = logging.getLogger(__name__)
 
 PURGED = "[purged]"
 FINISHED = (Status.CLOSED, Status.CANCELLED, Status.EXPIRED)
@@ -53,6 +56,8 @@ def purge(now: datetime | str | None = None) -> dict[str, int]:
     counts["set_aside_steps"] = purge_dead(
         redis, ctx.settings.secret_key, moment - timedelta(days=ctx.settings.retention_transcript_days)
     )
+    if any(counts.values()):
+        log.info("retention purge: %s", counts)
     return counts
 
 

@@ -54,6 +54,7 @@ def flush_steps(redis: Redis | None = None) -> int:
                 session.rollback()
                 written = _one_by_one(session, records, redis, erased)
         redis.ltrim(STEP_BUFFER, len(blobs), -1)
+        log.info("transcripts: %d USSD steps written", written)
         return written
     finally:
         redis.delete(STEP_FLUSH_LOCK)

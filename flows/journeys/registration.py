@@ -5,11 +5,15 @@ from __future__ import annotations
 from flows import checks, effects
 from flows.engine import State
 from flows.i18n import _
-from flows.options import AGE_GROUPS, COUNTRIES, OPEN_STATUSES, REGIONS, RETURNED_SINCE, SEXES
+from flows.options import AGE_GROUPS, COUNTRIES, REGIONS, RETURNED_SINCE, SEXES
 from flows.screens import Ask, Choose, End, Journey, confirm
 
 CONSENT_VERSION = "consent-v1"
 REGISTERED = "help.registered"  # straight on to the need, in the same call
+# Read on the phone, or aloud by a reception agent (web/admin/agents.py): one wording, one version.
+CONSENT_TEXT = _(
+    "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
+)
 
 
 def save_registration(state: State) -> effects.SaveRegistration:
@@ -32,7 +36,7 @@ def refuse_consent(_state: State) -> effects.RefuseConsent:
 def after_refusal(state: State) -> str:
     """Who has requests still open is told that refusing cancels them, and asked again."""
     referrals = state.facts.referrals
-    if state.facts.registered and any(r.get("status") in OPEN_STATUSES for r in referrals):
+    if state.facts.registered and any(r.get("open") for r in referrals):
         return "registration.refuse_open"
     return "registration.refused"
 
@@ -74,9 +78,7 @@ JOURNEY = Journey(
         ),
         confirm(
             "registration.consent",
-            _(
-                "Sira shares your first name, number and need with one CNRM service, only to help you. Do you agree?"
-            ),
+            CONSENT_TEXT,
             yes=REGISTERED,
             no=after_refusal,
             yes_label=_("I agree"),

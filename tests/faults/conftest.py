@@ -28,6 +28,7 @@ from models import OutboundSms
 from tests.conftest import PHONE_HASH_KEY, ROOT, SECRET_KEY, app_settings
 from tests.gateway_helpers import EmulatorProcess, free_port, wait_for
 from tests.journeys import app_with_directory
+from web.context import sira
 
 # Short intervals so that each recovery path runs within seconds (see config.py for each).
 FAST = {
@@ -158,7 +159,7 @@ def spawn_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, object]], Worke
 
 
 def outbox(app: Flask) -> list[OutboundSms]:
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         return list(session.scalars(select(OutboundSms).order_by(OutboundSms.id)))
 
 

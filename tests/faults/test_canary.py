@@ -10,7 +10,6 @@ the SMS (SECURITY.md says so).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from tests.conftest import LiveServer, Phone
 from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import code_in, inbox, send_from_phone
+from web.context import sira
 
 pytestmark = pytest.mark.faults
 
@@ -63,6 +63,12 @@ def hits(blobs: dict[str, bytes], number: str) -> list[str]:
             for needle in needles(number) if needle in blob.lower()]  # fmt: skip
 
 
+def failed_attempt_logged(tmp_path: Path) -> bool:
+    """Whether a worker has logged a send the gateway refused, with its traceback."""
+    return any(b"Traceback" in p.read_bytes() and b"GatewayRetry" in p.read_bytes()
+               for p in tmp_path.glob("worker-*.log"))  # fmt: skip
+
+
 def test_a_canary_returnee_leaves_no_clear_trace_after_the_faults(
     private_redis: RedisProcess,
     gateway: EmulatorProcess,
@@ -94,19 +100,23 @@ def test_a_canary_returnee_leaves_no_clear_trace_after_the_faults(
             assert replies[-1].startswith("END ") and code, replies
             gateway.post("/faults", json={"http_500_rate": 1})  # the first sends fail
             private_redis.start()
-            time.sleep(2)  # a few failed attempts, with their tracebacks
+            # Wait for a failed attempt and its traceback (the worker first has to reconnect to
+            # Redis, which took more than the 2 seconds once slept here, 1 run in 6).
+            wait_for(lambda: failed_attempt_logged(tmp_path), timeout=60)
             worker.kill()  # kill -9, perhaps mid-send
             gateway.post("/faults", json={"http_500_rate": 0})
             spawn_worker(settings)
+            # The killed worker may hold RQ's scheduler lock, and the retries it scheduled wait
+            # until that lock lapses (61 s: RQ's scheduler interval + 60) for another to take it.
             delivered = wait_for(
-                lambda: (c := deliveries(app, gateway)) and all(c.values()) and c, timeout=30
+                lambda: (c := deliveries(app, gateway)) and all(c.values()) and c, timeout=90
             )
             provider_number = next(row.to_e164 for row in outbox(app) if row.purpose == "provider_alert")
             send_from_phone(gateway, provider_number, f"OK {code}")  # the provider now gets the name
             send_from_phone(gateway, number, "STATUT")
             wait_for(lambda: len(inbox(gateway, number)) >= 3, timeout=30)
             wait_for(lambda: any(CANARY in text for text in inbox(gateway, provider_number)), timeout=30)
-            with app.extensions["sira.sessions"]() as session:
+            with sira(app).sessions() as session:
                 wait_for(lambda: session.scalar(select(func.count()).select_from(UssdStep)), timeout=15)
                 referrals = session.scalar(select(func.count()).select_from(Referral))
     finally:

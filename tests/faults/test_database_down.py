@@ -34,10 +34,11 @@ from tests.faults.conftest import (
 )
 from tests.gateway_helpers import EmulatorProcess, free_port, fresh_number, wait_for
 from tests.journeys import app_with_directory, ask_for_help, code_in, inbox, send_from_phone
+from web.context import sira
 
 pytestmark = pytest.mark.faults
 
-APEJ = "+22370000002"  # the provider alerted for a job in Bamako (seed/directory.yaml)
+APEJ = "+22370000002"  # the provider alerted for a job in Bamako (seed/directory.hsds.json)
 ANSWER_WITHIN = 3.0
 
 
@@ -101,7 +102,7 @@ def test_callbacks_received_while_the_database_is_down_are_spooled_sealed_and_re
         code = code_in(ask_for_help(Phone(server.url, number=returnee)))
         wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(app)) and outbox(app), timeout=20)
     alert = next(r for r in outbox(app) if r.to_e164 == APEJ)
-    with app.extensions["sira.sessions"]() as session:  # its report is still on its way
+    with sira(app).sessions() as session:  # its report is still on its way
         session.execute(update(OutboundSms).where(OutboundSms.id == alert.id).values(delivery_status=None))
         session.commit()
 
@@ -153,7 +154,7 @@ def test_callbacks_received_while_the_database_is_down_are_spooled_sealed_and_re
         wait_for(lambda: not list(spool.glob("*.rec")), timeout=20)
         time.sleep(1.5)
         counts = deliveries(app, gateway)
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         referral = session.scalar(select(Referral).where(Referral.code == code))
         inbound = session.scalars(select(InboundSms)).all()
         report_status = session.get(OutboundSms, alert.id).delivery_status

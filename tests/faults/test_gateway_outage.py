@@ -20,6 +20,7 @@ from tests.conftest import LiveServer, Phone
 from tests.faults.conftest import FAST, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import ask_for_help
+from web.context import sira
 
 pytestmark = pytest.mark.faults
 
@@ -31,7 +32,7 @@ def statuses(app: Flask) -> list[str]:
 
 
 def signed_in(app: Flask, role: Role):
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         user = User(email=f"{role.value}@example.org", role=role)
         user.set_password(PASSWORD)
         session.add(user)
@@ -102,7 +103,7 @@ def test_a_gateway_down_for_good_makes_messages_dead_then_staff_send_them_again(
         assert again.status_code == 409  # sent now: nothing to retry
         time.sleep(1)
         counts = deliveries(app, gateway)
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "sms.retry")).all()
         assert [e.object_id for e in entries] == [str(dead.id)]
         assert session.get(OutboundSms, dead.id).status == SmsStatus.ACCEPTED

@@ -19,6 +19,7 @@ from tests.conftest import LiveServer, Phone
 from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import code_in
+from web.context import sira
 
 pytestmark = pytest.mark.faults
 
@@ -108,7 +109,7 @@ def test_journeys_go_on_without_redis_and_every_sms_is_sent_once_it_is_back(
         counts = deliveries(app, gateway)
 
     journeys = midway + during
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         referrals = session.scalar(select(func.count()).select_from(Referral))
     figures.update(
         fault=fault,
@@ -136,7 +137,7 @@ def test_journeys_go_on_without_redis_and_every_sms_is_sent_once_it_is_back(
             pytest.fail(f"step {step} differs: {journey.replies[step]!r} != {reference.replies[step]!r}")
     assert referrals == 1 + len(journeys)
     codes = {code_in(j.replies[-1]) for j in journeys}
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         assert codes <= set(session.scalars(select(Referral.code)))
     assert len(rows) == 2 * referrals  # an alert to the provider and a confirmation to the returnee
     assert delivered and all(n == 1 for n in counts.values()), counts

@@ -22,6 +22,7 @@ from tests.conftest import LiveServer, Phone
 from tests.faults.conftest import RedisProcess, Stage, deliveries, outbox
 from tests.gateway_helpers import EmulatorProcess, fresh_number, wait_for
 from tests.journeys import ask_for_help
+from web.context import sira
 
 pytestmark = pytest.mark.faults
 
@@ -66,7 +67,7 @@ def test_a_worker_killed_mid_send_leaves_nothing_unsent(
             started.cleanup(time.time() + 3600)
         time.sleep(1.5)  # more sweeps: a late duplicate would show now
         counts = deliveries(app, gateway)
-    with app.extensions["sira.sessions"]() as session:
+    with sira(app).sessions() as session:
         attempts = session.scalar(select(OutboundSms.attempts).where(OutboundSms.id == victim.id))
     figures.update(
         moment=moment,

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from pathlib import Path
+
+from flask import Flask, Response, send_from_directory
 
 from web.admin import (  # noqa: F401  (their views register on the blueprint)
+    agents,
     audit_log,
     dashboard,
     export,
     i18n,
+    labels,
     providers,
     queues,
     referrals,
@@ -20,23 +24,21 @@ from web.admin import (  # noqa: F401  (their views register on the blueprint)
 )
 from web.admin.access import bp, security_headers
 from web.admin.cli import create_user
-from web.admin.sessions import SessionStore
-from web.admin.throttle import LoginThrottle
+
+STATIC = Path(__file__).parent / "static"
+
+
+def favicon() -> Response:
+    """Every browser asks for /favicon.ico; a 404 on each page view would only fill the logs."""
+    return send_from_directory(STATIC, "favicon.ico", mimetype="image/vnd.microsoft.icon", max_age=86400)
 
 
 def init_app(app: Flask) -> None:
-    """Register the blueprint, its Redis session store and login throttle, its headers hook and CLI."""
+    """Register the blueprint, its headers hook and CLI."""
     app.config.setdefault("ADMIN_COOKIE_SECURE", True)
-    settings = app.extensions["sira.settings"]
-    app.extensions["sira.admin_sessions"] = SessionStore(app.extensions["sira.redis"])
-    app.extensions["sira.login_throttle"] = LoginThrottle(
-        app.extensions["sira.redis"],
-        settings.login_free_failures,
-        settings.login_max_delay_seconds,
-        settings.password_checks,
-        settings.password_check_wait_seconds,
-    )
     i18n.init_app(app)
+    labels.init_app(app)
     app.register_blueprint(bp)
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
     app.after_request(security_headers)
     app.cli.add_command(create_user)

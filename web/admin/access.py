@@ -22,6 +22,7 @@ from models.base import utcnow
 from web.admin.i18n import _, choose_language, language
 from web.admin.inputs import MAX_ID
 from web.admin.sessions import AdminSession, SessionStore
+from web.context import sira
 from web.db import get_session
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="templates", static_folder="static")
@@ -40,11 +41,13 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 STAFF = (Role.ADMIN, Role.COORDINATOR)
-EVERYONE = tuple(Role)
+# Every role that reads the admin's pages; a reception agent registers returnees and sees nothing else.
+EVERYONE = tuple(r for r in Role if r != Role.AGENT)
+ANY_ROLE = tuple(Role)  # signing out and the start page
 
 
 def store() -> SessionStore:
-    return current_app.extensions["sira.admin_sessions"]
+    return sira().admin_sessions
 
 
 def current_user() -> User | None:
@@ -169,7 +172,7 @@ def login() -> ResponseReturnValue:
         return set_cookie(response, g.form_nonce, FORM_COOKIE) if new_nonce else response
     email = request.form.get("email", "")[:254]
     password = request.form.get("password", "")[:1024]
-    address, throttle = request.remote_addr or "", current_app.extensions["sira.login_throttle"]
+    address, throttle = request.remote_addr or "", sira().login_throttle
     wait = throttle.wait_seconds(address, email)
     if wait:  # no password check at all: a guesser spends none of our CPU
         return login_refused(LOGIN_THROTTLED, email, 429, wait)
@@ -207,7 +210,7 @@ def login_refused(error: str, email: str, status: int, retry_after: int = 0) -> 
 
 
 @bp.post("/logout")
-@require(*EVERYONE)
+@require(*ANY_ROLE)
 def logout() -> ResponseReturnValue:
     """End the session in Redis, so a copy of the cookie is worthless from now on."""
     db = get_session()
@@ -226,11 +229,14 @@ def set_language() -> ResponseReturnValue:
 
 
 @bp.get("/")
-@require(*EVERYONE)
+@require(*ANY_ROLE)
 def index() -> ResponseReturnValue:
-    """Staff and viewers start on the dashboard; a provider's focal point on its referrals."""
+    """Staff and viewers start on the dashboard; a provider's focal point on its referrals; an
+    agent on the registration form."""
     if current_user().role == Role.PROVIDER:
         return redirect(url_for("admin.referrals"))
+    if current_user().role == Role.AGENT:
+        return redirect(url_for("admin.register"))
     return redirect(url_for("admin.dashboard"))
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from models.admin import MIN_PASSWORD_LENGTH, Role, User, audit, find_user, normalise_email
 from models.directory import Provider
+from web.context import sira
 
 
 @click.command("create-user")
@@ -26,7 +26,7 @@ def create_user(email: str, role: str, provider_slug: str | None, password: str 
         raise click.BadParameter("not an email address", param_hint="EMAIL")
     if (role == Role.PROVIDER) != (provider_slug is not None):
         raise click.UsageError("--provider SLUG is needed for --role provider, and only for it")
-    with current_app.extensions["sira.sessions"]() as session:
+    with sira().sessions() as session:
         if find_user(session, email) is not None:
             raise click.ClickException(f"a user with the email {email} already exists")
         provider_id = None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
-from flask import Response, current_app, render_template, request
+from flask import Response, g, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from web.admin.access import bp, current_user, require
 from web.admin.i18n import _
 from web.admin.inputs import day as parse_day
 from web.admin.referrals import STATUS_LABELS, directory, overdue_clause
+from web.context import sira
 from web.db import get_session
 
 DASHBOARD_ROLES = (Role.ADMIN, Role.COORDINATOR, Role.VIEWER)  # a provider's focal point has its list
@@ -38,6 +39,19 @@ MAX_DAYS = 3 * 366  # a longer period would draw a chart nobody can read
 DELIVERED = "Success"
 BAD_PERIOD = _("These dates cannot be read: showing the last 12 weeks.")
 TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
+
+
+@bp.context_processor
+def waiting_on_coordinators() -> dict[str, int | None]:
+    """The header's count: referrals at the coordination desk or past a provider's deadline, so
+    that staff see them from any page (a provider's focal point has its own list to watch, and a
+    reception agent registers people, nothing else)."""
+    user = g.get("admin_user")
+    if user is None or user.role in (Role.PROVIDER, Role.AGENT):
+        return {"to_handle": None}
+    settings = sira().settings
+    query = select(func.count(Referral.id)).where(overdue_clause(settings.reminder_after_hours))
+    return {"to_handle": get_session().scalar(query)}
 
 
 def monday(day: date) -> date:
@@ -271,7 +285,7 @@ def chart(weeks: list[tuple[date, int]]) -> tuple[list[Bar], int]:
 
 
 def period_and_figures() -> Figures:
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     period = Period.from_args(request.args, utcnow().date())
     return compute(get_session(), period, settings.reminder_after_hours)
 

@@ -13,7 +13,7 @@ import io
 from collections.abc import Iterator
 from datetime import datetime
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, request, stream_with_context
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
@@ -22,6 +22,7 @@ from models.base import as_utc, utcnow
 from models.referral import Referral, ReferralEvent, Status
 from web.admin.access import EVERYONE, bp, current_user, require
 from web.admin.referrals import Filters, directory, visible
+from web.context import sira
 from web.db import get_session
 
 COLUMNS = ("code", "created_at", "status", "category", "region", "provider", "assigned_at",
@@ -44,7 +45,7 @@ def cell(text: str) -> str:
 def referrals_csv() -> ResponseReturnValue:
     """What the list shows with the same filters, all pages; a provider gets its own referrals only."""
     user, session = current_user(), get_session()
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     filters = Filters.from_args(request.args)
     accepted_at = (
         select(func.min(ReferralEvent.at))

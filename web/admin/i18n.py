@@ -10,7 +10,8 @@ from __future__ import annotations
 from flask import Flask, current_app, g, redirect, request
 from flask.typing import ResponseReturnValue
 
-from flows.i18n import Catalogs, _
+from flows.i18n import _
+from web.context import sira
 
 __all__ = ["ADMIN_LANGUAGES", "LANG_COOKIE", "_", "choose_language", "init_app", "translate"]
 
@@ -28,7 +29,7 @@ def language() -> str:
 def translate(msgid: str) -> str:
     """The message in the page's language; the id itself (English) when a catalog lacks it."""
     lang = g.get("admin_lang") or DEFAULT
-    return current_app.extensions["sira.admin_catalogs"].gettext(lang, msgid)
+    return sira().admin_catalogs.gettext(lang, msgid)
 
 
 def choose_language(next_url: str) -> ResponseReturnValue:
@@ -43,5 +44,4 @@ def choose_language(next_url: str) -> ResponseReturnValue:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["sira.admin_catalogs"] = Catalogs.load(domain="admin", languages=ADMIN_LANGUAGES)
     app.jinja_env.globals["_"] = translate

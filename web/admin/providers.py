@@ -7,13 +7,14 @@ both take active ones only). A bad form is shown again with its messages and not
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -23,11 +24,14 @@ from models.admin import audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.phone import InvalidPhone, phone_hash, to_e164
-from models.referral import OPEN, Referral, ReferralEvent, Status
+from models.referral import IN_HAND, Referral, ReferralEvent, Status
+from services.directory_hsds import export_directory
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.inputs import number
+from web.admin.labels import category_names
 from web.admin.ussd import not_for_providers
+from web.context import sira
 from web.db import get_session
 
 RESPONSE_WINDOW = timedelta(days=90)
@@ -90,7 +94,7 @@ def loads(session: Session) -> dict[int, Load]:
     open_counts = dict(
         session.execute(
             select(Referral.provider_id, func.count())
-            .where(Referral.provider_id.is_not(None), Referral.status.in_([s.value for s in OPEN]))
+            .where(Referral.provider_id.is_not(None), Referral.status.in_([s.value for s in IN_HAND]))
             .group_by(Referral.provider_id)
         ).all()
     )
@@ -133,6 +137,23 @@ def providers() -> ResponseReturnValue:
         duration=duration, can_edit=current_user().role in STAFF, done=DONE.get(request.args.get("done", "")),
         window_days=RESPONSE_WINDOW.days,
     )  # fmt: skip
+
+
+@bp.get("/providers/directory.hsds.json")
+@require(*EVERYONE)
+def providers_hsds() -> ResponseReturnValue:
+    """The whole directory in HSDS 3.0, as `flask directory export` writes it (audited, as every export)."""
+    not_for_providers()
+    session, user = get_session(), current_user()
+    package = export_directory(session)
+    audit(session, user.id, "export", "directory", None, format="hsds-3.0")
+    session.commit()
+    name = f"sira-directory-hsds-{utcnow().strftime('%Y%m%d-%H%M')}.json"
+    return Response(
+        json.dumps(package, ensure_ascii=False, indent=1) + "\n",
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @dataclass
@@ -195,7 +216,7 @@ class ProviderForm:
             errors["regions"] = (_("Unknown region."), {})
         elif not self.regions and not self.national:
             errors["regions"] = (_("Choose at least one region, or make the provider national."), {})
-        settings = current_app.extensions["sira.settings"]
+        settings = sira().settings
         if self.contact_phone:
             try:
                 self.parsed_contact = to_e164(self.contact_phone, settings.default_region_code)
@@ -270,7 +291,7 @@ def slug_for(session: Session, name: str) -> str:
 
 def form_page(form: ProviderForm, provider: Provider | None, status: int = 200) -> ResponseReturnValue:
     session = get_session()
-    categories = session.execute(select(Category.code, Category.name).order_by(Category.position)).all()
+    categories = list(category_names(session).items())
     regions = session.execute(select(Region.code, Region.name).order_by(Region.name)).all()
     return render_template(
         "admin/provider_form.html", form=form, provider=provider, categories=categories, regions=regions,

@@ -9,12 +9,12 @@ read; admins may put a failed job back in its queue (audited).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.registry import BaseRegistry, FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -23,11 +23,14 @@ from rq.results import Result
 from infra import queues as names
 from infra.balance import cached_balance
 from models.admin import Role, audit
+from models.base import utcnow
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.routes import HEALTH, route_rows
+from web.context import sira
 from web.db import get_session
 
+HEARTBEAT_GRACE = 60  # seconds past RQ's worker TTL before a quiet worker is flagged
 SHOWN = 50  # per list: enough to see what is wrong, light on a slow link
 ERROR_CHARS = 160
 DONE = {"retried": _("Job put back in its queue.")}
@@ -85,6 +88,28 @@ def registry_list(kind: str, registry: BaseRegistry, redis: Redis) -> JobList:
     return JobList(kind, registry.count, rows(redis, ids, failed=kind == "failed"))
 
 
+@dataclass(frozen=True)
+class WorkerRow:
+    """A worker as RQ registers it: its name, queues, state and last sign of life."""
+
+    name: str
+    queues: list[str]
+    state: str
+    last_heartbeat: datetime | None
+    silent: bool  # no heartbeat for longer than RQ waits between two
+
+
+def workers(redis: Redis, now: datetime) -> list[WorkerRow]:
+    """Every registered worker; one whose heartbeat is older than RQ's time-to-live is likely dead
+    (its key has not expired yet), which is what an admin wants to see at a glance."""
+    found = []
+    for worker in sorted(Worker.all(connection=redis), key=lambda w: w.name):
+        beat = worker.last_heartbeat.replace(tzinfo=UTC) if worker.last_heartbeat else None
+        silent = beat is None or (now - beat).total_seconds() > worker.worker_ttl + HEARTBEAT_GRACE
+        found.append(WorkerRow(worker.name, worker.queue_names(), str(worker.get_state()), beat, silent))
+    return found
+
+
 def queue_lists(name: str, redis: Redis) -> list[JobList]:
     queue = Queue(name, connection=redis)
     return [
@@ -98,14 +123,15 @@ def queue_lists(name: str, redis: Redis) -> list[JobList]:
 @bp.get("/queues")
 @require(*STAFF)
 def job_queues() -> ResponseReturnValue:
-    redis = current_app.extensions["sira.redis"]
+    redis = sira().redis
     # The Orange bundle, only where Orange sends the SMS; read from Redis, never from Orange here.
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     orange = any(route.kind.lower() == "orange" for route in settings.routing.routes)
-    routes = route_rows(settings, redis, get_session())
     return render_template(
         "admin/queues.html", queues={name: queue_lists(name, redis) for name in names.ALL}, kinds=KINDS,
-        orange=orange, balance=cached_balance(redis) if orange else None, routes=routes, route_health=HEALTH,
+        orange=orange, balance=cached_balance(redis) if orange else None,
+        routes=route_rows(settings, redis, get_session()), route_health=HEALTH,
+        workers=workers(redis, utcnow()), now=utcnow(),
         can_retry=current_user().role == Role.ADMIN, shown=SHOWN, done=DONE.get(request.args.get("done", "")),
     )  # fmt: skip
 
@@ -119,7 +145,7 @@ def job_retry(name: str, job_id: str) -> ResponseReturnValue:
         abort(403)
     if name not in names.ALL:
         abort(404)
-    redis = current_app.extensions["sira.redis"]
+    redis = sira().redis
     registry = FailedJobRegistry(queue=Queue(name, connection=redis))
     job_id = job_id[:100]
     if job_id not in registry:

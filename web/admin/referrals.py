@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
@@ -23,25 +23,31 @@ from models.returnee import Returnee
 from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
-from web.admin.i18n import _
+from web.admin.i18n import _, translate
 from web.admin.inputs import number
+from web.admin.labels import REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
+from web.context import sira
 from web.db import get_session
 
 # Statuses in which a referral waits on the coordination desk when it has no provider.
 AT_DESK = (Status.NEW, Status.DECLINED, Status.EXPIRED)
 DISCLOSED = (Status.ACCEPTED, Status.CLOSED)  # a provider sees who to call only from acceptance
-STATUS_LABELS = {
-    Status.NEW: _("new"), Status.SENT: _("sent"), Status.ACCEPTED: _("accepted"), Status.DECLINED: _("declined"),
-    Status.EXPIRED: _("expired"), Status.CLOSED: _("closed"), Status.CANCELLED: _("cancelled"),
-}  # fmt: skip
+STATUS_LABELS = REFERRAL_STATUSES
 DONE = {
     "rerouted": _("Referral re-routed."),
+    "nobody_desk": _(
+        "No provider takes this need in this region: the referral stays at the coordination desk. Nothing was sent."
+    ),
+    "nobody_kept": _(
+        "No other provider takes this need in this region: the referral stays with its provider. Nothing was sent."
+    ),
     "cancelled": _("Referral cancelled."),
     "noted": _("Note added."),
     "accepted": _("Referral accepted: the person is waiting for your call."),
     "declined": _("Referral declined: it goes to another provider."),
+    "declined_desk": _("Referral declined: no other provider takes it here, the coordination desk will."),
     "closed": _("Referral closed: the person will be asked whether they were helped."),
 }
 
@@ -117,7 +123,7 @@ class Filters:
 def directory(session: Session) -> tuple[dict[str, str], dict[str, str], dict[int, str]]:
     """Names of categories, regions and providers: small tables, read whole."""
     return (
-        dict(session.execute(select(Category.code, Category.name).order_by(Category.position)).all()),
+        category_names(session),
         dict(session.execute(select(Region.code, Region.name).order_by(Region.name)).all()),
         dict(session.execute(select(Provider.id, Provider.name).order_by(Provider.name)).all()),
     )
@@ -128,7 +134,7 @@ def directory(session: Session) -> tuple[dict[str, str], dict[str, str], dict[in
 def referrals() -> ResponseReturnValue:
     """Newest first; LIMIT/OFFSET on ids in the database, one row more than shown to know of a next page."""
     user, session = current_user(), get_session()
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     filters = Filters.from_args(request.args)
     number = page_number(request.args)
     order = (Referral.created_at.desc(), Referral.id.desc())
@@ -203,15 +209,16 @@ def timeline(referral: Referral, user: User) -> list[Shown]:
 
 
 def actor_names(session: Session, actors: set[str], user: User) -> dict[str, str]:
-    """Readable names for event actors ("user:3", "provider:7"); the rest are shown as they are.
+    """Readable names for event actors ("user:3", "provider:7"); "system" and "returnee" are labels.
 
-    Staff members are named to staff only: others see the coordination desk."""
-    if user.role not in STAFF:
-        return {a: _("Coordination desk") for a in actors if a.startswith("user:")}
+    Staff members are named to staff only: others see the coordination desk. Providers are named
+    to everyone (a focal point's timeline holds only its own provider's events)."""
     users = [i for a in actors if a.startswith("user:") and (i := number(a[5:])) is not None]
     providers = [i for a in actors if a.startswith("provider:") and (i := number(a[9:])) is not None]
     names: dict[str, str] = {}
-    if users:
+    if user.role not in STAFF:
+        names |= {a: translate(_("Coordination desk")) for a in actors if a.startswith("user:")}
+    elif users:
         names |= {
             f"user:{i}": e for i, e in session.execute(select(User.id, User.email).where(User.id.in_(users)))
         }
@@ -263,15 +270,15 @@ def finish(
     """Commit, then queue the SMS and drop the returnee's cached USSD profile (it lists referrals)."""
     returnee_hash = session.scalar(select(Returnee.phone_hash).where(Returnee.id == referral.returnee_id))
     session.commit()
-    settings = current_app.extensions["sira.settings"]
+    settings = sira().settings
     enqueue_sms(
-        current_app.extensions["sira.redis"],
+        sira().redis,
         sms_ids,
         settings.sms_retry_intervals,
         settings.sms_job_timeout_seconds,
     )
     if returnee_hash:
-        current_app.extensions["sira.ussd_store"].forget_profile(returnee_hash)
+        sira().ussd_store.forget_profile(returnee_hash)
     if to_list:
         return redirect(url_for("admin.referrals", done=done))
     return redirect(url_for("admin.referral", code=referral.code, done=done))
@@ -304,8 +311,13 @@ def reroute(code: str) -> ResponseReturnValue:
             or found.category not in {c.code for c in chosen.categories}
         ):
             abort(409)
-    actor, texts = f"user:{user.id}", current_app.extensions["sira.sms_texts"]
+    actor, texts = f"user:{user.id}", sira().sms_texts
     previous = found.provider_id
+    if chosen is None and lifecycle.next_provider(session, found) is None:
+        lifecycle.no_provider_left(found, actor, "web")
+        audit(session, user.id, "referral.reroute", "referral", found.code,
+              from_provider_id=previous, to_provider_id=previous, chosen=False, found=False)  # fmt: skip
+        return finish(session, found, [], "nobody_desk" if previous is None else "nobody_kept")
     if status == Status.SENT:
         found.move(
             Status.DECLINED, actor=actor, channel="web", note=_("withdrawn by the coordination")
@@ -366,7 +378,7 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     user, session = current_user(), get_session()
     found = referral_or_404(session, code, user, for_update=True)
     by = lifecycle.Answer.on_web(session.get(Provider, user.provider_id), user.id)
-    texts = current_app.extensions["sira.sms_texts"]
+    texts = sira().sms_texts
     reason = " ".join(request.form.get("reason", "").split())[:200]
     try:
         if action == "accept":
@@ -381,7 +393,8 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     detail = {"reason": bool(reason)} if action == "decline" else {}
     audit(session, user.id, f"referral.{action}", "referral", found.code, **detail)
     # A declined referral has gone to another provider: its page no longer exists for this user.
-    return finish(session, found, sms_ids, ANSWERED[action], to_list=action == "decline")
+    done = "declined_desk" if action == "decline" and found.provider_id is None else ANSWERED[action]
+    return finish(session, found, sms_ids, done, to_list=action == "decline")
 
 
 @bp.post("/referrals/<code>/accept")

@@ -7,7 +7,7 @@ is found by id afterwards. Every view of a file is audited; so is an erasure.
 
 from __future__ import annotations
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
@@ -22,6 +22,7 @@ from web.admin.i18n import _
 from web.admin.masking import person
 from web.admin.referrals import STATUS_LABELS, directory
 from web.admin.ussd import not_for_providers
+from web.context import sira
 from web.db import get_session
 
 SESSIONS_SHOWN = 20
@@ -37,7 +38,7 @@ DONE = {"erased": _("The returnee's data has been erased.")}
 
 def find_returnee(raw_phone: str, raw_code: str) -> tuple[Returnee | None, str | None]:
     """The returnee for a typed number (by its keyed hash) or a referral code, or an error message."""
-    session, settings = get_session(), current_app.extensions["sira.settings"]
+    session, settings = get_session(), sira().settings
     if raw_phone:
         try:
             e164 = to_e164(raw_phone[:32], settings.default_region_code)
@@ -154,7 +155,7 @@ def erase(returnee_id: int) -> ResponseReturnValue:
     erase_returnee(session, found, actor=f"user:{user.id}", channel="web")
     audit(session, user.id, "returnee.erase", "returnee", returnee_id, referrals=len(referrals))
     session.commit()
-    store = current_app.extensions["sira.ussd_store"]
+    store = sira().ussd_store
     store.forget_profile(digest)
     store.forget_phone(digest)
     return redirect(url_for("admin.returnees", done="erased"))

@@ -36,6 +36,7 @@ from web.admin.i18n import _, translate
 from web.admin.inputs import number
 from web.admin.ussd import screen_text
 from web.callbacks import callback_url
+from web.context import sira
 from web.db import get_session
 
 SESSION_ID = re.compile(r"ATUid_sim[0-9a-f]{24}")  # 33 characters: fits the audit's object id
@@ -113,14 +114,14 @@ class Call:
 
 
 def ussd_form(call: Call, e164: str) -> dict[str, str]:
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     return {"sessionId": call.session_id, "serviceCode": settings.ussd_service_code,
             "phoneNumber": e164, "networkCode": NETWORK_CODE, "text": call.text}  # fmt: skip
 
 
 def post_callback(path: str, form: dict[str, str]) -> tuple[int, str]:
     """POST to one of our gateway callbacks through this app's WSGI stack (see the module's doc)."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     get_session().commit()  # the webhook writes on its own connection: hold no transaction open here
     client = current_app.test_client()
     response = client.post(callback_url("", path, settings.callback_secrets), data=form)
@@ -139,7 +140,7 @@ def step(call: Call, e164: str) -> None:
 
 def smpp_step(call: Call, e164: str, typed: str, *, dial: bool) -> None:
     """Dial or answer through the SMPP gateway emulator's phones; it waits for the connector's screen."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     get_session().commit()  # the connector writes on its own connection: hold no transaction open here
     if dial:
         path, data = "/ussd/dial", {"phone": e164}
@@ -169,7 +170,7 @@ def smpp_step(call: Call, e164: str, typed: str, *, dial: bool) -> None:
 
 
 def emulator_url(path: str) -> str:
-    return current_app.extensions["sira.settings"].at_api_url.rstrip("/") + path
+    return sira().settings.at_api_url.rstrip("/") + path
 
 
 def inbox(e164: str) -> list[dict[str, str]] | None:
@@ -208,7 +209,7 @@ def send_sms(call: Call, e164: str, text: str) -> None:
 
 
 def page(call: Call, e164: str | None, status: int = 200) -> ResponseReturnValue:
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     with_emulator = emulated(settings)
     received = inbox(e164) if e164 and with_emulator else None
     return render_template(
@@ -223,7 +224,7 @@ def page(call: Call, e164: str | None, status: int = 200) -> ResponseReturnValue
 @require(*STAFF)
 def simulator() -> ResponseReturnValue:
     """A phone ready to dial, once staff type the number it plays."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     if not enabled(settings):
         return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
     return page(Call(), None)
@@ -233,7 +234,7 @@ def simulator() -> ResponseReturnValue:
 @require(*STAFF)
 def simulator_act() -> ResponseReturnValue:
     """Dial, send an answer, hang up, send an SMS or refresh the inbox; then show the phone again."""
-    settings: Settings = current_app.extensions["sira.settings"]
+    settings: Settings = sira().settings
     if not enabled(settings):
         return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
     form = request.form

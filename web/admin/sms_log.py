@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select, update
 
@@ -24,6 +24,7 @@ from web.admin.i18n import _
 from web.admin.paging import Page, page_ids, page_number
 from web.admin.routes import HEALTH, route_rows
 from web.admin.ussd import not_for_providers
+from web.context import sira
 from web.db import get_session
 
 OUT, IN = "out", "in"
@@ -94,8 +95,7 @@ def sms_log() -> ResponseReturnValue:
     if user.role in STAFF:  # they read clear numbers and texts, which may name the returnee
         audit(get_session(), user.id, "sms.view", "sms", filters.direction, page=page_no)
         get_session().commit()
-    settings = current_app.extensions["sira.settings"]
-    routes = route_rows(settings, current_app.extensions["sira.redis"], get_session())
+    routes = route_rows(sira().settings, sira().redis, get_session())
     return render_template(
         "admin/sms.html", page=page, routes=routes, route_health=HEALTH, filters=filters, statuses=STATUS_LABELS, attention=ATTENTION,
         show_body=user.role in STAFF, can_retry=user.role in STAFF,
@@ -122,7 +122,7 @@ def retry_sms(sms_id: int) -> ResponseReturnValue:
         abort(409)
     audit(session, current_user().id, "sms.retry", "outbound_sms", sms_id)
     session.commit()
-    settings = current_app.extensions["sira.settings"]
-    enqueue_sms(current_app.extensions["sira.redis"], [sms_id], settings.sms_retry_intervals,
+    settings = sira().settings
+    enqueue_sms(sira().redis, [sms_id], settings.sms_retry_intervals,
                 settings.sms_job_timeout_seconds)  # fmt: skip
     return redirect(url_for("admin.sms_log", status=SmsStatus.DEAD.value, retried=sms_id))

@@ -21,13 +21,11 @@ from models.directory import Provider
 from web.admin.access import bp, current_user, require, store
 from web.admin.i18n import _
 from web.admin.inputs import number
+from web.admin.labels import ROLES
 from web.db import get_session
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-ROLE_LABELS = {
-    Role.ADMIN: _("administrator"), Role.COORDINATOR: _("coordinator"), Role.VIEWER: _("viewer"),
-    Role.PROVIDER: _("provider focal point"),
-}  # fmt: skip
+ROLE_LABELS = ROLES
 DONE = {
     "created": _("User created."),
     "role": _("Role changed."),

@@ -11,21 +11,25 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, func, select
 
 from flows.screens import End
 from models.admin import Role, audit
 from models.phone import InvalidPhone, phone_hash, to_e164
+from models.referral import Referral
+from models.returnee import Returnee
 from models.ussd import UssdSession, UssdStep
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.inputs import day as parse_day
 from web.admin.paging import Page, page_number
+from web.context import sira
 from web.db import get_session
 
 NO_OUTCOME = "none"  # sessions that never reached a last screen (abandoned, timed out, ongoing)
 HIDDEN_INPUT = "•••"
+REFERRALS_SHOWN = 10  # the latest: the returnee's page has them all
 HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -37,7 +41,7 @@ def not_for_providers() -> None:
 
 def outcomes() -> list[str]:
     """The last screens of the declared journeys: the outcomes a session can record."""
-    screens = current_app.extensions["sira.engine"].conversation.screens.values()
+    screens = sira().engine.conversation.screens.values()
     return sorted(s.id for s in screens if isinstance(s, End))
 
 
@@ -94,6 +98,17 @@ def step_count() -> object:
     )
 
 
+def last_step_at() -> object:
+    """When the returnee was last shown a screen: the end of a session that was cut off or left,
+    which records no END of its own (the gateway's notice, when it comes, says how it ended)."""
+    return (
+        select(func.max(UssdStep.at))
+        .where(UssdStep.session_id == UssdSession.session_id)
+        .correlate(UssdSession)
+        .scalar_subquery()
+    )
+
+
 @bp.get("/ussd/sessions")
 @require(*EVERYONE)
 def ussd_sessions() -> ResponseReturnValue:
@@ -102,7 +117,7 @@ def ussd_sessions() -> ResponseReturnValue:
     known = outcomes()
     filters = Filters.from_args(request.args, known)
     number = page_number(request.args)
-    query = filters.apply(select(UssdSession, step_count().label("steps")))
+    query = filters.apply(select(UssdSession, step_count().label("steps"), last_step_at().label("last")))
     query = query.order_by(UssdSession.started_at.desc(), UssdSession.id.desc())
     rows = get_session().execute(query.limit(Page.SIZE + 1).offset((number - 1) * Page.SIZE)).all()
     page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
@@ -122,7 +137,7 @@ def ussd_sessions_filter() -> ResponseReturnValue:
     if raw and current_user().role not in STAFF:  # a viewer's masked numbers must not be guessable
         abort(403)
     if raw:
-        settings = current_app.extensions["sira.settings"]
+        settings = sira().settings
         try:
             e164 = to_e164(raw[:32], settings.default_region_code)
         except InvalidPhone:
@@ -166,4 +181,20 @@ def ussd_session(session_id: str) -> ResponseReturnValue:
     audit(session, user.id, "ussd.view", "ussd_session", found.id,
           session_id=found.session_id[:100], steps=len(steps), masked=hide)  # fmt: skip
     session.commit()
-    return render_template("admin/ussd_session.html", found=found, steps=steps, masked=hide)
+    returnee_id = session.scalar(select(Returnee.id).where(Returnee.phone_hash == found.phone_hash))
+    codes = list(
+        session.scalars(
+            select(Referral.code)
+            .where(Referral.returnee_id == returnee_id)
+            .order_by(Referral.created_at.desc())
+            .limit(REFERRALS_SHOWN)
+        )
+    ) if returnee_id else []  # fmt: skip
+    return render_template(
+        "admin/ussd_session.html",
+        found=found,
+        steps=steps,
+        masked=hide,
+        returnee_id=returnee_id,
+        referral_codes=codes,
+    )
