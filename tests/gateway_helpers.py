@@ -119,10 +119,12 @@ class EmulatorProcess:
         self.log.close()
 
 
-def start_emulator(callback_base: str, log_path: Path, delivery_delay: float = 0.05) -> EmulatorProcess:
-    """Start the emulator on a free port and return once it answers HTTP."""
-    port = free_port()
-    log = log_path.open("wb")
+def start_emulator(
+    callback_base: str, log_path: Path, delivery_delay: float = 0.05, port: int | None = None
+) -> EmulatorProcess:
+    """Start the emulator on `port` (default: a free one) and return once it answers HTTP."""
+    port = port or free_port()
+    log = log_path.open("ab")
     command = [
         sys.executable,
         "-m",
