@@ -131,3 +131,27 @@ def test_the_providers_menu_and_the_returnees_never_cross(db, referral_code, foc
     empty = focal.dial()
     assert empty.startswith("CON Sira : vos demandes ouvertes (0)") and "Demander" not in empty
     assert "Choisissez votre langue" not in empty
+
+
+def test_an_answer_to_a_referral_that_moved_since_the_menu_changes_nothing_and_says_why(
+    db, gateway, database_url, referral_code, focal
+) -> None:
+    focal.dial()
+    focal.send("1")
+    assert "par SMS" in focal.send("1")  # the accept question is on the screen...
+    send_from_phone(gateway, APEJ, f"OK {referral_code}")  # ...when the same number accepts by SMS
+    run_worker(database_url, gateway)
+    events = len(referral(db, referral_code).events)
+    done = focal.send("1")
+    assert done == f"END Sira : la demande {referral_code} est acceptee ; rien n'a change."
+    run_worker(database_url, gateway)
+    assert len(referral(db, referral_code).events) == events
+    assert len([m for m in inbox(gateway, APEJ) if "Awa" in m]) == 1  # disclosed once, not twice
+
+    focal.dial()
+    focal.send("1")
+    focal.send("1")  # close as served...
+    db.execute(Referral.__table__.update().where(Referral.code == referral_code).values(provider_id=None))
+    db.commit()  # ...while a coordinator takes the referral back to the desk
+    assert focal.send("1") == f"END Sira : la demande {referral_code} ne vous est pas confiee."
+    assert referral(db, referral_code).status == "accepted"
