@@ -13,9 +13,12 @@ from redis import Redis
 from sqlalchemy import select
 
 from models import Referral
+from models.admin import Role
 from tests.conftest import Phone
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
+from tests.test_admin_providers import NEW, post
+from tests.test_admin_referrals import signed_in
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice
 ASSOCIATION = "+22350000011"  # jobs in Bamako, second choice
@@ -155,3 +158,15 @@ def test_an_answer_to_a_referral_that_moved_since_the_menu_changes_nothing_and_s
     db.commit()  # ...while a coordinator takes the referral back to the desk
     assert focal.send("1") == f"END Sira : la demande {referral_code} ne vous est pas confiee."
     assert referral(db, referral_code).status == "accepted"
+
+
+def test_a_number_made_a_providers_gets_the_providers_menu_on_its_next_dial(app, db, phone) -> None:
+    """The returnee profile cached by its earlier dials is forgotten when the admin saves the number."""
+    phone.number = "+22370000091"
+    phone.dial()
+    phone.send("1")  # French
+    assert "Demander de l'aide" in phone.dial()  # its profile is now cached with the session
+    client = signed_in(app, db, Role.COORDINATOR)
+    assert post(client, "/admin/providers/new", NEW).status_code == 302
+    menu = phone.dial()
+    assert menu.startswith("CON Sira: i ka demenyini minnu ma laban (0)") and "Demander" not in menu
