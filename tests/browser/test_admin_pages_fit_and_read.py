@@ -30,16 +30,18 @@ from tests.test_admin_labels import everything  # noqa: F401
 from tests.test_admin_referrals import seeded  # noqa: F401
 
 SCREENS = os.environ.get("SIRA_SCREENS_DIR")  # set by tests.browser.screens only
+SCREENS_HEIGHT = 1300  # px: a long list's first rows say enough, and keep the pictures small
 
 
 def shot(page, name: str, width: int) -> None:
-    folder = (
-        Path(SCREENS)
-        if SCREENS and width == LAPTOP["width"]
-        else Path(os.environ.get("BROWSER_SHOTS", "/tmp"))
-    )
-    suffix = "" if SCREENS else f"-{width}"
-    page.screenshot(path=str(folder / f"{name}{suffix}.png"), full_page=True)
+    """The page as a reader sees it; for docs/screens/, cut after its first screens, to stay small."""
+    if SCREENS:
+        height = min(page.evaluate("document.documentElement.scrollHeight"), SCREENS_HEIGHT)
+        clip = {"x": 0, "y": 0, "width": width, "height": height}
+        page.screenshot(path=str(Path(SCREENS) / f"{name}.png"), full_page=True, clip=clip)
+    else:
+        folder = Path(os.environ.get("BROWSER_SHOTS", "/tmp"))
+        page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
 
 
 @pytest.fixture
