@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from flows import options
+from models.directory import Region
+from services.referrals import refer
 from tests.browser.admin_pages import (
     LAPTOP,
     PHONE,
@@ -26,8 +30,9 @@ from tests.browser.admin_pages import (
     sign_in_as,
 )
 from tests.test_admin_access import PASSWORD
-from tests.test_admin_labels import everything  # noqa: F401
+from tests.test_admin_labels import everything, returnee  # noqa: F401
 from tests.test_admin_referrals import seeded  # noqa: F401
+from web.context import sira
 
 SCREENS = os.environ.get("SIRA_SCREENS_DIR")  # set by tests.browser.screens only
 SCREENS_HEIGHT = 1300  # px: a long list's first rows say enough, and keep the pictures small
@@ -45,7 +50,13 @@ def shot(page, name: str, width: int) -> None:
 
 
 @pytest.fixture
-def pages(everything: Flask) -> dict[str, str]:  # noqa: F811
+def pages(everything: Flask, db: Session) -> dict[str, str]:  # noqa: F811
+    # A referral for every need and region, so that the dashboard's tables hold their longest names.
+    texts = sira(everything).sms_texts
+    regions = db.scalars(select(Region.code).order_by(Region.code)).all()
+    for n, category in enumerate(options.CATEGORIES):
+        refer(db, returnee(db, 20 + n, region=regions[n % len(regions)]), category.code, texts)
+    db.commit()
     found = admin_pages(everything)
     # The views a coordinator works in every day must be among them, or the crawl went wrong.
     assert {"dashboard", "referrals", "referral", "sms_log", "providers", "audit_log"} <= set(found), found
