@@ -60,7 +60,7 @@ def test_a_coordinator_runs_a_journey_in_the_simulator_and_follows_the_referral(
     page.locator("table a", has_text="ATUid_sim").first.click()
     assert "Awa" in page.locator("main").inner_text() and code in page.locator("main").inner_text()
 
-    page.get_by_role("link", name="Orientations").click()
+    page.get_by_role("link", name="Orientations", exact=True).click()
     page.get_by_role("link", name=code).click()
     anpe = provider(db, "anpe")
     page.get_by_label("Réorienter vers").select_option(str(anpe.id))
@@ -68,9 +68,9 @@ def test_a_coordinator_runs_a_journey_in_the_simulator_and_follows_the_referral(
     assert page.get_by_role("status").inner_text() == "Orientation réorientée."
     assert db.scalar(select(Referral.provider_id).where(Referral.code == code)) == anpe.id
 
-    see(page, "/admin/audit", "referral.reroute")
-    row = page.locator("tr", has_text="referral.reroute")
-    assert code in row.inner_text() and f"to_provider_id={anpe.id}" in row.inner_text()
+    see(page, "/admin/audit", "orientation réorientée")
+    row = page.locator("tr", has_text="orientation réorientée")
+    assert code in row.inner_text() and f"nouveau prestataire: {anpe.id}" in row.inner_text()
 
 
 def test_a_viewer_sees_masked_numbers_no_actions_and_cannot_post_anyway(

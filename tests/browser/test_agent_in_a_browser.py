@@ -51,7 +51,7 @@ def test_an_agent_registers_a_person_on_a_phone_and_the_person_dials_without_reg
 
     phone = Phone(live_server.url, number=RETURNEE)
     menu = phone.dial()
-    assert "Ka togo seben" in menu and "1 Francais" not in menu  # straight to the bm menu
+    assert "N ka togoseben yelema" in menu and "1 Francais" not in menu  # straight to the bm menu, registered
     need = phone.send("1")
     assert "togo ye di" not in need.lower()  # not asked for a first name again
     context.close()
