@@ -55,7 +55,7 @@ RETURNED_SINCE = {"lt3m": _("less than 3 months"), "3-12m": _("3 to 12 months"),
 OUTCOMES = {
     "help.sent": _("request sent"), "mydata.erase_sent": _("erasure code sent"),
     "mydata.withdrawn": _("consent withdrawn"), "registration.done": _("registered"),
-    "registration.refused": _("consent refused"),
+    "registration.refused": _("consent refused"), "focal.done": _("a focal point answered a referral"),
 }  # fmt: skip
 PURPOSES = {
     "provider_alert": _("new referral, to the provider"), "provider_reminder": _("reminder, to the provider"),
