@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -247,10 +248,17 @@ def worker_command(burst: bool) -> None:
     from workers.runner import quiet_routine_logs, run_jobs
 
     sessions, redis = sira().sessions, sira().redis
-    try:
-        require_services(sessions, redis)
-    except ServiceDown as exc:
-        raise click.ClickException(str(exc)) from None
+    wait = 0.5
+    while True:  # a worker waits out an outage, even at start (honcho stops all when one exits)
+        try:
+            require_services(sessions, redis)
+            break
+        except ServiceDown as exc:
+            if burst:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"{exc}: the worker waits for it", err=True)
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
     settings = sira().settings
     redis = worker_redis(settings.redis_url, settings.sentinel_addresses, settings.redis_sentinel_master)
     quiet_routine_logs()  # before the cron's thread starts queueing

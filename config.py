@@ -101,6 +101,7 @@ class Settings:
     retention_transcript_days: int = 30
     retention_sms_days: int = 90
     retention_referral_days: int = 365
+    retention_withdrawn_days: int = 30
     retention_purge_seconds: int = 3600
     login_free_failures: int = 3
     login_max_delay_seconds: int = 900
@@ -371,7 +372,8 @@ def _validate(s: Settings) -> None:
         )
     if s.login_free_failures < 1 or s.login_max_delay_seconds < 1 or s.password_checks < 1:
         raise ConfigError("LOGIN_FREE_FAILURES, LOGIN_MAX_DELAY_SECONDS and PASSWORD_CHECKS must be >= 1")
-    retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days")
+    retention = ("retention_transcript_days", "retention_sms_days", "retention_referral_days",
+                 "retention_withdrawn_days")  # fmt: skip
     if any(getattr(s, name) < 1 for name in retention) or s.retention_purge_seconds < 60:
         raise ConfigError("RETENTION_*_DAYS must be >= 1 and RETENTION_PURGE_SECONDS >= 60")
     try:

@@ -16,6 +16,9 @@ USSD_ERASED = "ussd:erased:"
 STEP_BUFFER = "ussd:steps"
 STEP_FLUSH_LOCK = "ussd:steps:flushing"
 STEP_DEAD = "ussd:steps:dead"
+# When this Redis's memory began (epoch seconds), set by the first USSD read that finds it absent:
+# a young one may have forgotten sessions (restarted empty, or flushed; infra/ussd_store.py).
+REDIS_BORN = "sira:redis-born"
 # Per-phone rate counters (infra/ratelimit.py), one per kind and time window.
 RATE_LIMIT = "limit:"
 # Admin sessions (web/admin/sessions.py): by the SHA-256 of the cookie's id, and each user's set.

@@ -139,6 +139,7 @@ class Loaded(Generic[S]):
     limited: bool = False  # the phone is over its rate limit: the step must not run
     erased: str | None = None  # the phone was erased during this session, now gone: its language
     foreign: bool = False  # the session id is another phone's: the request must not touch it
+    amnesic: bool = False  # Redis's memory is younger than a session: it may have forgotten this one
 
 
 CACHE, REFRESH, DROP = "cache", "refresh", "drop"  # what a save does with the phone's profile
@@ -168,6 +169,7 @@ class UssdStore(Generic[S]):
         # (session id, phone): (until, version, state JSON, the rate count at that save, its window key)
         self._saved: dict[tuple[str, str], tuple[float, str, str, int, str]] = {}
         self._saved_lock = threading.Lock()
+        self._born = 0.0  # when the Redis whose states this process remembers began its memory
 
     @staticmethod
     def _keys(session_id: str, phone_digest: str) -> tuple[str, str]:
@@ -204,6 +206,8 @@ class UssdStore(Generic[S]):
         commands: list[tuple[str, ...]] = [
             ("HMGET", key, "v", "s", "b", "p"),
             ("GET", keys.ussd_erased(phone_digest)),
+            ("SET", keys.REDIS_BORN, repr(time.time()), "NX"),
+            ("GET", keys.REDIS_BORN),
         ]
         if with_resume:
             commands += [("GET", resume_key), ("GET", self._profile_key(phone_digest))]
@@ -216,6 +220,7 @@ class UssdStore(Generic[S]):
         if any(isinstance(reply, RedisError) for reply in replies):
             return Loaded(None, "", None, available=False)
         (version, raw, born, owner), erasure = replies[0], replies[1]
+        amnesic = self._amnesic(replies[3])
         if owner is not None and owner.decode() != phone_digest:
             return Loaded(None, "", None, foreign=True)
         if (raw is not None or born is not None) and begun_before_erasure(
@@ -223,7 +228,7 @@ class UssdStore(Generic[S]):
         ):
             return self._drop_erased(key, resume_key, self.open(raw))
         if with_resume:
-            suspended, profile = replies[2], replies[3]
+            suspended, profile = replies[4], replies[5]
         if counting:
             count = replies[-1]
         state = self.open(raw)
@@ -233,7 +238,22 @@ class UssdStore(Generic[S]):
             suspended=self.open(suspended) if state is None else None,
             profile=json.loads(data) if (data := self.profiles.open(profile)) else None,
             limited=counting and limit.exceeded(int(count or 0) + 1),
+            amnesic=amnesic,
         )
+
+    def _amnesic(self, mark: bytes | None) -> bool:
+        """Whether Redis began its memory less than a session's life ago (restarted empty, or
+        flushed). A new memory also drops the states this process remembers: they are of the old
+        one, and no step may be answered from them."""
+        try:
+            born = float(mark) if mark else 0.0
+        except ValueError:
+            born = 0.0
+        if born != self._born:
+            with self._saved_lock:
+                self._saved.clear()
+            self._born = born
+        return born > time.time() - self.session_ttl
 
     def _drop_erased(self, key: str, resume_key: str, state: S | None) -> Loaded[S]:
         """The session began before its phone was erased: what it holds goes too.

@@ -5,7 +5,7 @@ from models.base import Base
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
-from models.returnee import ConsentRecord, Returnee
+from models.returnee import ConsentRecord, Erasure, Returnee
 from models.ussd import UssdSession, UssdStep
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "Base",
     "Category",
     "ConsentRecord",
+    "Erasure",
     "InboundSms",
     "OutboundSms",
     "Provider",

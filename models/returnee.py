@@ -120,3 +120,17 @@ def record_consent(returnee: Returnee, version: str, granted: bool, channel: str
     )
     returnee.consent_version = version if granted else None
     returnee.consent_at = now if granted else None
+
+
+class Erasure(Base):
+    """That a phone was erased, and when: the one trace erasure keeps, by keyed hash only.
+
+    Redis keeps a tombstone too, but Redis may be down or emptied while the erased person's USSD
+    session is still open; this row is what stops that session being rebuilt from the gateway's
+    `text` (services/converse.py). It goes with the retention purge once no session could be open.
+    """
+
+    __tablename__ = "erasure"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis import Redis
 from sqlalchemy import select, update
@@ -42,11 +42,12 @@ from infra.sealing import Sealer
 from infra.ussd_store import DROP, REFRESH, Loaded, UssdStore
 from models import UssdSession
 from models import UssdStep as StepRow
-from models.base import utcnow
+from models.base import as_utc, utcnow
 from models.db import insert_ignore
 from models.phone import phone_hash
 from services import phone_profile
 from services.effects import Performed, perform
+from services.erasure import erased_since
 from services.referrals import NotReferable
 from services.transcripts import step_record
 
@@ -169,6 +170,9 @@ class _Step:
             if text is None:  # only the newest input, and no state to add it to: nothing to rebuild
                 log.info("USSD step ended: the session's state is lost and the transport sends no history")
                 return hook.polite(UNAVAILABLE)
+            if loaded.state is None and self._orphaned(loaded, text):
+                log.info("USSD step ended: its state is lost and its phone was erased since it began")
+                return hook.polite(ERASED)
             if not step.cumulative and loaded.state is not None and self._repeated(loaded.state):
                 return Reply(loaded.state.reply, loaded.state.ended)
             result = engine.feed(loaded.state or self._start(loaded, text), text)
@@ -195,6 +199,9 @@ class _Step:
             if won is False:
                 races += 1
                 continue  # another request advanced the session first: read it again
+            if won is None and loaded.remembered:  # a copy Redis cannot confirm is not answered from
+                remembered = False
+                continue
             if won is None:  # Redis is down: the transcript line goes to the database instead
                 self._log_step(state, result.reply)
             return result.reply
@@ -216,6 +223,31 @@ class _Step:
         if state is None:
             return None
         return f"{state.text}*{step.text}" if state.text else step.text
+
+    def _orphaned(self, loaded: Loaded[State], text: str) -> bool:
+        """Redis holds no state for the session: the database says what Redis may have forgotten.
+
+        Asked when the gateway sends answers (a state lost: Redis down, restarted or flushed; or
+        a dial-through), or when Redis's memory is younger than a session. The session's row binds
+        its id to the phone that opened it: another phone's request is refused. A session rebuilt
+        from `text` whose phone was erased since it began (no row of it begun after the erasure)
+        is the erased person's: it ends.
+        """
+        if not text and not loaded.amnesic and loaded.available:
+            return False  # a dial, Redis remembers: no session of this id was lost
+        session = self.db()
+        row = session.execute(
+            select(UssdSession.phone_hash, UssdSession.started_at).where(
+                UssdSession.session_id == self.step.session_id
+            )
+        ).first()
+        if row is not None and row.phone_hash != self.digest:
+            raise StepRefused("sessionId belongs to another phoneNumber")
+        if not text:
+            return False
+        window = timedelta(seconds=self.hook.settings.ussd_session_ttl_seconds)
+        erased = erased_since(session, self.digest, utcnow() - window)
+        return erased is not None and (row is None or as_utc(row.started_at) <= erased)
 
     def _repeated(self, state: State) -> bool:
         """The transport delivered this very request again: answer what it was answered."""

@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from models.base import as_utc, utcnow
+from models.db import upsert
 from models.messaging import TO_SEND, InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
-from models.returnee import Returnee
+from models.returnee import Erasure, Returnee
 from models.ussd import UssdSession
 
 ERASED = "[erased]"
@@ -55,8 +56,22 @@ def erase_returnee(
         .values(from_e164="", from_hash="", text=ERASED)
     )
     session.execute(delete(UssdSession).where(UssdSession.phone_hash == digest))
+    record_erasure(session, digest)
     session.delete(returnee)
     session.flush()
+
+
+def record_erasure(session: Session, digest: str) -> None:
+    """Keep that `digest` was erased now, in the database: Redis's tombstone may be lost with
+    Redis, and the erased person's open USSD session must not be rebuilt from the gateway's text."""
+    upsert(session, Erasure.__table__, "phone_hash", {"phone_hash": digest, "erased_at": utcnow()},
+           update=("erased_at",))  # fmt: skip
+
+
+def erased_since(session: Session, digest: str, since: datetime) -> datetime | None:
+    """When `digest` was erased, if it was at or after `since` (None otherwise)."""
+    at = session.scalar(select(Erasure.erased_at).where(Erasure.phone_hash == digest))
+    return as_utc(at) if at is not None and as_utc(at) >= since else None
 
 
 def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:

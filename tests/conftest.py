@@ -28,7 +28,7 @@ from app import create_app
 from cli import alembic_config
 from config import load_settings
 from gateway.ussd import UssdReply, UssdStep
-from infra import queues
+from infra import keys, queues
 from infra.connection import worker_redis
 from tests.gateway_helpers import EmulatorProcess, start_emulator
 from web.context import sira
@@ -86,6 +86,8 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 def redis() -> Iterator[Redis]:
     client = Redis.from_url(REDIS_URL)
     client.flushdb()
+    # A Redis that has run longer than any session; a test that flushes it again plays an outage.
+    client.set(keys.REDIS_BORN, "0")
     yield client
     client.flushdb()
     client.close()

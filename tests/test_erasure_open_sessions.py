@@ -96,3 +96,41 @@ def test_an_end_of_session_notice_after_erasure_brings_nothing_back(
     db.expire_all()
     assert db.scalar(select(UssdSession).where(UssdSession.session_id == phone.session_id)) is None
     assert db.scalar(select(UssdStep).where(UssdStep.session_id == phone.session_id)) is None
+
+
+def test_an_erasure_holds_when_redis_forgot_the_session_and_its_tombstone(
+    app: Flask, db: Session, redis: Redis, live_server, database_url: str
+) -> None:
+    """Redis restarted empty (here: flushed) after the erasure: the gateway's `text` still holds
+    the first name, and the database's record of the erasure stops it being registered again."""
+    phone = half_registered(live_server)
+    erase_on_the_admin(app, db)
+    redis.flushdb()
+    for answer in ["2", "3"]:
+        reply = phone.send(answer)
+        print("after the flush, step", phone.history, "->", reply)
+        assert reply.startswith("END ") and "effacees" in reply, reply
+    flush_transcripts(database_url)
+    db.expire_all()
+    assert db.scalar(select(Returnee)) is None
+    assert db.scalar(select(UssdSession).where(UssdSession.session_id == phone.session_id)) is None
+    new = Phone(live_server.url, number=NUMBER)
+    assert new.dial().startswith("CON ")  # a new dial of the number is a new life
+
+
+def test_a_session_id_stays_its_phones_when_redis_lost_its_owner(
+    app: Flask, db: Session, redis: Redis, live_server, database_url: str
+) -> None:
+    """The session's row names its phone: once Redis forgot the session, another number sending
+    the same `sessionId` is refused, not given a session of its own under that id."""
+    phone = half_registered(live_server)
+    flush_transcripts(database_url)
+    redis.flushdb()
+    response = phone.http.post(
+        live_server.url + "/ussd",
+        data={"sessionId": phone.session_id, "serviceCode": phone.service_code,
+              "phoneNumber": "+22370000199", "networkCode": "61001", "text": ""},
+        timeout=10,
+    )  # fmt: skip
+    assert (response.status_code, response.text) == (400, "sessionId belongs to another phoneNumber")
+    assert not redis.exists(f"ussd:s:{phone.session_id}")

@@ -18,6 +18,7 @@ from infra.keys import STEP_DEAD
 from infra.sealing import Sealer
 from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
 from models.directory import Category, Provider
+from models.returnee import ConsentRecord, Erasure
 from services.erasure import ERASED
 from services.transcripts import SEALING_PURPOSE, step_record
 from tests.conftest import REDIS_URL, SECRET_KEY, app_settings, run_worker
@@ -103,7 +104,8 @@ def state(app: Flask) -> dict[str, object]:
 def test_each_period_purges_only_what_is_older(app: Flask, stored: dict[str, int]) -> None:
     with sira(app).sessions() as s:
         counts = purge_at(s, sira(app).settings, NOW)
-    assert counts == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2}
+    assert counts == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2,
+                      "erasure_records": 0, "withdrawn_returnees": 0}  # fmt: skip
     after = state(app)
     assert after["steps"] == ["new"] and after["sessions"] == 2  # sessions stay, without what was typed
     assert after["inbound"] == {"in-old": f"{PURGED}|", "in-new": "je cherche du travail|+22370000101"}
@@ -131,6 +133,8 @@ def test_a_second_run_changes_nothing(app: Flask, stored: dict[str, int]) -> Non
             "inbound_sms": 0,
             "outbound_sms": 0,
             "referrals": 0,
+            "erasure_records": 0,
+            "withdrawn_returnees": 0,
         }
     assert state(app) == first
 
@@ -140,7 +144,8 @@ def test_the_periods_are_settings(database_url: str, redis: Redis, stored: dict[
                                   retention_referral_days=100))  # fmt: skip
     with sira(app).sessions() as s:
         counts = purge_at(s, sira(app).settings, NOW)
-    assert counts == {"ussd_steps": 3, "inbound_sms": 0, "outbound_sms": 0, "referrals": 3}
+    assert counts == {"ussd_steps": 3, "inbound_sms": 0, "outbound_sms": 0, "referrals": 3,
+                      "erasure_records": 0, "withdrawn_returnees": 0}  # fmt: skip
 
 
 def set_aside(redis: Redis, secret: str, at: datetime, typed: str) -> bytes:
@@ -160,6 +165,38 @@ def test_the_worker_runs_the_purge_as_a_job_at_a_given_time(database_url: str, a
         run_worker(database_url)
         job.refresh()
         assert job.return_value() == {"ussd_steps": 2, "inbound_sms": 1, "outbound_sms": 1, "referrals": 2,
+                                      "erasure_records": 0, "withdrawn_returnees": 0,
                                       "rejected_callbacks": 0, "set_aside_steps": 2}  # fmt: skip
         assert redis.lrange(STEP_DEAD, 0, -1) == [recent]
     assert state(app)["steps"] == ["new"]
+
+
+def test_a_withdrawn_consent_is_kept_its_period_then_the_person_is_erased(app: Flask, redis: Redis) -> None:
+    """Withdrawal is not erasure at once (no PIN proves who withdrew); after
+    RETENTION_WITHDRAWN_DAYS without a new consent, the purge erases the person as erasure does."""
+    people = {"withdrew_long_ago": (40, False), "withdrew_lately": (20, False), "consented_again": (40, True)}
+    with sira(app).sessions() as s:
+        for name, (age, again) in people.items():
+            person = Returnee(phone_hash=f"h-{name}", phone_e164="+22370000101", first_name="Awa",
+                              language="fr", registered_at=days_ago(age + 10),
+                              consent_version="consent-v1" if again else None)  # fmt: skip
+            s.add(person)
+            s.flush()
+            s.add(ConsentRecord(returnee_id=person.id, version="consent-v1", granted=True, channel="ussd",
+                                at=days_ago(age + 10)))  # fmt: skip
+            s.add(ConsentRecord(returnee_id=person.id, version="consent-v1", granted=False, channel="ussd",
+                                at=days_ago(age)))  # fmt: skip
+            if again:
+                s.add(ConsentRecord(returnee_id=person.id, version="consent-v1", granted=True,
+                                    channel="ussd", at=days_ago(age - 5)))  # fmt: skip
+        s.add(Erasure(phone_hash="h-erased-long-ago", erased_at=days_ago(3)))
+        s.commit()
+    with sira(app).sessions() as s:
+        counts = purge_at(s, sira(app).settings, NOW)
+        left = set(s.scalars(select(Returnee.phone_hash)))
+        erased = set(s.scalars(select(Erasure.phone_hash)))
+    assert counts["withdrawn_returnees"] == 1 and counts["erasure_records"] == 1, counts
+    assert left == {"h-withdrew_lately", "h-consented_again"}
+    assert erased == {"h-withdrew_long_ago"}  # its own record, for the sessions still open
+    with sira(app).sessions() as s:
+        assert purge_at(s, sira(app).settings, NOW)["withdrawn_returnees"] == 0

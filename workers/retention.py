@@ -14,7 +14,11 @@ run, or two workers running it at once, change nothing more:
 - callbacks the spool set aside (`SPOOL_DIR/rejected/`, sealed) are deleted after
   RETENTION_SMS_DAYS, like the SMS they carried;
 - USSD steps the transcript flush set aside in Redis (could not be written) are deleted after
-  RETENTION_TRANSCRIPT_DAYS, like the written ones.
+  RETENTION_TRANSCRIPT_DAYS, like the written ones;
+- a returnee whose consent was withdrawn RETENTION_WITHDRAWN_DAYS ago, and not given again, is
+  erased as on their own request (see SECURITY.md for why withdrawal is not an erasure at once);
+- erasure records (the phone's keyed hash and time) go once no session open at the erasure can
+  still be running: after the Redis tombstone's life.
 """
 
 from __future__ import annotations
@@ -23,16 +27,18 @@ import logging
 from datetime import datetime, timedelta
 
 from rq import get_current_job
-from sqlalchemy import delete, not_, select, update
+from sqlalchemy import delete, func, not_, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
+from infra.forgetting import ERASED_TTL_SECONDS
 from infra.spool import Spool
 from models.base import as_utc, utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, Status, open_clause
+from models.returnee import ConsentRecord, Erasure, Returnee
 from models.ussd import UssdStep
-from services.erasure import anonymise_referrals
+from services.erasure import anonymise_referrals, erase_returnee
 from workers.context import job_context
 from workers.transcripts import purge_dead
 
@@ -98,5 +104,28 @@ def purge_at(session: Session, settings: Settings, now: datetime) -> dict[str, i
     ).all()
     anonymise_referrals(session, list(finished))
     counts["referrals"] = len(finished)
+    counts["erasure_records"] = session.execute(
+        delete(Erasure).where(Erasure.erased_at < now - timedelta(seconds=ERASED_TTL_SECONDS))
+    ).rowcount
+    counts["withdrawn_returnees"] = erase_withdrawn(
+        session, now - timedelta(days=settings.retention_withdrawn_days)
+    )
     session.commit()
     return counts
+
+
+def erase_withdrawn(session: Session, before: datetime) -> int:
+    """Erase the returnees whose last consent record is a withdrawal made before `before`."""
+    last = (
+        select(ConsentRecord.returnee_id, func.max(ConsentRecord.at).label("at"))
+        .group_by(ConsentRecord.returnee_id)
+        .subquery()
+    )
+    withdrawn = session.scalars(
+        select(Returnee)
+        .join(last, last.c.returnee_id == Returnee.id)
+        .where(Returnee.consent_version.is_(None), last.c.at < before)
+    ).all()
+    for returnee in withdrawn:
+        erase_returnee(session, returnee, actor="retention", channel="system")
+    return len(withdrawn)
