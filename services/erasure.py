@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from models.base import as_utc, utcnow
-from models.messaging import TO_SEND, InboundSms, OutboundSms, SmsStatus
+from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from models.ussd import UssdSession
@@ -40,7 +40,7 @@ def erase_returnee(
     session.execute(
         update(OutboundSms)
         .where(OutboundSms.to_hash == digest,
-               OutboundSms.status.in_([s.value for s in (*TO_SEND, SmsStatus.SENDING)]),
+               SmsStatus.still_to_send_clause(),
                OutboundSms.purpose != CONFIRMATION)
         .values(status=SmsStatus.FAILED, last_error="not sent: the returnee erased their data")
     )  # fmt: skip

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from infra.queues import enqueue_sms, sms_job_id
 from models.base import as_utc, utcnow
-from models.messaging import TO_SEND, OutboundSms, SmsStatus
+from models.messaging import OutboundSms, SmsStatus
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
         dead = session.execute(
             update(OutboundSms)
             .where(
-                OutboundSms.status.in_([s.value for s in TO_SEND]),
+                SmsStatus.to_send_clause(),
                 OutboundSms.created_at < now - GIVE_UP_AFTER,
                 OutboundSms.attempts > 0,  # tried and failed: not a message an admin just retried
             )
@@ -54,7 +54,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
         due = list(
             session.scalars(
                 select(OutboundSms.id)
-                .where(OutboundSms.status.in_([s.value for s in TO_SEND]), OutboundSms.next_attempt_at <= now)
+                .where(SmsStatus.to_send_clause(), OutboundSms.next_attempt_at <= now)
                 .order_by(OutboundSms.id)
                 .limit(BATCH)
             )

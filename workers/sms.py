@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from gateway import Outcome, OutgoingSms, SendResult
 from models.base import utcnow
-from models.messaging import TO_SEND, OutboundSms, SmsStatus
+from models.messaging import OutboundSms, SmsStatus
 from services.erasure import forget_confirmation
 from workers.context import job_context
 
@@ -43,7 +43,7 @@ def claim(session: Session, sms_id: int) -> bool:
     now = utcnow()
     claimed = session.execute(
         update(OutboundSms)
-        .where(OutboundSms.id == sms_id, OutboundSms.status.in_([s.value for s in TO_SEND]))
+        .where(OutboundSms.id == sms_id, SmsStatus.to_send_clause())
         .values(
             status=SmsStatus.SENDING,
             claimed_at=now,
