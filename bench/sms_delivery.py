@@ -55,6 +55,7 @@ from bench.ussd_steps import (
     served,
     server_env,
 )
+from infra.referral_code import codes_in
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "sms_delivery.json"
@@ -242,14 +243,6 @@ class Ref:
     end_at: float | None = None
     code: str | None = None
     error: str | None = None
-
-
-def codes_in(text: str) -> list[str]:
-    """Words that could be a referral code (5 characters of the code alphabet), in order."""
-    from models.referral import CODE_ALPHABET, CODE_LENGTH
-
-    words = "".join(c if c.isalnum() else " " for c in text).split()
-    return [w for w in words if len(w) == CODE_LENGTH and all(c in CODE_ALPHABET for c in w)]
 
 
 async def make_referral(port: int, ref: Ref) -> None:
