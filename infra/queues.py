@@ -6,7 +6,7 @@ Jobs carry ids only: job arguments and failed-job tracebacks sit in Redis for a 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -24,14 +24,13 @@ ALL = keys.QUEUES  # in the order a worker serves them
 SMS_JOB_TIMEOUT = 60
 
 
-def sms_retry(intervals: str) -> Retry:
-    """RQ's retry policy for a send job, from SMS_RETRY_INTERVALS (seconds, comma-separated)."""
-    seconds = [int(x) for x in intervals.split(",")]
-    return Retry(max=len(seconds), interval=seconds)
+def sms_retry(seconds: Sequence[int]) -> Retry:
+    """RQ's retry policy for a send job, from SMS_RETRY_INTERVALS (the settings' tuple)."""
+    return Retry(max=len(seconds), interval=list(seconds))
 
 
 def enqueue_sms(
-    redis: Redis, sms_ids: Iterable[int], retry_intervals: str, job_timeout: int = SMS_JOB_TIMEOUT
+    redis: Redis, sms_ids: Iterable[int], retry_intervals: Sequence[int], job_timeout: int = SMS_JOB_TIMEOUT
 ) -> bool:
     """Queue a send job per outbox row; False if Redis is down (the sweeper will queue them)."""
     ids = list(sms_ids)

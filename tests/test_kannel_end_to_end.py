@@ -103,7 +103,7 @@ def test_a_bambara_text_goes_out_as_ucs2(live_server, db, kannel: Kannel, worker
                       purpose="test")  # fmt: skip
     db.add(row)
     db.commit()
-    enqueue_sms(redis, [row.id], "0,0,0")
+    enqueue_sms(redis, [row.id], (0, 0, 0))
     worker()
 
     [received] = wait_for(lambda: mentioning(kannel.received_by(number), code), timeout=10)

@@ -205,7 +205,7 @@ def test_send_job_is_idempotent_once_the_gateway_accepted(
     ids = [r.id for r in db.scalars(select(OutboundSms))]
     from infra.queues import enqueue_sms
 
-    enqueue_sms(redis, ids, "0")  # a stray duplicate job for every message
+    enqueue_sms(redis, ids, (0,))  # a stray duplicate job for every message
     run_worker(database_url, gateway)
     assert len(messages(gateway)) == 2
 

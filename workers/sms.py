@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -29,9 +30,8 @@ class GatewayRetry(RuntimeError):
     """The gateway could not take the message now; RQ retries with backoff."""
 
 
-def backoff(attempts: int, intervals: str) -> timedelta:
+def backoff(attempts: int, seconds: Sequence[int]) -> timedelta:
     """When the sweeper may try again: SMS_RETRY_INTERVALS, then doubling up to an hour."""
-    seconds = [int(x) for x in intervals.split(",")]
     if attempts <= len(seconds):
         return timedelta(seconds=seconds[max(attempts, 1) - 1])
     return timedelta(seconds=min(seconds[-1] * 2 ** (attempts - len(seconds)), MAX_BACKOFF_SECONDS))
@@ -81,7 +81,7 @@ def send_sms(sms_id: int) -> str:
         return str(result.outcome)
 
 
-def record(row: OutboundSms, result: SendResult, intervals: str, max_attempts: int) -> None:
+def record(row: OutboundSms, result: SendResult, intervals: Sequence[int], max_attempts: int) -> None:
     """Write what the gateway said on the row; after `max_attempts` failed tries it is dead."""
     now = utcnow()
     row.gateway_status = result.status[:40] if result.status else None
