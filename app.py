@@ -15,6 +15,7 @@ from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
 from infra.connection import redis_from_url
+from infra.queues import Outbox
 from infra.ratelimit import RateLimit
 from infra.sealing import Keyring, Sealer
 from infra.spool import Spool
@@ -52,14 +53,16 @@ def collaborators(settings: Settings) -> Sira:
     )
     ussd_limit = RateLimit("ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds, exempt)
     step_sealer = Sealer(settings.secret_key, SEALING_PURPOSE)
+    outbox = Outbox.from_settings(redis, settings)
     return Sira(
         settings=settings,
         sessions=sessions,
         redis=redis,
+        outbox=outbox,
         engine=engine,
         sms_texts=sms_texts,
         ussd_store=ussd_store,
-        converse=Converse(settings, engine, ussd_store, step_sealer, redis, sms_texts, ussd_limit, sessions),
+        converse=Converse(settings, engine, ussd_store, step_sealer, outbox, sms_texts, ussd_limit, sessions),
         ussd_limit=ussd_limit,
         sms_limit=RateLimit("sms", settings.sms_rate_limit, settings.sms_rate_window_seconds),
         spool=Spool(settings.spool_dir, settings.secret_key),

@@ -529,7 +529,7 @@ def phase_b(
 
     from config import load_settings
     from infra import queues
-    from infra.queues import enqueue_sms, sms_job_id, sms_retry
+    from infra.queues import Outbox, sms_job_id, sms_retry
 
     per_round = args.jobs // 2
     settings = load_settings(env)
@@ -545,7 +545,7 @@ def phase_b(
             print(f"  phase B {kind} round {rnd}: {per_round} jobs", file=sys.stderr, flush=True)
             if kind == "sms":
                 mine = ids[(rnd - 1) * per_round : rnd * per_round]
-                enqueue_sms(redis, mine, settings.sms_retry_intervals)
+                Outbox(redis, settings.sms_retry_intervals).queue(mine)
                 job_ids = [sms_job_id(x) for x in mine]
                 run_burst(burst, flask_cmd("worker", "--burst"), env, workdir / "burst.log", sms_q,
                           job_ids, emulator_pid, pg)  # fmt: skip

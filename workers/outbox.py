@@ -15,7 +15,7 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import select, update
 
-from infra.queues import enqueue_sms, sms_job_id
+from infra.queues import Outbox, sms_job_id
 from models.base import as_utc, utcnow
 from models.messaging import OutboundSms, SmsStatus
 from workers.context import job_context
@@ -77,7 +77,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
         redis = get_current_job().connection
     lost = without_job(redis, fresh)
     due += lost
-    enqueue_sms(redis, due, ctx.settings.sms_retry_intervals, ctx.settings.sms_job_timeout_seconds)
+    Outbox.from_settings(redis, ctx.settings).queue(due)
     counts = {"queued": len(due), "lost": len(lost), "reclaimed": reclaimed, "dead": dead}
     if any(counts.values()):
         log.info("outbox sweep: %s", counts)

@@ -18,7 +18,6 @@ from flows.journeys.registration import CONSENT_TEXT
 from flows.options import AGE_GROUPS, CATEGORIES, COUNTRIES, LANGUAGE_NAMES, REGIONS, RETURNED_SINCE, SEXES
 from flows.screens import Option
 from infra.forgetting import forget_profiles
-from infra.queues import enqueue_sms
 from models.admin import Role, audit
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.assisted import Answers, register_on_the_spot
@@ -108,9 +107,7 @@ def register() -> ResponseReturnValue:
     result = register_on_the_spot(session, form.answers, agent.id, texts, settings.phone_hash_key)
     audit(session, agent.id, "returnee.register", "returnee", result.returnee_id, channel="agent",
           already=result.already, request=bool(result.referral_code))  # fmt: skip
-    session.commit()
-    redis = sira().redis
-    enqueue_sms(redis, result.sms_ids, settings.sms_retry_intervals, settings.sms_job_timeout_seconds)
-    forget_profiles(redis, form.answers.phone_digest)  # their next dial reads the registration
+    sira().outbox.send_after_commit(session, result.sms_ids)
+    forget_profiles(sira().redis, form.answers.phone_digest)  # their next dial reads the registration
     done = "already" if result.already else "registered"
     return redirect(url_for("admin.register", done=done, code=result.referral_code or None))

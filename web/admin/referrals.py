@@ -14,7 +14,6 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from infra.queues import enqueue_sms
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
@@ -269,14 +268,7 @@ def finish(
 ) -> ResponseReturnValue:
     """Commit, then queue the SMS and drop the returnee's cached USSD profile (it lists referrals)."""
     returnee_hash = session.scalar(select(Returnee.phone_hash).where(Returnee.id == referral.returnee_id))
-    session.commit()
-    settings = sira().settings
-    enqueue_sms(
-        sira().redis,
-        sms_ids,
-        settings.sms_retry_intervals,
-        settings.sms_job_timeout_seconds,
-    )
+    sira().outbox.send_after_commit(session, sms_ids)
     if returnee_hash:
         sira().ussd_store.forget_profile(returnee_hash)
     if to_list:

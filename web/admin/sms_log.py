@@ -12,7 +12,6 @@ from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, select, update
 
-from infra.queues import enqueue_sms
 from models.admin import Role, audit
 from models.base import utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
@@ -119,8 +118,5 @@ def retry_sms(sms_id: int) -> ResponseReturnValue:
     if not moved:
         abort(409)
     audit(session, current_user().id, "sms.retry", "outbound_sms", sms_id)
-    session.commit()
-    settings = sira().settings
-    enqueue_sms(sira().redis, [sms_id], settings.sms_retry_intervals,
-                settings.sms_job_timeout_seconds)  # fmt: skip
+    sira().outbox.send_after_commit(session, [sms_id])
     return redirect(url_for("admin.sms_log", status=SmsStatus.DEAD.value, retried=sms_id))
