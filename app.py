@@ -21,7 +21,7 @@ from infra.sealing import Keyring, Sealer
 from infra.spool import Spool
 from infra.ussd_store import UssdStore
 from models.db import make_session_factory
-from models.phone import phone_hash, to_e164
+from models.phone import PhoneNumber
 from services.converse import Converse
 from services.transcripts import SEALING_PURPOSE
 from web import NoCookieSession, admin, callbacks, context, db, health, kannel, orange_sms, sms, ussd
@@ -47,10 +47,7 @@ def collaborators(settings: Settings) -> Sira:
         settings.secret_key,
         State.from_json,
     )
-    exempt = frozenset(
-        phone_hash(to_e164(n, settings.default_region_code), settings.phone_hash_key)
-        for n in settings.rate_limit_exempt
-    )
+    exempt = frozenset(PhoneNumber.parse(n, settings).digest for n in settings.rate_limit_exempt)
     ussd_limit = RateLimit("ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds, exempt)
     step_sealer = Sealer(settings.secret_key, SEALING_PURPOSE)
     outbox = Outbox.from_settings(redis, settings)
