@@ -262,9 +262,7 @@ class ProviderForm:
         provider.regions = list(session.scalars(select(Region).where(Region.code.in_(self.regions))))
         wanted = {h for _, h in self.parsed_numbers}
         have = {n.phone_hash for n in provider.numbers}
-        provider.numbers = [n for n in provider.numbers if n.phone_hash in wanted] + [
-            ProviderNumber(phone_e164=e164, phone_hash=h) for e164, h in self.parsed_numbers if h not in have
-        ]
+        provider.replace_numbers(self.parsed_numbers)
         after = ProviderForm.of(provider)
         names = ("name", "kind", "national", "capacity", "language", "contact_phone", "categories", "regions")
         changed = [n for n in names if sorted_value(getattr(before, n)) != sorted_value(getattr(after, n))]
