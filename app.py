@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 from flask import Flask
@@ -15,6 +14,7 @@ from flows.i18n import Catalogs
 from flows.journeys import conversation
 from flows.sms import SmsTexts
 from infra.connection import redis_from_url
+from infra.logs import configure_logging
 from infra.queues import Outbox
 from infra.ratelimit import RateLimit
 from infra.sealing import Keyring, Sealer
@@ -24,7 +24,20 @@ from models.db import make_session_factory
 from models.phone import PhoneNumber
 from services.converse import Converse
 from services.transcripts import SEALING_PURPOSE
-from web import NoCookieSession, admin, callbacks, context, db, health, kannel, orange_sms, sms, ussd
+from web import (
+    NoCookieSession,
+    admin,
+    callbacks,
+    context,
+    db,
+    health,
+    kannel,
+    metrics,
+    orange_sms,
+    request_ids,
+    sms,
+    ussd,
+)
 from web.admin.i18n import ADMIN_LANGUAGES
 from web.admin.sessions import SessionStore
 from web.admin.throttle import LoginThrottle
@@ -33,7 +46,12 @@ from web.context import Sira
 
 def collaborators(settings: Settings) -> Sira:
     """What the app is made of, each built once from the settings."""
-    redis = redis_from_url(settings.redis_url, settings.redis_socket_timeout_seconds)
+    redis = redis_from_url(
+        settings.redis_url,
+        settings.redis_socket_timeout_seconds,
+        sentinels=settings.sentinel_addresses,
+        master=settings.redis_sentinel_master,
+    )
     sessions = make_session_factory(
         settings.database_url, Keyring(settings.encryption_keyring), settings.database_connect_timeout_seconds
     )
@@ -86,13 +104,15 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.session_interface = NoCookieSession()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format)
     if settings.trusted_proxies:  # the client's address is the one the last trusted proxy saw
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     context.init_app(app, collaborators(settings))
+    request_ids.init_app(app)
     db.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     callbacks.register(
         app,
         [(ussd.bp, ""), (sms.bp, "/sms"), (orange_sms.bp, "/sms/orange"), (kannel.bp, kannel.PREFIX)],

@@ -11,6 +11,7 @@ from alembic import command as alembic
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import inspect
 
 from config import load_settings
 from infra.health import ServiceDown, require_services
@@ -34,6 +35,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(directory_cli)
     app.cli.add_command(rotate_keys_command)
     app.cli.add_command(rehash_phones_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
 
 def alembic_config(url: str, encryption_keys: Sequence[tuple[str, bytes]] | None = None) -> AlembicConfig:
@@ -249,7 +252,7 @@ def worker_command(burst: bool) -> None:
     except ServiceDown as exc:
         raise click.ClickException(str(exc)) from None
     settings = sira().settings
-    redis = worker_redis(settings.redis_url)
+    redis = worker_redis(settings.redis_url, settings.sentinel_addresses, settings.redis_sentinel_master)
     quiet_routine_logs()  # before the cron's thread starts queueing
     if not burst:
         start_cron(redis, settings)
@@ -392,3 +395,54 @@ def rehash_phones_command() -> None:
         for key in redis.scan_iter(match=f"{prefix}*", count=500):
             redis.delete(key)
     click.echo(", ".join(f"{name}: {n}" for name, n in counts.items()))
+
+
+@click.command("backup")
+@click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The file to write (default: BACKUP_DIR/sira-<UTC time>.dump).")  # fmt: skip
+@with_appcontext
+def backup_command(target: Path | None) -> None:
+    """Copy the database (pg_dump's custom format); useless without ENCRYPTION_KEYS, kept apart."""
+    from datetime import UTC, datetime
+
+    from infra.backup import BackupFailed, dump
+
+    settings = sira().settings
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = target or Path(settings.backup_dir) / f"sira-{stamp}.dump"
+    try:
+        written = dump(settings.database_url, target)
+    except BackupFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{written} ({written.stat().st_size} bytes)")
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@with_appcontext
+def restore_command(source: Path) -> None:
+    """Load a backup into the empty database of DATABASE_URL, then read every encrypted value
+    with ENCRYPTION_KEYS: a copy whose keys are lost fails here, not on the day it is needed."""
+    import models
+    from infra.backup import BackupFailed, restore
+    from models.encrypted import check_readable
+
+    engine = sira().sessions.kw["bind"]
+    if inspect(engine).get_table_names():
+        raise click.ClickException(
+            "the database of DATABASE_URL has tables: restore into an empty one (createdb), nothing was changed"
+        )
+    try:
+        restore(source, current_app.config["DATABASE_URL"])
+    except BackupFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    engine.dispose()  # connections opened before the restore may have cached the empty schema
+    results = check_readable(engine, models.Base.metadata)
+    for r in results:
+        click.echo(f"{r.column}: {r.values} values, {r.unreadable} unreadable")
+    unreadable = sum(r.unreadable for r in results)
+    if unreadable:
+        raise click.ClickException(
+            f"restored, but {unreadable} values do not decrypt with ENCRYPTION_KEYS: find the keys of that time"
+        )
+    click.echo(f"restored {source.name}: every encrypted value reads with ENCRYPTION_KEYS")

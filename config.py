@@ -13,7 +13,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -48,6 +48,9 @@ class Settings:
     ussd_session_ttl_seconds: int = 600
     resume_window_hours: int = 24
     redis_socket_timeout_seconds: float = 0.5
+    # host:port of each Redis Sentinel, comma-separated; empty: REDIS_URL names the Redis itself.
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = "sira"  # the name the Sentinels monitor the primary under
     default_region_code: str = "ML"
     sms_gateway: str = "africastalking"
     at_username: str = "sandbox"
@@ -66,6 +69,11 @@ class Settings:
     kannel_dlr_mask: int = 31
     kannel_smsc: str = ""
     kannel_timeout_seconds: float = 5.0
+    # Routes per operator (see RouteSpec): empty means one route, SMS_GATEWAY, for every number.
+    sms_routes: str = ""
+    sms_route_prefixes: str = ""
+    sms_route_failures: int = 3  # failed sends in a row before a route is skipped
+    sms_route_cooldown_seconds: int = 60  # how long a failing route is skipped before a probe
     sms_sender_provider: str = "SIRA"
     sms_sender_returnee: str = "INFO"
     sms_retry_intervals: tuple[int, ...] = (5, 30, 120, 600)  # SMS_RETRY_INTERVALS="5,30,120,600"
@@ -76,6 +84,7 @@ class Settings:
     worker_maintenance_seconds: int = 600
     spool_dir: str = str(ROOT / "instance" / "spool")
     spool_replay_seconds: int = 30
+    backup_dir: str = str(ROOT / "instance" / "backups")  # where `flask backup` writes by default
     database_connect_timeout_seconds: int = 2
     reminder_after_hours: int = 24
     expire_after_hours: int = 48
@@ -112,6 +121,11 @@ class Settings:
     smpp_connections: str = "smpp://sira:sira@127.0.0.1:2775?name=emulator&network=61002"
     smpp_workers: int = 16  # conversation steps the connector runs at once
     smpp_emulator_url: str = "http://127.0.0.1:8026"  # the SMPP gateway emulator's phones (simulator)
+    metrics_allowed_networks: str = "127.0.0.1/32,::1/128"  # who may scrape /metrics
+    # Where this machine's processes share their counters (prometheus_client reads it itself, at
+    # import, so it is set in the environment of every process; here it is only checked).
+    prometheus_multiproc_dir: str = ""
+    log_format: str = "text"  # or json: one object per line, with the request id carried to jobs
 
     @property
     def is_production(self) -> bool:
@@ -131,13 +145,9 @@ class Settings:
 
     @property
     def gateway_timeout_seconds(self) -> float:
-        """How long one send through the gateway in use (SMS_GATEWAY) may wait for answers."""
-        gateway = self.sms_gateway.strip().lower()
-        if gateway == "kannel":
-            return self.kannel_timeout_seconds
-        if gateway == "orange":  # four calls in a row at most: token, send, renewed token, send again
-            return 4 * self.orange_timeout_seconds
-        return self.at_timeout_seconds
+        """How long one send through the slowest route in use (SMS_GATEWAY's alone, without
+        SMS_ROUTES) may wait for answers, each route with its own settings."""
+        return max(_send_seconds(replace(self, **dict(r.options)), r.kind) for r in self.routing.routes)
 
     @cached_property
     def simulator_prefixes(self) -> tuple[str, ...]:
@@ -157,19 +167,50 @@ class Settings:
         return parse_smpp_links(self.smpp_connections)
 
     @cached_property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        """(host, port) of each Sentinel; ValueError names a malformed entry."""
+        addresses = []
+        for entry in (e.strip() for e in self.redis_sentinels.split(",") if e.strip()):
+            host, sep, port = entry.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"{entry!r} is not host:port")
+            addresses.append((host.strip("[]"), int(port)))
+        return tuple(addresses)
+
+    @cached_property
+    def routing(self) -> Routing:
+        """The SMS routes and the prefix map, parsed (validated once at start-up)."""
+        return parse_routing(self)
+
+    @cached_property
     def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The networks gateway callbacks may come from; empty: from anywhere."""
-        return tuple(
-            ipaddress.ip_network(x.strip(), strict=False)
-            for x in self.callback_allowed_networks.split(",")
-            if x.strip()
-        )
+        return _networks(self.callback_allowed_networks)
+
+    @property
+    def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks Prometheus may scrape /metrics from; empty: nobody."""
+        return _networks(self.metrics_allowed_networks)
+
+
+def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Comma-separated CIDRs -> networks; ValueError names the bad one."""
+    return tuple(ipaddress.ip_network(x.strip(), strict=False) for x in value.split(",") if x.strip())
 
 
 def callback_url(base_url: str, path: str, secrets: tuple[str, ...]) -> str:
     """The URL a gateway (or the terminal phone) calls `path` at: behind the current secret."""
     base = base_url.rstrip("/")
     return f"{base}/{secrets[0]}{path}" if secrets else f"{base}{path}"
+
+
+def _send_seconds(s: Settings, kind: str) -> float:
+    kind = kind.strip().lower()
+    if kind == "kannel":
+        return s.kannel_timeout_seconds
+    if kind == "orange":  # four calls in a row at most: token, send, renewed token, send again
+        return 4 * s.orange_timeout_seconds
+    return s.at_timeout_seconds
 
 
 def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
@@ -208,7 +249,8 @@ _URL_SCHEMES = {
 # Settings for which an empty value is a choice, not an unset variable: AT_API_URL="" means the
 # SDK's own (live) URLs, where leaving it unset means the local emulator; SMPP_EMULATOR_URL=""
 # means no SMPP gateway emulator (the admin's simulator offers Africa's Talking's webhook only).
-EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url"})
+# METRICS_ALLOWED_NETWORKS="" means that nobody may scrape /metrics.
+EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url", "metrics_allowed_networks"})
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -276,6 +318,26 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"ENV must be development, testing or production, got {s.env!r}")
     if not s.sms_retry_intervals:
         raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600")
+    try:
+        s.routing  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"SMS_ROUTES / SMS_ROUTE_PREFIXES: {exc}") from None
+    for route in s.routing.routes:  # a route's own URLs and time-outs, as strictly as the globals
+        own = replace(s, **dict(route.options))
+        for name, value in route.options:
+            empty_ok = value == "" and name in EMPTY_MEANS_SOMETHING
+            if (
+                name in _URL_SCHEMES
+                and not empty_ok
+                and urlsplit(str(value)).scheme not in _URL_SCHEMES[name]
+            ):
+                raise ConfigError(
+                    f"SMS_ROUTES route {route.name}: {name} must start with http:// or https://"
+                )
+            if name.endswith("_timeout_seconds") and getattr(own, name) <= 0:
+                raise ConfigError(f"SMS_ROUTES route {route.name}: {name} must be positive")
+    if s.sms_route_failures < 1 or s.sms_route_cooldown_seconds < 1:
+        raise ConfigError("SMS_ROUTE_FAILURES and SMS_ROUTE_COOLDOWN_SECONDS must be at least 1")
     if min(s.at_timeout_seconds, s.kannel_timeout_seconds, s.orange_timeout_seconds) <= 0:
         raise ConfigError(
             "AT_TIMEOUT_SECONDS, KANNEL_TIMEOUT_SECONDS and ORANGE_TIMEOUT_SECONDS must be positive"
@@ -283,7 +345,7 @@ def _validate(s: Settings) -> None:
     if not s.gateway_timeout_seconds < s.sms_job_timeout_seconds < s.sms_claim_lease_seconds:
         raise ConfigError(
             "AT_TIMEOUT_SECONDS (KANNEL_TIMEOUT_SECONDS with SMS_GATEWAY=kannel, 4 x ORANGE_TIMEOUT_SECONDS"
-            " with SMS_GATEWAY=orange) < SMS_JOB_TIMEOUT_SECONDS"
+            " with SMS_GATEWAY=orange; the slowest route's with SMS_ROUTES) < SMS_JOB_TIMEOUT_SECONDS"
             " < SMS_CLAIM_LEASE_SECONDS must hold: a send is cut off by its job time-out before the"
             " sweeper may take it back"
         )
@@ -305,6 +367,10 @@ def _validate(s: Settings) -> None:
         s.callback_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"CALLBACK_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
+    try:
+        s.metrics_networks  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_ALLOWED_NETWORKS must be comma-separated CIDRs ({exc})") from None
     if s.callback_max_bytes < 512 or s.trusted_proxies < 0:
         raise ConfigError("CALLBACK_MAX_BYTES must be >= 512 and TRUSTED_PROXIES >= 0")
     limits = ("ussd_rate_limit", "ussd_rate_window_seconds", "sms_rate_limit", "sms_rate_window_seconds")
@@ -329,6 +395,14 @@ def _validate(s: Settings) -> None:
         s.smpp_links  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:
         raise ConfigError(f"SMPP_CONNECTIONS: {exc}") from None
+    if s.prometheus_multiproc_dir and not os.access(s.prometheus_multiproc_dir, os.W_OK | os.X_OK):
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR must be a directory this process can write to")
+    try:
+        s.sentinel_addresses  # noqa: B018 (parsed here so that a typo fails at start-up)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_SENTINELS must be comma-separated host:port ({exc})") from None
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {s.log_format!r}")
     if s.smpp_workers < 1:
         raise ConfigError("SMPP_WORKERS must be at least 1")
     if s.is_production:
@@ -481,3 +555,110 @@ def _check_link(link: SmppLink, url: str) -> None:
 def _redacted(url: str) -> str:
     """The URL without its password, for an error message."""
     return re.sub(r"(//[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+# -- SMS routes: which gateway takes a message, by the operator of its number -------------------
+#
+#     SMS_ROUTES="at=africastalking; orange=orange?api_url=https://api.orange.com&cost=XOF 20"
+#     SMS_ROUTE_PREFIXES="7 82-84 90-94=orange,at; 6 89 95-99=at,orange; 50=at; *=at"
+#
+# A route is a name, a gateway kind (a name of gateway.GATEWAYS) and options: each option is that
+# kind's setting without its prefix (api_url for AT_API_URL or ORANGE_API_URL); an option not given
+# takes the setting's own value. `cost` is the route's price of one SMS part, shown to the admin.
+# A prefix is matched against the number's digits after Mali's +223 (or, written with +, against
+# the whole E.164 number); the longest wins; `*` is every other number.
+
+# The prefix of a gateway kind's settings, where it is not the kind's name and "_".
+SETTING_PREFIXES = {"africastalking": "at_"}
+_ROUTE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,29}")
+_PREFIX = re.compile(r"(\+?\d{1,15})(?:-(\d{1,15}))?")
+MALI = "+223"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One route as configured: its name, its gateway kind, and the settings it overrides."""
+
+    name: str
+    kind: str
+    options: tuple[tuple[str, object], ...] = ()  # (Settings field, value)
+    cost: str = ""  # price of one SMS part, as the operator bills it ("XOF 20")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The routes by name, in the order written, and the ordered route names of each prefix."""
+
+    routes: tuple[RouteSpec, ...]
+    prefixes: Mapping[str, tuple[str, ...]]  # "7" -> ("orange", "at"); "*" -> the default list
+
+    def names_for(self, e164: str) -> tuple[str, ...]:
+        """The routes to try for a number, in order: its longest matching prefix's, else the default."""
+        candidates = [e164] + ([e164[len(MALI) :]] if e164.startswith(MALI) else [])
+        best = ""
+        for prefix in self.prefixes:
+            if prefix != "*" and len(prefix) > len(best) and any(c.startswith(prefix) for c in candidates):
+                best = prefix
+        return self.prefixes[best or "*"]
+
+
+def parse_routing(s: Settings) -> Routing:
+    """SMS_ROUTES and SMS_ROUTE_PREFIXES -> Routing; without routes, SMS_GATEWAY for every number."""
+    if not s.sms_routes.strip():
+        if s.sms_route_prefixes.strip():
+            raise ValueError("SMS_ROUTE_PREFIXES names routes, so SMS_ROUTES must define them")
+        name = s.sms_gateway.strip().lower()[:30]
+        return Routing((RouteSpec(name, s.sms_gateway.strip()),), {"*": (name,)})
+    routes = tuple(_route(entry.strip()) for entry in re.split(r"[;\n]", s.sms_routes) if entry.strip())
+    names = [r.name for r in routes]
+    if len(set(names)) != len(names):
+        raise ValueError("two routes have the same name")
+    prefixes: dict[str, tuple[str, ...]] = {}
+    for entry in (e.strip() for e in re.split(r"[;\n]", s.sms_route_prefixes) if e.strip()):
+        keys, sep, value = entry.partition("=")
+        chosen = tuple(n.strip() for n in value.split(",") if n.strip())
+        unknown = [n for n in chosen if n not in names]
+        if not sep or not chosen or unknown:
+            raise ValueError(f"{entry!r}: must be prefixes=route,route... with routes of SMS_ROUTES")
+        for key in keys.replace(",", " ").split():
+            for prefix in _expand(key):
+                if prefix in prefixes:
+                    raise ValueError(f"prefix {prefix} appears twice")
+                prefixes[prefix] = chosen
+    prefixes.setdefault("*", tuple(names))
+    return Routing(routes, prefixes)
+
+
+def _route(entry: str) -> RouteSpec:
+    head, _, query = entry.partition("?")
+    name, sep, kind = (x.strip() for x in head.partition("="))
+    if not sep or not _ROUTE_NAME.fullmatch(name) or not kind:
+        raise ValueError(f"{entry[:40]!r}: must be name=kind?option=value&... (name: a-z, 0-9, _ or -)")
+    prefix = SETTING_PREFIXES.get(kind, f"{kind}_")
+    types = {f.name: f.type for f in fields(Settings)}
+    options: list[tuple[str, object]] = []
+    cost = ""
+    for key, raw in parse_qsl(query, keep_blank_values=True):
+        if key == "cost":
+            cost = raw.strip()[:30]
+            continue
+        setting = prefix + key
+        if setting not in types:
+            raise ValueError(f"route {name}: {kind} has no setting {key!r}")
+        options.append((setting, _coerce(f"route {name}: {key}", types[setting], raw)))
+    return RouteSpec(name, kind, tuple(options), cost)
+
+
+def _expand(key: str) -> list[str]:
+    """'90-94' -> 90, 91, 92, 93, 94; '7' -> 7; '*' -> *."""
+    if key == "*":
+        return [key]
+    match = _PREFIX.fullmatch(key)
+    if match is None:
+        raise ValueError(f"{key!r} is not a prefix (digits, a range like 90-94, or *)")
+    first, last = match.group(1), match.group(2)
+    if last is None:
+        return [first]
+    if first.startswith("+") or len(first) != len(last) or int(first) > int(last):
+        raise ValueError(f"{key!r}: a range joins two prefixes of the same length, the smaller first")
+    return [str(n).zfill(len(first)) for n in range(int(first), int(last) + 1)]

@@ -21,3 +21,10 @@ def on_starting(server):
     except ServiceDown as exc:
         server.log.error("Sira cannot start: %s", exc)
         raise SystemExit(3) from None
+
+
+def child_exit(server, worker):
+    """A web process ended: prometheus_client drops its live files (its counters stay summed)."""
+    from infra.metrics import process_exited
+
+    process_exited(worker.pid)

@@ -313,19 +313,28 @@ class Browser:
         ttfb = (time.perf_counter() - start) * 1000
         data = first + response.read()
         total = (time.perf_counter() - start) * 1000
-        return response.status, ttfb, total, data, dict(response.getheaders())
+        headers = dict(response.getheaders())
+        cookies = [c.split(";", 1)[0] for c in response.headers.get_all("Set-Cookie") or []]
+        headers["Set-Cookie"] = "; ".join(c for c in cookies if not c.endswith("="))  # those set, not cleared
+        return response.status, ttfb, total, data, headers
 
     def sign_in(self) -> None:
         status, _t, _w, page, headers = self.request("GET", "/admin/login", cookie=False)
-        self.cookie = headers.get("Set-Cookie", "").split(";", 1)[0]
+        self.cookie = headers.get("Set-Cookie", "")  # the login form's own cookie (its CSRF token's)
         csrf = re.search(rb'name="csrf_token" value="([^"]+)"', page).group(1).decode()
         from urllib.parse import urlencode
 
         form = urlencode({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": csrf})
         status, _t, _w, _b, headers = self.request("POST", "/admin/login", body=form)
-        if status != 302:
-            raise RuntimeError(f"sign-in failed ({status})")
-        self.cookie = headers.get("Set-Cookie", "").split(";", 1)[0]
+        if status != 302 or "/login" in headers.get("Location", "") or not self.cookie_from(headers):
+            raise RuntimeError(
+                f"sign-in failed ({status} {headers.get('Location', '')} {headers.get('Set-Cookie')})"
+            )
+        self.cookie = self.cookie_from(headers)  # the session's cookie (the form's is cleared)
+
+    @staticmethod
+    def cookie_from(headers: dict) -> str:
+        return headers.get("Set-Cookie", "")
 
 
 def pages(
@@ -378,10 +387,10 @@ def measure(browser: Browser, args: argparse.Namespace, detail_codes: list[str])
     results: dict[str, Any] = {"pages": {}, "errors": 0, "error_examples": []}
 
     def get(path: str, cookie: bool = True) -> tuple[float, float, int]:
-        status, ttfb, total, body, _h = browser.request("GET", path, cookie=cookie)
+        status, ttfb, total, body, headers = browser.request("GET", path, cookie=cookie)
         if status != 200:
             results["errors"] += 1
-            results["error_examples"].append(f"{path}: {status}")
+            results["error_examples"].append(f"{path}: {status} {headers.get('Location', '')}".strip())
         return ttfb, total, len(body)
 
     for name, path in plan:

@@ -51,4 +51,14 @@ class RequestErasure:
     """Send the returnee, by SMS, the code that confirms the erasure of their data."""
 
 
-Effect = SetLanguage | SaveRegistration | RefuseConsent | CreateReferral | RequestErasure
+@dataclass(frozen=True)
+class AnswerReferral:
+    """A provider's focal point answers one of its referrals, as its SMS `OK`/`NON`/`FINI` would:
+    `action` is accept, decline (with `reason`, a code of the focal journey's list) or close."""
+
+    code: str
+    action: str
+    reason: str = ""
+
+
+Effect = SetLanguage | SaveRegistration | RefuseConsent | CreateReferral | RequestErasure | AnswerReferral

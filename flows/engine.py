@@ -33,12 +33,20 @@ class Facts:
 
     registered: bool = False
     referrals: list[dict] = field(default_factory=list)  # newest first: code, category, status, open
+    # A provider's registered number: its session starts on the providers' root, never the returnees'.
+    provider: bool = False
+    assigned: list[dict] = field(default_factory=list)  # its open referrals: code, category, region, status
 
     @classmethod
     def of(cls, data: dict[str, Any] | None) -> Facts:
         """From JSON; a state saved before facts were typed said `registered` as "1" or ""."""
         data = data or {}
-        return cls(bool(data.get("registered")), list(data.get("referrals") or []))
+        return cls(
+            bool(data.get("registered")),
+            list(data.get("referrals") or []),
+            bool(data.get("provider")),
+            list(data.get("assigned") or []),
+        )
 
 
 @dataclass
@@ -110,7 +118,9 @@ class StepResult:
 class Conversation:
     """The declared journeys, indexed, with the two entry points."""
 
-    def __init__(self, journeys: Iterable[Journey], root: str, first_dial: str) -> None:
+    def __init__(
+        self, journeys: Iterable[Journey], root: str, first_dial: str, provider_root: str | None = None
+    ) -> None:
         self.screens: dict[str, Screen] = {}
         self.journeys: dict[str, Journey] = {}
         self.journey_of: dict[str, Journey] = {}
@@ -122,12 +132,13 @@ class Conversation:
                 self.screens[screen.id] = screen
                 self.journey_of[screen.id] = journey
         self.root, self.first_dial = root, first_dial
+        self.provider_root = provider_root or root
         for target in self.static_targets():
             if target not in self.screens:
                 raise ValueError(f"a screen leads to {target!r}, which is not declared")
 
     def static_targets(self) -> list[str]:
-        targets = [self.root, self.first_dial]
+        targets = [self.root, self.first_dial, self.provider_root]
         for screen in self.screens.values():
             if isinstance(screen, (Choose, Ask)) and isinstance(screen.next, str):
                 targets.append(screen.next)
@@ -163,12 +174,16 @@ class Engine:
     # -- entry points -------------------------------------------------------------------
 
     def start(self, facts: Facts, language: str | None, suspended: State | None = None) -> State:
-        """A new session: language choice on first dial, else the main menu or the resume offer."""
+        """A new session: language choice on first dial, else the main menu or the resume offer;
+        a provider's number starts on the providers' root, in its provider's language."""
         answers = {"language": language} if language else {}
         screen = self.conversation.root if language else self.conversation.first_dial
+        if facts.provider:
+            screen = self.conversation.provider_root
         state = State(screen=screen, answers=answers, facts=facts, origin=[screen, language])
         if (
-            suspended is not None
+            not facts.provider
+            and suspended is not None
             and suspended.resumable
             and f"{RESUME}.{suspended.unfinished}" in self._resumes
         ):
@@ -217,7 +232,7 @@ class Engine:
 
     def _restart(self, state: State) -> None:
         """The gateway's history does not extend ours: replay it from the session's first screen."""
-        screen, language = state.origin or [self.conversation.root, state.answers.get("language")]
+        screen, language = state.origin or [self.root(state), state.answers.get("language")]
         state.screen, state.page, state.history, state.inputs = screen, 0, [], 0
         state.answers = {"language": language} if language else {}
         state.ended, state.suspended = False, None
@@ -232,7 +247,7 @@ class Engine:
             return self._answer_resume(state, user_input)
         screen = self._screen(state.screen)
         if user_input == HOME:
-            self._go(state, self.conversation.root, push=False)
+            self._go(state, self.root(state), push=False)
             state.history.clear()
             return []
         if user_input == BACK:
@@ -406,12 +421,16 @@ class Engine:
             state.screen, state.page, state.history = saved.screen, saved.page, saved.history
             state.answers = {**saved.answers, "language": state.language}
         elif user_input in ("2", HOME):
-            state.screen, state.page, state.history = self.conversation.root, 0, []
+            state.screen, state.page, state.history = self.root(state), 0, []
         else:
             state.hint = self._resumes[state.screen].hint
             return []
         state.suspended = None
         return []
+
+    def root(self, state: State) -> str:
+        """The session's main menu: `00` never takes a provider's number to the returnees' one."""
+        return self.conversation.provider_root if state.facts.provider else self.conversation.root
 
     def _screen(self, screen_id: str) -> Screen:
         return self._resumes.get(screen_id) or self.conversation.screens[screen_id]

@@ -1,12 +1,15 @@
 """SMS gateways: the interface jobs use, the adapters behind it, and the choice between them.
 
-Jobs ask `gateway_from_settings(settings)` for a gateway and only ever call `send`; switching
-aggregator is a matter of `SMS_GATEWAY`, either a name registered in `GATEWAYS` or the import path
-of a factory (`package.module:factory`, called with the settings) for an adapter kept elsewhere.
+The send job asks `router_from_settings(settings)` for a router and calls its `send`: the router
+picks, per number, among the routes of SMS_ROUTES (gateway/routing.py), or uses SMS_GATEWAY alone.
+A route's kind, like SMS_GATEWAY, is either a name registered in `GATEWAYS` or the import path of
+a factory (`package.module:factory`, called with the settings) for an adapter kept elsewhere; a
+new gateway is one more entry in `GATEWAYS`, and a route of its kind needs nothing else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,6 +20,7 @@ from gateway.africastalking import AfricasTalkingGateway
 from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
 from gateway.kannel import KannelGateway
 from gateway.orange import OrangeGateway
+from gateway.routing import Route, Routed, RouteHealth, Router, RouteState, reachable, scoped_id
 
 if TYPE_CHECKING:
     from config import Settings
@@ -28,9 +32,17 @@ __all__ = [
     "OrangeGateway",
     "Outcome",
     "OutgoingSms",
+    "Route",
+    "RouteHealth",
+    "RouteState",
+    "Routed",
+    "Router",
     "SendResult",
     "SmsGateway",
     "gateway_from_settings",
+    "reachable",
+    "router_from_settings",
+    "scoped_id",
 ]
 
 
@@ -75,7 +87,31 @@ GATEWAYS: dict[str, Callable[[Settings], SmsGateway]] = {
 
 def gateway_from_settings(settings: Settings) -> SmsGateway:
     """Build the gateway named by SMS_GATEWAY; a bad name fails at start-up, not at the first SMS."""
-    name = settings.sms_gateway.strip()
+    return _factory(settings.sms_gateway, "SMS_GATEWAY")(settings)
+
+
+# The setting that holds each kind's endpoint, checked by the routes' health check.
+CHECK_URLS = {"africastalking": "at_api_url", "orange": "orange_api_url", "kannel": "kannel_sendsms_url"}
+
+
+def router_from_settings(settings: Settings) -> Router:
+    """Build every route of SMS_ROUTES (or SMS_GATEWAY alone) with its own settings, and the router
+    that chooses between them; an unknown gateway kind fails at start-up."""
+    routing = settings.routing
+    routes = {}
+    for spec in routing.routes:
+        own = dataclasses.replace(settings, **dict(spec.options))
+        factory = _factory(spec.kind, f"SMS_ROUTES route {spec.name}")
+        check_url = str(getattr(own, CHECK_URLS.get(spec.kind.lower(), ""), "") or "")
+        routes[spec.name] = Route(spec.name, spec.kind, factory(own), spec.cost, check_url)
+    health = RouteHealth(settings.sms_route_failures, settings.sms_route_cooldown_seconds)
+    # A route is tried only while a whole send through the slowest route still fits in the job.
+    budget = settings.sms_job_timeout_seconds - settings.gateway_timeout_seconds
+    return Router(routes, routing, health, budget_seconds=budget)
+
+
+def _factory(name: str, variable: str) -> Callable[[Settings], SmsGateway]:
+    name = name.strip()
     factory = GATEWAYS.get(name.lower())
     if factory is None and ":" in name:
         module_name, _, attribute = name.partition(":")
@@ -83,11 +119,11 @@ def gateway_from_settings(settings: Settings) -> SmsGateway:
             factory = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:
             raise ValueError(
-                f"SMS_GATEWAY={name!r}: cannot import {attribute!r} from {module_name!r}"
+                f"{variable}={name!r}: cannot import {attribute!r} from {module_name!r}"
             ) from exc
     if factory is None:
         known = ", ".join(sorted(GATEWAYS))
         raise ValueError(
-            f"SMS_GATEWAY={name!r} is not a known SMS gateway (known: {known}, or module:factory)"
+            f"{variable}={name!r} is not a known SMS gateway (known: {known}, or module:factory)"
         )
-    return factory(settings)
+    return factory

@@ -10,13 +10,17 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from redis import ConnectionPool, Redis
-from redis.connection import AbstractConnection
+from redis.connection import AbstractConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import Sentinel, SentinelManagedConnection
+
+from infra.metrics import REDIS_ERRORS
 
 # After a failure, calls fail at once for this long instead of each waiting for its time-out: a
 # Redis that hangs would otherwise cost a USSD step one time-out per call (four on some steps).
@@ -34,14 +38,26 @@ class Breaker:
         if time.monotonic() < self.open_until:
             raise RedisConnectionError("redis failed a moment ago; not trying again yet")
 
-    def trip(self) -> None:
+    def trip(self, kind: str = "read") -> None:
+        REDIS_ERRORS.labels(kind).inc()
         self.open_until = time.monotonic() + self.cooldown
 
 
-def redis_from_url(url: str, socket_timeout: float = 0.5, cooldown: float = COOLDOWN_SECONDS) -> Redis:
-    """The web's Redis: short time-outs, and a breaker so that an outage costs one time-out, not many."""
+def redis_from_url(
+    url: str,
+    socket_timeout: float = 0.5,
+    cooldown: float = COOLDOWN_SECONDS,
+    sentinels: Sequence[tuple[str, int]] = (),
+    master: str = "sira",
+) -> Redis:
+    """The web's Redis: short time-outs, and a breaker so that an outage costs one time-out, not many.
+
+    With `sentinels`, the primary is the one Redis Sentinel names for `master` (REDIS_URL then
+    gives only the database number and the password): after a failover, a connection that finds
+    the old primary gone or read-only fails once, and the next one asks Sentinel again.
+    """
     breaker = Breaker(cooldown)
-    base = ConnectionPool.from_url(url).connection_class
+    base = SentinelManagedConnection if sentinels else ConnectionPool.from_url(url).connection_class
 
     class GuardedConnection(base):  # type: ignore[valid-type, misc]
         def connect(self) -> None:
@@ -49,7 +65,7 @@ def redis_from_url(url: str, socket_timeout: float = 0.5, cooldown: float = COOL
             try:
                 super().connect()
             except (RedisConnectionError, RedisTimeoutError):
-                breaker.trip()
+                breaker.trip("connect")
                 raise
 
         def read_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -59,18 +75,31 @@ def redis_from_url(url: str, socket_timeout: float = 0.5, cooldown: float = COOL
                 breaker.trip()
                 raise
 
-    return Redis.from_url(
-        url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=socket_timeout,
-        health_check_interval=30,
-        connection_class=GuardedConnection,
+    options = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout,
+               "health_check_interval": 30, "connection_class": GuardedConnection}  # fmt: skip
+    if sentinels:
+        return _sentinel(sentinels, socket_timeout).master_for(master, **options, **_database_of(url))
+    return Redis.from_url(url, **options)
+
+
+def worker_redis(url: str, sentinels: Sequence[tuple[str, int]] = (), master: str = "sira") -> Redis:
+    """The worker's connection: RQ blocks on the queues for minutes, so no short read time-out."""
+    options = {"socket_timeout": None, "socket_connect_timeout": 5, "health_check_interval": 30}
+    if sentinels:
+        return _sentinel(sentinels, 5).master_for(master, **options, **_database_of(url))
+    return Redis.from_url(url, **options)
+
+
+def _sentinel(sentinels: Sequence[tuple[str, int]], timeout: float) -> Sentinel:
+    return Sentinel(
+        list(sentinels), sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout}
     )
 
 
-def worker_redis(url: str) -> Redis:
-    """The worker's connection: RQ blocks on the queues for minutes, so no short read time-out."""
-    return Redis.from_url(url, socket_timeout=None, socket_connect_timeout=5, health_check_interval=30)
+def _database_of(url: str) -> dict[str, Any]:
+    """What REDIS_URL still says when Sentinel names the host: the database, user and password."""
+    parsed = parse_url(url)
+    return {key: parsed[key] for key in ("db", "username", "password") if parsed.get(key) is not None}
 
 
 class Direct:

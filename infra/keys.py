@@ -26,6 +26,10 @@ ADMIN_USER_SESSIONS = "admin:user-sessions:"
 ORANGE_BALANCE = "sira:orange:balance"
 ORANGE_BALANCE_ASKED = "sira:orange:balance:asked"
 
+# SMS routes' health (gateway/routing.py), shared by every worker: failed sends in a row, the mark
+# of a route skipped until its cool-down ends, the one probe after it, and hourly send counts.
+SMS_ROUTE = "sira:route:"
+
 # RQ queues, in the order a worker serves them: the cron's jobs (transcripts, sweep, deadlines)
 # are few and quick, and must not wait behind a backlog of SMS.
 DEFAULT_QUEUE = "default"
@@ -68,6 +72,23 @@ def admin_session(hashed_id: str) -> str:
 
 def admin_user_sessions(user_id: int) -> str:
     return f"{ADMIN_USER_SESSIONS}{user_id}"
+
+
+def route_failures(route: str) -> str:
+    return f"{SMS_ROUTE}{route}:failures"
+
+
+def route_down(route: str) -> str:
+    return f"{SMS_ROUTE}{route}:down"
+
+
+def route_probe(route: str) -> str:
+    return f"{SMS_ROUTE}{route}:probe"
+
+
+def route_counts(route: str, hour: int) -> str:
+    """Sends and failures of a route in one hour (hours since the epoch)."""
+    return f"{SMS_ROUTE}{route}:counts:{hour}"
 
 
 def sms_job_id(sms_id: int) -> str:

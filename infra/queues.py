@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from infra import keys
 from infra.keys import sms_job_id
+from infra.logs import REQUEST_ID_META, current_request_id
 
 if TYPE_CHECKING:
     from config import Settings
@@ -58,6 +59,8 @@ class Outbox:
         if not ids:
             return True
         retry = sms_retry(self.retry_intervals)
+        request_id = current_request_id()
+        meta = {REQUEST_ID_META: request_id} if request_id else None
         queue = Queue(SMS, connection=self.redis)
         try:
             queue.enqueue_many(
@@ -70,6 +73,7 @@ class Outbox:
                         timeout=self.job_timeout,
                         result_ttl=3600,
                         failure_ttl=7 * 86400,
+                        meta=meta,
                     )
                     for sms_id in ids
                 ]

@@ -31,8 +31,8 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, fields
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -80,8 +80,7 @@ return {1, count}
 """
 
 
-@dataclass(frozen=True)
-class SaveKeys:
+class SaveKeys(NamedTuple):
     """The save script's KEYS, in their order (KEYS[1] is `session`)."""
 
     session: str  # the state's hash: v(ersion), s(tate), b(irth), p(hone)
@@ -92,8 +91,7 @@ class SaveKeys:
     erased: str  # the phone's erasure tombstone
 
 
-@dataclass(frozen=True)
-class SaveArgs:
+class SaveArgs(NamedTuple):
     """The save script's ARGV, in their order (ARGV[1] is `old_version`)."""
 
     old_version: str  # '' for a new session
@@ -109,9 +107,6 @@ class SaveArgs:
     rate_ttl: int | str  # '' when no limit counts
     born: str  # epoch seconds: a new session's birth, compared with an erasure's time
     phone: str  # the keyed phone hash that owns a new session
-
-
-_ARGV = tuple(f.name for f in fields(SaveArgs))
 
 
 class StoredState(Protocol):
@@ -312,7 +307,7 @@ class UssdStore(Generic[S]):
             phone=phone_digest,
         )
         try:
-            won = self._cas(keys=list(astuple(script_keys)), args=list(_argv(args)))
+            won = self._cas(keys=list(script_keys), args=list(args))
         except RedisError:
             self._forget_saved((session_id, phone_digest))
             return None
@@ -343,8 +338,3 @@ class UssdStore(Generic[S]):
     def forget_profile(self, *phone_digests: str) -> None:
         """The returnee or their referrals changed: the next dial reads the database."""
         forget_profiles(self.redis, *phone_digests)
-
-
-def _argv(args: SaveArgs) -> tuple[Any, ...]:
-    """The arguments in the script's order (`astuple` would copy the bytes; this does not)."""
-    return tuple(getattr(args, name) for name in _ARGV)

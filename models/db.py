@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import Engine, Insert, Row, Table, create_engine, event, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
+from infra.metrics import DATABASE_ERRORS
 from infra.sealing import Keyring
 from models.encrypted import bind_keyring
 
@@ -32,6 +34,7 @@ def make_engine(url: str, keyring: Keyring, connect_timeout: int = 2) -> Engine:
     """
     engine = _engine(url, connect_timeout)
     bind_keyring(engine, keyring)
+    event.listen(engine, "handle_error", _count_error)
     return engine
 
 
@@ -61,6 +64,17 @@ def _engine(url: str, connect_timeout: int) -> Engine:
         hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout},
     )
+
+
+def _count_error(context: ExceptionContext) -> None:
+    """Every failed statement or connection, for the operators' error rate (never its text)."""
+    DATABASE_ERRORS.labels(_error_kind(context)).inc()
+
+
+def _error_kind(context: ExceptionContext) -> str:
+    if context.connection is None:  # the database did not let us connect at all
+        return "connect"
+    return "disconnect" if context.is_disconnect else "statement"
 
 
 def make_session_factory(url: str, keyring: Keyring, connect_timeout: int = 2) -> sessionmaker[Session]:

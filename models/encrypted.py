@@ -161,3 +161,19 @@ def rotate(engine: Engine, metadata: MetaData, size: int = 500) -> list[Rewritte
 
 def is_token(value: str) -> bool:
     return key_id(value) is not None
+
+
+def check_readable(engine: Engine, metadata: MetaData, size: int = 500) -> list[Rewritten]:
+    """Decrypt every encrypted value with the engine's keys, writing nothing: after a restore,
+    whether the copy and the keys go together (`unreadable` counts the values that do not)."""
+    keyring = keyring_of(engine.dialect)
+
+    def read(token: str) -> None:
+        keyring.decrypt(token)
+        return None
+
+    results = []
+    for table_name, column_name in encrypted_columns(metadata):
+        with engine.connect() as connection:
+            results.append(rewrite_column(connection, table_name, column_name, read, size))
+    return results

@@ -77,7 +77,9 @@ class OutboundSms(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     claimed_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(200))
+    # The gateway's id, scoped by its kind (gateway.routing.scoped_id): what delivery reports find.
     gateway_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    route: Mapped[str | None] = mapped_column(String(30))  # the route (SMS_ROUTES) that took it
     gateway_status: Mapped[str | None] = mapped_column(String(40))
     cost: Mapped[str | None] = mapped_column(String(30))
     accepted_at: Mapped[datetime | None]

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, utcnow
 from models.encrypted import EncryptedText
 
+# The Malian networks a gateway reports a session on, by network code (MCC 610 and the MNC).
+NETWORKS = {"61001": "Moov Africa Malitel", "61002": "Orange Mali", "61003": "Telecel"}
+
 
 class UssdSession(Base):
     """One dial, from the first screen to END or to the gateway's end-of-session notice."""

@@ -34,18 +34,17 @@ from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
 from flows.text import to_ussd
 from gateway.ussd import StepRefused, UssdReply, UssdStep
+from infra.metrics import observe_step
 from infra.queues import Outbox
 from infra.ratelimit import RateLimit
 from infra.sealing import Sealer
 from infra.ussd_store import DROP, REFRESH, Loaded, UssdStore
-from models import Referral, UssdSession
+from models import UssdSession
 from models import UssdStep as StepRow
-from models import returnee as returnees
 from models.base import utcnow
 from models.db import insert_ignore
-from models.directory import Category
 from models.phone import phone_hash
-from models.referral import Status
+from services import phone_profile
 from services.effects import Performed, perform
 from services.referrals import NotReferable
 from services.transcripts import step_record
@@ -102,9 +101,13 @@ class Converse:
         started = time.perf_counter()
         digest = phone_hash(step.phone, self.settings.phone_hash_key)
         db = _Database(self.sessions)
+        run = _Step(self, step, digest, started, db)
+        outcome = "unavailable"
         try:
-            reply = _Step(self, step, digest, started, db).run()
+            reply = run.run()
+            outcome = "end" if reply.end else "continue"
         except StepRefused:
+            outcome = "refused"
             raise
         except SQLAlchemyError:
             db.rollback()
@@ -118,6 +121,7 @@ class Converse:
             reply = self.polite(UNAVAILABLE)
         finally:
             db.close()
+            observe_step(step.transport, outcome, run.screen, time.perf_counter() - started)
         return UssdReply(reply.text, reply.end)
 
     def polite(self, msgid: str, language: str | None = None) -> Reply:
@@ -135,6 +139,7 @@ class _Step:
 
     def __init__(self, hook: Converse, step: UssdStep, digest: str, started: float, db: _Database) -> None:
         self.hook, self.step, self.digest, self.started, self.db = hook, step, digest, started, db
+        self.screen: str | None = None  # where the engine left the session, for the funnel
 
     def run(self) -> Reply:
         """Run the step; the state is saved only once what the step did is committed.
@@ -166,6 +171,7 @@ class _Step:
             if not step.cumulative and loaded.state is not None and self._repeated(loaded.state):
                 return Reply(loaded.state.reply, loaded.state.ended)
             result = engine.feed(loaded.state or self._start(loaded, text), text)
+            self.screen = result.state.screen
             if not result.advanced:
                 return result.reply
             state = result.state
@@ -249,6 +255,8 @@ class _Step:
             perform(effect, session, done)
         insert_ignore(session, UssdSession, **self._session_row(result.state, utcnow()))
         hook.outbox.send_after_commit(session, done.sms_ids)
+        if done.touched:
+            hook.store.forget_profile(*done.touched)
         reply = result.reply
         if done.params:
             reply = Reply(reply.text.format_map(KeepMissing(done.params)), reply.end)
@@ -290,22 +298,17 @@ class _Step:
             )
             if origin is not None:
                 profile = loaded.profile or self._profile()
-                facts = Facts(bool(origin.get("registered")), (profile or {}).get("referrals", []))
+                facts = _facts(profile)
+                facts.registered = bool(origin.get("registered"))
                 return engine.start(facts, origin.get("language"))
         profile = loaded.profile or self._profile()
         if profile is None:
             return engine.start(Facts(), None, loaded.suspended)
-        facts = Facts(bool(profile["registered"]), profile["referrals"])
-        return engine.start(facts, profile["language"], loaded.suspended)
+        return engine.start(_facts(profile), profile["language"], loaded.suspended)
 
     def _profile(self) -> dict | None:
         """What a dial needs to know of a phone, from the database (then cached with the state)."""
-        session = self.db()
-        found = returnees.profile(session, self.digest)
-        if found is None:
-            return None
-        referrals = _referrals(session, found.id) if found.registered else []
-        return {"language": found.language, "registered": found.registered, "referrals": referrals}
+        return phone_profile.read(self.db(), self.digest)
 
     def _session_row(self, state: State, at: str | datetime) -> dict[str, object]:
         """The session's row: who (hashed), where from, and what was known when it began."""
@@ -350,6 +353,8 @@ def _profile_to_cache(loaded: Loaded[State], state: State) -> dict | None:
     """On a fresh dial read from the database, cache what was read (unless this step changes it)."""
     if loaded.state is not None or loaded.profile is not None or not state.origin or not state.origin[1]:
         return None
+    if state.facts.provider:  # its open referrals change with every assignment: read at each dial
+        return None
     return {"language": state.origin[1], "registered": state.facts.registered,
             "referrals": state.facts.referrals}  # fmt: skip
 
@@ -363,18 +368,8 @@ def _profile_after(state: State, done: Performed, effects: int) -> tuple[dict | 
     return profile, REFRESH
 
 
-def _referrals(session: Session, returnee_id: int) -> list[dict[str, object]]:
-    """The returnee's latest referrals, for "My requests": code, status, whether it is still
-    open, and the need's neutral label (as in SMS: health and psychosocial needs read "support"
-    on a phone others may hold)."""
-    rows = session.execute(
-        select(Referral.code, Category.sms_label, Referral.status, Referral.provider_id)
-        .join(Category, Category.code == Referral.requested_category)
-        .where(Referral.returnee_id == returnee_id)
-        .order_by(Referral.id.desc())
-        .limit(20)
-    )
-    return [
-        {"code": code, "category": category, "status": status, "open": Status(status).is_open(provider)}
-        for code, category, status, provider in rows
-    ]
+def _facts(profile: dict | None) -> Facts:
+    """The facts a cached or freshly read profile gives a new session (none for a stranger)."""
+    profile = profile or {}
+    return Facts(bool(profile.get("registered")), profile.get("referrals") or [], bool(profile.get("provider")),
+                 profile.get("assigned") or [])  # fmt: skip

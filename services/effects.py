@@ -12,18 +12,23 @@ import logging
 from dataclasses import dataclass, field
 from functools import singledispatch
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from flows import effects
+from flows.journeys import focal
 from flows.journeys.help import NO_SMS, WILL_SMS
+from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
 from flows.text import to_ussd
 from models import returnee as returnees
 from models.admin import audit
 from models.base import utcnow
 from models.db import upsert
+from models.directory import ProviderNumber
+from models.referral import IllegalTransition, Referral
 from models.returnee import ConsentRecord, Returnee
+from services import lifecycle
 from services.erasure import new_erase_pin, withdraw_referrals
 from services.referrals import NotReferable, queue_sms, refer
 
@@ -44,6 +49,7 @@ class Performed:
     # to change nothing else: when all of them are, the cache is updated instead of dropped.
     profile_changes: dict[str, object] = field(default_factory=dict)
     mirrored: int = 0
+    touched: list[str] = field(default_factory=list)  # other phones whose cached profile is now stale
 
 
 @singledispatch
@@ -122,3 +128,41 @@ def _(effect: effects.CreateReferral, session: Session, done: Performed) -> None
     updates = WILL_SMS if returnee.opted_out_at is None else NO_SMS  # no promise STOP would break
     done.params["updates"] = to_ussd(done.texts.catalogs.gettext(returnee.language, updates))
     done.sms_ids += referred.sms_ids
+
+
+ANSWERS = {"accept": lifecycle.accept, "close": lifecycle.close}
+
+
+@perform.register
+def _(effect: effects.AnswerReferral, session: Session, done: Performed) -> None:
+    """The focal point's answer, as its SMS would be: the same use cases, on channel `ussd`.
+
+    What it did is said on the last screen (`{outcome}`): the referral may have moved since the
+    menu was shown (another focal point answered, the deadline passed), and then nothing changes.
+    """
+    number = session.scalar(select(ProviderNumber).where(ProviderNumber.phone_hash == done.phone_digest))
+    referral = session.scalar(select(Referral).where(Referral.code == effect.code).with_for_update())
+    lang = number.provider.language if number is not None else "fr"
+    say = done.texts.catalogs.gettext
+    if number is None or referral is None or referral.provider_id != number.provider_id:
+        done.params["outcome"] = to_ussd(say(lang, focal.NOT_YOURS).format(code=effect.code))
+        return
+    by = lifecycle.Answer(number.provider, number, f"provider:{number.provider.id}", "ussd")
+    try:
+        if effect.action == "decline":
+            reason = next(
+                (say(lang, o.label) for o in focal.REASONS if o.code == effect.reason), effect.reason
+            )
+            done.sms_ids += lifecycle.decline(session, referral, by, str(reason), done.texts)
+            outcome = focal.DECLINED
+        else:
+            done.sms_ids += ANSWERS[effect.action](session, referral, by, done.texts)
+            outcome = focal.ACCEPTED if effect.action == "accept" else focal.CLOSED
+    except IllegalTransition:
+        status = say(lang, REFERRAL_STATUSES.get(referral.status, referral.status))
+        done.params["outcome"] = to_ussd(say(lang, focal.UNCHANGED).format(code=referral.code, status=status))
+        return
+    done.params["outcome"] = to_ussd(say(lang, outcome).format(code=referral.code))
+    returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
+    if returnee is not None:  # their "My requests" shows the new status on their next dial
+        done.touched.append(returnee.phone_hash)

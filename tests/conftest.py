@@ -37,6 +37,9 @@ from workers.runner import run_jobs
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # The benchmarks' smoke tests flush a Redis database of their own: this run's, not someone else's.
 REDIS_DB = REDIS_URL.rsplit("/", 1)[-1] if REDIS_URL.rsplit("/", 1)[-1].isdigit() else "0"
+# The benchmarks' smoke tests flush a Redis db of their own and refuse one other clients use (the
+# tests' apps keep connections to REDIS_DB): another db, chosen by TEST_BENCH_REDIS_DB.
+BENCH_REDIS_DB = os.environ.get("TEST_BENCH_REDIS_DB", "13")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"

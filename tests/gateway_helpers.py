@@ -19,7 +19,8 @@ from werkzeug.wrappers import Request, Response
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
-_numbers = itertools.count(1)
+# Past the sample directory's providers (+22370000001...): a provider's number dials into its own menu.
+_numbers = itertools.count(100_000)
 
 
 def fresh_number() -> str:
@@ -119,10 +120,12 @@ class EmulatorProcess:
         self.log.close()
 
 
-def start_emulator(callback_base: str, log_path: Path, delivery_delay: float = 0.05) -> EmulatorProcess:
-    """Start the emulator on a free port and return once it answers HTTP."""
-    port = free_port()
-    log = log_path.open("wb")
+def start_emulator(
+    callback_base: str, log_path: Path, delivery_delay: float = 0.05, port: int | None = None
+) -> EmulatorProcess:
+    """Start the emulator on `port` (default: a free one) and return once it answers HTTP."""
+    port = port or free_port()
+    log = log_path.open("ab")
     command = [
         sys.executable,
         "-m",

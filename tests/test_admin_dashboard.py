@@ -14,14 +14,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.ussd import UssdStep
 from models.admin import AuditEntry, Role
 from models.base import utcnow
 from models.messaging import OutboundSms, SmsStatus
 from models.phone import phone_hash
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
-from tests.conftest import PHONE_HASH_KEY
+from tests.conftest import PHONE_HASH_KEY, flush_transcripts
 from tests.test_admin_referrals import provider, signed_in
+from web.context import sira
 
 PERIOD = "from=2026-01-05&to=2026-01-25"  # three whole weeks, Monday to Sunday
 
@@ -240,3 +242,24 @@ def test_the_figures_export_is_audited_with_its_filters(seeded: Flask, db: Sessi
     [entry] = db.scalars(select(AuditEntry).where(AuditEntry.action == "export")).all()
     assert entry.object_type == "dashboard"
     assert entry.detail == {"from": "2026-01-05", "to": "2026-01-25", "region": "kayes"}
+
+
+def test_sessions_split_by_operator_whatever_transport_brought_them(
+    seeded: Flask, db: Session, database_url: str
+) -> None:
+    """Africa's Talking and an SMPP gateway both say which network a session is on: the
+    dashboard counts sessions by operator from it."""
+    web = seeded.test_client()
+    for session_id, number, network in (("ATUid_o1", "+22370000311", "61002"), ("ATUid_m1", "+22366000312", "61001"),
+                                        ("ATUid_x1", "+22370000313", "")):  # fmt: skip
+        form = {"sessionId": session_id, "serviceCode": "*384*7472#", "phoneNumber": number,
+                "networkCode": network, "text": ""}  # fmt: skip
+        assert web.post("/ussd", data=form).text.startswith("CON ")
+    smpp = UssdStep("smpp-o2", "+22370000314", "*384*7472#", "", cumulative=False, network="61002",
+                    transport="smpp", dialled=True, step_id="1")  # fmt: skip
+    assert not sira(seeded).converse(smpp).end
+    flush_transcripts(database_url)
+    page = signed_in(seeded, db, Role.VIEWER).get("/admin/dashboard").text
+    table = re.search(r"Sessions USSD par opérateur.*?</table>", page, re.S).group(0)
+    rows = dict(re.findall(r"<tr><td>(.*?)</td><td>(\d+)</td></tr>", table))
+    assert rows == {"Orange Mali": "2", "Moov Africa Malitel": "1", "Réseau inconnu": "1"}, rows

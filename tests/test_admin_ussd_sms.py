@@ -262,6 +262,9 @@ def attention_outbox(db: Session) -> dict[str, OutboundSms]:
 
 
 def sms_rows(page: str) -> list[str]:
+    """The messages' rows, after the table of SMS routes above them."""
+    if 'class="routes"' in page:
+        page = page[page.index("</table>", page.index('class="routes"')) :]
     return [row for row in page.split("<tr")[2:] if "<td" in row]
 
 

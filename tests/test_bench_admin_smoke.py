@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_DB, ROOT
+from tests.conftest import BENCH_REDIS_DB, ROOT
 
 pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
@@ -18,7 +18,7 @@ def test_admin_pages_bench_fills_serves_and_times_every_page(tmp_path: Path) -> 
     output = tmp_path / "admin_pages.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.admin_pages", "--database", "sqlite", "--referrals", "300",
-         "--requests", "2", "--exports", "1", "--workers", "1", "--threads", "2", "--redis-db", REDIS_DB,
+         "--requests", "2", "--exports", "1", "--workers", "1", "--threads", "2", "--redis-db", BENCH_REDIS_DB,
          "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

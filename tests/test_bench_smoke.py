@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_DB, ROOT
+from tests.conftest import BENCH_REDIS_DB, ROOT
 
 pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
@@ -18,7 +18,7 @@ def test_ussd_steps_bench_runs_without_errors_and_writes_its_results(tmp_path: P
     output = tmp_path / "ussd_steps.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.ussd_steps", "--concurrency", "3", "--duration", "0.6",
-         "--warmup", "0.2", "--think", "0.05", "--database", "sqlite", "--redis-db", REDIS_DB,
+         "--warmup", "0.2", "--think", "0.05", "--database", "sqlite", "--redis-db", BENCH_REDIS_DB,
          "--workers", "1", "--threads", "2", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=90,
     )  # fmt: skip
@@ -36,7 +36,7 @@ def test_ussd_steps_measures_a_change_against_an_earlier_revision_served_side_by
     done = subprocess.run(
         [sys.executable, "-m", "bench.ussd_steps", "--baseline", "HEAD", "--concurrency", "2",
          "--duration", "0.5", "--warmup", "0.2", "--think", "0.05", "--database", "sqlite",
-         "--redis-db", REDIS_DB, "--workers", "1", "--threads", "2", "--output", str(output)],
+         "--redis-db", BENCH_REDIS_DB, "--workers", "1", "--threads", "2", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=90,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -51,7 +51,7 @@ def test_ussd_steps_measures_a_change_against_an_earlier_revision_served_side_by
 def test_ussd_steps_refuses_a_revision_that_does_not_exist(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.ussd_steps", "--baseline", "no-such-revision", "--database", "sqlite",
-         "--redis-db", REDIS_DB, "--output", str(tmp_path / "out.json")],
+         "--redis-db", BENCH_REDIS_DB, "--output", str(tmp_path / "out.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 2
@@ -62,7 +62,7 @@ def test_ussd_transports_bench_drives_smpp_and_http_side_by_side_without_errors(
     output = tmp_path / "ussd_transports.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.ussd_transports", "--concurrency", "3", "--duration", "0.6",
-         "--warmup", "0.2", "--think", "0.05", "--database", "sqlite", "--redis-db", "13",
+         "--warmup", "0.2", "--think", "0.05", "--database", "sqlite", "--redis-db", BENCH_REDIS_DB,
          "--workers", "1", "--threads", "2", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

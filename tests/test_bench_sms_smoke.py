@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_DB, ROOT
+from tests.conftest import BENCH_REDIS_DB, ROOT
 
 pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
@@ -18,7 +18,7 @@ def test_sms_delivery_bench_runs_without_errors_and_writes_its_results(tmp_path:
     output = tmp_path / "sms_delivery.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.sms_delivery", "--rate", "2", "--duration", "1", "--warmup", "0",
-         "--settle", "5", "--jobs", "4", "--database", "sqlite", "--redis-db", REDIS_DB,
+         "--settle", "5", "--jobs", "4", "--database", "sqlite", "--redis-db", BENCH_REDIS_DB,
          "--web-workers", "1", "--web-threads", "2", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

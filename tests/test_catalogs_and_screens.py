@@ -21,12 +21,27 @@ ENGINE = Engine(conversation(), CATALOGS)
 REFERRALS = [{"code": "R7K3Q", "category": "support", "status": "cancelled"}] * 11 + [
     {"code": "K4M2P", "category": "employment", "status": "sent", "open": True}
 ]
-FACTS = (Facts(), Facts(registered=True, referrals=REFERRALS))
+# A provider's number: a dozen open referrals with the longest words, one of them accepted.
+ASSIGNED = [{"code": "R7K3Q", "category": "employment", "region": "Bandiagara", "status": "sent"}] * 11 + [
+    {"code": "K4M2P", "category": "documents", "region": "Tombouctou", "status": "accepted"}
+]
+FACTS = (
+    Facts(),
+    Facts(registered=True, referrals=REFERRALS),
+    Facts(provider=True, assigned=ASSIGNED),
+    Facts(provider=True, assigned=ASSIGNED[-1:]),
+)
 SAMPLE_STATES = [
-    State(screen="x", facts=facts, answers={"intent": intent, "referral": "R7K3Q"})
+    State(screen="x", facts=facts, answers={"intent": intent, "referral": referral})
     for facts in FACTS
     for intent in ("help", "register")
+    for referral in ("R7K3Q", "K4M2P")
 ]
+
+
+def chosen(facts: Facts) -> str:
+    """The referral a sample state has chosen: a provider's first one (sent, or accepted)."""
+    return (facts.assigned or [{"code": "R7K3Q"}])[0]["code"]
 
 
 def extracted_msgids() -> set[str]:
@@ -43,7 +58,7 @@ def all_renders():
     for screen in ENGINE.screens_for_checks():
         for lang in LANGUAGES:
             for facts in FACTS:
-                answers = {"language": lang, "referral": "R7K3Q"}
+                answers = {"language": lang, "referral": chosen(facts)}
                 state = State(screen=screen.id, answers=answers, facts=facts, history=[["x", 0]])
                 pages = ENGINE._pages_for(screen, state) if isinstance(screen, Choose) else ((),)
                 for page in range(len(pages)):
@@ -70,7 +85,7 @@ def test_a_reprompt_shows_the_hint_above_the_whole_screen_it_repeats() -> None:
             continue
         for lang in LANGUAGES:
             for facts in FACTS:
-                state = State(screen=screen.id, answers={"language": lang, "referral": "R7K3Q"}, facts=facts,
+                state = State(screen=screen.id, answers={"language": lang, "referral": chosen(facts)}, facts=facts,
                               history=[["x", 0]])  # fmt: skip
                 pages = ENGINE._pages_for(screen, state) if isinstance(screen, Choose) else ((),)
                 for page in range(len(pages)):
@@ -109,7 +124,7 @@ def test_bambara_never_writes_a_bare_ban() -> None:
 
 def test_every_screen_is_reachable_and_every_question_has_a_way_out() -> None:
     conv = ENGINE.conversation
-    seen, todo = set(), [conv.first_dial, conv.root]
+    seen, todo = set(), [conv.first_dial, conv.root, conv.provider_root]
     while todo:
         screen_id = todo.pop()
         if screen_id in seen:

@@ -136,3 +136,20 @@ def test_a_state_saved_before_facts_were_typed_is_read_as_it_meant() -> None:
     assert State.from_json(old).facts == Facts(True, [{"code": "K4M2P"}])
     assert State.from_json('{"screen": "home.menu", "facts": {"registered": ""}}').facts == Facts()
     assert State.from_json(State(screen="x", facts=Facts(True)).to_json()).facts.registered is True
+
+
+def test_a_providers_open_referrals_page_and_a_number_means_the_line_on_the_screen(engine: Engine) -> None:
+    """A focal point with many open referrals pages with 98 and picks a line by the number it shows."""
+    assigned = [
+        {"code": f"R{i:04d}", "category": "employment", "region": "District de Bamako", "status": "sent"}
+        for i in range(12)
+    ]
+    start = engine.start(Facts(provider=True, assigned=assigned), "en")
+    _, screens = run(engine, ["98"], start)
+    assert screens[0].startswith("CON Sira: your open requests (12):") and "98 More" in screens[0]
+    number, code = next(line.split()[:2] for line in screens[1].splitlines() if " R0" in line)
+    assert code not in screens[0]
+    state, screens = run(engine, ["98", number, "2"], start)
+    assert screens[2].startswith(f"CON Request {code} (employment, District de Bamako): sent.")
+    assert state.screen == "focal.reason" and state.answers["referral"] == code
+    assert "Ask for help" not in "".join(screens)

@@ -17,7 +17,7 @@ SECRET = "s" * 40
 @pytest.fixture
 def message(db) -> OutboundSms:
     row = OutboundSms(to_e164="+22370000001", to_hash="h" * 64, sender="INFO", body="x", purpose="test",
-                      status=SmsStatus.ACCEPTED, gateway_id="0a1b2c")  # fmt: skip
+                      status=SmsStatus.ACCEPTED, gateway_id="orange:0a1b2c")  # fmt: skip
     db.add(row)
     db.commit()
     return row

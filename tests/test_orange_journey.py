@@ -110,7 +110,8 @@ def test_a_referral_s_sms_go_through_orange_on_one_token_and_receipts_move_their
     assert tokens_issued(gateway) == 1  # several jobs, one token
     rows = outbox(db)
     assert {r.status for r in rows} == {SmsStatus.ACCEPTED} and len(rows) >= 2
-    assert {r.gateway_id for r in rows} == {m["id"] for m in gateway.get("/messages").json()}
+    assert {r.gateway_id for r in rows} == {"orange:" + m["id"] for m in gateway.get("/messages").json()}
+    assert {r.route for r in rows} == {"orange"}
     wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(db)), timeout=5)
 
 

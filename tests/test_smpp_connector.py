@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import struct
@@ -163,6 +164,23 @@ def test_two_dials_of_one_phone_are_two_sessions(smsc, recorder, connector) -> N
     smsc.wait_screen(first, 2)
     second = smsc.dial(PHONE)
     assert smsc.wait_screen(second, 1).text == "step 1: -"
+    assert len({s["session"] for s in recorder.steps()}) == 2
+
+
+def test_a_session_number_the_gateway_reuses_for_the_same_phone_opens_a_new_session(
+    smsc, recorder, connector
+) -> None:
+    """its_session_info has one octet of session number: after 255 others, a phone's new dial may
+    come with the number of its previous session, and is no repeat of that session's dial."""
+    first = smsc.dial(PHONE)
+    smsc.wait_screen(first, 1)
+    smsc.answer(first, "bye")
+    smsc.wait_screen(first, 2)
+    smsc._numbers = itertools.count(first)  # the gateway's counter has come round to it again
+    again = smsc.dial(PHONE)
+    assert again == first
+    smsc.sessions[again].screens.clear()
+    assert smsc.wait_screen(again, 1).text == "step 1: -"
     assert len({s["session"] for s in recorder.steps()}) == 2
 
 

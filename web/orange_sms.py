@@ -17,6 +17,7 @@ from web import plain
 from web.sms import apply_delivery, apply_incoming
 
 bp = Blueprint("sms_orange", __name__)
+KIND = "orange"  # the gateway kind (gateway.GATEWAYS) whose ids these callbacks carry
 
 
 @bp.post("/delivery")
@@ -26,7 +27,7 @@ def delivery_receipt() -> Response:
         fields = delivery_fields(_json())
     except ValueError as exc:
         return plain(str(exc), 400)
-    return apply_delivery(fields)
+    return apply_delivery(fields, KIND)
 
 
 @bp.post("/incoming")
@@ -36,7 +37,7 @@ def incoming() -> Response:
         fields = incoming_fields(_json())
     except ValueError as exc:
         return plain(str(exc), 400)
-    return apply_incoming(fields)
+    return apply_incoming(fields, KIND)
 
 
 def _json() -> object:

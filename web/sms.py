@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway import scoped_id
 from infra import spool
 from models.base import utcnow
 from models.phone import InvalidPhone, phone_hash, to_e164
@@ -48,13 +49,15 @@ def delivery_report() -> Response:
     return apply_delivery(request.form)
 
 
-def apply_delivery(raw: Mapping[str, str]) -> Response:
-    """Check and record a delivery report in AT's fields, whichever gateway's callback brought it."""
+def apply_delivery(raw: Mapping[str, str], kind: str = "africastalking") -> Response:
+    """Check and record a delivery report in AT's fields, whichever gateway's callback brought it;
+    `kind` is that gateway's, whose ids are scoped as the send job stored them."""
     try:
         form = check(raw, DELIVERY_FIELDS)
     except Invalid as exc:
         return plain(str(exc), 400)
-    return take_delivery_report(form["id"].strip(), form["status"].strip(), form.get("failureReason", ""))
+    gateway_id = scoped_id(kind, form["id"].strip())
+    return take_delivery_report(gateway_id, form["status"].strip(), form.get("failureReason", ""))
 
 
 def take_delivery_report(gateway_id: str, status: str, reason: str) -> Response:
@@ -114,16 +117,17 @@ def incoming() -> Response:
     return apply_incoming(request.form)
 
 
-def apply_incoming(raw: Mapping[str, str]) -> Response:
-    """Check, store and act on an incoming SMS in AT's fields, whichever gateway's callback brought it."""
+def apply_incoming(raw: Mapping[str, str], kind: str = "africastalking") -> Response:
+    """Check, store and act on an incoming SMS in AT's fields, whichever gateway's callback brought it;
+    its id is scoped by the gateway's `kind`, so that two gateways' messages never pass for one."""
     try:
         form = check(raw, INCOMING_FIELDS)
         e164 = sender(form["from"])
         sent_at = parse_date(form["date"])
     except Invalid as exc:
         return plain(str(exc), 400)
-    fields = {"id": form["id"].strip(), "from": e164, "to": form["to"].strip(), "text": form["text"],
-              "linkId": form.get("linkId") or "", "date": sent_at.isoformat()}  # fmt: skip
+    fields = {"id": scoped_id(kind, form["id"].strip()), "from": e164, "to": form["to"].strip(),
+              "text": form["text"], "linkId": form.get("linkId") or "", "date": sent_at.isoformat()}  # fmt: skip
     return take_incoming(fields)
 
 

@@ -15,7 +15,9 @@ from workers.context import job_context
 def refresh_balance() -> str:
     """RQ job: ask the gateway for its bundle and keep the answer (or that there was none)."""
     ctx = job_context()
-    ask = getattr(ctx.gateway, "balance", None)
+    # The first route with a bundle (an Orange route of SMS_ROUTES), else SMS_GATEWAY's gateway.
+    gateways = [route.gateway for route in ctx.router.routes.values()] + [ctx.gateway]
+    ask = next((g.balance for g in gateways if callable(getattr(g, "balance", None))), None)
     units = ask() if callable(ask) else None
     redis = _job_redis()
     value = json.dumps({"units": units, "checked_at": utcnow().isoformat()})

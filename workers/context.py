@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config import Settings, load_settings
 from flows.i18n import Catalogs
 from flows.sms import SmsTexts
-from gateway import SmsGateway, gateway_from_settings
+from gateway import Router, SmsGateway, gateway_from_settings, router_from_settings
 from infra.sealing import Keyring
 from models.db import make_session_factory
 
@@ -28,7 +28,8 @@ _contexts: dict[tuple[int, Settings], JobContext] = {}
 class JobContext:
     settings: Settings
     sessions: sessionmaker[Session]
-    gateway: SmsGateway
+    gateway: SmsGateway  # SMS_GATEWAY's: the one whose bundle the admin reads
+    router: Router  # what sends: the routes of SMS_ROUTES, or SMS_GATEWAY's alone
     texts: SmsTexts
 
 
@@ -48,6 +49,7 @@ def job_context() -> JobContext:
                 settings.database_connect_timeout_seconds,
             ),
             gateway=gateway_from_settings(settings),
+            router=router_from_settings(settings),
             texts=SmsTexts.from_settings(settings, _catalogs()),
         )
     return _contexts[key]

@@ -16,6 +16,7 @@ from infra import keys, queues
 from workers.deadlines import check_deadlines
 from workers.outbox import sweep_outbox
 from workers.retention import purge
+from workers.routes import check_routes
 from workers.spool import replay_spool
 from workers.transcripts import flush_steps
 
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def start_cron(redis: Redis, settings: Settings) -> None:
-    """RQ's cron, in a thread of the worker: outbox sweep, referral deadlines, spool, retention purge.
+    """RQ's cron, in a thread of the worker: outbox sweep, referral deadlines, spool, retention purge,
+    the SMS routes' health check.
 
     A thread rather than `rq cron` so that the Procfile's one `worker` entry is enough; a Redis
     outage only skips ticks. Several workers may each queue a sweep: sweeping is idempotent.
@@ -35,6 +37,7 @@ def start_cron(redis: Redis, settings: Settings) -> None:
         check_deadlines: settings.deadline_check_seconds,
         replay_spool: settings.spool_replay_seconds,
         purge: settings.retention_purge_seconds,
+        check_routes: settings.sms_route_cooldown_seconds,
     }
     for job, interval in every.items():
         cron.register(job, queue_name=queues.DEFAULT, interval=interval, job_timeout=300)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from rq import get_current_job
 from sqlalchemy import select, update
 
+from infra.metrics import DEADLINE_ACTIONS
 from infra.queues import Outbox
 from models.base import as_utc, utcnow
 from models.referral import Referral, Status
@@ -71,6 +72,8 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
                 sms_ids += lifecycle.expire(session, referral, ctx.texts)
                 counts["expired"] += 1
             session.commit()
+    for action, n in counts.items():
+        DEADLINE_ACTIONS.labels(action).inc(n)
     job = get_current_job()
     if job is not None:
         Outbox.from_settings(job.connection, ctx.settings).queue(sms_ids)

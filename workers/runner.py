@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 
 from redis import Redis
-from rq import SimpleWorker
 
 from config import Settings
 from infra import queues
+from workers.worker import Worker  # RQ's SimpleWorker, carrying each job's request id
 
 # RQ's bookkeeping for every job, at INFO: four lines a job, and one more for each job the cron
 # queues. The cron queues one every few seconds, so an idle worker printed ~120 lines a minute.
@@ -48,7 +48,7 @@ def run_jobs(redis: Redis, settings: Settings, burst: bool = False, logging_leve
     """Work Sira's queues (until they are empty, with `burst`), with RQ's scheduler for retries."""
     quiet_routine_logs()
     # The maintenance pass is what hands the job of a killed worker back (StartedJobRegistry).
-    worker = SimpleWorker(
+    worker = Worker(
         list(queues.ALL), connection=redis, maintenance_interval=settings.worker_maintenance_seconds
     )
     # After a Redis outage, reconnect within seconds rather than RQ's default of up to a minute.

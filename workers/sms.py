@@ -8,14 +8,18 @@ crash between the gateway's acceptance and our commit: the sweeper then reclaims
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
+from redis import Redis
+from rq import get_current_job
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from gateway import Outcome, OutgoingSms, SendResult
+from gateway import Outcome, OutgoingSms, Routed, scoped_id
+from infra.metrics import SMS_SEND_SECONDS, SMS_SENDS
 from models.base import utcnow
 from models.messaging import OutboundSms, SmsStatus
 from services.erasure import forget_confirmation
@@ -63,12 +67,23 @@ def send_sms(sms_id: int) -> str:
             return "not pending"
         row = session.get(OutboundSms, sms_id)
         sms = OutgoingSms(to=row.to_e164, text=row.body, sender=row.sender, reference=row.gateway_id)
-        result = ctx.gateway.send(sms)
-        record(row, result, ctx.settings.sms_retry_intervals, ctx.settings.sms_max_attempts)
+        started = time.perf_counter()
+        routed = ctx.router.send(_redis(), sms)
+        result = routed.result
+        route = routed.route.name if routed.route else "none"
+        SMS_SEND_SECONDS.labels(route).observe(time.perf_counter() - started)  # what sizes the worker pool
+        record(row, routed, ctx.settings.sms_retry_intervals, ctx.settings.sms_max_attempts)
+        SMS_SENDS.labels(route, str(result.outcome)).inc()
         if result.outcome is Outcome.ACCEPTED:
             forget_confirmation(row)
         session.commit()
-        log.info("sms %s: %s (%s)", sms_id, result.outcome, result.gateway_id or result.status)
+        log.info(
+            "sms %s: %s by %s (%s)",
+            sms_id,
+            result.outcome,
+            row.route or "-",
+            result.gateway_id or result.status,
+        )
         if row.status == SmsStatus.DEAD:
             log.warning("sms %s: given up after %d attempts", sms_id, row.attempts)
             return "dead"
@@ -81,14 +96,32 @@ def send_sms(sms_id: int) -> str:
         return str(result.outcome)
 
 
-def record(row: OutboundSms, result: SendResult, intervals: Sequence[int], max_attempts: int) -> None:
-    """Write what the gateway said on the row; after `max_attempts` failed tries it is dead."""
+def _redis() -> Redis:
+    """The job's own Redis connection, where the routes' health is kept."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("send_sms runs as an RQ job")
+    return job.connection
+
+
+def record(row: OutboundSms, routed: Routed, intervals: Sequence[int], max_attempts: int) -> None:
+    """Write what the gateway said on the row; after `max_attempts` failed tries it is dead.
+
+    An accepted message keeps the route that took it and the gateway's id scoped by its kind, the
+    key its delivery reports find it by; a failure names the route that gave it.
+    """
     now = utcnow()
+    result = routed.result
     row.gateway_status = result.status[:40] if result.status else None
     row.claimed_at = None
     if result.outcome is Outcome.ACCEPTED:
         row.status = SmsStatus.ACCEPTED
-        row.gateway_id = result.gateway_id
+        row.route = routed.route.name if routed.route else None
+        row.gateway_id = (
+            scoped_id(routed.route.kind, result.gateway_id)
+            if routed.route and result.gateway_id
+            else result.gateway_id
+        )
         row.cost = result.cost
         row.accepted_at = now
         row.segments = result.segments or row.segments
@@ -97,9 +130,9 @@ def record(row: OutboundSms, result: SendResult, intervals: Sequence[int], max_a
     row.gateway_id = None  # the claim's reference: no message of that id left us
     if result.outcome is Outcome.PERMANENT:
         row.status = SmsStatus.FAILED
-        row.last_error = (result.detail or result.status)[:200]
+        row.last_error = _error(routed)
     else:
-        row.last_error = (result.detail or result.status)[:200]
+        row.last_error = _error(routed)
         if row.attempts >= max_attempts:
             row.status = SmsStatus.DEAD
             return
@@ -108,3 +141,10 @@ def record(row: OutboundSms, result: SendResult, intervals: Sequence[int], max_a
         if result.retry_after is not None:
             wait = max(wait, timedelta(seconds=result.retry_after))
         row.next_attempt_at = now + wait
+
+
+def _error(routed: Routed) -> str:
+    reason = routed.result.detail or routed.result.status
+    if len(routed.tried) > 1:
+        reason = f"{'/'.join(routed.tried)}: {reason}"  # every route failed; the reason is the worst one's
+    return reason[:200]

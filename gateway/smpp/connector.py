@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 SESSION_LIFETIME = 3600.0  # a gateway session older than this is forgotten (its number is reused)
 MAX_REMEMBERED = 200_000
+# How long a PDU is remembered, to recognise it delivered again: a gateway redelivers what it had
+# no answer for after a rebind, within its reply time-out. Not longer: its_session_info has one
+# octet of session number, which the gateway reuses, and a new dial must not pass for a repeat.
+REPEAT_WINDOW_MIN = 60.0
 
 
 class Connector:
@@ -47,7 +51,7 @@ class Connector:
         self._redact = redact
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smpp-step")
         self._lock = threading.Lock()
-        self._seen: OrderedDict[tuple[object, ...], float] = OrderedDict()
+        self._seen: OrderedDict[tuple[object, ...], float] = OrderedDict()  # PDU -> until when
         self._open: dict[tuple[str, str, str], tuple[str, float]] = {}
         self.duplicates = 0
         self._stopping = False
@@ -94,7 +98,7 @@ class Connector:
             session.respond(response, pdu.sequence, status=exc.status)
             return
         key = incoming.dedup_key(link.settings)
-        if not self._first_time(key):
+        if not self._first_time(key, max(REPEAT_WINDOW_MIN, 3 * link.settings.reply_timeout)):
             self.duplicates += 1
             log.info(
                 "smpp %s: %s #%d is a repeat; acknowledged, not acted on",
@@ -127,22 +131,25 @@ class Connector:
             session.respond(response, sequence, status=codec.RSYSERR)
             return
         session.respond(response, sequence)  # if the bind is gone, the repeat is acknowledged then
-        if reply.end:
+        if reply.end:  # the session is over: its number may open another, whose PDUs are new
             with self._lock:
                 self._open.pop((settings.label, incoming.phone, incoming.session_key), None)
+                for seen in [k for k in self._seen if k[:2] == (settings.label, incoming.phone)]:
+                    if _session_of(seen) == incoming.session_key:
+                        del self._seen[seen]
         deadline = incoming.received_at + settings.reply_timeout
         link.send_reply(Reply(reply_fields(settings, incoming, reply), session_id, deadline))
 
-    def _first_time(self, key: tuple[object, ...]) -> bool:
+    def _first_time(self, key: tuple[object, ...], window: float) -> bool:
+        """Whether this PDU is new, rather than one delivered again within `window` seconds."""
         now = time.monotonic()
         with self._lock:
-            while self._seen and (
-                len(self._seen) > MAX_REMEMBERED or now - next(iter(self._seen.values())) > SESSION_LIFETIME
-            ):
+            while self._seen and (len(self._seen) > MAX_REMEMBERED or next(iter(self._seen.values())) < now):
                 self._seen.popitem(last=False)
-            if key in self._seen:
+            if self._seen.get(key, 0.0) >= now:
                 return False
-            self._seen[key] = now
+            self._seen.pop(key, None)  # re-inserted last: the dict stays in expiry order
+            self._seen[key] = now + window
             return True
 
     def _session_id(self, settings: SmppLink, incoming: Incoming) -> str:
@@ -159,3 +166,9 @@ class Connector:
             if len(self._open) > MAX_REMEMBERED:
                 self._open = {k: v for k, v in self._open.items() if now - v[1] < SESSION_LIFETIME}
             return known[0]
+
+
+def _session_of(key: tuple[object, ...]) -> str:
+    """The session a remembered PDU belongs to, as `Incoming.session_key` names it."""
+    info = key[2]
+    return str(info >> 8) if isinstance(info, int) else info.hex() if isinstance(info, bytes) else ""

@@ -26,6 +26,7 @@ from models.base import utcnow
 from models.messaging import OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
+from models.ussd import NETWORKS, UssdSession
 from web.admin.access import bp, current_user, require
 from web.admin.i18n import _
 from web.admin.inputs import day as parse_day
@@ -121,6 +122,7 @@ class Figures:
     sms: Counter[str] = field(default_factory=Counter)  # total, accepted, delivered, failed, waiting
     costs: dict[str, Decimal] = field(default_factory=dict)
     uncosted: int = 0  # accepted messages whose cost the gateway did not state in a form we read
+    by_network: Counter[str] = field(default_factory=Counter)  # USSD sessions, by network code
 
     @property
     def delivery_rate(self) -> float | None:
@@ -213,7 +215,7 @@ def sms_figures(session: Session, period: Period, figures: Figures) -> None:
 
 
 def compute(session: Session, period: Period, reminder_hours: int) -> Figures:
-    """All the figures of the page, in seven small queries."""
+    """All the figures of the page, in eight small queries."""
     dialect = session.get_bind().dialect.name
     figures = Figures(period)
     registered = select(func.count()).where(
@@ -247,6 +249,15 @@ def compute(session: Session, period: Period, reminder_hours: int) -> Figures:
         overdue = overdue.where(Referral.region == period.region)
     figures.overdue = session.scalar(overdue) or 0
     sms_figures(session, period, figures)
+    sessions = select(UssdSession.network_code, func.count()).where(
+        UssdSession.started_at >= period.since, UssdSession.started_at < period.until
+    )
+    if period.region:
+        sessions = sessions.join(Returnee, Returnee.phone_hash == UssdSession.phone_hash).where(
+            Returnee.region == period.region
+        )
+    for code, count in session.execute(sessions.group_by(UssdSession.network_code)):
+        figures.by_network[code or ""] += count
     return figures
 
 
@@ -300,7 +311,7 @@ def dashboard() -> ResponseReturnValue:
     return render_template(
         "admin/dashboard.html", f=figures, period=figures.period, categories=categories, regions=regions,
         statuses=STATUS_LABELS, bars=bars, chart_width=CHART_WIDTH, chart_height=CHART_HEIGHT, chart_top=top,
-        costs=sorted(figures.costs.items()),
+        costs=sorted(figures.costs.items()), networks=NETWORKS,
     )  # fmt: skip
 
 
@@ -314,6 +325,7 @@ def dashboard_rows(figures: Figures) -> list[tuple[str, str, str]]:
     rows += [("category", c, str(n)) for c, n in sorted(figures.by_category.items())]
     rows += [("region", r, str(n)) for r, n in sorted(figures.by_region.items())]
     rows += [("week", w.isoformat(), str(n)) for w, n in figures.weeks]
+    rows += [("ussd_sessions_network", c, str(n)) for c, n in sorted(figures.by_network.items())]
     median = "" if figures.median_hours is None else f"{figures.median_hours:.2f}"
     rows += [("acceptance", "accepted", str(figures.accepted)), ("acceptance", "median_hours", median),
              ("overdue", "now", str(figures.overdue))]  # fmt: skip

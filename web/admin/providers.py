@@ -270,6 +270,11 @@ class ProviderForm:
             changed.append("numbers")
         return changed
 
+    def forget_profiles(self) -> None:
+        """A number that dialled as a returnee has its profile cached for minutes: dropped, its
+        next dial reads it again as a provider's and gets the focal points' menu at once."""
+        sira().ussd_store.forget_profile(*(digest for _, digest in self.parsed_numbers))
+
 
 def sorted_value(value: object) -> object:
     return sorted(value) if isinstance(value, list) else value
@@ -318,6 +323,7 @@ def provider_new() -> ResponseReturnValue:
     session.flush()
     audit(session, user.id, "provider.create", "provider", provider.id)
     session.commit()
+    form.forget_profiles()
     return redirect(url_for("admin.providers", done="created"))
 
 
@@ -343,6 +349,7 @@ def provider_edit(provider_id: int) -> ResponseReturnValue:
     if changed:
         audit(session, user.id, "provider.update", "provider", provider.id, fields=changed)
     session.commit()
+    form.forget_profiles()
     return redirect(url_for("admin.providers", done="saved"))
 
 

@@ -26,6 +26,7 @@ from models.admin import Role, audit
 from models.base import utcnow
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _
+from web.admin.routes import HEALTH, route_rows
 from web.context import sira
 from web.db import get_session
 
@@ -124,10 +125,12 @@ def queue_lists(name: str, redis: Redis) -> list[JobList]:
 def job_queues() -> ResponseReturnValue:
     redis = sira().redis
     # The Orange bundle, only where Orange sends the SMS; read from Redis, never from Orange here.
-    orange = sira().settings.sms_gateway.strip().lower() == "orange"
+    settings = sira().settings
+    orange = any(route.kind.lower() == "orange" for route in settings.routing.routes)
     return render_template(
         "admin/queues.html", queues={name: queue_lists(name, redis) for name in names.ALL}, kinds=KINDS,
         orange=orange, balance=cached_balance(redis) if orange else None,
+        routes=route_rows(settings, redis, get_session()), route_health=HEALTH,
         workers=workers(redis, utcnow()), now=utcnow(),
         can_retry=current_user().role == Role.ADMIN, shown=SHOWN, done=DONE.get(request.args.get("done", "")),
     )  # fmt: skip

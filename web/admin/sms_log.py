@@ -21,6 +21,7 @@ from web.admin import inputs
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
 from web.admin.paging import Page, page_ids, page_number
+from web.admin.routes import HEALTH, route_rows
 from web.admin.ussd import not_for_providers
 from web.context import sira
 from web.db import get_session
@@ -93,8 +94,9 @@ def sms_log() -> ResponseReturnValue:
     if user.role in STAFF:  # they read clear numbers and texts, which may name the returnee
         audit(get_session(), user.id, "sms.view", "sms", filters.direction, page=page_no)
         get_session().commit()
+    routes = route_rows(sira().settings, sira().redis, get_session())
     return render_template(
-        "admin/sms.html", page=page, filters=filters, statuses=STATUS_LABELS, attention=ATTENTION,
+        "admin/sms.html", page=page, routes=routes, route_health=HEALTH, filters=filters, statuses=STATUS_LABELS, attention=ATTENTION,
         show_body=user.role in STAFF, can_retry=user.role in STAFF,
         number=lambda e164: number_for(user.role, e164), retried=retried if inputs.number(retried) is not None else "",
     )  # fmt: skip
