@@ -15,12 +15,13 @@ from flows.journeys import conversation
 from flows.sms import SmsTexts
 from infra.connection import redis_from_url
 from infra.logs import configure_logging
+from infra.queues import Outbox
 from infra.ratelimit import RateLimit
 from infra.sealing import Keyring, Sealer
 from infra.spool import Spool
 from infra.ussd_store import UssdStore
 from models.db import make_session_factory
-from models.phone import phone_hash, to_e164
+from models.phone import PhoneNumber
 from services.converse import Converse
 from services.transcripts import SEALING_PURPOSE
 from web import (
@@ -64,20 +65,19 @@ def collaborators(settings: Settings) -> Sira:
         settings.secret_key,
         State.from_json,
     )
-    exempt = frozenset(
-        phone_hash(to_e164(n, settings.default_region_code), settings.phone_hash_key)
-        for n in settings.rate_limit_exempt
-    )
+    exempt = frozenset(PhoneNumber.parse(n, settings).digest for n in settings.rate_limit_exempt)
     ussd_limit = RateLimit("ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds, exempt)
     step_sealer = Sealer(settings.secret_key, SEALING_PURPOSE)
+    outbox = Outbox.from_settings(redis, settings)
     return Sira(
         settings=settings,
         sessions=sessions,
         redis=redis,
+        outbox=outbox,
         engine=engine,
         sms_texts=sms_texts,
         ussd_store=ussd_store,
-        converse=Converse(settings, engine, ussd_store, step_sealer, redis, sms_texts, ussd_limit, sessions),
+        converse=Converse(settings, engine, ussd_store, step_sealer, outbox, sms_texts, ussd_limit, sessions),
         ussd_limit=ussd_limit,
         sms_limit=RateLimit("sms", settings.sms_rate_limit, settings.sms_rate_window_seconds),
         spool=Spool(settings.spool_dir, settings.secret_key),

@@ -269,11 +269,10 @@ def worker_command(burst: bool) -> None:
 
 def phone_hasher(settings: object) -> Callable[[str], tuple[str, str]]:
     """A typed number -> (E.164, keyed hash) with the app's settings; ValueError if it is not a number."""
-    from models.phone import phone_hash, to_e164
+    from models.phone import PhoneNumber
 
     def hash_phone(raw: str) -> tuple[str, str]:
-        e164 = to_e164(raw, settings.default_region_code)  # InvalidPhone is a ValueError
-        return e164, phone_hash(e164, settings.phone_hash_key)
+        return PhoneNumber.parse(raw, settings)  # InvalidPhone is a ValueError
 
     return hash_phone
 

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -31,7 +32,11 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """What the service needs to run; one field per environment variable (upper-cased)."""
+    """What the service needs to run; one field per environment variable (upper-cased).
+
+    Lists are parsed once: a comma-separated number list is a tuple field, and the lists read
+    from text (secrets, networks, prefixes, keys, links) are cached properties, parsed at
+    start-up by `_validate` and never again at a use site."""
 
     env: str = "development"
     database_url: str = f"sqlite:///{ROOT / 'instance' / 'sira.db'}"
@@ -71,7 +76,7 @@ class Settings:
     sms_route_cooldown_seconds: int = 60  # how long a failing route is skipped before a probe
     sms_sender_provider: str = "SIRA"
     sms_sender_returnee: str = "INFO"
-    sms_retry_intervals: str = "5,30,120,600"
+    sms_retry_intervals: tuple[int, ...] = (5, 30, 120, 600)  # SMS_RETRY_INTERVALS="5,30,120,600"
     sms_job_timeout_seconds: int = 60
     sms_claim_lease_seconds: int = 120
     sms_max_attempts: int = 12
@@ -127,14 +132,14 @@ class Settings:
     def is_production(self) -> bool:
         return self.env == "production"
 
-    @property
+    @cached_property
     def rate_limit_exempt(self) -> tuple[str, ...]:
         """The numbers no rate limit holds: the demo numbers, in development only."""
         if self.env != "development":
             return ()
         return tuple(n.strip() for n in self.demo_numbers.split(",") if n.strip())
 
-    @property
+    @cached_property
     def callback_secrets(self) -> tuple[str, ...]:
         """The valid first path segments of gateway callbacks (two during a rotation)."""
         return tuple(s.strip() for s in self.callback_secret.split(",") if s.strip())
@@ -145,24 +150,24 @@ class Settings:
         SMS_ROUTES) may wait for answers, each route with its own settings."""
         return max(_send_seconds(replace(self, **dict(r.options)), r.kind) for r in self.routing.routes)
 
-    @property
+    @cached_property
     def simulator_prefixes(self) -> tuple[str, ...]:
         """The reserved test numbers (E.164 prefixes) the admin's simulator may play."""
         return tuple(p.strip() for p in self.simulator_phone_prefixes.split(",") if p.strip())
 
-    @property
+    @cached_property
     def encryption_keyring(self) -> tuple[tuple[str, bytes], ...]:
         """(key id, 32-byte key) pairs, current first; the development key if none are set."""
         if not self.encryption_keys.strip():
             return (DEV_ENCRYPTION_KEY,)
         return parse_encryption_keys(self.encryption_keys)
 
-    @property
+    @cached_property
     def smpp_links(self) -> tuple[SmppLink, ...]:
         """The SMPP connector's links, parsed (validated once at start-up)."""
         return parse_smpp_links(self.smpp_connections)
 
-    @property
+    @cached_property
     def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
         """(host, port) of each Sentinel; ValueError names a malformed entry."""
         addresses = []
@@ -173,12 +178,12 @@ class Settings:
             addresses.append((host.strip("[]"), int(port)))
         return tuple(addresses)
 
-    @property
+    @cached_property
     def routing(self) -> Routing:
         """The SMS routes and the prefix map, parsed (validated once at start-up)."""
         return parse_routing(self)
 
-    @property
+    @cached_property
     def callback_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The networks gateway callbacks may come from; empty: from anywhere."""
         return _networks(self.callback_allowed_networks)
@@ -276,6 +281,8 @@ def _coerce(name: str, type_name: object, raw: object) -> object:
         if raw.strip().lower() in _TRUE + _FALSE:
             return raw.strip().lower() in _TRUE
         raise ConfigError(f"{name.upper()} must be true or false (1/0, yes/no), got {raw!r}")
+    if type_name == "tuple[int, ...]":
+        return _int_tuple(name, raw)
     try:
         if type_name in ("int", int):
             return int(raw)
@@ -284,6 +291,18 @@ def _coerce(name: str, type_name: object, raw: object) -> object:
     except ValueError:
         raise ConfigError(f"{name.upper()} must be a number, got {raw!r}") from None
     return raw
+
+
+_INT_TUPLE_EXAMPLES = {"sms_retry_intervals": "5,30,120,600"}
+
+
+def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
+    """`5,30,120` -> (5, 30, 120); anything else names the variable and its format."""
+    try:
+        return tuple(int(x) for x in raw.split(","))
+    except ValueError:
+        example = _INT_TUPLE_EXAMPLES.get(name, "5,30")
+        raise ConfigError(f"{name.upper()} must be comma-separated seconds, e.g. {example}") from None
 
 
 def _validate(s: Settings) -> None:
@@ -298,10 +317,8 @@ def _validate(s: Settings) -> None:
             )
     if s.env not in ("development", "testing", "production"):
         raise ConfigError(f"ENV must be development, testing or production, got {s.env!r}")
-    try:
-        [int(x) for x in s.sms_retry_intervals.split(",")]
-    except ValueError:
-        raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600") from None
+    if not s.sms_retry_intervals:
+        raise ConfigError("SMS_RETRY_INTERVALS must be comma-separated seconds, e.g. 5,30,120,600")
     try:
         s.routing  # noqa: B018 (parsed here so that a typo fails at start-up)
     except ValueError as exc:

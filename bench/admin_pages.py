@@ -35,6 +35,7 @@ from typing import Any
 from bench.ussd_load import bench_phone
 from bench.ussd_steps import Server, fresh_database, fresh_redis, git_revision, percentile, served, server_env
 from config import parse_encryption_keys
+from infra import referral_code
 from infra.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +44,6 @@ PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 300.0
 ADMIN_EMAIL = "bench-admin@example.org"
 ADMIN_PASSWORD = "bench admin password"
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 PAGE_SIZE = 50
 
 
@@ -69,13 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def codes(rng: random.Random, n: int) -> list[str]:
     """`n` distinct referral codes, as `models.referral.new_code` draws them."""
-    base = len(CODE_ALPHABET)
+    base = len(referral_code.ALPHABET)
     out = []
-    for number in rng.sample(range(base**5), n):
+    for number in rng.sample(range(base**referral_code.LENGTH), n):
         chars = []
-        for _ in range(5):
+        for _ in range(referral_code.LENGTH):
             number, digit = divmod(number, base)
-            chars.append(CODE_ALPHABET[digit])
+            chars.append(referral_code.ALPHABET[digit])
         out.append("".join(chars))
     return out
 

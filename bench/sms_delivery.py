@@ -55,6 +55,7 @@ from bench.ussd_steps import (
     served,
     server_env,
 )
+from infra.referral_code import codes_in
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "sms_delivery.json"
@@ -242,14 +243,6 @@ class Ref:
     end_at: float | None = None
     code: str | None = None
     error: str | None = None
-
-
-def codes_in(text: str) -> list[str]:
-    """Words that could be a referral code (5 characters of the code alphabet), in order."""
-    from models.referral import CODE_ALPHABET, CODE_LENGTH
-
-    words = "".join(c if c.isalnum() else " " for c in text).split()
-    return [w for w in words if len(w) == CODE_LENGTH and all(c in CODE_ALPHABET for c in w)]
 
 
 async def make_referral(port: int, ref: Ref) -> None:
@@ -536,7 +529,7 @@ def phase_b(
 
     from config import load_settings
     from infra import queues
-    from infra.queues import enqueue_sms, sms_job_id, sms_retry
+    from infra.queues import Outbox, sms_job_id, sms_retry
 
     per_round = args.jobs // 2
     settings = load_settings(env)
@@ -552,7 +545,7 @@ def phase_b(
             print(f"  phase B {kind} round {rnd}: {per_round} jobs", file=sys.stderr, flush=True)
             if kind == "sms":
                 mine = ids[(rnd - 1) * per_round : rnd * per_round]
-                enqueue_sms(redis, mine, settings.sms_retry_intervals)
+                Outbox(redis, settings.sms_retry_intervals).queue(mine)
                 job_ids = [sms_job_id(x) for x in mine]
                 run_burst(burst, flask_cmd("worker", "--burst"), env, workdir / "burst.log", sms_q,
                           job_ids, emulator_pid, pg)  # fmt: skip

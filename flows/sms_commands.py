@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass
 
 from flows.text import to_ussd
-
-CODE = re.compile(r"^[A-HJ-KMNP-Z2-9]{5}$")
+from infra.referral_code import is_code
 
 
 class Command(enum.StrEnum):
@@ -68,7 +67,7 @@ def parse(text: str) -> Parsed:
         return Parsed(Command.UNKNOWN, rest=" ".join(words))
     code = words[1] if len(words) > 1 else None
     rest_words = words[2:] if code else []
-    if code is not None and not (CODE.match(code) or code.isdigit()):
+    if code is not None and not (is_code(code) or code.isdigit()):
         code, rest_words = None, words[1:]
     original_rest = _rest_after_code(text, code) if code else ""
     return Parsed(command, code=code, rest=original_rest or " ".join(rest_words))

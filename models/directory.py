@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import Column, ForeignKey, String, Table
@@ -66,6 +67,25 @@ class Provider(Base):
     numbers: Mapped[list[ProviderNumber]] = relationship(
         back_populates="provider", cascade="all, delete-orphan", order_by="ProviderNumber.id"
     )
+
+    def replace_numbers(
+        self, numbers: Sequence[tuple[str, str]], labels: Mapping[str, str | None] | None = None
+    ) -> None:
+        """Make the focal points' numbers these (E.164, keyed hash), in this order.
+
+        A number the provider had keeps its row (found by its hash, the unique key), so that a
+        number moved from one line to another is never deleted then inserted; the others go.
+        `labels` (by hash) sets each number's label; without it, a kept number keeps its own.
+        """
+        keep = {n.phone_hash: n for n in self.numbers}
+        rows = []
+        for e164, digest in numbers:
+            row = keep.get(digest) or ProviderNumber(phone_hash=digest)
+            row.phone_e164 = e164
+            if labels is not None:
+                row.label = labels.get(digest)
+            rows.append(row)
+        self.numbers = rows
 
 
 class ProviderNumber(Base):

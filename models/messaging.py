@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Update, and_, case, or_, update
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, Update, and_, case, or_, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -18,6 +18,11 @@ from models.encrypted import EncryptedText
 
 
 class SmsStatus(enum.StrEnum):
+    """Where an outgoing SMS is. Which statuses a send job may claim (`TO_SEND`) and which are
+    still to send (`STILL_TO_SEND`: those, and one a job holds) is said here once; the sweeper,
+    the send job, the retention purge and the erasure take their SQL from `to_send_clause` and
+    `still_to_send_clause`."""
+
     PENDING = "pending"  # waiting for a send job (first try or retry)
     SENDING = "sending"  # claimed by a job; reclaimed by the sweeper if the job died
     HELD = "held"  # the gateway holds our account (balance, risk): retried, shown to coordinators
@@ -25,8 +30,23 @@ class SmsStatus(enum.StrEnum):
     FAILED = "failed"  # refused for good (invalid number, blacklisted...)
     DEAD = "dead"  # gave up after retrying for hours; an admin may retry
 
+    def is_still_to_send(self) -> bool:
+        """Not yet taken by the gateway nor given up: retention and erasure must leave it be."""
+        return self in STILL_TO_SEND
 
-TO_SEND = (SmsStatus.PENDING, SmsStatus.HELD)
+    @staticmethod
+    def to_send_clause() -> ColumnElement[bool]:
+        """A send job may claim it: waiting, or held by the gateway's account."""
+        return OutboundSms.status.in_([s.value for s in TO_SEND])
+
+    @staticmethod
+    def still_to_send_clause() -> ColumnElement[bool]:
+        """`is_still_to_send`, as SQL on the outbound SMS table."""
+        return OutboundSms.status.in_([s.value for s in STILL_TO_SEND])
+
+
+TO_SEND = (SmsStatus.PENDING, SmsStatus.HELD)  # a send job may claim it
+STILL_TO_SEND = (*TO_SEND, SmsStatus.SENDING)  # the gateway has not taken it yet
 
 # Delivery report statuses by how far along they are; unknown ones are kept as text at rank 1.
 DELIVERY_RANK = {

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hmac
 from functools import lru_cache
+from typing import TYPE_CHECKING, NamedTuple
 
 import phonenumbers
+
+if TYPE_CHECKING:
+    from config import Settings
 
 
 class InvalidPhone(ValueError):
@@ -41,6 +45,20 @@ def phone_hash(e164: str, key: str) -> str:
     the lookup (the cache lives in the process, never in Redis or a log).
     """
     return hmac.digest(key.encode(), e164.encode(), "sha256").hex()
+
+
+class PhoneNumber(NamedTuple):
+    """A number as Sira keeps it: E.164 to reach it, its keyed hash to find it."""
+
+    e164: str
+    digest: str
+
+    @classmethod
+    def parse(cls, raw: str, settings: Settings) -> PhoneNumber:
+        """Read what a person or gateway typed with the settings' region, and hash it with their
+        key: the one place the two go together. InvalidPhone (a ValueError) if it is no number."""
+        e164 = to_e164(raw, settings.default_region_code)
+        return cls(e164, phone_hash(e164, settings.phone_hash_key))
 
 
 def masked(e164: str) -> str:

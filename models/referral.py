@@ -13,12 +13,10 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, or_, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from infra import referral_code
 from models.base import Base, utcnow
 from models.directory import Provider
 from models.encrypted import EncryptedText
-
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L
-CODE_LENGTH = 5
 
 
 class Status(enum.StrEnum):
@@ -162,7 +160,7 @@ def new_code() -> str:
     """Five characters that always hold a letter: an all-digit code would read as a number or a
     PIN (in SMS, and in what people copy), and would not look like a code to anyone."""
     while True:
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        code = "".join(secrets.choice(referral_code.ALPHABET) for _ in range(referral_code.LENGTH))
         if not code.isdigit():
             return code
 

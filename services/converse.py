@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from redis import Redis
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,7 +35,7 @@ from flows.sms import SmsTexts
 from flows.text import to_ussd
 from gateway.ussd import StepRefused, UssdReply, UssdStep
 from infra.metrics import observe_step
-from infra.queues import enqueue_sms
+from infra.queues import Outbox
 from infra.ratelimit import RateLimit
 from infra.sealing import Sealer
 from infra.ussd_store import DROP, REFRESH, Loaded, UssdStore
@@ -90,7 +89,7 @@ class Converse:
     engine: Engine
     store: UssdStore[State]
     step_sealer: Sealer
-    redis: Redis
+    outbox: Outbox
     texts: SmsTexts
     limit: RateLimit
     sessions: sessionmaker[Session]
@@ -287,10 +286,7 @@ class _Step:
         for effect in result.effects:
             perform(effect, session, done)
         insert_ignore(session, UssdSession, **self._session_row(result.state, utcnow()))
-        session.commit()
-        enqueue_sms(
-            hook.redis, done.sms_ids, hook.settings.sms_retry_intervals, hook.settings.sms_job_timeout_seconds
-        )
+        hook.outbox.send_after_commit(session, done.sms_ids)
         if done.touched:
             hook.store.forget_profile(*done.touched)
         reply = result.reply

@@ -215,13 +215,10 @@ def _apply_provider(session: Session, provider: Provider, item: dict[str, Any]) 
         changes.append("regions")
     have = sorted((n.phone_e164, n.phone_hash, n.label or None) for n in provider.numbers)
     if have != sorted(item["numbers"]):
-        keep = {n.phone_hash: n for n in provider.numbers}
-        numbers = []
-        for e164, digest, label in item["numbers"]:
-            number = keep.get(digest) or ProviderNumber(phone_hash=digest)
-            number.phone_e164, number.label = e164, label
-            numbers.append(number)
-        provider.numbers = numbers
+        provider.replace_numbers(
+            [(e164, digest) for e164, digest, _ in item["numbers"]],
+            labels={digest: label for _, digest, label in item["numbers"]},
+        )
         changes.append("numbers")
     if provider.id is None:
         session.add(provider)

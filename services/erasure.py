@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.base import as_utc, utcnow
 from models.db import upsert
-from models.messaging import TO_SEND, InboundSms, OutboundSms, SmsStatus
+from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Erasure, Returnee
 from models.ussd import UssdSession
@@ -41,7 +41,7 @@ def erase_returnee(
     session.execute(
         update(OutboundSms)
         .where(OutboundSms.to_hash == digest,
-               OutboundSms.status.in_([s.value for s in (*TO_SEND, SmsStatus.SENDING)]),
+               SmsStatus.still_to_send_clause(),
                OutboundSms.purpose != CONFIRMATION)
         .values(status=SmsStatus.FAILED, last_error="not sent: the returnee erased their data")
     )  # fmt: skip

@@ -7,6 +7,7 @@ from flask import Flask
 
 from app import create_app
 from flows.text import to_ussd
+from infra.referral_code import is_code
 from tests.conftest import Phone, app_settings
 from tests.conftest import run_worker as run_worker_at
 from tests.gateway_helpers import EmulatorProcess
@@ -47,7 +48,7 @@ def ask_for_help(
 
 
 def code_in(reply: str) -> str:
-    return next(word for word in reply.split() if len(word) == 5 and word.isupper() and word.isalnum())
+    return next(word for word in reply.split() if is_code(word))
 
 
 def messages(gateway: EmulatorProcess) -> list[dict]:

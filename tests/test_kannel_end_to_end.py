@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from gateway import KannelGateway, Outcome, OutgoingSms
 from infra import queues
-from infra.queues import enqueue_sms
+from infra.queues import Outbox
 from models import OutboundSms, Referral, SmsStatus
 from models.phone import phone_hash
 from tests.conftest import PHONE_HASH_KEY, Phone, app_settings, run_worker
@@ -103,7 +103,7 @@ def test_a_bambara_text_goes_out_as_ucs2(live_server, db, kannel: Kannel, worker
                       purpose="test")  # fmt: skip
     db.add(row)
     db.commit()
-    enqueue_sms(redis, [row.id], "0,0,0")
+    Outbox(redis, (0, 0, 0)).queue([row.id])
     worker()
 
     [received] = wait_for(lambda: mentioning(kannel.received_by(number), code), timeout=10)

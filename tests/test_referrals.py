@@ -203,9 +203,9 @@ def test_send_job_is_idempotent_once_the_gateway_accepted(
     ask_for_help(Phone(live_server.url, number=RETURNEE))
     run_worker(database_url, gateway)
     ids = [r.id for r in db.scalars(select(OutboundSms))]
-    from infra.queues import enqueue_sms
+    from infra.queues import Outbox
 
-    enqueue_sms(redis, ids, "0")  # a stray duplicate job for every message
+    Outbox(redis, (0,)).queue(ids)  # a stray duplicate job for every message
     run_worker(database_url, gateway)
     assert len(messages(gateway)) == 2
 

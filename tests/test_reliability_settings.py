@@ -36,9 +36,9 @@ def test_unsafe_timing_settings_are_refused_at_start_up(values: dict[str, str]) 
 
 
 def test_backoff_follows_the_retry_schedule_then_doubles_up_to_an_hour() -> None:
-    seconds = [backoff(n, "5,30,120,600").total_seconds() for n in range(1, 10)]
+    seconds = [backoff(n, (5, 30, 120, 600)).total_seconds() for n in range(1, 10)]
     assert seconds == [5, 30, 120, 600, 1200, 2400, 3600, 3600, 3600]
-    assert backoff(7, "0,0") == timedelta(0)
+    assert backoff(7, (0, 0)) == timedelta(0)
 
 
 def test_a_hung_redis_costs_one_time_out_then_calls_fail_at_once_for_a_moment() -> None:
@@ -158,3 +158,29 @@ def test_the_spool_purge_reads_record_times_as_utc_and_takes_half_written_record
     assert spool.purge_rejected(spooled_at + timedelta(seconds=1)) == 2
     assert list(aside.iterdir()) == [] and list(tmp_path.glob(".*.tmp")) == []
     assert spool.purge_rejected(spooled_at + timedelta(days=1)) == 0
+
+
+def test_sms_retry_intervals_are_read_once_into_seconds() -> None:
+    """The variable keeps its comma-separated format; every use site gets the numbers."""
+    assert load_settings({"SMS_RETRY_INTERVALS": "1, 2,30"}).sms_retry_intervals == (1, 2, 30)
+    assert load_settings({}).sms_retry_intervals == (5, 30, 120, 600)
+    with pytest.raises(
+        ConfigError, match=r"^SMS_RETRY_INTERVALS must be comma-separated seconds, e\.g\. 5,30,120,600$"
+    ):
+        load_settings({"SMS_RETRY_INTERVALS": "5,30,soon"})
+
+
+def test_lists_read_from_text_are_parsed_once_per_settings() -> None:
+    """A callback's secrets and networks, the exempt numbers: parsed at start-up, not per request."""
+    s = load_settings(
+        {"CALLBACK_SECRET": "a,b", "CALLBACK_ALLOWED_NETWORKS": "10.0.0.0/8", "ENV": "development"}
+    )
+    for name in (
+        "callback_secrets",
+        "callback_networks",
+        "rate_limit_exempt",
+        "simulator_prefixes",
+        "smpp_links",
+    ):
+        assert getattr(s, name) is getattr(s, name), name
+    assert s.callback_secrets == ("a", "b")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.sms_commands import Command, parse
+from flows.sms_commands import Command, Parsed, parse
 
 
 @pytest.mark.parametrize(
@@ -58,8 +58,27 @@ def test_decline_reason_is_kept_as_typed(text: str, reason: str) -> None:
 
 def test_referral_codes_always_hold_a_letter() -> None:
     """An all-digit code would read as a PIN or a number; tests find codes as upper-case words."""
-    from models.referral import CODE_ALPHABET, CODE_LENGTH, new_code
+    from infra.referral_code import ALPHABET, LENGTH
+    from models.referral import new_code
 
     codes = [new_code() for _ in range(5000)]
-    assert all(len(c) == CODE_LENGTH and set(c) <= set(CODE_ALPHABET) and c.isupper() for c in codes)
+    assert all(len(c) == LENGTH and set(c) <= set(ALPHABET) and c.isupper() for c in codes)
     assert len(set(codes)) > 4990  # still random
+
+
+def test_every_drawn_code_is_read_back_by_the_sms_parser_and_the_admin_search() -> None:
+    """One format: what `new_code` draws, a provider's `OK <code>` and the admin's search accept."""
+    from infra.referral_code import is_code
+    from models.referral import new_code
+
+    for code in (new_code() for _ in range(2000)):
+        assert parse(f"ok {code.lower()}") == Parsed(Command.ACCEPT, code=code), code
+        assert is_code(code), code
+
+
+@pytest.mark.parametrize("word", ["R7K3O", "R7K3I", "R7K3L", "R7K3", "R7K3QQ", "R7K3-"])
+def test_words_outside_the_code_format_are_not_codes(word: str) -> None:
+    from infra.referral_code import is_code
+
+    assert not is_code(word)
+    assert parse(f"OK {word}").code is None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from flows.engine import Engine, State
     from flows.i18n import Catalogs
     from flows.sms import SmsTexts
+    from infra.queues import Outbox
     from infra.ratelimit import RateLimit
     from infra.spool import Spool
     from infra.ussd_store import UssdStore
@@ -37,6 +38,7 @@ class Sira:
     settings: Settings
     sessions: sessionmaker[Session]  # the database; a request's own session is web.db.get_session()
     redis: Redis
+    outbox: Outbox  # queues SMS once their rows are committed
     engine: Engine
     sms_texts: SmsTexts
     ussd_store: UssdStore[State]

@@ -15,7 +15,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import scoped_id
 from infra import spool
-from infra.queues import enqueue_sms
 from models.base import utcnow
 from models.phone import InvalidPhone, phone_hash, to_e164
 from services.inbound import ReplyLimit, opt_out, receive
@@ -155,8 +154,7 @@ def take_incoming(fields: dict[str, str]) -> Response:
         return plain("already handled")
     if received.outcome == "rate_limited":
         log.info("incoming SMS stored, not acted on: the sender is over its rate limit")
-    enqueue_sms(sira().redis, received.sms_ids, settings.sms_retry_intervals,
-                settings.sms_job_timeout_seconds)  # fmt: skip
+    sira().outbox.queue(received.sms_ids)
     store = sira().ussd_store
     store.forget_profile(*received.touched)
     if received.erased:

@@ -22,7 +22,7 @@ from infra.forgetting import begun_before_erasure, erasure_times
 from models import UssdSession
 from models.base import utcnow
 from models.db import insert_ignore
-from models.phone import InvalidPhone, phone_hash, to_e164
+from models.phone import InvalidPhone, PhoneNumber, to_e164
 from services.converse import Converse, wire
 from web import plain
 from web.context import sira
@@ -110,9 +110,7 @@ def ussd_events() -> Response:
     report = {name: checked[name] for name in EVENT_FIELDS if name in form}
     settings: Settings = sira().settings
     try:
-        digest = phone_hash(
-            to_e164(form.get("phoneNumber", ""), settings.default_region_code), settings.phone_hash_key
-        )
+        digest = PhoneNumber.parse(form.get("phoneNumber", ""), settings).digest
     except InvalidPhone:
         digest = ""
     duration = _int(report.get("durationInMillis"))

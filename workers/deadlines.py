@@ -14,7 +14,7 @@ from rq import get_current_job
 from sqlalchemy import select, update
 
 from infra.metrics import DEADLINE_ACTIONS
-from infra.queues import enqueue_sms
+from infra.queues import Outbox
 from models.base import as_utc, utcnow
 from models.referral import Referral, Status
 from services import lifecycle
@@ -76,9 +76,7 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
         DEADLINE_ACTIONS.labels(action).inc(n)
     job = get_current_job()
     if job is not None:
-        enqueue_sms(
-            job.connection, sms_ids, ctx.settings.sms_retry_intervals, ctx.settings.sms_job_timeout_seconds
-        )
+        Outbox.from_settings(job.connection, ctx.settings).queue(sms_ids)
     if any(counts.values()):  # said only when it did something: the cron runs it every minute
         log.info("deadlines: %s", counts)
     return counts

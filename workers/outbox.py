@@ -15,9 +15,9 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import select, update
 
-from infra.queues import enqueue_sms, sms_job_id
+from infra.queues import Outbox, sms_job_id
 from models.base import as_utc, utcnow
-from models.messaging import TO_SEND, OutboundSms, SmsStatus
+from models.messaging import OutboundSms, SmsStatus
 from workers.context import job_context
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
         dead = session.execute(
             update(OutboundSms)
             .where(
-                OutboundSms.status.in_([s.value for s in TO_SEND]),
+                SmsStatus.to_send_clause(),
                 OutboundSms.created_at < now - GIVE_UP_AFTER,
                 OutboundSms.attempts > 0,  # tried and failed: not a message an admin just retried
             )
@@ -54,7 +54,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
         due = list(
             session.scalars(
                 select(OutboundSms.id)
-                .where(OutboundSms.status.in_([s.value for s in TO_SEND]), OutboundSms.next_attempt_at <= now)
+                .where(SmsStatus.to_send_clause(), OutboundSms.next_attempt_at <= now)
                 .order_by(OutboundSms.id)
                 .limit(BATCH)
             )
@@ -77,7 +77,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
         redis = get_current_job().connection
     lost = without_job(redis, fresh)
     due += lost
-    enqueue_sms(redis, due, ctx.settings.sms_retry_intervals, ctx.settings.sms_job_timeout_seconds)
+    Outbox.from_settings(redis, ctx.settings).queue(due)
     counts = {"queued": len(due), "lost": len(lost), "reclaimed": reclaimed, "dead": dead}
     if any(counts.values()):
         log.info("outbox sweep: %s", counts)

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 PURGED = "[purged]"
 FINISHED = (Status.CLOSED, Status.CANCELLED, Status.EXPIRED)
-STILL_TO_SEND = (SmsStatus.PENDING, SmsStatus.SENDING, SmsStatus.HELD)
 
 
 def purge(now: datetime | str | None = None) -> dict[str, int]:
@@ -89,7 +88,7 @@ def purge_at(session: Session, settings: Settings, now: datetime) -> dict[str, i
                 OutboundSms.created_at < sms_before,
                 OutboundSms.purged_at.is_(None),
                 OutboundSms.to_hash != "",  # erased already
-                OutboundSms.status.not_in([s.value for s in STILL_TO_SEND]),
+                not_(SmsStatus.still_to_send_clause()),
             )
             .values(body=PURGED, to_e164="", purged_at=now)
         ).rowcount,

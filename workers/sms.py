@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from redis import Redis
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from gateway import Outcome, OutgoingSms, Routed, scoped_id
 from infra.metrics import SMS_SEND_SECONDS, SMS_SENDS
 from models.base import utcnow
-from models.messaging import TO_SEND, OutboundSms, SmsStatus
+from models.messaging import OutboundSms, SmsStatus
 from services.erasure import forget_confirmation
 from workers.context import job_context
 
@@ -33,9 +34,8 @@ class GatewayRetry(RuntimeError):
     """The gateway could not take the message now; RQ retries with backoff."""
 
 
-def backoff(attempts: int, intervals: str) -> timedelta:
+def backoff(attempts: int, seconds: Sequence[int]) -> timedelta:
     """When the sweeper may try again: SMS_RETRY_INTERVALS, then doubling up to an hour."""
-    seconds = [int(x) for x in intervals.split(",")]
     if attempts <= len(seconds):
         return timedelta(seconds=seconds[max(attempts, 1) - 1])
     return timedelta(seconds=min(seconds[-1] * 2 ** (attempts - len(seconds)), MAX_BACKOFF_SECONDS))
@@ -47,7 +47,7 @@ def claim(session: Session, sms_id: int) -> bool:
     now = utcnow()
     claimed = session.execute(
         update(OutboundSms)
-        .where(OutboundSms.id == sms_id, OutboundSms.status.in_([s.value for s in TO_SEND]))
+        .where(OutboundSms.id == sms_id, SmsStatus.to_send_clause())
         .values(
             status=SmsStatus.SENDING,
             claimed_at=now,
@@ -104,7 +104,7 @@ def _redis() -> Redis:
     return job.connection
 
 
-def record(row: OutboundSms, routed: Routed, intervals: str, max_attempts: int) -> None:
+def record(row: OutboundSms, routed: Routed, intervals: Sequence[int], max_attempts: int) -> None:
     """Write what the gateway said on the row; after `max_attempts` failed tries it is dead.
 
     An accepted message keeps the route that took it and the gateway's id scoped by its kind, the

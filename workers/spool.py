@@ -8,7 +8,7 @@ from rq import get_current_job
 
 from infra import spool
 from infra.forgetting import forget_phone, forget_profiles
-from infra.queues import enqueue_sms
+from infra.queues import Outbox
 from services.inbound import ReplyLimit, delivery_report, opt_out, receive
 from workers.context import job_context
 
@@ -35,7 +35,7 @@ def replay_spool() -> dict[str, int]:
             session.commit()
         if received.outcome is None:
             return
-        enqueue_sms(redis, received.sms_ids, settings.sms_retry_intervals, settings.sms_job_timeout_seconds)
+        Outbox.from_settings(redis, settings).queue(received.sms_ids)
         forget_profiles(redis, *received.touched)
         if received.erased:
             forget_phone(redis, received.erased)

@@ -18,9 +18,8 @@ from flows.journeys.registration import CONSENT_TEXT
 from flows.options import AGE_GROUPS, CATEGORIES, COUNTRIES, LANGUAGE_NAMES, REGIONS, RETURNED_SINCE, SEXES
 from flows.screens import Option
 from infra.forgetting import forget_profiles
-from infra.queues import enqueue_sms
 from models.admin import Role, audit
-from models.phone import InvalidPhone, phone_hash, to_e164
+from models.phone import InvalidPhone, PhoneNumber
 from services.assisted import Answers, register_on_the_spot
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _
@@ -51,9 +50,9 @@ class RegistrationForm:
         self = cls(values={n: form.get(n, "").strip()[:64] for n in names})
         v, errors = self.values, self.errors
         settings = sira().settings
-        e164 = name = None
+        number = name = None
         try:
-            e164 = to_e164(v["phone"], settings.default_region_code)
+            number = PhoneNumber.parse(v["phone"], settings)
         except InvalidPhone:
             errors["phone"] = _("This is not a valid phone number.")
         if v["language"] not in LANGUAGES:
@@ -69,9 +68,9 @@ class RegistrationForm:
             errors["consent"] = _(
                 "Read the consent aloud: without the person's agreement, nothing is recorded."
             )
-        if not errors and e164 and name:
+        if not errors and number and name:
             self.answers = Answers(
-                phone_e164=e164, phone_digest=phone_hash(e164, settings.phone_hash_key), language=v["language"],
+                phone_e164=number.e164, phone_digest=number.digest, language=v["language"],
                 first_name=name, sex=v["sex"], age_group=v["age_group"], region=v["region"],
                 returned_from=v["returned_from"], returned_since=v["returned_since"], category=v["category"] or None,
             )  # fmt: skip
@@ -108,9 +107,7 @@ def register() -> ResponseReturnValue:
     result = register_on_the_spot(session, form.answers, agent.id, texts, settings.phone_hash_key)
     audit(session, agent.id, "returnee.register", "returnee", result.returnee_id, channel="agent",
           already=result.already, request=bool(result.referral_code))  # fmt: skip
-    session.commit()
-    redis = sira().redis
-    enqueue_sms(redis, result.sms_ids, settings.sms_retry_intervals, settings.sms_job_timeout_seconds)
-    forget_profiles(redis, form.answers.phone_digest)  # their next dial reads the registration
+    sira().outbox.send_after_commit(session, result.sms_ids)
+    forget_profiles(sira().redis, form.answers.phone_digest)  # their next dial reads the registration
     done = "already" if result.already else "registered"
     return redirect(url_for("admin.register", done=done, code=result.referral_code or None))

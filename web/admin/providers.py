@@ -23,7 +23,7 @@ from flows.i18n import LANGUAGES
 from models.admin import audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
-from models.phone import InvalidPhone, phone_hash, to_e164
+from models.phone import InvalidPhone, PhoneNumber, to_e164
 from models.referral import IN_HAND, Referral, ReferralEvent, Status
 from services.directory_hsds import export_directory
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
@@ -225,11 +225,10 @@ class ProviderForm:
         lines = [line.strip() for line in self.numbers.splitlines() if line.strip()]
         for line in lines:
             try:
-                e164 = to_e164(line, settings.default_region_code)
+                e164, digest = PhoneNumber.parse(line, settings)
             except InvalidPhone:
                 errors["numbers"] = (_("%(line)s is not a valid phone number."), {"line": line[:32]})
                 break
-            digest = phone_hash(e164, settings.phone_hash_key)
             if digest not in {h for _, h in self.parsed_numbers}:
                 self.parsed_numbers.append((e164, digest))
         if "numbers" not in errors:
@@ -263,9 +262,7 @@ class ProviderForm:
         provider.regions = list(session.scalars(select(Region).where(Region.code.in_(self.regions))))
         wanted = {h for _, h in self.parsed_numbers}
         have = {n.phone_hash for n in provider.numbers}
-        provider.numbers = [n for n in provider.numbers if n.phone_hash in wanted] + [
-            ProviderNumber(phone_e164=e164, phone_hash=h) for e164, h in self.parsed_numbers if h not in have
-        ]
+        provider.replace_numbers(self.parsed_numbers)
         after = ProviderForm.of(provider)
         names = ("name", "kind", "national", "capacity", "language", "contact_phone", "categories", "regions")
         changed = [n for n in names if sorted_value(getattr(before, n)) != sorted_value(getattr(after, n))]

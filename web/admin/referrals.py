@@ -14,14 +14,12 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from infra.queues import enqueue_sms
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
-from services import lifecycle
-from services.referrals import assign
+from services import coordination, lifecycle
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
@@ -241,7 +239,7 @@ def referral(code: str) -> ResponseReturnValue:
     categories, regions, providers = directory(session)
     candidates: list[Provider] = []
     status = Status(found.status)
-    can_reroute = user.role in STAFF and (status == Status.SENT or Status.SENT in ALLOWED[status])
+    can_reroute = user.role in STAFF and coordination.can_reroute(found)
     if can_reroute:
         candidates = list(
             session.scalars(
@@ -269,14 +267,7 @@ def finish(
 ) -> ResponseReturnValue:
     """Commit, then queue the SMS and drop the returnee's cached USSD profile (it lists referrals)."""
     returnee_hash = session.scalar(select(Returnee.phone_hash).where(Returnee.id == referral.returnee_id))
-    session.commit()
-    settings = sira().settings
-    enqueue_sms(
-        sira().redis,
-        sms_ids,
-        settings.sms_retry_intervals,
-        settings.sms_job_timeout_seconds,
-    )
+    sira().outbox.send_after_commit(session, sms_ids)
     if returnee_hash:
         sira().ussd_store.forget_profile(returnee_hash)
     if to_list:
@@ -297,38 +288,23 @@ def reroute(code: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     if user.role not in STAFF:
         abort(403)
-    status = Status(found.status)
-    if status != Status.SENT and Status.SENT not in ALLOWED[status]:
-        abort(409)
-    chosen: Provider | None = None
     raw = request.form.get("provider_id", "")
-    if raw:
-        chosen = session.get(Provider, chosen_id) if (chosen_id := number(raw)) is not None else None
-        if (
-            chosen is None
-            or not chosen.active
-            or chosen.id == found.provider_id
-            or found.category not in {c.code for c in chosen.categories}
-        ):
-            abort(409)
-    actor, texts = f"user:{user.id}", sira().sms_texts
-    previous = found.provider_id
-    if chosen is None and lifecycle.next_provider(session, found) is None:
-        lifecycle.no_provider_left(found, actor, "web")
+    chosen_id = number(raw) if raw else None
+    if raw and chosen_id is None:
+        abort(409)
+    try:
+        done = coordination.reroute(session, found, chosen_id, sira().sms_texts, actor=f"user:{user.id}",
+                                    withdrawn_note=_("withdrawn by the coordination"))  # fmt: skip
+    except coordination.CannotReroute:
+        abort(409)
+    previous = done.previous_provider_id
+    if not done.found:
         audit(session, user.id, "referral.reroute", "referral", found.code,
               from_provider_id=previous, to_provider_id=previous, chosen=False, found=False)  # fmt: skip
         return finish(session, found, [], "nobody_desk" if previous is None else "nobody_kept")
-    if status == Status.SENT:
-        found.move(
-            Status.DECLINED, actor=actor, channel="web", note=_("withdrawn by the coordination")
-        ).provider_id = previous
-    if chosen is not None:
-        sms_ids = assign(session, found, chosen, texts, actor=actor, channel="web")
-    else:
-        sms_ids = lifecycle.reroute(session, found, texts, actor=actor, channel="web")
     audit(session, user.id, "referral.reroute", "referral", found.code,
-          from_provider_id=previous, to_provider_id=found.provider_id, chosen=chosen is not None)  # fmt: skip
-    return finish(session, found, sms_ids, "rerouted")
+          from_provider_id=previous, to_provider_id=found.provider_id, chosen=done.chosen)  # fmt: skip
+    return finish(session, found, done.sms_ids, "rerouted")
 
 
 @bp.post("/referrals/<code>/cancel")

@@ -11,9 +11,10 @@ from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from infra.referral_code import is_code
 from models.admin import audit
-from models.phone import InvalidPhone, phone_hash, to_e164
-from models.referral import CODE_ALPHABET, Referral
+from models.phone import InvalidPhone, PhoneNumber
+from models.referral import Referral
 from models.returnee import ConsentRecord, Returnee
 from models.ussd import UssdSession
 from services.erasure import erase_returnee
@@ -41,15 +42,14 @@ def find_returnee(raw_phone: str, raw_code: str) -> tuple[Returnee | None, str |
     session, settings = get_session(), sira().settings
     if raw_phone:
         try:
-            e164 = to_e164(raw_phone[:32], settings.default_region_code)
+            digest = PhoneNumber.parse(raw_phone[:32], settings).digest
         except InvalidPhone:
             return None, BAD_PHONE
-        digest = phone_hash(e164, settings.phone_hash_key)
         found = session.scalar(select(Returnee).where(Returnee.phone_hash == digest))
         return found, None if found else NOT_FOUND
     if raw_code:
         code = raw_code.strip().upper()
-        if len(code) > 8 or not code or any(c not in CODE_ALPHABET for c in code):
+        if not is_code(code):
             return None, BAD_CODE
         found = session.scalar(
             select(Returnee).join(Referral, Referral.returnee_id == Returnee.id).where(Referral.code == code)

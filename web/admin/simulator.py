@@ -30,7 +30,7 @@ from flask.typing import ResponseReturnValue
 
 from config import Settings
 from models.admin import audit
-from models.phone import InvalidPhone, phone_hash, to_e164
+from models.phone import InvalidPhone, PhoneNumber
 from web.admin.access import STAFF, bp, current_user, require
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
@@ -241,7 +241,7 @@ def simulator_act() -> ResponseReturnValue:
     call = Call.from_form(form.to_dict())
     action = form.get("action", "refresh")
     try:
-        e164 = to_e164(call.phone, settings.default_region_code)
+        e164, digest = PhoneNumber.parse(call.phone, settings)
     except InvalidPhone:
         call.error, call.session_id, call.ended = translate(NOT_A_PHONE), "", True
         return page(call, None, 400)
@@ -257,7 +257,7 @@ def simulator_act() -> ResponseReturnValue:
         call.steps = 1 if typed.strip() else 0
         smpp_step(call, e164, typed.strip(), dial=True)
         audit(get_session(), current_user().id, "simulator.dial", "ussd_session", call.session_id or "smpp_sim",
-              phone_hash=phone_hash(e164, settings.phone_hash_key), transport="smpp")  # fmt: skip
+              phone_hash=digest, transport="smpp")  # fmt: skip
         get_session().commit()
     elif action == "send" and call.session_id and call.transport == "smpp":
         call.steps += 1
@@ -274,7 +274,7 @@ def simulator_act() -> ResponseReturnValue:
             "simulator.dial",
             "ussd_session",
             call.session_id,
-            phone_hash=phone_hash(e164, settings.phone_hash_key),
+            phone_hash=digest,
         )  # who was played, never in clear
         step(call, e164)
     elif action == "send" and call.session_id:
@@ -293,7 +293,7 @@ def simulator_act() -> ResponseReturnValue:
                 get_session(),
                 current_user().id,
                 "simulator.sms",
-                phone_hash=phone_hash(e164, settings.phone_hash_key),
+                phone_hash=digest,
             )
             get_session().commit()
             send_sms(call, e164, text)

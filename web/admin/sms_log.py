@@ -10,14 +10,13 @@ from dataclasses import dataclass
 
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, select
 
-from infra.queues import enqueue_sms
 from models.admin import Role, audit
-from models.base import utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.phone import masked
 from models.referral import Referral
+from services.coordination import retry_dead_sms
 from web.admin import inputs
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.i18n import _
@@ -113,16 +112,8 @@ def retry_sms(sms_id: int) -> ResponseReturnValue:
     session = get_session()
     if session.get(OutboundSms, sms_id) is None:
         abort(404)
-    moved = session.execute(
-        update(OutboundSms)
-        .where(OutboundSms.id == sms_id, OutboundSms.status == SmsStatus.DEAD)
-        .values(status=SmsStatus.PENDING, attempts=0, next_attempt_at=utcnow(), claimed_at=None)
-    ).rowcount
-    if not moved:
+    if not retry_dead_sms(session, sms_id):
         abort(409)
     audit(session, current_user().id, "sms.retry", "outbound_sms", sms_id)
-    session.commit()
-    settings = sira().settings
-    enqueue_sms(sira().redis, [sms_id], settings.sms_retry_intervals,
-                settings.sms_job_timeout_seconds)  # fmt: skip
+    sira().outbox.send_after_commit(session, [sms_id])
     return redirect(url_for("admin.sms_log", status=SmsStatus.DEAD.value, retried=sms_id))

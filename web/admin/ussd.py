@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, select
 
 from flows.screens import End
 from models.admin import Role, audit
-from models.phone import InvalidPhone, phone_hash, to_e164
+from models.phone import InvalidPhone, PhoneNumber
 from models.referral import Referral
 from models.returnee import Returnee
 from models.ussd import UssdSession, UssdStep
@@ -139,11 +139,11 @@ def ussd_sessions_filter() -> ResponseReturnValue:
     if raw:
         settings = sira().settings
         try:
-            e164 = to_e164(raw[:32], settings.default_region_code)
+            number = PhoneNumber.parse(raw[:32], settings)
         except InvalidPhone:
             filters = replace(filters, bad_phone=True)
         else:
-            filters = replace(filters, phone_hash=phone_hash(e164, settings.phone_hash_key))
+            filters = replace(filters, phone_hash=number.digest)
     elif form.get("keep_phone") == "1":  # the list was already on a number: keep it
         digest = form.get("ph", "")
         filters = replace(filters, phone_hash=digest if HASH.fullmatch(digest) else "")
