@@ -21,6 +21,8 @@ RATE_LIMIT = "limit:"
 # Admin sessions (web/admin/sessions.py): by the SHA-256 of the cookie's id, and each user's set.
 ADMIN_SESSION = "admin:session:"
 ADMIN_USER_SESSIONS = "admin:user-sessions:"
+# One-time password reset links (web/admin/passwords.py): by the SHA-256 of the link's token.
+ADMIN_PASSWORD_RESET = "admin:password-reset:"
 
 # The Orange SMS bundle left, as last checked (infra/balance.py), and the mark of a check on its way.
 ORANGE_BALANCE = "sira:orange:balance"
@@ -68,6 +70,10 @@ def admin_session(hashed_id: str) -> str:
 
 def admin_user_sessions(user_id: int) -> str:
     return f"{ADMIN_USER_SESSIONS}{user_id}"
+
+
+def admin_password_reset(hashed_token: str) -> str:
+    return ADMIN_PASSWORD_RESET + hashed_token
 
 
 def sms_job_id(sms_id: int) -> str:
