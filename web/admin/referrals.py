@@ -23,11 +23,13 @@ from models.returnee import Returnee
 from services import lifecycle
 from services.referrals import assign
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.forms import field_errors
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
 from web.admin.labels import REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
+from web.admin.referral_forms import CancelForm, DeclineForm, NoteForm, RerouteForm
 from web.context import sira
 from web.db import get_session
 
@@ -301,9 +303,9 @@ def reroute(code: str) -> ResponseReturnValue:
     if status != Status.SENT and Status.SENT not in ALLOWED[status]:
         abort(409)
     chosen: Provider | None = None
-    raw = request.form.get("provider_id", "")
-    if raw:
-        chosen = session.get(Provider, chosen_id) if (chosen_id := number(raw)) is not None else None
+    picked, chosen_id = RerouteForm(request.form).chosen()
+    if picked:
+        chosen = session.get(Provider, chosen_id) if chosen_id is not None else None
         if (
             chosen is None
             or not chosen.active
@@ -338,7 +340,7 @@ def cancel(code: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     if user.role not in STAFF:
         abort(403)
-    reason = request.form.get("reason", "").strip()[:200] or None
+    reason = CancelForm(request.form).reason.data or None
     try:
         found.move(Status.CANCELLED, actor=f"user:{user.id}", channel="web", note=reason)
     except IllegalTransition:
@@ -355,9 +357,11 @@ def note(code: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     if user.role not in STAFF:
         abort(403)
-    text = " ".join(request.form.get("note", "").split())[:200]
-    if not text:
-        return redirect(url_for("admin.referral", code=found.code))
+    form = NoteForm(request.form)
+    if not form.validate():
+        message = next(iter(field_errors(form).values()))[0]
+        return render_template("admin/error.html", status=400, message=message), 400
+    text = form.note.data
     found.events.append(
         ReferralEvent(from_status=found.status, to_status=found.status, actor=f"user:{user.id}",
                       channel="web", provider_id=found.provider_id, note=text)
@@ -379,7 +383,7 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     by = lifecycle.Answer.on_web(session.get(Provider, user.provider_id), user.id)
     texts = sira().sms_texts
-    reason = " ".join(request.form.get("reason", "").split())[:200]
+    reason = DeclineForm(request.form).reason.data
     try:
         if action == "accept":
             sms_ids = lifecycle.accept(session, found, by, texts)
