@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from wtforms import Form, StringField, ValidationError
 
 from models.admin import audit
 from models.phone import InvalidPhone, phone_hash, to_e164
@@ -18,6 +19,7 @@ from models.returnee import ConsentRecord, Returnee
 from models.ussd import UssdSession
 from services.erasure import erase_returnee
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.forms import field_errors, strip
 from web.admin.i18n import _
 from web.admin.masking import person
 from web.admin.referrals import STATUS_LABELS, directory
@@ -36,26 +38,41 @@ STAFF_ONLY_PHONE = _("Only coordinators search by phone number; search by referr
 DONE = {"erased": _("The returnee's data has been erased.")}
 
 
-def find_returnee(raw_phone: str, raw_code: str) -> tuple[Returnee | None, str | None]:
-    """The returnee for a typed number (by its keyed hash) or a referral code, or an error message."""
-    session, settings = get_session(), sira().settings
-    if raw_phone:
-        try:
-            e164 = to_e164(raw_phone[:32], settings.default_region_code)
-        except InvalidPhone:
-            return None, BAD_PHONE
-        digest = phone_hash(e164, settings.phone_hash_key)
-        found = session.scalar(select(Returnee).where(Returnee.phone_hash == digest))
-        return found, None if found else NOT_FOUND
-    if raw_code:
-        code = raw_code.strip().upper()
-        if len(code) > 8 or not code or any(c not in CODE_ALPHABET for c in code):
-            return None, BAD_CODE
-        found = session.scalar(
-            select(Returnee).join(Referral, Referral.returnee_id == Returnee.id).where(Referral.code == code)
-        )
-        return found, None if found else NOT_FOUND
-    return None, NOTHING
+class SearchForm(Form):
+    """A phone number (looked up by its keyed hash) or, when none is typed, a referral code."""
+
+    phone = StringField(filters=[strip(64)])
+    code = StringField(filters=[strip(64)])
+    e164: str | None = None
+
+    def validate_phone(self, field: StringField) -> None:
+        if field.data:
+            try:
+                self.e164 = to_e164(field.data[:32], sira().settings.default_region_code)
+            except InvalidPhone:
+                raise ValidationError(BAD_PHONE) from None
+
+    def validate_code(self, field: StringField) -> None:
+        code = field.data.upper()
+        if self.phone.data:
+            return  # a number was typed: it is what is searched
+        if not code:
+            raise ValidationError(NOTHING)
+        if len(code) > 8 or any(c not in CODE_ALPHABET for c in code):
+            raise ValidationError(BAD_CODE)
+
+
+def find_returnee(form: SearchForm) -> Returnee | None:
+    """The returnee for a checked search form's number or referral code."""
+    session = get_session()
+    if form.e164 is not None:
+        digest = phone_hash(form.e164, sira().settings.phone_hash_key)
+        return session.scalar(select(Returnee).where(Returnee.phone_hash == digest))
+    return session.scalar(
+        select(Returnee)
+        .join(Referral, Referral.returnee_id == Returnee.id)
+        .where(Referral.code == form.code.data.upper())
+    )
 
 
 @bp.get("/returnees")
@@ -70,13 +87,13 @@ def returnees() -> ResponseReturnValue:
 @require(*EVERYONE)
 def returnees_search() -> ResponseReturnValue:
     not_for_providers()
-    phone = request.form.get("phone", "").strip()
-    if phone and current_user().role not in STAFF:
+    form = SearchForm(request.form)
+    if form.phone.data and current_user().role not in STAFF:
         return render_template("admin/returnees.html", error=STAFF_ONLY_PHONE), 403
-    found, error = find_returnee(phone, request.form.get("code", "").strip())
+    found = find_returnee(form) if form.validate() else None
     if found is None:
-        code = request.form.get("code", "").strip()[:8]
-        return render_template("admin/returnees.html", error=error, code=code), 200
+        error = next(iter(field_errors(form).values()))[0] if form.errors else NOT_FOUND
+        return render_template("admin/returnees.html", error=error, code=form.code.data[:8]), 200
     return redirect(url_for("admin.returnee", returnee_id=found.id))
 
 
