@@ -101,10 +101,10 @@ def test_a_user_changes_their_own_password_and_their_other_sessions_end(app: Fla
     assert elsewhere.get("/admin/referrals").status_code == 302  # the other one has ended
     fresh = app.test_client()
     login(fresh, "coord@example.org", NEW)
-    [entry] = [e for e in actions(db, "user.password.change") if e.detail.get("done")]
+    [entry] = [e for e in actions(db, "user.password.change") if e.detail.get("changed")]
     assert entry.detail["sessions_ended"] == 2
     # a wrong current password is audited too (someone at an unlocked screen); a typo in the new one is not
-    assert [e.detail["done"] for e in actions(db, "user.password.change")] == [False, True]
+    assert [e.detail["changed"] for e in actions(db, "user.password.change")] == [False, True]
 
 
 def make_link(app: Flask, db: Session) -> tuple[FlaskClient, User, str]:
@@ -132,7 +132,7 @@ def use_link(client: FlaskClient, link: str, new: str = NEW, again: str | None =
 
 
 def test_a_reset_link_works_once_and_ends_the_users_sessions(app: Flask, db: Session, redis: Redis) -> None:
-    _admin, target, link = make_link(app, db)
+    admin, target, link = make_link(app, db)
     token_part = link.rsplit("/", 1)[1]
     assert redis.get(admin_password_reset(token_part)) is None  # the token itself is not the key
     key = admin_password_reset(hashlib.sha256(token_part.encode()).hexdigest())
@@ -156,6 +156,13 @@ def test_a_reset_link_works_once_and_ends_the_users_sessions(app: Flask, db: Ses
     [reset] = actions(db, "user.password.reset")
     assert made.object_id == reset.object_id == str(target.id) and made.detail["minutes"] == 30
     assert reset.user_id == target.id and reset.detail["sessions_ended"] == 1
+    audit_page = html.unescape(admin.get("/admin/audit").text)
+    for shown in (
+        "lien de réinitialisation créé",
+        "mot de passe réinitialisé par lien",
+        "minutes de validité",
+    ):
+        assert shown in audit_page
 
 
 def test_a_reset_link_expires(app: Flask, db: Session, redis: Redis) -> None:

@@ -123,6 +123,7 @@ AUDIT_KEYS = {
     "from": _("from"), "to": _("to"), "name": _("name"), "kind": _("kind"), "national": _("national"),
     "capacity": _("daily capacity"), "language": _("language"), "contact_phone": _("contact number"),
     "categories": _("needs"), "regions": _("regions"), "numbers": _("SMS numbers"),
+    "changed": _("password changed"), "minutes": _("minutes valid"),
 }  # fmt: skip
 # Audit values that are codes of a known table, by the detail's key.
 AUDIT_VALUE_TABLES = {"role": "role", "before": "role", "after": "role", "status": "status", "category": "category",

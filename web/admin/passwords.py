@@ -54,14 +54,14 @@ def password_change() -> ResponseReturnValue:
     errors = field_errors(form)
     if not matches:
         errors = {"current_password": (WRONG_CURRENT, {}), **errors}
-        audit(db, user.id, "user.password.change", "user", user.id, done=False)
+        audit(db, user.id, "user.password.change", "user", user.id, changed=False)
         db.commit()
     if errors:
         return change_page(errors, 400)
     assert valid
     user.set_password(form.new_password.data)
     ended = store().end_all_for(user.id)
-    audit(db, user.id, "user.password.change", "user", user.id, done=True, sessions_ended=ended)
+    audit(db, user.id, "user.password.change", "user", user.id, changed=True, sessions_ended=ended)
     db.commit()
     session_id, _session = store().start(user.id)
     return set_cookie(redirect(url_for("admin.password_change", done="1")), session_id, COOKIE)
