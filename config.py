@@ -102,6 +102,7 @@ class Settings:
     sms_reply_limit: int = 5
     simulator_phone_prefixes: str = "+2237000"
     erase_pin_minutes: int = 15
+    password_reset_minutes: int = 30
     sms_reply_window_seconds: int = 3600
     retention_transcript_days: int = 30
     retention_sms_days: int = 90
@@ -383,6 +384,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("SIMULATOR_PHONE_PREFIXES must be comma-separated E.164 prefixes, like +2237000")
     if not 1 <= s.erase_pin_minutes <= 1440:
         raise ConfigError("ERASE_PIN_MINUTES must be between 1 and 1440")
+    if not 1 <= s.password_reset_minutes <= 1440:
+        raise ConfigError("PASSWORD_RESET_MINUTES must be between 1 and 1440")
     if s.sms_reply_limit < 1 or s.sms_reply_window_seconds < 1:
         raise ConfigError(
             "SMS_REPLY_LIMIT and SMS_REPLY_WINDOW_SECONDS must be >= 1 (a finite limit for everyone)"

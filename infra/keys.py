@@ -24,6 +24,8 @@ RATE_LIMIT = "limit:"
 # Admin sessions (web/admin/sessions.py): by the SHA-256 of the cookie's id, and each user's set.
 ADMIN_SESSION = "admin:session:"
 ADMIN_USER_SESSIONS = "admin:user-sessions:"
+# One-time password reset links (web/admin/passwords.py): by the SHA-256 of the link's token.
+ADMIN_PASSWORD_RESET = "admin:password-reset:"
 
 # The Orange SMS bundle left, as last checked (infra/balance.py), and the mark of a check on its way.
 ORANGE_BALANCE = "sira:orange:balance"
@@ -92,6 +94,10 @@ def route_probe(route: str) -> str:
 def route_counts(route: str, hour: int) -> str:
     """Sends and failures of a route in one hour (hours since the epoch)."""
     return f"{SMS_ROUTE}{route}:counts:{hour}"
+
+
+def admin_password_reset(hashed_token: str) -> str:
+    return ADMIN_PASSWORD_RESET + hashed_token
 
 
 def sms_job_id(sms_id: int) -> str:

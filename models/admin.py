@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import re
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -16,14 +17,36 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from zxcvbn import zxcvbn
 
 from models.base import Base, as_utc, utcnow
 
 MAX_FAILED_LOGINS = 5
 LOCK_OUT = timedelta(minutes=15)
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
+# zxcvbn's scores run 0-4; below 3 the password is on its lists of common passwords, words and
+# names, or a keyboard run or repeat of them ("aaaaaaaaaaaa", "password1234", "qwertyuiop12").
+MIN_PASSWORD_SCORE = 3
 
 _hasher = PasswordHasher()
+
+
+class Weakness(enum.StrEnum):
+    """Why a password is refused: the one policy for the admin's forms and `flask create-user`."""
+
+    TOO_SHORT = "too-short"
+    GUESSABLE = "guessable"
+
+
+def password_weakness(password: str, *hints: str) -> Weakness | None:
+    """What is wrong with a new password, or None; `hints` (the email) count as guessable words."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return Weakness.TOO_SHORT
+    # zxcvbn's time grows with the length; past 100 characters no list holds the password.
+    words = [h for hint in hints for h in (hint.lower(), *re.split(r"[@.+_-]", hint.lower())) if len(h) > 2]
+    if len(password) <= 100 and zxcvbn(password, user_inputs=words)["score"] < MIN_PASSWORD_SCORE:
+        return Weakness.GUESSABLE
+    return None
 
 
 class Role(enum.StrEnum):

@@ -172,7 +172,8 @@ def test_the_other_endpoints_get_no_admin_headers(client: FlaskClient) -> None:
 
 
 def test_every_admin_view_declares_its_roles(app: Flask) -> None:
-    open_to_all = {"admin.login", "admin.static", "admin.set_language"}
+    # a password reset link's page: the token in its address is the proof (tests/test_admin_passwords.py)
+    open_to_all = {"admin.login", "admin.static", "admin.set_language", "admin.password_reset"}
     for endpoint, view in app.view_functions.items():
         if endpoint.startswith("admin.") and endpoint not in open_to_all:
             assert getattr(view, "admin_roles", None), endpoint

@@ -221,6 +221,14 @@ def test_unreadable_or_unreasonable_periods_fall_back_to_the_default_and_say_so(
     assert figures(client, query)[("period", "to")] == utcnow().date().isoformat()
 
 
+def test_a_region_that_is_not_a_code_is_dropped_not_copied_into_the_csv(seeded: Flask, db: Session) -> None:
+    client = signed_in(seeded, db, Role.ADMIN)
+    for region in ("=SUM(1+1)", "bamako;x", "k" * 21):
+        csv_text = client.get("/admin/dashboard.csv", query_string={"region": region}).text
+        assert region not in csv_text and "SUM" not in csv_text
+    assert "kayes" in client.get("/admin/dashboard.csv", query_string={"region": "kayes"}).text
+
+
 def test_staff_land_on_the_dashboard_providers_on_their_referrals(seeded: Flask, db: Session) -> None:
     anpe = provider(db, "anpe").id
     for role in (Role.ADMIN, Role.COORDINATOR, Role.VIEWER):

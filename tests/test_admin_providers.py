@@ -120,6 +120,12 @@ def test_bad_input_shows_the_form_again_with_messages_and_saves_nothing(seeded: 
         ({"numbers": anpe_number}, f"{anpe_number} est déjà le numéro d'un autre prestataire."),
         ({"contact_phone": "12"}, "Le numéro de contact n'est pas un numéro de téléphone valide."),
         ({"language": "xx"}, "Choisissez une langue."),
+        ({"name": "N" * 121}, "Le nom est trop long"),
+        ({"kind": " "}, "Le type de service est obligatoire."),
+        ({"kind": "k" * 41}, "Le type est trop long"),
+        ({"capacity": "10001"}, "La capacité est un nombre entier"),
+        ({"regions": ["atlantis"]}, "Région inconnue."),
+        ({"numbers": "\n".join(f"+2237000{n:04d}" for n in range(11))}, "10 numéros SMS au maximum."),
     ):
         page = post(client, "/admin/providers/new", {**NEW, **changes})
         text = html.unescape(page.text)

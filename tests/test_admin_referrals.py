@@ -110,6 +110,20 @@ def test_an_automatic_reroute_skips_the_provider_it_is_taken_from(seeded: Flask,
     assert moved.status == Status.SENT and moved.provider_id not in (None, first)
 
 
+def test_an_empty_note_is_refused_with_its_reason_and_adds_nothing(seeded: Flask, db: Session) -> None:
+    referral = referral_for(seeded, db)
+    client = signed_in(seeded, db, Role.COORDINATOR)
+    events = len(referral.events)
+    for blank in ("", "   \n\t "):
+        page = client.post(
+            f"/admin/referrals/{referral.code}/note", data={"note": blank, "csrf_token": token(client)}
+        )
+        assert page.status_code == 400 and "Saisissez d&#39;abord la note." in page.text
+    db.expire_all()
+    assert len(db.get(Referral, referral.id).events) == events
+    assert db.scalar(select(AuditEntry).where(AuditEntry.action == "referral.note")) is None
+
+
 def test_a_coordinator_cancels_and_adds_notes(seeded: Flask, db: Session) -> None:
     referral = referral_for(seeded, db)
     client = signed_in(seeded, db, Role.COORDINATOR)

@@ -91,6 +91,8 @@ def test_by_referral_code_and_clear_answers_for_no_one_or_bad_input(seeded: Flas
         ({"phone": "12"}, "Numéro de téléphone invalide."),
         ({"code": "<script>"}, "Un code d'orientation compte 5 lettres ou chiffres."),
         ({}, "Saisissez un numéro de téléphone ou un code d'orientation."),
+        ({"code": "ABCDE12345"}, "Un code d'orientation compte 5 lettres ou chiffres."),
+        ({"phone": "   ", "code": " "}, "Saisissez un numéro de téléphone ou un code d'orientation."),
     ):
         page = search(client, **form)
         assert page.status_code == 200 and message in html.unescape(page.text), form

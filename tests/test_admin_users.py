@@ -59,7 +59,7 @@ def test_creation_refuses_bad_input_and_saves_nothing(seeded: Flask, db: Session
         ({"email": "new@example.org", "role": "provider"}, "Un point focal doit être rattaché"),
         (
             {"email": "new@example.org", "role": "viewer", "password": "short"},
-            "Le mot de passe est trop court.",
+            "Le mot de passe est trop court : au moins 12 caractères.",
         ),
     ):
         page = post(admin, "/admin/users/new", form)

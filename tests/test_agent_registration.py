@@ -135,6 +135,8 @@ def test_a_number_already_registered_is_found_and_nothing_is_duplicated(agent, d
         ({"region": "paris"}, "Choisissez-en un"),
         ({"category": "child_protection"}, "Choisissez-en un"),
         ({"language": "de"}, "Choisissez la langue"),
+        ({"sex": ""}, "Choisissez-en un"),
+        ({"returned_since": "yesterday"}, "Choisissez-en un"),
     ],
 )
 def test_a_bad_form_is_shown_again_with_its_reason_and_writes_nothing(

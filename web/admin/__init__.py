@@ -13,6 +13,7 @@ from web.admin import (  # noqa: F401  (their views register on the blueprint)
     export,
     i18n,
     labels,
+    passwords,
     providers,
     queues,
     referrals,

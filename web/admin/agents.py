@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from flask import g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from wtforms import Form, StringField, ValidationError
+from wtforms.validators import AnyOf, Optional
 
 from flows import checks
 from flows.i18n import LANGUAGES
@@ -22,6 +24,7 @@ from models.admin import Role, audit
 from models.phone import InvalidPhone, PhoneNumber
 from services.assisted import Answers, register_on_the_spot
 from web.admin.access import STAFF, bp, current_user, require
+from web.admin.forms import field_errors, strip
 from web.admin.i18n import _
 from web.context import sira
 from web.db import get_session
@@ -36,48 +39,68 @@ DONE = {
 }
 
 
-@dataclass
-class RegistrationForm:
-    """What the agent typed, as typed (to show it again), and what is wrong with it, field by field."""
+def one_of(options: tuple[Option, ...]) -> AnyOf:
+    return AnyOf([o.code for o in options], message=_("Choose one."))
+
+
+class RegistrationForm(Form):
+    """The USSD journey's answers, checked by its own rules (flows.checks, flows.options)."""
+
+    phone = StringField(filters=[strip(64)])
+    language = StringField(
+        filters=[strip(64)], validators=[AnyOf(LANGUAGES, message=_("Choose the person's language."))]
+    )
+    first_name = StringField(filters=[strip(64)])
+    sex = StringField(filters=[strip(64)], validators=[one_of(SEXES)])
+    age_group = StringField(filters=[strip(64)], validators=[one_of(AGE_GROUPS)])
+    region = StringField(filters=[strip(64)], validators=[one_of(REGIONS)])
+    returned_from = StringField(filters=[strip(64)], validators=[one_of(COUNTRIES)])
+    returned_since = StringField(filters=[strip(64)], validators=[one_of(RETURNED_SINCE)])
+    category = StringField(filters=[strip(64)], validators=[Optional(), one_of(CATEGORIES)])
+    consent = StringField(filters=[strip(64)], validators=[
+        AnyOf(["1"], message=_("Read the consent aloud: without the person's agreement, nothing is recorded."))
+    ])  # fmt: skip
+    number: PhoneNumber | None = None
+    name: str | None = None
+
+    def validate_phone(self, field: StringField) -> None:
+        try:
+            self.number = PhoneNumber.parse(field.data, sira().settings)
+        except InvalidPhone:
+            raise ValidationError(_("This is not a valid phone number.")) from None
+
+    def validate_first_name(self, field: StringField) -> None:
+        if (name := checks.first_name(field.data)) is None:
+            raise ValidationError(_("A first name: letters only, 2 to 30."))
+        self.name = name
+
+    def answers(self) -> Answers:
+        """The checked answers, for a form that validated."""
+        assert self.number is not None and self.name is not None
+        return Answers(
+            phone_e164=self.number.e164, phone_digest=self.number.digest,
+            language=self.language.data, first_name=self.name, sex=self.sex.data, age_group=self.age_group.data,
+            region=self.region.data, returned_from=self.returned_from.data, returned_since=self.returned_since.data,
+            category=self.category.data or None,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The form as the page shows it: what was typed, and one message id per field in error."""
 
     values: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
-    answers: Answers | None = None
 
     @classmethod
-    def read(cls, form: dict) -> RegistrationForm:
-        names = ("phone", "language", "first_name", *CHOICES, "category", "consent")
-        self = cls(values={n: form.get(n, "").strip()[:64] for n in names})
-        v, errors = self.values, self.errors
-        settings = sira().settings
-        number = name = None
-        try:
-            number = PhoneNumber.parse(v["phone"], settings)
-        except InvalidPhone:
-            errors["phone"] = _("This is not a valid phone number.")
-        if v["language"] not in LANGUAGES:
-            errors["language"] = _("Choose the person's language.")
-        if (name := checks.first_name(v["first_name"])) is None:
-            errors["first_name"] = _("A first name: letters only, 2 to 30.")
-        for key, options in CHOICES.items():
-            if v[key] not in {o.code for o in options}:
-                errors[key] = _("Choose one.")
-        if v["category"] and v["category"] not in {o.code for o in CATEGORIES}:
-            errors["category"] = _("Choose one.")
-        if v["consent"] != "1":
-            errors["consent"] = _(
-                "Read the consent aloud: without the person's agreement, nothing is recorded."
-            )
-        if not errors and number and name:
-            self.answers = Answers(
-                phone_e164=number.e164, phone_digest=number.digest, language=v["language"],
-                first_name=name, sex=v["sex"], age_group=v["age_group"], region=v["region"],
-                returned_from=v["returned_from"], returned_since=v["returned_since"], category=v["category"] or None,
-            )  # fmt: skip
-        return self
+    def of(cls, form: RegistrationForm) -> Shown:
+        return cls(
+            {f.name: f.data or "" for f in form},
+            {n: e[0] for n, e in field_errors(form).items()},
+        )
 
 
-def page(form: RegistrationForm, status: int = 200) -> ResponseReturnValue:
+def page(form: Shown, status: int = 200) -> ResponseReturnValue:
     """The form; option labels in the agent's language, the consent in the person's."""
     catalogs = sira().sms_texts.catalogs
     person = form.values.get("language") or request.args.get("lang", "fr")
@@ -98,16 +121,16 @@ def page(form: RegistrationForm, status: int = 200) -> ResponseReturnValue:
 @require(Role.AGENT, *STAFF)
 def register() -> ResponseReturnValue:
     if request.method == "GET":
-        return page(RegistrationForm(values={"language": request.args.get("lang", "fr")}))
-    form = RegistrationForm.read(request.form)
-    if form.answers is None:
-        return page(form, 400)
-    session, agent = get_session(), current_user()
+        return page(Shown(values={"language": request.args.get("lang", "fr")}))
+    form = RegistrationForm(request.form)
+    if not form.validate():
+        return page(Shown.of(form), 400)
+    answers, session, agent = form.answers(), get_session(), current_user()
     texts, settings = sira().sms_texts, sira().settings
-    result = register_on_the_spot(session, form.answers, agent.id, texts, settings.phone_hash_key)
+    result = register_on_the_spot(session, answers, agent.id, texts, settings.phone_hash_key)
     audit(session, agent.id, "returnee.register", "returnee", result.returnee_id, channel="agent",
           already=result.already, request=bool(result.referral_code))  # fmt: skip
     sira().outbox.send_after_commit(session, result.sms_ids)
-    forget_profiles(sira().redis, form.answers.phone_digest)  # their next dial reads the registration
+    forget_profiles(sira().redis, answers.phone_digest)  # their next dial reads the registration
     done = "already" if result.already else "registered"
     return redirect(url_for("admin.register", done=done, code=result.referral_code or None))

@@ -6,7 +6,16 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from models.admin import MIN_PASSWORD_LENGTH, Role, User, audit, find_user, normalise_email
+from models.admin import (
+    MIN_PASSWORD_LENGTH,
+    Role,
+    User,
+    Weakness,
+    audit,
+    find_user,
+    normalise_email,
+    password_weakness,
+)
 from models.directory import Provider
 from web.context import sira
 
@@ -36,8 +45,11 @@ def create_user(email: str, role: str, provider_slug: str | None, password: str 
                 raise click.ClickException(f"no provider with the slug {provider_slug!r}")
         if password is None:
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        if len(password) < MIN_PASSWORD_LENGTH:
+        weakness = password_weakness(password, email)
+        if weakness is Weakness.TOO_SHORT:
             raise click.ClickException(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+        if weakness is Weakness.GUESSABLE:
+            raise click.ClickException("the password is too common or too easy to guess: choose another")
         user = User(email=email, role=role, provider_id=provider_id)
         user.set_password(password)
         session.add(user)

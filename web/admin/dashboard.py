@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,6 +19,9 @@ from flask import Response, g, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import ColumnElement, Select, func, literal_column, select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
+from wtforms import Form, StringField, ValidationError
+from wtforms.validators import Regexp
 
 from models.admin import Role, audit
 from models.base import utcnow
@@ -28,6 +30,7 @@ from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from models.ussd import NETWORKS, UssdSession
 from web.admin.access import bp, current_user, require
+from web.admin.forms import cut
 from web.admin.i18n import _
 from web.admin.inputs import day as parse_day
 from web.admin.referrals import STATUS_LABELS, directory, overdue_clause
@@ -59,6 +62,20 @@ def monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def readable_day(_form: Form, field: StringField) -> None:
+    if field.data and parse_day(field.data) is None:
+        raise ValidationError(BAD_PERIOD)
+
+
+class PeriodForm(Form):
+    """The dashboard's query: `from` and `to` (ISO days, either may be missing) and a region code."""
+
+    start = StringField(name="from", filters=[cut(20)], validators=[readable_day])
+    end = StringField(name="to", filters=[cut(20)], validators=[readable_day])
+    # a region code, or nothing: never a formula (the CSV carries it)
+    region = StringField(filters=[cut(20)], validators=[Regexp(r"[a-z0-9_-]*\Z", message=BAD_PERIOD)])
+
+
 @dataclass(frozen=True)
 class Period:
     """The filter: a period in whole days (both ends included) and, optionally, a region."""
@@ -74,17 +91,16 @@ class Period:
         return cls(monday(today) - timedelta(weeks=DEFAULT_WEEKS - 1), today, region, error)
 
     @classmethod
-    def from_args(cls, args: dict[str, str], today: date) -> Period:
+    def from_args(cls, args: MultiDict, today: date) -> Period:
         """A date that cannot be read, an inverted or overlong period: the default, said so."""
-        region = args.get("region", "")[:20]
-        if not re.fullmatch(r"[a-z0-9_-]*", region):  # a region code, or nothing: never a formula
-            region = ""
-        raw_start, raw_end = args.get("from", ""), args.get("to", "")
-        if not raw_start and not raw_end:
+        form = PeriodForm(args)
+        form.validate()
+        region = "" if form.region.errors else form.region.data
+        if not form.start.data and not form.end.data:
             return cls.default(today, region)
-        start, end = parse_day(raw_start), parse_day(raw_end)
-        if (raw_start and start is None) or (raw_end and end is None):
+        if form.start.errors or form.end.errors:
             return cls.default(today, region, BAD_PERIOD)
+        start, end = parse_day(form.start.data), parse_day(form.end.data)
         end = end or today
         start = start or monday(end) - timedelta(weeks=DEFAULT_WEEKS - 1)
         if start > end:

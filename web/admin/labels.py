@@ -101,6 +101,8 @@ AUDIT_ACTIONS = {
     "export": _("export"), "sms.view": _("SMS texts viewed"), "sms.retry": _("SMS sent again"),
     "user.create": _("user created"), "user.enable": _("user enabled"), "user.disable": _("user disabled"),
     "user.unlock": _("user unlocked"), "user.role": _("role changed"),
+    "user.password.change": _("own password changed"), "user.password.reset_link": _("password reset link made"),
+    "user.password.reset": _("password reset by link"),
     "provider.create": _("provider created"), "provider.update": _("provider changed"),
     "provider.deactivate": _("provider deactivated"), "provider.reactivate": _("provider reactivated"),
     "referral.view": _("referral viewed"), "referral.reroute": _("referral re-routed"),
@@ -121,6 +123,7 @@ AUDIT_KEYS = {
     "from": _("from"), "to": _("to"), "name": _("name"), "kind": _("kind"), "national": _("national"),
     "capacity": _("daily capacity"), "language": _("language"), "contact_phone": _("contact number"),
     "categories": _("needs"), "regions": _("regions"), "numbers": _("SMS numbers"),
+    "changed": _("password changed"), "minutes": _("minutes valid"),
 }  # fmt: skip
 # Audit values that are codes of a known table, by the detail's key.
 AUDIT_VALUE_TABLES = {"role": "role", "before": "role", "after": "role", "status": "status", "category": "category",

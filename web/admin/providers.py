@@ -11,8 +11,9 @@ import json
 import re
 import statistics
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -22,21 +23,18 @@ from sqlalchemy.orm import Session, aliased
 from flows.i18n import LANGUAGES
 from models.admin import audit
 from models.base import as_utc, utcnow
-from models.directory import Category, Provider, ProviderNumber, Region
-from models.phone import InvalidPhone, PhoneNumber, to_e164
+from models.directory import Provider, Region
 from models.referral import IN_HAND, Referral, ReferralEvent, Status
 from services.directory_hsds import export_directory
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.forms import FieldErrors, field_errors, posted
 from web.admin.i18n import _
-from web.admin.inputs import number
 from web.admin.labels import category_names
+from web.admin.provider_form import EMPTY, ProviderForm, values_of
 from web.admin.ussd import not_for_providers
-from web.context import sira
 from web.db import get_session
 
 RESPONSE_WINDOW = timedelta(days=90)
-MAX_CAPACITY = 10_000
-MAX_NUMBERS = 10
 DONE = {
     "created": _("Provider created."),
     "saved": _("Provider saved."),
@@ -156,130 +154,6 @@ def providers_hsds() -> ResponseReturnValue:
     )
 
 
-@dataclass
-class ProviderForm:
-    """What the form sent, as typed (to show it again), and what is wrong with it."""
-
-    name: str = ""
-    kind: str = ""
-    national: bool = False
-    capacity: str = "10"
-    language: str = "fr"
-    contact_phone: str = ""
-    categories: list[str] = field(default_factory=list)
-    regions: list[str] = field(default_factory=list)
-    numbers: str = ""
-    errors: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # msgid, its values
-    parsed_numbers: list[tuple[str, str]] = field(default_factory=list)  # (E.164, keyed hash)
-    parsed_contact: str | None = None
-
-    @classmethod
-    def of(cls, provider: Provider) -> ProviderForm:
-        return cls(
-            name=provider.name, kind=provider.kind, national=provider.national,
-            capacity=str(provider.daily_capacity), language=provider.language,
-            contact_phone=provider.contact_phone or "", categories=[c.code for c in provider.categories],
-            regions=[r.code for r in provider.regions], numbers="\n".join(n.phone_e164 for n in provider.numbers),
-        )  # fmt: skip
-
-    @classmethod
-    def read(cls, form: dict, session: Session, provider_id: int | None) -> ProviderForm:
-        """Read and check the posted form; `errors` says what to fix, field by field."""
-        self = cls(
-            name=" ".join(form.get("name", "").split())[:200], kind=" ".join(form.get("kind", "").split())[:200],
-            national=form.get("national") == "1", capacity=form.get("capacity", "").strip()[:12],
-            language=form.get("language", ""), contact_phone=form.get("contact_phone", "").strip()[:40],
-            categories=form.getlist("categories"), regions=form.getlist("regions"),
-            numbers=form.get("numbers", "")[:1000],
-        )  # fmt: skip
-        errors = self.errors
-        if not self.name:
-            errors["name"] = (_("A name is required."), {})
-        elif len(self.name) > 120:
-            errors["name"] = (_("The name is too long (120 characters at most)."), {})
-        if not self.kind:
-            errors["kind"] = (_("A kind of service is required."), {})
-        elif len(self.kind) > 40:
-            errors["kind"] = (_("The kind is too long (40 characters at most)."), {})
-        if not 1 <= (number(self.capacity) or 0) <= MAX_CAPACITY:
-            errors["capacity"] = (
-                _("The capacity is a whole number of referrals a day, from 1 to 10000."),
-                {},
-            )
-        if self.language not in LANGUAGES:
-            errors["language"] = (_("Choose a language."), {})
-        known_categories = set(session.scalars(select(Category.code)))
-        known_regions = set(session.scalars(select(Region.code)))
-        if not self.categories or not set(self.categories) <= known_categories:
-            errors["categories"] = (_("Choose at least one category."), {})
-        if not set(self.regions) <= known_regions:
-            errors["regions"] = (_("Unknown region."), {})
-        elif not self.regions and not self.national:
-            errors["regions"] = (_("Choose at least one region, or make the provider national."), {})
-        settings = sira().settings
-        if self.contact_phone:
-            try:
-                self.parsed_contact = to_e164(self.contact_phone, settings.default_region_code)
-            except InvalidPhone:
-                errors["contact_phone"] = (_("The contact number is not a valid phone number."), {})
-        lines = [line.strip() for line in self.numbers.splitlines() if line.strip()]
-        for line in lines:
-            try:
-                e164, digest = PhoneNumber.parse(line, settings)
-            except InvalidPhone:
-                errors["numbers"] = (_("%(line)s is not a valid phone number."), {"line": line[:32]})
-                break
-            if digest not in {h for _, h in self.parsed_numbers}:
-                self.parsed_numbers.append((e164, digest))
-        if "numbers" not in errors:
-            if not self.parsed_numbers:
-                errors["numbers"] = (_("At least one SMS number is required."), {})
-            elif len(self.parsed_numbers) > MAX_NUMBERS:
-                errors["numbers"] = (_("At most 10 SMS numbers."), {})
-            else:
-                taken = session.scalar(
-                    select(ProviderNumber.phone_e164).where(
-                        ProviderNumber.phone_hash.in_([h for _, h in self.parsed_numbers]),
-                        ProviderNumber.provider_id != (provider_id or 0),
-                    )
-                )
-                if taken:
-                    errors["numbers"] = (
-                        _("%(number)s is already the number of another provider."),
-                        {"number": taken},
-                    )
-        return self
-
-    def apply(self, session: Session, provider: Provider) -> list[str]:
-        """Write a valid form onto the provider; returns the names of the fields that changed."""
-        before = ProviderForm.of(provider) if provider.id else ProviderForm()
-        provider.name, provider.kind, provider.national = self.name, self.kind, self.national
-        provider.daily_capacity, provider.language = int(self.capacity), self.language
-        provider.contact_phone = self.parsed_contact
-        provider.categories = list(
-            session.scalars(select(Category).where(Category.code.in_(self.categories)))
-        )
-        provider.regions = list(session.scalars(select(Region).where(Region.code.in_(self.regions))))
-        wanted = {h for _, h in self.parsed_numbers}
-        have = {n.phone_hash for n in provider.numbers}
-        provider.replace_numbers(self.parsed_numbers)
-        after = ProviderForm.of(provider)
-        names = ("name", "kind", "national", "capacity", "language", "contact_phone", "categories", "regions")
-        changed = [n for n in names if sorted_value(getattr(before, n)) != sorted_value(getattr(after, n))]
-        if wanted != have:
-            changed.append("numbers")
-        return changed
-
-    def forget_profiles(self) -> None:
-        """A number that dialled as a returnee has its profile cached for minutes: dropped, its
-        next dial reads it again as a provider's and gets the focal points' menu at once."""
-        sira().ussd_store.forget_profile(*(digest for _, digest in self.parsed_numbers))
-
-
-def sorted_value(value: object) -> object:
-    return sorted(value) if isinstance(value, list) else value
-
-
 def slug_for(session: Session, name: str) -> str:
     """A stable, readable, unique identifier from the name (accents folded)."""
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
@@ -291,13 +165,15 @@ def slug_for(session: Session, name: str) -> str:
     return slug
 
 
-def form_page(form: ProviderForm, provider: Provider | None, status: int = 200) -> ResponseReturnValue:
+def form_page(
+    values: dict[str, Any], errors: FieldErrors, provider: Provider | None, status: int = 200
+) -> ResponseReturnValue:
     session = get_session()
     categories = list(category_names(session).items())
     regions = session.execute(select(Region.code, Region.name).order_by(Region.name)).all()
     return render_template(
-        "admin/provider_form.html", form=form, provider=provider, categories=categories, regions=regions,
-        languages=LANGUAGES,
+        "admin/provider_form.html", values=values, errors=errors, provider=provider, categories=categories,
+        regions=regions, languages=LANGUAGES,
     ), status  # fmt: skip
 
 
@@ -312,13 +188,13 @@ def staff_only() -> None:
 def provider_new() -> ResponseReturnValue:
     staff_only()
     if request.method == "GET":
-        return form_page(ProviderForm(), None)
+        return form_page(EMPTY, {}, None)
     session, user = get_session(), current_user()
-    form = ProviderForm.read(request.form, session, None)
-    if form.errors:
-        return form_page(form, None, 400)
-    provider = Provider(slug=slug_for(session, form.name))
-    form.apply(session, provider)
+    form = posted(ProviderForm, request.form, session=session)
+    if not form.validate():
+        return form_page(form.values(), field_errors(form), None, 400)
+    provider = Provider(slug=slug_for(session, form.name.data))
+    form.apply(provider)
     session.add(provider)
     session.flush()
     audit(session, user.id, "provider.create", "provider", provider.id)
@@ -341,11 +217,11 @@ def provider_edit(provider_id: int) -> ResponseReturnValue:
     session, user = get_session(), current_user()
     provider = provider_or_404(session, provider_id)
     if request.method == "GET":
-        return form_page(ProviderForm.of(provider), provider)
-    form = ProviderForm.read(request.form, session, provider.id)
-    if form.errors:
-        return form_page(form, provider, 400)
-    changed = form.apply(session, provider)
+        return form_page(values_of(provider), {}, provider)
+    form = posted(ProviderForm, request.form, session=session, provider_id=provider.id)
+    if not form.validate():
+        return form_page(form.values(), field_errors(form), provider, 400)
+    changed = form.apply(provider)
     if changed:
         audit(session, user.id, "provider.update", "provider", provider.id, fields=changed)
     session.commit()

@@ -21,11 +21,13 @@ from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent,
 from models.returnee import Returnee
 from services import coordination, lifecycle
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.forms import field_errors
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
 from web.admin.labels import REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
+from web.admin.referral_forms import CancelForm, DeclineForm, NoteForm, RerouteForm
 from web.context import sira
 from web.db import get_session
 
@@ -288,9 +290,8 @@ def reroute(code: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     if user.role not in STAFF:
         abort(403)
-    raw = request.form.get("provider_id", "")
-    chosen_id = number(raw) if raw else None
-    if raw and chosen_id is None:
+    picked, chosen_id = RerouteForm(request.form).chosen()
+    if picked and chosen_id is None:
         abort(409)
     try:
         done = coordination.reroute(session, found, chosen_id, sira().sms_texts, actor=f"user:{user.id}",
@@ -314,7 +315,7 @@ def cancel(code: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     if user.role not in STAFF:
         abort(403)
-    reason = request.form.get("reason", "").strip()[:200] or None
+    reason = CancelForm(request.form).reason.data or None
     try:
         found.move(Status.CANCELLED, actor=f"user:{user.id}", channel="web", note=reason)
     except IllegalTransition:
@@ -331,9 +332,11 @@ def note(code: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     if user.role not in STAFF:
         abort(403)
-    text = " ".join(request.form.get("note", "").split())[:200]
-    if not text:
-        return redirect(url_for("admin.referral", code=found.code))
+    form = NoteForm(request.form)
+    if not form.validate():
+        message = next(iter(field_errors(form).values()))[0]
+        return render_template("admin/error.html", status=400, message=message), 400
+    text = form.note.data
     found.events.append(
         ReferralEvent(from_status=found.status, to_status=found.status, actor=f"user:{user.id}",
                       channel="web", provider_id=found.provider_id, note=text)
@@ -355,7 +358,7 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     found = referral_or_404(session, code, user, for_update=True)
     by = lifecycle.Answer.on_web(session.get(Provider, user.provider_id), user.id)
     texts = sira().sms_texts
-    reason = " ".join(request.form.get("reason", "").split())[:200]
+    reason = DeclineForm(request.form).reason.data
     try:
         if action == "accept":
             sms_ids = lifecycle.accept(session, found, by, texts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
+from wtforms import Form, StringField, ValidationError
 
 from infra.referral_code import is_code
 from models.admin import audit
@@ -19,6 +20,7 @@ from models.returnee import ConsentRecord, Returnee
 from models.ussd import UssdSession
 from services.erasure import erase_returnee
 from web.admin.access import EVERYONE, STAFF, bp, current_user, require
+from web.admin.forms import field_errors, strip
 from web.admin.i18n import _
 from web.admin.masking import person
 from web.admin.referrals import STATUS_LABELS, directory
@@ -37,25 +39,40 @@ STAFF_ONLY_PHONE = _("Only coordinators search by phone number; search by referr
 DONE = {"erased": _("The returnee's data has been erased.")}
 
 
-def find_returnee(raw_phone: str, raw_code: str) -> tuple[Returnee | None, str | None]:
-    """The returnee for a typed number (by its keyed hash) or a referral code, or an error message."""
-    session, settings = get_session(), sira().settings
-    if raw_phone:
-        try:
-            digest = PhoneNumber.parse(raw_phone[:32], settings).digest
-        except InvalidPhone:
-            return None, BAD_PHONE
-        found = session.scalar(select(Returnee).where(Returnee.phone_hash == digest))
-        return found, None if found else NOT_FOUND
-    if raw_code:
-        code = raw_code.strip().upper()
+class SearchForm(Form):
+    """A phone number (looked up by its keyed hash) or, when none is typed, a referral code."""
+
+    phone = StringField(filters=[strip(64)])
+    code = StringField(filters=[strip(64)])
+    digest: str | None = None
+
+    def validate_phone(self, field: StringField) -> None:
+        if field.data:
+            try:
+                self.digest = PhoneNumber.parse(field.data[:32], sira().settings).digest
+            except InvalidPhone:
+                raise ValidationError(BAD_PHONE) from None
+
+    def validate_code(self, field: StringField) -> None:
+        code = field.data.upper()
+        if self.phone.data:
+            return  # a number was typed: it is what is searched
+        if not code:
+            raise ValidationError(NOTHING)
         if not is_code(code):
-            return None, BAD_CODE
-        found = session.scalar(
-            select(Returnee).join(Referral, Referral.returnee_id == Returnee.id).where(Referral.code == code)
-        )
-        return found, None if found else NOT_FOUND
-    return None, NOTHING
+            raise ValidationError(BAD_CODE)
+
+
+def find_returnee(form: SearchForm) -> Returnee | None:
+    """The returnee for a checked search form's number or referral code."""
+    session = get_session()
+    if form.digest is not None:
+        return session.scalar(select(Returnee).where(Returnee.phone_hash == form.digest))
+    return session.scalar(
+        select(Returnee)
+        .join(Referral, Referral.returnee_id == Returnee.id)
+        .where(Referral.code == form.code.data.upper())
+    )
 
 
 @bp.get("/returnees")
@@ -70,13 +87,13 @@ def returnees() -> ResponseReturnValue:
 @require(*EVERYONE)
 def returnees_search() -> ResponseReturnValue:
     not_for_providers()
-    phone = request.form.get("phone", "").strip()
-    if phone and current_user().role not in STAFF:
+    form = SearchForm(request.form)
+    if form.phone.data and current_user().role not in STAFF:
         return render_template("admin/returnees.html", error=STAFF_ONLY_PHONE), 403
-    found, error = find_returnee(phone, request.form.get("code", "").strip())
+    found = find_returnee(form) if form.validate() else None
     if found is None:
-        code = request.form.get("code", "").strip()[:8]
-        return render_template("admin/returnees.html", error=error, code=code), 200
+        error = next(iter(field_errors(form).values()))[0] if form.errors else NOT_FOUND
+        return render_template("admin/returnees.html", error=error, code=form.code.data[:8]), 200
     return redirect(url_for("admin.returnee", returnee_id=found.id))
 
 

@@ -14,11 +14,14 @@ from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from wtforms import Form, PasswordField, StringField, ValidationError
+from wtforms.validators import Optional
 
 from models.admin import MIN_PASSWORD_LENGTH, Role, User, audit, find_user, normalise_email
 from models.base import utcnow
 from models.directory import Provider
 from web.admin.access import bp, current_user, require, store
+from web.admin.forms import FieldErrors, cut, field_errors, posted, strong_password
 from web.admin.i18n import _
 from web.admin.inputs import number
 from web.admin.labels import ROLES
@@ -40,19 +43,39 @@ def providers(session: Session) -> list[tuple[int, str]]:
     return [(i, n) for i, n in session.execute(select(Provider.id, Provider.name).order_by(Provider.name))]
 
 
-def read_role(session: Session, form: dict) -> tuple[str, int | None, dict[str, str]]:
-    """The role and, for a provider's focal point, its provider; errors by field."""
-    errors: dict[str, str] = {}
-    role, raw = form.get("role", ""), form.get("provider_id", "")
-    provider_id = number(raw)
-    if role not in {r.value for r in Role}:
-        errors["role"] = _("Choose a role.")
-    elif role == Role.PROVIDER:
-        if provider_id is None or session.get(Provider, provider_id) is None:
-            errors["provider_id"] = _("A provider focal point needs their provider.")
-    else:
-        provider_id = None
-    return role, provider_id, errors
+class RoleForm(Form):
+    """The role and, for a provider's focal point, its provider (`session` set by `posted`)."""
+
+    role = StringField(filters=[cut(20)])
+    provider_id = StringField(filters=[cut(12)])
+    session: Session
+
+    def validate_role(self, field: StringField) -> None:
+        if field.data not in {r.value for r in Role}:
+            raise ValidationError(_("Choose a role."))
+
+    def validate_provider_id(self, field: StringField) -> None:
+        if self.role.data != Role.PROVIDER:
+            return
+        provider_id = number(field.data)
+        if provider_id is None or self.session.get(Provider, provider_id) is None:
+            raise ValidationError(_("A provider focal point needs their provider."))
+
+    def chosen_provider(self) -> int | None:
+        return number(self.provider_id.data) if self.role.data == Role.PROVIDER else None
+
+
+class NewUserForm(RoleForm):
+    """An account: an email no one has, a role, and a password that the policy accepts, or none."""
+
+    email = StringField(filters=[lambda v: normalise_email(v or "")[:300]])
+    password = PasswordField(filters=[cut(1024)], validators=[Optional(), strong_password("email")])
+
+    def validate_email(self, field: StringField) -> None:
+        if not EMAIL.fullmatch(field.data) or len(field.data) > 254:
+            raise ValidationError(_("Type a valid email address."))
+        if find_user(self.session, field.data) is not None:
+            raise ValidationError(_("This email already has an account."))
 
 
 @bp.get("/users")
@@ -66,7 +89,7 @@ def users() -> ResponseReturnValue:
     )  # fmt: skip
 
 
-def new_user_page(form: dict, errors: dict[str, str], status: int) -> ResponseReturnValue:
+def new_user_page(form: dict, errors: FieldErrors, status: int) -> ResponseReturnValue:
     return render_template(
         "admin/user_new.html", form=form, errors=errors, roles=ROLE_LABELS, providers=providers(get_session()),
         min_length=MIN_PASSWORD_LENGTH,
@@ -80,18 +103,16 @@ def user_new() -> ResponseReturnValue:
     if request.method == "GET":
         return new_user_page({}, {}, 200)
     session, admin = get_session(), current_user()
-    email = normalise_email(request.form.get("email", ""))[:300]
-    password = request.form.get("password", "")[:1024]
-    role, provider_id, errors = read_role(session, request.form)
-    if not EMAIL.fullmatch(email) or len(email) > 254:
-        errors["email"] = _("Type a valid email address.")
-    elif find_user(session, email) is not None:
-        errors["email"] = _("This email already has an account.")
-    if password and len(password) < MIN_PASSWORD_LENGTH:
-        errors["password"] = _("The password is too short.")
-    if errors:
+    form = posted(NewUserForm, request.form, session=session)
+    email, password, role, provider_id = (
+        form.email.data,
+        form.password.data,
+        form.role.data,
+        form.chosen_provider(),
+    )
+    if not form.validate():
         shown = {"email": email, "role": role, "provider_id": provider_id}
-        return new_user_page(shown, errors, 400)
+        return new_user_page(shown, field_errors(form), 400)
     generated = None if password else secrets.token_urlsafe(12)
     user = User(email=email, role=role, provider_id=provider_id)
     user.set_password(password or generated)
@@ -121,9 +142,11 @@ def refuse(message: str) -> ResponseReturnValue:
 def user_role(user_id: int) -> ResponseReturnValue:
     session, admin = get_session(), current_user()
     found = user_or_404(session, user_id)
-    role, provider_id, errors = read_role(session, request.form)
-    if errors:
-        return render_template("admin/error.html", status=400, message=next(iter(errors.values()))), 400
+    form = posted(RoleForm, request.form, session=session)
+    if not form.validate():
+        message = next(iter(field_errors(form).values()))[0]
+        return render_template("admin/error.html", status=400, message=message), 400
+    role, provider_id = form.role.data, form.chosen_provider()
     if found.id == admin.id and role != Role.ADMIN:
         return refuse(NOT_YOURSELF)
     before = found.role
