@@ -296,13 +296,14 @@ class UssdGatewayEmulator:
         if name.startswith("bind_"):
             ok = _text(pdu.system_id) == self.system_id and _text(pdu.password) == self.password
             status = codec.ROK if ok else codec.RINVPASWD
+            if ok:  # counted before it is answered: whoever sees the answer sees the count
+                with self._lock:
+                    esme.bind = name
+                    self.binds += 1
+                    self._lock.notify_all()
             esme.send(codec.encode(f"{name}_resp", pdu.sequence, status=status, system_id="SIRA-EMU"))
             if not ok:
                 raise ConnectionError("wrong credentials")
-            with self._lock:
-                esme.bind = name
-                self.binds += 1
-                self._lock.notify_all()
             self._flush_undelivered()
         elif name == "enquire_link":
             esme.send(codec.encode("enquire_link_resp", pdu.sequence))
