@@ -184,6 +184,21 @@ def test_a_session_number_the_gateway_reuses_for_the_same_phone_opens_a_new_sess
     assert len({s["session"] for s in recorder.steps()}) == 2
 
 
+def test_a_reused_session_number_opens_a_new_session_even_after_one_left_unfinished(
+    smsc, recorder, connector
+) -> None:
+    """The person hung up without an END (the gateway closed it); the number comes round again."""
+    first = smsc.dial(PHONE)
+    smsc.wait_screen(first, 1)
+    smsc.answer(first, "1")
+    smsc.wait_screen(first, 2)
+    smsc._numbers = itertools.count(first)
+    again = smsc.dial(PHONE)
+    assert again == first
+    assert smsc.wait_screen(again, 1).text == "step 1: -"
+    assert len({s["session"] for s in recorder.steps()}) == 2
+
+
 def test_the_same_pdu_delivered_twice_gives_one_step_and_one_reply(smsc, recorder, connector) -> None:
     number = smsc.dial(PHONE)
     smsc.wait_screen(number, 1)

@@ -53,6 +53,7 @@ class Connector:
         self._lock = threading.Lock()
         self._seen: OrderedDict[tuple[object, ...], float] = OrderedDict()  # PDU -> until when
         self._open: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._answered: set[tuple[str, str, str]] = set()  # sessions whose dial was answered to
         self.duplicates = 0
         self._stopping = False
 
@@ -98,6 +99,17 @@ class Connector:
             session.respond(response, pdu.sequence, status=exc.status)
             return
         key = incoming.dedup_key(link.settings)
+        session_key = (link.settings.label, incoming.phone, incoming.session_key)
+        with self._lock:
+            if not incoming.dialled:
+                self._answered.add(session_key)
+            elif session_key in self._answered:
+                # The phone typed into that session since: this dial opens a new one with the same
+                # number (which the gateway reuses), not the old dial delivered again.
+                self._answered.discard(session_key)
+                self._seen.pop(key, None)
+            if len(self._answered) > MAX_REMEMBERED:
+                self._answered.clear()
         if not self._first_time(key, max(REPEAT_WINDOW_MIN, 3 * link.settings.reply_timeout)):
             self.duplicates += 1
             log.info(
