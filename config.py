@@ -356,7 +356,7 @@ def _validate(s: Settings) -> None:
             "KANNEL_DLR_MASK must be between 0 and 31 (sum of Kannel's DLR types 1, 2, 4, 8, 16)"
         )
     if not re.fullmatch(r"(tel:)?\+[1-9]\d{6,14}", s.orange_sender_address.strip()):
-        raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, e.g. tel:+22320000000")
+        raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, tel:+223 and 8 digits")
     if s.sms_max_attempts < 1 or s.database_connect_timeout_seconds < 1:
         raise ConfigError("SMS_MAX_ATTEMPTS and DATABASE_CONNECT_TIMEOUT_SECONDS must be at least 1")
     for name in ("outbox_sweep_seconds", "worker_maintenance_seconds", "spool_replay_seconds"):
