@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check bench bench-transports bench-sms bench-admin clean
+.PHONY: run test check bench bench-transports bench-sms bench-admin bench-attack clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ bench-sms: $(STAMP)
 
 bench-admin: $(STAMP)
 	$(VENV)/bin/python -m bench.admin_pages
+
+bench-attack: $(STAMP)
+	$(VENV)/bin/python -m bench.under_attack
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

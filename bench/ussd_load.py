@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import random
+import ssl
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -79,6 +80,7 @@ class Segment:
     number_base: int
     seed: int
     round: int = 0
+    tls_ca: str | None = None  # HTTPS through a front (nginx) whose certificate this file holds
 
 
 @dataclass
@@ -110,11 +112,16 @@ class Tally:
         return self.non_200 + self.bad_reply + self.transport + self.off_journey
 
 
+def tls_context(cafile: str | None) -> ssl.SSLContext | None:
+    """A client context trusting only `cafile` (a front's throw-away certificate); None: plain HTTP."""
+    return ssl.create_default_context(cafile=cafile) if cafile else None
+
+
 class HttpConnection:
     """One keep-alive HTTP/1.1 connection that reopens when the server has closed it."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.tls = host, port, tls
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.head = (
@@ -127,7 +134,7 @@ class HttpConnection:
         for attempt in range(2):
             reused = self.writer is not None
             if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port, ssl=self.tls)
             try:
                 self.writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
                 await self.writer.drain()
@@ -242,7 +249,7 @@ class Phone:
         self.seg, self.index, self.tally, self.clock = seg, index, tally, clock
         self.register = register  # for the bare endpoint, which has no menu to read
         self.rng = random.Random(seg.seed * 100_003 + index)
-        self.http = HttpConnection(HOST, seg.port)
+        self.http = HttpConnection(HOST, seg.port, tls_context(seg.tls_ca))
         self.generation = 0  # a new number after an error, so one failure does not cascade
         self.registered = False
         self.sessions = 0
@@ -493,9 +500,9 @@ async def account_cpu(clock: Clock, watch: Watch, tally: Tally) -> None:
     tally.cpu_s = {k: round(max(0.0, after[k] - before.get(k, 0.0)), 3) for k in after}
 
 
-async def learn_register_choice(port: int) -> str:
+async def learn_register_choice(port: int, tls_ca: str | None = None) -> str:
     """Dial the app once to read which number Register has, so the bare endpoint gets the same forms."""
-    http = HttpConnection(HOST, port)
+    http = HttpConnection(HOST, port, tls_context(tls_ca))
     form = {"sessionId": f"bench-probe-{random.getrandbits(32):08x}", "serviceCode": SERVICE_CODE,
             "phoneNumber": PROBE_PHONE, "networkCode": NETWORK_CODE, "text": ""}  # fmt: skip
     try:
@@ -543,8 +550,8 @@ def _progress(t: Tally) -> str:
 
 
 async def run_plan(segments: list[Segment], watch: Watch, smpp_binds: int = 0) -> list[Tally]:
-    app_ports = [seg.port for seg in segments if seg.target == "app"]
-    register = await learn_register_choice(app_ports[0]) if app_ports else "1"
+    apps = [seg for seg in segments if seg.target == "app"]
+    register = await learn_register_choice(apps[0].port, apps[0].tls_ca) if apps else "1"
     smpp = None
     smpp_ports = [seg.port for seg in segments if seg.target == "smpp"]
     if smpp_ports:  # the connectors bind to us: listen first, then wait for every one of them

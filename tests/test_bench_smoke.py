@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BENCH_REDIS_DB, ROOT
+from tests.faults.fronts import nginx_binary
 
 pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
@@ -75,3 +77,36 @@ def test_ussd_transports_bench_drives_smpp_and_http_side_by_side_without_errors(
                 phase,
                 target,
             )
+
+
+def test_under_attack_bench_reports_each_segment_and_the_ratio_to_the_quiet_p99(tmp_path: Path) -> None:
+    """`make bench-attack` runs tiny: the report's shape (segments, p50/p99, ratio), never its timings."""
+    nginx_binary()  # skipped without nginx, failed under CI
+    output = tmp_path / "under_attack.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.under_attack", "--concurrency", "2", "--duration", "1", "--warmup", "0.2",
+         "--think", "0.05", "--slow-clients", "4", "--flooders", "1", "--database", "sqlite",
+         "--redis-db", BENCH_REDIS_DB, "--workers", "1", "--threads", "2", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    for segment in ("quiet ", "attack ", "quiet again ", "quiet pooled "):
+        assert any(line.startswith(segment) for line in lines), (segment, done.stdout)
+    assert re.fullmatch(
+        r"under_attack: quiet p50 [\d.]+ ms p99 [\d.]+ ms; attack p50 [\d.]+ ms p99 [\d.]+ ms; "
+        r"attack/quiet p99 [\d.]+ \(target <= 2: (ok|MISSED)\); errors 0",
+        lines[-1],
+    ), lines[-1]
+    results = json.loads(output.read_text())
+    assert results["errors"] == 0 and results["ratio_p99"] > 0
+    segments = results["segments"]
+    for name in ("quiet", "attack", "quiet again"):
+        assert segments[name]["samples"] > 0 and segments[name]["p50_ms"] <= segments[name]["p99_ms"], name
+    assert (
+        segments["quiet pooled"]["samples"]
+        == segments["quiet"]["samples"] + segments["quiet again"]["samples"]
+    )
+    attack = results["attack"]
+    assert attack["slow_clients"] == attack["slow_held"] == 4 and attack["slow_bytes_sent"] > 0
+    assert sum(attack["login_flood_answers"].values()) > 0

@@ -1,15 +1,13 @@
 """The production front as processes a test can start: gunicorn pools and nginx before them.
 
 `GunicornPool` is `gunicorn -c gunicorn.conf.py "app:create_app()"` as the Procfile runs it, on a
-free port. `NginxFront` renders `deploy/nginx/sira.conf` with free ports, those pools and a
-throw-away certificate, wraps it in a minimal main configuration whose logs and temporary files
-live in the test's directory, and runs the machine's nginx on it.
+free port. `NginxFront` is bench/front.py's (the shipped `deploy/nginx/sira.conf` rendered with
+free ports, those pools and a throw-away certificate), skipped where nginx is not installed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,9 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
+import bench.front
+from bench.front import SHIPPED, find_nginx
 from tests.gateway_helpers import ROOT, free_port, wait_for
 
-SHIPPED = ROOT / "deploy" / "nginx" / "sira.conf"
+__all__ = ["SHIPPED", "GunicornPool", "NginxFront", "nginx_binary"]
 
 
 class GunicornPool:
@@ -64,9 +64,7 @@ class GunicornPool:
 
 def nginx_binary() -> str:
     """The machine's nginx; `.ci/run` installs it, so under CI its absence is a failure."""
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
+    found = find_nginx()
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("nginx is not installed (.ci/run installs it)")
@@ -74,77 +72,11 @@ def nginx_binary() -> str:
     return found
 
 
-class NginxFront:
-    """The shipped configuration, rendered for loopback ports and run in the foreground."""
+class NginxFront(bench.front.NginxFront):
+    """The shipped configuration in front of the test's pools (bench/front.py), skipped without nginx."""
+
+    callbacks: GunicornPool
+    admin: GunicornPool
 
     def __init__(self, directory: Path, callbacks: GunicornPool, admin: GunicornPool) -> None:
-        self.directory = directory
-        self.http_port, self.https_port = free_port(), free_port()
-        self.url = f"https://127.0.0.1:{self.https_port}"
-        self.certificate = directory / "cert.pem"
-        self.key = directory / "key.pem"
-        self.conf = directory / "nginx.conf"
-        self.error_log = directory / "nginx-error.log"
-        self.callbacks, self.admin = callbacks, admin
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def render(self) -> str:
-        """The shipped server blocks with this test's ports and certificate, nothing else changed."""
-        text = SHIPPED.read_text()
-        replacements = {
-            "server 127.0.0.1:5001;": f"server 127.0.0.1:{self.callbacks.port};",
-            "server 127.0.0.1:5000;": f"server 127.0.0.1:{self.admin.port};",
-            "listen 80;": f"listen 127.0.0.1:{self.http_port};",
-            "listen 443 ssl;": f"listen 127.0.0.1:{self.https_port} ssl;",
-            "/etc/ssl/sira/fullchain.pem": str(self.certificate),
-            "/etc/ssl/sira/privkey.pem": str(self.key),
-        }
-        for old, new in replacements.items():
-            assert text.count(old) == 1, f"{SHIPPED.name} no longer has {old!r}"
-            text = text.replace(old, new)
-        return "\n".join(line for line in text.splitlines() if "listen [::]" not in line)
-
-    def start(self) -> NginxFront:
-        binary = nginx_binary()
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(self.key), "-out", str(self.certificate)],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-        (self.directory / "sira.conf").write_text(self.render())
-        temp = self.directory / "nginx-temp"
-        temp.mkdir(exist_ok=True)
-        user = "user root root;\n" if os.geteuid() == 0 else ""  # workers must reach the temp dir
-        self.conf.write_text(
-            f"{user}worker_processes 1;\nerror_log {self.error_log} info;\n"
-            "events { worker_connections 1024; }\n"
-            f"http {{\n  access_log {self.directory / 'nginx-access.log'};\n"
-            + "".join(f"  {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi",
-                                                                          "uwsgi", "scgi"))
-            + f"  include {self.directory / 'sira.conf'};\n}}\n"
-        )  # fmt: skip
-        directives = f"daemon off; pid {self.directory / 'nginx.pid'};"
-        checked = subprocess.run([binary, "-t", "-e", str(self.error_log), "-c", str(self.conf), "-g", directives],
-                                 capture_output=True, text=True, timeout=30)  # fmt: skip
-        assert checked.returncode == 0, checked.stderr
-        self.process = subprocess.Popen(
-            [binary, "-e", str(self.error_log), "-c", str(self.conf), "-g", directives],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(self._answers, timeout=10, interval=0.05)
-        return self
-
-    def _answers(self) -> bool:
-        try:
-            return requests.get(self.url + "/healthz", timeout=1, verify=str(self.certificate)).ok
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: workers finish, then exit
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        super().__init__(directory, callbacks, admin, binary=nginx_binary())
