@@ -67,6 +67,7 @@ class State:
     hint: str | None = None
     origin: list = field(default_factory=list)
     step_id: str = ""  # the transport's identity of the last request, for one that sends no history
+    session_id: str = ""  # the call this state is of: a resume copy names the call it would resume
 
     @property
     def language(self) -> str:
@@ -196,6 +197,11 @@ class Engine:
         the result holds the new state; the one given is left as it was."""
         if state.reply and text == state.text:
             return StepResult(Reply(state.reply, state.ended), state, (), advanced=False)
+        if state.ended and state.reply and text and _same_call(state.text, text):
+            # A request of this call that the gateway delivers after its END (a retry held up in
+            # the network, an earlier answer, one more): the call is over. Replaying the history
+            # would reopen a finished journey, and the next dial would offer to resume it.
+            return StepResult(Reply(state.reply, True), state, (), advanced=False)
         state = state.copy()
         if state.screen not in self._resumes and state.screen not in self.conversation.screens:
             self._restart(state)  # saved by an older version of the journeys: replay the history
@@ -452,3 +458,9 @@ class KeepMissing(dict):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+def _same_call(seen: str, text: str) -> bool:
+    """Whether `text` is a history of the call that sent `seen`: an earlier request of it, or a
+    later one (what a gateway sends after the END). Another history is a new dial on a reused id."""
+    return not seen or text.startswith(seen + "*") or seen.startswith(text + "*")

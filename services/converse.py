@@ -180,6 +180,7 @@ class _Step:
                 return result.reply
             state = result.state
             state.step_id = step.step_id
+            state.session_id = session_id
             if result.effects and loaded.remembered:
                 remembered = False  # effects are performed from the state in Redis, never from a copy
                 continue
@@ -333,10 +334,27 @@ class _Step:
                 facts = _facts(profile)
                 facts.registered = bool(origin.get("registered"))
                 return engine.start(facts, origin.get("language"))
+        suspended = loaded.suspended
+        if suspended is not None and self._ended(suspended):
+            suspended = None  # its END was answered while Redis could not drop the copy
         profile = loaded.profile or self._profile()
         if profile is None:
-            return engine.start(Facts(), None, loaded.suspended)
-        return engine.start(_facts(profile), profile["language"], loaded.suspended)
+            return engine.start(Facts(), None, suspended)
+        return engine.start(_facts(profile), profile["language"], suspended)
+
+    def _ended(self, suspended: State) -> bool:
+        """Whether the call a resume copy was taken from has ended since: a step that ends a call
+        with Redis unreachable (rebuilt from the gateway's `text`) commits its END to the database
+        and cannot drop the copy, which a finished journey must never be offered from.
+        """
+        if not suspended.session_id:
+            return False
+        ended_at = self.db().scalar(
+            select(UssdSession.ended_at).where(
+                UssdSession.session_id == suspended.session_id, UssdSession.phone_hash == self.digest
+            )
+        )
+        return ended_at is not None
 
     def _profile(self) -> dict | None:
         """What a dial needs to know of a phone, from the database (then cached with the state)."""

@@ -66,6 +66,20 @@ def test_resume_offer_restores_the_suspended_screen_and_answers(engine: Engine) 
     assert "Vous etes" in resumed.reply.text and resumed.state.answers["first_name"] == "Awa"
 
 
+def test_a_request_of_a_finished_call_delivered_after_its_end_gets_the_end_again(engine: Engine) -> None:
+    """An earlier request (a retry held up) or one more after the END never reopens the journey."""
+    answers = ["1", "3", "Awa", "2", "3", "1", "1", "1", "2"]  # ... consent refused: END
+    state, screens = run(engine, answers)
+    assert state.ended and screens[-1].startswith("END ")
+    before = state.to_json()
+    for text in ("*".join(answers[:-1]), "*".join(answers[:3]), "*".join([*answers, "1"])):
+        late = engine.feed(state, text)
+        assert not late.advanced and late.reply.wire == screens[-1] and not late.effects, text
+    assert state.to_json() == before
+    redial = engine.feed(state, "")  # the operator reuses the id for a new dial: a new call
+    assert redial.advanced and not redial.state.ended and not redial.reply.end
+
+
 def test_minimal_progress_is_not_offered_for_resume(engine: Engine) -> None:
     old = engine.start(Facts(), "fr")
     assert engine.start(Facts(), "fr", suspended=old).screen == conversation().root
