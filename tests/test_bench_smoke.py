@@ -85,13 +85,22 @@ def test_under_attack_bench_reports_each_segment_and_the_ratio_to_the_quiet_p99(
     output = tmp_path / "under_attack.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.under_attack", "--concurrency", "2", "--duration", "1", "--warmup", "0.2",
+         "--rounds", "2",
          "--think", "0.05", "--slow-clients", "4", "--flooders", "1", "--database", "sqlite",
          "--redis-db", BENCH_REDIS_DB, "--workers", "1", "--threads", "2", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    for segment in ("quiet ", "attack ", "quiet again ", "quiet pooled "):
+    for segment in (
+        "quiet 1 ",
+        "attack 1 ",
+        "quiet 2 ",
+        "attack 2 ",
+        "quiet 3 ",
+        "quiet pooled ",
+        "attack pooled ",
+    ):
         assert any(line.startswith(segment) for line in lines), (segment, done.stdout)
     assert re.fullmatch(
         r"under_attack: quiet p50 [\d.]+ ms p99 [\d.]+ ms; attack p50 [\d.]+ ms p99 [\d.]+ ms; "
@@ -101,12 +110,12 @@ def test_under_attack_bench_reports_each_segment_and_the_ratio_to_the_quiet_p99(
     results = json.loads(output.read_text())
     assert results["errors"] == 0 and results["ratio_p99"] > 0
     segments = results["segments"]
-    for name in ("quiet", "attack", "quiet again"):
+    for name in ("quiet 1", "attack 1", "quiet 2", "attack 2", "quiet 3"):
         assert segments[name]["samples"] > 0 and segments[name]["p50_ms"] <= segments[name]["p99_ms"], name
-    assert (
-        segments["quiet pooled"]["samples"]
-        == segments["quiet"]["samples"] + segments["quiet again"]["samples"]
-    )
+    for kind, rounds in (("quiet", (1, 2, 3)), ("attack", (1, 2))):
+        assert segments[f"{kind} pooled"]["samples"] == sum(
+            segments[f"{kind} {i}"]["samples"] for i in rounds
+        )
     attack = results["attack"]
     assert attack["slow_clients"] == attack["slow_held"] == 4 and attack["slow_bytes_sent"] > 0
     assert sum(attack["login_flood_answers"].values()) > 0
