@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -136,3 +137,37 @@ def test_the_procfile_serves_each_pool_where_nginx_sends_it() -> None:
             entry,
             upstream,
         )
+
+
+LOGIN_BURST = 20  # deploy/nginx/sira.conf: `limit_req zone=sira_login burst=20`
+
+
+def test_a_login_flood_is_paced_by_the_front_and_only_its_burst_reaches_the_admin(front: NginxFront) -> None:
+    """Sixty login attempts at once from one address: nginx queues a burst of them for the admin's
+    pool, at its pace, and refuses the rest itself; the app never sees more than the burst."""
+    http = requests.Session()
+    http.trust_env, http.verify = False, str(front.certificate)
+    form = http.get(front.url + "/admin/login", timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)[1]
+    data = {"email": "admin@example.org", "password": "guess", "csrf_token": csrf}
+    cookies = http.cookies.get_dict()
+    answers: list[tuple[int, bool]] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        answer = requests.post(front.url + "/admin/login", data=data, cookies=cookies, timeout=60,
+                               allow_redirects=False, verify=str(front.certificate))  # fmt: skip
+        with lock:
+            answers.append((answer.status_code, "<center>nginx</center>" in answer.text))
+
+    threads = [threading.Thread(target=attempt) for _ in range(3 * LOGIN_BURST)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert len(answers) == len(threads)
+    by_nginx = [status for status, front_page in answers if front_page]
+    by_app = [status for status, front_page in answers if not front_page]
+    assert set(by_nginx) == {429}, answers
+    assert len(by_app) <= LOGIN_BURST + 1, answers  # the burst, and the one let through at once
+    assert set(by_app) <= {200, 429}, answers  # wrong password, then the app's own throttle
