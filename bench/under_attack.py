@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -70,9 +71,9 @@ NOISY_OTHER_PCT = 20.0
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.under_attack", description=__doc__.split("\n\n")[0])
     p.add_argument("--concurrency", type=int, default=20, help="simulated phones (default 20)")
-    p.add_argument("--duration", type=float, default=15, help="measured seconds per segment (default 15)")
+    p.add_argument("--duration", type=float, default=8, help="measured seconds per segment (default 8)")
     p.add_argument(
-        "--rounds", type=int, default=2, help="attack segments, each between quiet ones (default 2)"
+        "--rounds", type=int, default=4, help="attack segments, each between quiet ones (default 4)"
     )
     p.add_argument(
         "--warmup", type=float, default=3, help="unmeasured seconds before each segment (default 3)"
@@ -166,6 +167,15 @@ def summarise(tallies: list[dict[str, Any]], watch: Watch) -> dict[str, Any]:
         }
     attack_p99, quiet_p99 = out["attack pooled"]["p99_ms"], out["quiet pooled"]["p99_ms"]
     out["ratio_p99"] = attack_p99 / quiet_p99 if attack_p99 is not None and quiet_p99 else None
+    # Each attack segment against the quiet ones on either side of it: a neighbour's burst in one
+    # segment moves one of these, where it moves the pooled ratio as much as it moves a segment.
+    out["round_ratios_p99"] = []
+    for i in range(1, sum(1 for name in out if name.startswith("attack ") and name != "attack pooled") + 1):
+        around = sorted(x for name in (f"quiet {i}", f"quiet {i + 1}") for x in out[name]["latencies_ms"])
+        attacked, quiet = out[f"attack {i}"]["p99_ms"], percentile(around, 99)
+        out["round_ratios_p99"].append(attacked / quiet if attacked is not None and quiet else None)
+    known = sorted(r for r in out["round_ratios_p99"] if r is not None)
+    out["median_round_ratio_p99"] = statistics.median(known) if known else None
     return out
 
 
@@ -206,6 +216,11 @@ def report(figures: dict[str, Any], attack: dict[str, Any], args: argparse.Names
         f"segment, {attack['slow_connections']} connections ({attack['slow_connections_cut']} cut by nginx), "
         f"login flood answers {attack['login_flood_answers']}"
     )
+    rows.append(
+        "attack/quiet p99 per round (each attack segment against the quiet ones beside it): "
+        + ", ".join(_fmt(r, 2) for r in figures["round_ratios_p99"])
+        + f"; median {_fmt(figures['median_round_ratio_p99'], 2)}"
+    )
     others = [figures[name]["other_pct"] or 0.0 for name in names]
     if max(others) > NOISY_OTHER_PCT:
         rows.append(
@@ -239,6 +254,8 @@ def write_json(path: Path, figures: dict[str, Any], attack: dict[str, Any], args
         },
         "target_ratio_max": TARGET_RATIO,
         "ratio_p99": figures["ratio_p99"],
+        "round_ratios_p99": figures["round_ratios_p99"],
+        "median_round_ratio_p99": figures["median_round_ratio_p99"],
         "errors": total_errors(figures, args.rounds),
         "attack": attack,
         "segments": {

@@ -116,6 +116,8 @@ def test_under_attack_bench_reports_each_segment_and_the_ratio_to_the_quiet_p99(
         assert segments[f"{kind} pooled"]["samples"] == sum(
             segments[f"{kind} {i}"]["samples"] for i in rounds
         )
+    assert len(results["round_ratios_p99"]) == 2 and results["median_round_ratio_p99"] > 0
+    assert "attack/quiet p99 per round" in done.stdout
     attack = results["attack"]
     assert attack["slow_clients"] == attack["slow_held"] == 4 and attack["slow_bytes_sent"] > 0
     assert sum(attack["login_flood_answers"].values()) > 0
