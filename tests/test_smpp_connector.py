@@ -224,6 +224,35 @@ def test_answers_in_a_session_on_a_reused_number_are_not_taken_for_the_earlier_s
     assert [s["text"] for s in recorder.steps()] == ["", "1", "2", "", "1", "2"]
 
 
+def test_a_dial_on_the_number_of_a_session_left_at_its_first_screen_is_a_new_session(
+    smsc, recorder, connector
+) -> None:
+    """The person saw the menu and hung up; dialling again, the gateway gives the same number (it
+    numbers sessions per phone, or its counter came round). The first dial's screen was taken by
+    the gateway, so this is no redelivery of it: it gets its own first screen."""
+    first = smsc.dial(PHONE)
+    smsc.wait_screen(first, 1)
+    smsc._numbers = itertools.count(first)
+    again = smsc.dial(PHONE)
+    assert again == first
+    assert smsc.wait_screen(again, 1).text == "step 1: -"
+    smsc.answer(again, "1")
+    assert smsc.wait_screen(again, 2).text == "step 2: 1"
+    assert connector.duplicates == 0
+    assert len({s["session"] for s in recorder.steps()}) == 2
+
+
+def test_a_dial_delivered_again_after_the_bind_drops_is_one_session(smsc, recorder, connector) -> None:
+    smsc.drop_after_next_deliver()  # the dial leaves, the bind drops before its response
+    number = smsc.dial(PHONE)
+    assert smsc.wait_for(lambda: smsc.binds >= 2, timeout=5)
+    assert smsc.wait_screen(number, 1).text == "step 1: -"
+    smsc.answer(number, "1")
+    assert smsc.wait_screen(number, 2).text == "step 2: 1"
+    assert [s["text"] for s in recorder.steps()] == ["", "1"]
+    assert len({s["session"] for s in recorder.steps()}) == 1
+
+
 def test_a_session_that_ended_on_a_reused_number_leaves_no_repeat_behind(smsc, recorder, connector) -> None:
     first = smsc.dial(PHONE)
     smsc.wait_screen(first, 1)

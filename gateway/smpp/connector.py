@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from config import SmppLink
@@ -47,15 +48,17 @@ class _Dialogue:
     touched: float  # time.monotonic()
     typed: bool = False  # the phone has answered a screen since the dial
     over: bool = False  # we ended it (PSSR response)
+    shown: bool = False  # the gateway took a screen of it, after our response to the dial
     seen: dict[tuple[object, ...], float] = field(default_factory=dict)  # PDU -> remembered until
 
     def repeats(self, key: tuple[object, ...], incoming: Incoming, now: float) -> bool:
         """Whether `key` is a PDU of this session delivered again.
 
-        A dial into a session that went on (typed into, or ended) is a new session on a reused
-        number, not its dial again: a gateway redelivers only what we have not answered.
+        A dial into a session that went on (typed into, ended, or whose screen the gateway took)
+        is a new session on a reused number, not its dial again: a gateway delivers again only
+        what it has no response to.
         """
-        if incoming.dialled and (self.typed or self.over):
+        if incoming.dialled and (self.typed or self.over or self.shown):
             return False
         return self.seen.get(key, 0.0) >= now
 
@@ -166,12 +169,25 @@ class Connector:
             session.respond(response, sequence, status=codec.RSYSERR)
             return
         SMPP_PDUS.labels(settings.label, "step").inc()
-        session.respond(response, sequence)  # if the bind is gone, the repeat is acknowledged then
+        responded = session.respond(
+            response, sequence
+        )  # if the bind is gone, the repeat is acknowledged then
         if reply.end:  # the session is over: a dial with its number opens another
             with self._lock:
                 dialogue.over = True
         deadline = incoming.received_at + settings.reply_timeout
-        link.send_reply(Reply(reply_fields(settings, incoming, reply), session_id, deadline))
+        shown = partial(self._shown, dialogue, session) if responded and incoming.dialled else None
+        link.send_reply(Reply(reply_fields(settings, incoming, reply), session_id, deadline, shown))
+
+    def _shown(self, dialogue: _Dialogue, responded_on: Session, carried_by: Session) -> None:
+        """The gateway took the dial's screen on the connection our response to the dial went
+        out on before it: it has read that response (TCP keeps the order), so it will not deliver
+        the dial again, and the next dial with this number is a new session. On a receiver and a
+        transmitter bind nothing orders the two: a dial left at its first screen stays
+        recognisable as a repeat for the repeat window."""
+        if responded_on is carried_by:
+            with self._lock:
+                dialogue.shown = True
 
     def _admit(self, settings: SmppLink, incoming: Incoming, key: tuple[object, ...]) -> _Dialogue | None:
         """The gateway session this PDU belongs to, or None when it is one delivered again.

@@ -34,6 +34,7 @@ class Reply:
     fields: dict[str, Any]
     session_id: str
     deadline: float  # time.monotonic()
+    on_accepted: Callable[[Session], None] | None = None  # told which connection the gateway took it on
 
 
 class Link:
@@ -154,11 +155,11 @@ class Link:
             with self._wake:
                 self._in_flight += 1
             try:
-                session.request("submit_sm", partial(self._sent, reply), **reply.fields)
+                session.request("submit_sm", partial(self._sent, reply, session), **reply.fields)
             except ConnectionError:
                 self._requeue(reply, answered=True)
 
-    def _sent(self, reply: Reply, response: Any | None) -> None:
+    def _sent(self, reply: Reply, session: Session, response: Any | None) -> None:
         with self._wake:
             self._in_flight -= 1
             self._wake.notify_all()
@@ -190,6 +191,8 @@ class Link:
         else:
             SMPP_REPLIES.labels(label, "accepted").inc()
             self._throttle_wait = self.settings.throttle_wait
+            if reply.on_accepted is not None:
+                reply.on_accepted(session)
 
     def _requeue(self, reply: Reply, *, answered: bool = False) -> None:
         with self._wake:
