@@ -169,9 +169,8 @@ class Connector:
             session.respond(response, sequence, status=codec.RSYSERR)
             return
         SMPP_PDUS.labels(settings.label, "step").inc()
-        responded = session.respond(
-            response, sequence
-        )  # if the bind is gone, the repeat is acknowledged then
+        # If the bind is gone, the gateway delivers the step again, and its repeat is acknowledged then.
+        responded = session.respond(response, sequence)
         if reply.end:  # the session is over: a dial with its number opens another
             with self._lock:
                 dialogue.over = True
