@@ -11,7 +11,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from infra import keys, queues
 from infra.connection import worker_redis
 from tests.gateway_helpers import EmulatorProcess, start_emulator
 from web.context import sira
+from workers import context
 from workers.runner import run_jobs
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -310,24 +312,51 @@ def worker_environ(
     return {name.upper(): str(value) for name, value in settings.items()}
 
 
-def run_worker(database_url: str, gateway_url: str = "http://127.0.0.1:1") -> None:
+def run_worker(
+    database_url: str,
+    gateway_url: str = "http://127.0.0.1:1",
+    *,
+    logging_level: str = "WARNING",
+    before: Callable[[Redis], object] | None = None,
+    **extra: object,
+) -> None:
     """Run the queued jobs as `flask --app app worker --burst` does (`workers.runner.run_jobs`: RQ's
-    SimpleWorker, no fork), in the test process, with the settings in the environment.
+    SimpleWorker, no fork), in the test process, with the settings (`extra` as the test app's) in
+    the environment and Redis reached as the command reaches it (through Sentinel if set).
+    `before` may queue jobs first on that connection, as the worker's cron would.
 
     `tests/test_worker_process.py` starts the worker as its own process, exactly as the Procfile does.
     """
-    environ = worker_environ(database_url, gateway_url)
-    saved = {name: os.environ.get(name) for name in environ}
-    os.environ.update(environ)
+    with environment(worker_environ(database_url, gateway_url, **extra)):
+        settings = load_settings()
+        sentinels, master = settings.sentinel_addresses, settings.redis_sentinel_master
+        with worker_redis(settings.redis_url, sentinels, master) as redis:
+            if before is not None:
+                before(redis)
+            run_jobs(redis, settings, burst=True, logging_level=logging_level)
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """The process environment with `values` set, as a process started with them would read it."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        with worker_redis(REDIS_URL) as redis:
-            run_jobs(redis, load_settings(), burst=True, logging_level="WARNING")
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture
+def fresh_worker_process() -> Iterator[None]:
+    """The test starts as a newly started worker would: no gateway (hence no Orange token) cached."""
+    context._contexts.clear()
+    yield
+    context._contexts.clear()
 
 
 def flush_transcripts(database_url: str) -> None:

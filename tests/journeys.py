@@ -3,6 +3,8 @@ the USSD journey that makes a referral."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
 from app import create_app
@@ -32,8 +34,9 @@ def app_with_directory(settings: dict[str, object]) -> Flask:
     return app
 
 
-def run_worker(database_url: str, gateway: EmulatorProcess) -> None:
-    run_worker_at(database_url, gateway.url)
+def run_worker(database_url: str, gateway: EmulatorProcess, **options: Any) -> None:
+    """Run the queued jobs on Sira's worker (tests.conftest.run_worker), sending through `gateway`."""
+    run_worker_at(database_url, gateway.url, **options)
 
 
 def ask_for_help(
