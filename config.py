@@ -60,7 +60,7 @@ class Settings:
     orange_api_url: str = "http://127.0.0.1:8025"
     orange_client_id: str = "emulator-client"
     orange_client_secret: str = "emulator-secret"
-    orange_sender_address: str = "tel:+22320000000"
+    orange_sender_address: str = ""  # our Orange number: no default, required with an Orange route
     orange_sender_name: str = "SIRA"
     orange_timeout_seconds: float = 5.0
     kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
@@ -355,8 +355,17 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "KANNEL_DLR_MASK must be between 0 and 31 (sum of Kannel's DLR types 1, 2, 4, 8, 16)"
         )
-    if not re.fullmatch(r"(tel:)?\+[1-9]\d{6,14}", s.orange_sender_address.strip()):
-        raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, tel:+223 and 8 digits")
+    orange = [replace(s, **dict(r.options)) for r in s.routing.routes if r.kind.strip().lower() == "orange"]
+    if any(not own.orange_sender_address.strip() for own in orange):
+        raise ConfigError(
+            "ORANGE_SENDER_ADDRESS must be set when SMS go through Orange (SMS_GATEWAY=orange or an orange"
+            " route in SMS_ROUTES): our Orange number in E.164, tel:+223 and 8 digits"
+        )
+    for own in (s, *orange):
+        if own.orange_sender_address.strip() and not re.fullmatch(
+            r"(tel:)?\+[1-9]\d{6,14}", own.orange_sender_address.strip()
+        ):
+            raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, tel:+223 and 8 digits")
     if s.sms_max_attempts < 1 or s.database_connect_timeout_seconds < 1:
         raise ConfigError("SMS_MAX_ATTEMPTS and DATABASE_CONNECT_TIMEOUT_SECONDS must be at least 1")
     for name in ("outbox_sweep_seconds", "worker_maintenance_seconds", "spool_replay_seconds"):

@@ -46,6 +46,8 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgre
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
 SECRET_KEY = "test-secret"
+# Our Orange number in tests and `make run` (scripts/run): +223 then 0, which no Malian line has.
+ORANGE_SENDER = "tel:+22300000000"
 # One fixed keyring for every test app and worker (kid "test", 32 bytes in base64url).
 ENCRYPTION_KEYS = "test:c2lyYS10ZXN0LWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM"
 
@@ -111,6 +113,7 @@ def app_settings(database_url: str, **extra: object) -> dict[str, object]:
         "phone_hash_key": PHONE_HASH_KEY,
         "secret_key": SECRET_KEY,
         "encryption_keys": ENCRYPTION_KEYS,
+        "orange_sender_address": ORANGE_SENDER,
         "raise_step_errors": True,  # a crash inside a USSD step fails the test, not a polite END
         **extra,
     }

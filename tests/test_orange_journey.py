@@ -36,9 +36,9 @@ def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     )
 
 
-def run_worker(database_url: str, gateway: EmulatorProcess) -> None:
-    """The worker, sending through the emulator's Orange face (its AT face unreachable)."""
-    run_worker_at(database_url, sms_gateway="orange", orange_api_url=gateway.url)
+def run_worker(database_url: str, gateway: EmulatorProcess, orange_url: str | None = None) -> None:
+    """The worker, sending through the emulator's Orange face (or `orange_url`); AT unreachable."""
+    run_worker_at(database_url, sms_gateway="orange", orange_api_url=orange_url or gateway.url)
 
 
 def set_faults(gateway: EmulatorProcess, **faults: object) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from infra import keys, queues
 from models import OutboundSms, Referral, SmsStatus
 from models.base import utcnow
-from tests.conftest import REDIS_URL, Phone, app_settings
+from tests.conftest import ORANGE_SENDER, REDIS_URL, Phone, app_settings
 from tests.conftest import run_worker as run_worker_at
 from tests.gateway_helpers import EmulatorProcess, start_emulator, wait_for
 from tests.journeys import app_with_directory, ask_for_help, code_in
@@ -165,7 +165,9 @@ def health(redis: Redis) -> list:
     from config import load_settings
     from gateway import router_from_settings
 
-    router = router_from_settings(load_settings({}, sms_routes="at=africastalking; orange=orange"))
+    router = router_from_settings(
+        load_settings({"ORANGE_SENDER_ADDRESS": ORANGE_SENDER}, sms_routes="at=africastalking; orange=orange")
+    )
     return router.health.states(redis, list(router.routes.values()))
 
 
