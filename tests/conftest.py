@@ -31,7 +31,7 @@ from config import load_settings
 from gateway.ussd import UssdReply, UssdStep
 from infra import keys, queues
 from infra.connection import worker_redis
-from tests.gateway_helpers import EmulatorProcess, start_emulator
+from tests.gateway_helpers import CallbackReceiver, EmulatorProcess, start_emulator, start_receiver
 from web.context import sira
 from workers import context
 from workers.runner import run_jobs
@@ -129,6 +129,23 @@ def database_url(backend: str, database_urls: dict[str, str]) -> Iterator[str]:
     url = database_urls[backend]
     _empty_tables(url)
     yield url
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own with nothing in it, not even the schema (to migrate or restore
+    into), on the test's back-end."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"sira_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
@@ -298,6 +315,31 @@ def emulator(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     emulator = start_emulator(f"http://127.0.0.1:{app_port}", tmp_path_factory.mktemp("emu") / "emulator.log")
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[CallbackReceiver]:
+    """A stand-in for Sira's callbacks that records what a gateway posts (the adapters' tests)."""
+    receiver = start_receiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def emulator_to_receiver(
+    receiver: CallbackReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmulatorProcess]:
+    """The emulator as its own process, calling back `receiver` instead of Sira."""
+    emulator = start_emulator(receiver.url, tmp_path_factory.mktemp("emulator") / "emulator.log")
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def clean_emulator(emulator_to_receiver: EmulatorProcess, receiver: CallbackReceiver) -> None:
+    """Each test starts with no message, fault or callback left by another."""
+    assert emulator_to_receiver.post("/reset").status_code == 204
+    receiver.clear()
 
 
 @pytest.fixture

@@ -39,6 +39,15 @@ def run_worker(database_url: str, gateway: EmulatorProcess, **options: Any) -> N
     run_worker_at(database_url, gateway.url, **options)
 
 
+def referred_for_a_job(server_url: str, gateway: EmulatorProcess, database_url: str) -> str:
+    """A returnee in Bamako asks for a job and the worker alerts APEJ; the emulator is emptied after,
+    so that a test sees only what its own actions send. The referral's code."""
+    code = code_in(ask_for_help(Phone(server_url, number=RETURNEE)))
+    run_worker(database_url, gateway)
+    gateway.post("/reset")
+    return code
+
+
 def ask_for_help(
     phone: Phone, *, age: str = "3", region: tuple[str, ...] = ("1",), category: str = "1", name: str = "Awa"
 ) -> str:

@@ -8,14 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from gateway_helpers import (
-    CallbackReceiver,
-    EmulatorProcess,
-    fresh_number,
-    start_emulator,
-    start_receiver,
-    wait_for,
-)
+from gateway_helpers import EmulatorProcess, fresh_number, wait_for
 
 from config import ConfigError, Settings, load_settings
 from gateway import GATEWAYS, OrangeGateway, Outcome, OutgoingSms, gateway_from_settings
@@ -25,26 +18,12 @@ from tests.conftest import ORANGE_SENDER
 SMS = OutgoingSms("+22370000001", "Bonjour")
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[CallbackReceiver]:
-    receiver = start_receiver()
-    yield receiver
-    receiver.server.shutdown()
+pytestmark = pytest.mark.usefixtures("clean_emulator")
 
 
 @pytest.fixture(scope="module")
-def emulator(
-    receiver: CallbackReceiver, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EmulatorProcess]:
-    emulator = start_emulator(receiver.url, tmp_path_factory.mktemp("emulator") / "emulator.log")
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: EmulatorProcess, receiver: CallbackReceiver) -> None:
-    assert emulator.post("/reset").status_code == 204
-    receiver.clear()
+def emulator(emulator_to_receiver: EmulatorProcess) -> EmulatorProcess:
+    return emulator_to_receiver
 
 
 @pytest.fixture
