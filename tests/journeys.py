@@ -75,6 +75,12 @@ def send_from_phone(gateway: EmulatorProcess, number: str, text: str) -> str:
     return str(body)
 
 
+def text_service(gateway: EmulatorProcess, database_url: str, number: str, text: str) -> None:
+    """A person sends an SMS and the worker carries out what it queued (the answer, any alert)."""
+    send_from_phone(gateway, number, text)
+    run_worker(database_url, gateway)
+
+
 def inbox(gateway: EmulatorProcess, number: str) -> list[str]:
     """The texts a phone received, folded to plain letters so that tests compare words, not accents."""
     return [to_ussd(m["text"]) for m in gateway.get("/messages").json() if m["to"] == number]
