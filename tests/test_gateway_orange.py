@@ -11,7 +11,14 @@ import pytest
 from gateway_helpers import EmulatorProcess, fresh_number, wait_for
 
 from config import ConfigError, Settings, load_settings
-from gateway import GATEWAYS, OrangeGateway, Outcome, OutgoingSms, gateway_from_settings
+from gateway import (
+    GATEWAYS,
+    AfricasTalkingGateway,
+    OrangeGateway,
+    Outcome,
+    OutgoingSms,
+    gateway_from_settings,
+)
 from gateway.orange import delivery_fields, incoming_fields, result_from_response, units_left
 from tests.conftest import ORANGE_SENDER
 
@@ -255,3 +262,15 @@ def test_the_emulator_refuses_a_send_without_a_valid_token_or_body(emulator) -> 
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     assert emulator.post(url, json={}, headers=headers).status_code == 400
     assert emulator.post("/oauth/v3/token", data={"grant_type": "client_credentials"}).status_code == 401
+
+
+def test_both_faces_keep_their_messages_alike_each_naming_its_gateway(gateway, emulator) -> None:
+    """One record shape for /messages and the inboxes, whichever face carried the SMS."""
+    at = AfricasTalkingGateway("sandbox", "key", emulator.url, timeout_seconds=2)
+    assert at.send(OutgoingSms(fresh_number(), "Bonjour")).outcome is Outcome.ACCEPTED
+    assert gateway.send(OutgoingSms(fresh_number(), "Bonjour")).outcome is Outcome.ACCEPTED
+    for face in ("/send-from-phone", "/orange/send-from-phone"):
+        emulator.post(face, json={"from": fresh_number(), "text": "AIDE"})  # our receiver answers
+    messages = emulator.get("/messages").json()
+    assert sorted(m["gateway"] for m in messages) == ["africastalking", "africastalking", "orange", "orange"]
+    assert len({frozenset(m) for m in messages}) == 1, messages  # the same fields
