@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.base import as_utc, utcnow
 from models.db import upsert
+from models.follow_up import FollowUp
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Erasure, Returnee
@@ -37,6 +38,7 @@ def erase_returnee(
     open referrals' cancellation records it.
     """
     digest = returnee.phone_hash
+    session.execute(delete(FollowUp).where(FollowUp.returnee_id == returnee.id))  # their answers go too
     anonymise_referrals(session, withdraw_referrals(session, returnee, channel=channel, actor=actor))
     session.execute(
         update(OutboundSms)
