@@ -141,6 +141,9 @@ def test_not_served_or_something_else_offers_a_new_request_on_the_next_dial_and_
     assert [f.status for f in follow_ups(db)] == [outcome]
     db.expire_all()
     assert db.scalar(select(Referral.flagged_at).where(Referral.code == closed)) is not None
+    coordinator = signed_in(app, db, Role.COORDINATOR)
+    waiting = coordinator.get("/admin/referrals?overdue=1").text  # the header's "to handle" link
+    assert closed in waiting and "suivi : demande une autre aide" in waiting and "À traiter : 1" in waiting
 
     phone = Phone(live_server.url, number=RETURNEE)
     menu = phone.dial()
@@ -154,6 +157,8 @@ def test_not_served_or_something_else_offers_a_new_request_on_the_next_dial_and_
     assert new_code != closed
     assert db.scalar(select(func.count(Referral.id)).where(Referral.code == new_code)) == 1
     assert "autre aide" not in Phone(live_server.url, number=RETURNEE).dial()  # the offer was taken
+    waiting = coordinator.get("/admin/referrals?overdue=1").text
+    assert closed not in waiting and "À traiter : 0" in waiting  # and the task is done
 
 
 @pytest.mark.parametrize("text", ["5", "peut-etre", "1 2"])

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
+from models.follow_up import asks_for_help_clause
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services import coordination, lifecycle
@@ -78,6 +79,11 @@ def overdue_clause(reminder_hours: int) -> object:
     )
 
 
+def to_handle_clause(reminder_hours: int) -> object:
+    """What waits for a coordinator: overdue or at the desk, or a follow-up asking for other help."""
+    return or_(overdue_clause(reminder_hours), asks_for_help_clause())
+
+
 @dataclass(frozen=True)
 class Filters:
     status: str = ""
@@ -111,7 +117,7 @@ class Filters:
         elif self.provider:
             query = query.where(Referral.provider_id == int(self.provider))
         if self.overdue:
-            query = query.where(overdue_clause(reminder_hours))
+            query = query.where(to_handle_clause(reminder_hours))
         return query
 
     def args(self) -> dict[str, str]:
@@ -144,9 +150,11 @@ def referrals() -> ResponseReturnValue:
     categories, regions, providers = directory(session)
     cutoff = utcnow() - timedelta(hours=settings.reminder_after_hours)
     late = {r.id for r in page.items if is_overdue(r, cutoff)}
+    shown = [r.id for r in page.items]
+    asking = set(session.scalars(select(Referral.id).where(Referral.id.in_(shown), asks_for_help_clause())))
     return render_template(
         "admin/referrals.html", page=page, filters=filters, categories=categories, regions=regions,
-        providers=providers, late=late, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
+        providers=providers, late=late, asking=asking, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
     )  # fmt: skip
 
 
