@@ -124,7 +124,7 @@ def test_a_follow_up_answered_by_sms_moves_the_dashboards_outcome_figures(
     page = coordinator.get("/admin/dashboard")
     row = page.text.split("Résultats du suivi par besoin", 1)[1].split("</table>", 1)[0]
     assert "Emplois et formations" in row or "Emploi" in row
-    assert "1 (100 %)" in row and "toujours servie" in row
+    assert "1 (100 %)" in row and "toujours servi" in row
 
 
 @pytest.mark.parametrize(("answer", "outcome"), [("2", "not_served"), ("3", "needs_more")])
