@@ -54,7 +54,8 @@ class FollowUp(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"), index=True)
-    returnee_id: Mapped[int] = mapped_column(ForeignKey("returnee.id", ondelete="CASCADE"), index=True)
+    # Cut, like the referral's, by the retention purge: the outcome stays for the figures, without a person.
+    returnee_id: Mapped[int | None] = mapped_column(ForeignKey("returnee.id", ondelete="CASCADE"), index=True)
     day: Mapped[int]  # days after the closing (one of FOLLOW_UP_DAYS)
     status: Mapped[str] = mapped_column(String(12), default=FollowUpStatus.PENDING)
     sent_at: Mapped[datetime]  # when the question was written to the outbox (the cron's clock)

@@ -77,7 +77,8 @@ def erased_since(session: Session, digest: str, since: datetime) -> datetime | N
 
 
 def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:
-    """Cut referrals from their returnee; they stay, without a person, for the CNRM's figures.
+    """Cut referrals (and their follow-ups) from their returnee; they stay, without a person, for
+    the CNRM's figures.
 
     Messages to providers about them (an accepted one names the returnee), the providers'
     replies that named them and free-text notes (a decline reason may describe the person) go
@@ -94,6 +95,7 @@ def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:
     session.execute(
         update(ReferralEvent).where(ReferralEvent.referral_id.in_(referral_ids)).values(note=None)
     )
+    session.execute(update(FollowUp).where(FollowUp.referral_id.in_(referral_ids)).values(returnee_id=None))
     for referral in session.scalars(select(Referral).where(Referral.id.in_(referral_ids))):
         referral.returnee_id = None
 

@@ -21,7 +21,7 @@ def upgrade() -> None:
         "follow_up",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("referral_id", sa.Integer(), nullable=False),
-        sa.Column("returnee_id", sa.Integer(), nullable=False),
+        sa.Column("returnee_id", sa.Integer(), nullable=True),
         sa.Column("day", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=12), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
