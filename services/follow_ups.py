@@ -3,7 +3,7 @@ still served, and closing the questions nobody answered.
 
 Each question is claimed by inserting its row (unique per referral and day) before its SMS is
 written, so with several workers running the cron each one goes once. A returnee who sent STOP,
-or was erased (their referrals keep no returnee), is never asked; a closing whose answer window
+withdrew consent or was erased (their referrals keep no returnee) is never asked; a closing whose answer window
 has already passed (a worker down for weeks, or the setting just turned on) is not asked late.
 The caller commits and queues the SMS.
 """
@@ -55,6 +55,7 @@ def ask_due(
             ReferralEvent.at <= due_before,
             ReferralEvent.at > too_late,
             Returnee.opted_out_at.is_(None),
+            Returnee.consent_version.is_not(None),  # consent withdrawn: not contacted about it any more
             Returnee.phone_e164.is_not(None),
             ~asked,
         )

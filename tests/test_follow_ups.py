@@ -184,6 +184,21 @@ def test_no_follow_up_after_stop(
     assert questions(gateway) == [] and follow_ups(db) == []
 
 
+def test_no_follow_up_after_consent_is_withdrawn(
+    db: Session, redis: Redis, gateway: EmulatorProcess, database_url: str, live_server, closed: str
+) -> None:
+    phone = Phone(live_server.url, number=RETURNEE)
+    phone.dial()
+    phone.send("5")  # my data
+    phone.send("1")  # withdraw consent
+    assert "retire" in phone.send("1")
+    assert (
+        cron(redis, database_url, gateway, closed_at(db, closed) + timedelta(days=30, minutes=1))["asked"]
+        == 0
+    )
+    assert questions(gateway) == [] and follow_ups(db) == []
+
+
 def test_erasure_removes_the_follow_ups_and_none_is_asked_after_it(
     db: Session, redis: Redis, gateway: EmulatorProcess, database_url: str, closed: str
 ) -> None:
