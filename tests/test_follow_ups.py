@@ -144,6 +144,9 @@ def test_not_served_or_something_else_offers_a_new_request_on_the_next_dial_and_
     coordinator = signed_in(app, db, Role.COORDINATOR)
     waiting = coordinator.get("/admin/referrals?overdue=1").text  # the header's "to handle" link
     assert closed in waiting and "suivi : demande une autre aide" in waiting and "À traiter : 1" in waiting
+    detail = coordinator.get(f"/admin/referrals/{closed}").text
+    said = {"not_served": "non servi", "needs_more": "a besoin d&#39;autre chose"}[outcome]
+    assert "posée 30 jours après la clôture" in detail and said in detail
 
     phone = Phone(live_server.url, number=RETURNEE)
     menu = phone.dial()

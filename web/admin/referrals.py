@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
-from models.follow_up import asks_for_help_clause
+from models.follow_up import FollowUp, asks_for_help_clause
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services import coordination, lifecycle
@@ -25,7 +25,7 @@ from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.forms import field_errors
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
-from web.admin.labels import REFERRAL_STATUSES, category_names
+from web.admin.labels import FOLLOW_UP_STATUSES, REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
 from web.admin.referral_forms import CancelForm, DeclineForm, NoteForm, RerouteForm
@@ -269,7 +269,15 @@ def referral(code: str) -> ResponseReturnValue:
         can_note=user.role in STAFF, done=DONE.get(request.args.get("done", "")),
         can_answer=user.role == Role.PROVIDER and status == Status.SENT,
         can_close=user.role == Role.PROVIDER and status == Status.ACCEPTED,
+        follow_ups=follow_ups_of(session, found) if user.role in (*STAFF, Role.VIEWER) else [], follow_up_labels=FOLLOW_UP_STATUSES,
     )  # fmt: skip
+
+
+def follow_ups_of(session: Session, referral: Referral) -> list[FollowUp]:
+    """The questions asked after closing and what came back: staff read the outcome, not the texts."""
+    return list(
+        session.scalars(select(FollowUp).where(FollowUp.referral_id == referral.id).order_by(FollowUp.day))
+    )
 
 
 def finish(
