@@ -347,7 +347,7 @@ def _answer_follow_up(
     ).rowcount
     session.refresh(follow_up)
     message.handled_as = FOLLOW_UP_ANSWER
-    if not claimed:  # answered or timed out in between: nothing is changed, the help says so
+    if not claimed:  # answered or timed out in between: nothing is changed
         message.handled_as = BAD_ANSWER
         return answer(texts_.R_UNKNOWN)
     if outcome is FollowUpStatus.SERVED:
