@@ -31,6 +31,7 @@ from tests.conftest import ROOT, Phone, worker_environ
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
 from tests.test_admin_referrals import signed_in
+from tests.test_metrics import scrape, value
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice
 QUESTION = "Etes-vous toujours aide"  # the follow-up, in French, folded as the emulator's inbox shows it
@@ -219,14 +220,25 @@ def test_erasure_removes_the_follow_ups_and_none_is_asked_after_it(
 
 
 def test_a_follow_up_without_answer_is_closed_as_no_answer_after_the_set_time(
-    app: Flask, db: Session, redis: Redis, gateway: EmulatorProcess, database_url: str, closed: str
+    app: Flask,
+    db: Session,
+    redis: Redis,
+    gateway: EmulatorProcess,
+    database_url: str,
+    live_server,
+    closed: str,
 ) -> None:
+    before = scrape(live_server)
     asked = closed_at(db, closed) + timedelta(days=30, minutes=1)
     cron(redis, database_url, gateway, asked)
     assert cron(redis, database_url, gateway, asked + timedelta(days=7, minutes=-1))["no_answer"] == 0
     assert [f.status for f in follow_ups(db)] == ["pending"]
     assert cron(redis, database_url, gateway, asked + timedelta(days=7))["no_answer"] == 1
     assert [f.status for f in follow_ups(db)] == ["no_answer"]
+    after = scrape(live_server)  # and /metrics counts both actions
+    for action in ("asked", "no_answer"):
+        name = "sira_follow_up_actions_total"
+        assert value(after, name, action=action) - value(before, name, action=action) == 1
     got = figures(signed_in(app, db, Role.VIEWER))
     assert (
         got[("follow_up_need", "jobs:no_answer")] == "1"

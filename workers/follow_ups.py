@@ -12,6 +12,7 @@ from datetime import datetime
 
 from rq import get_current_job
 
+from infra.metrics import FOLLOW_UP_ACTIONS
 from infra.queues import Outbox
 from models.base import as_utc, utcnow
 from services import follow_ups
@@ -33,6 +34,8 @@ def check_follow_ups(now: str | None = None) -> dict[str, int]:
     if job is not None:
         Outbox.from_settings(job.connection, settings).queue(done.sms_ids)
     counts = {"asked": done.asked, "no_answer": done.no_answer}
+    for action, n in counts.items():
+        FOLLOW_UP_ACTIONS.labels(action).inc(n)
     if any(counts.values()):  # said only when it did something: the cron runs it every minute
         log.info("follow-ups: %s", counts)
     return counts
