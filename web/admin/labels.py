@@ -13,12 +13,19 @@ from sqlalchemy.orm import Session
 
 from models.admin import Role
 from models.directory import Category
+from models.follow_up import FollowUpStatus
 from models.referral import Status
 from web.admin.i18n import _, translate
 
 REFERRAL_STATUSES = {
     Status.NEW: _("new"), Status.SENT: _("sent"), Status.ACCEPTED: _("accepted"), Status.DECLINED: _("declined"),
     Status.EXPIRED: _("expired"), Status.CLOSED: _("closed"), Status.CANCELLED: _("cancelled"),
+}  # fmt: skip
+# A follow-up of an outcome: asked by SMS days after closing, and what the returnee answered.
+FOLLOW_UP_STATUSES = {
+    FollowUpStatus.PENDING: _("awaiting an answer"), FollowUpStatus.SERVED: _("still served"),
+    FollowUpStatus.NOT_SERVED: _("not served"), FollowUpStatus.NEEDS_MORE: _("needs something else"),
+    FollowUpStatus.NO_ANSWER: _("no answer"),
 }  # fmt: skip
 ROLES = {
     Role.ADMIN: _("administrator"), Role.COORDINATOR: _("coordinator"), Role.VIEWER: _("viewer"),
@@ -65,6 +72,7 @@ PURPOSES = {
     "returnee_received": _("request received, to the returnee"), "returnee_accepted": _("accepted, to the returnee"),
     "returnee_desk": _("coordination looking, to the returnee"), "returnee_feedback": _("feedback question, to the returnee"),
     "returnee_erased": _("erasure, to the returnee"), "returnee_reply": _("answer, to the returnee"),
+    "returnee_follow_up": _("follow-up question, to the returnee"),
 }  # fmt: skip
 HANDLED_AS = {
     "accept": _("acceptance"), "decline": _("decline"), "close": _("closing"), "help": _("help"),
@@ -72,6 +80,7 @@ HANDLED_AS = {
     "feedback": _("feedback"), "unknown": _("not understood"), "unknown_code": _("unknown code"),
     "not_assigned": _("another provider's referral"), "illegal_transition": _("not possible in this status"),
     "provider_help": _("help"), "rate_limited": _("too many messages"), "erased": _("data erased"),
+    "follow_up": _("follow-up answer"), "follow_up_help": _("follow-up answer not understood"),
 }  # fmt: skip
 SENDER_KINDS = {"provider": _("provider"), "returnee": _("returnee")}
 CHANNELS = {"ussd": _("USSD"), "sms": _("SMS"), "web": _("web"), "system": _("automatic")}
