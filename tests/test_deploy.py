@@ -65,6 +65,9 @@ def test_install_in_a_scratch_root_twice_makes_production_settings_once(tmp_path
     units = {p.name for p in (tmp_path / "etc/systemd/system").iterdir()}
     assert {"sira.target", "sira-callbacks@.service", "sira-admin@.service", "sira-worker@.service",
             "sira-smpp.service", "sira-backup.timer", "sira-.service.d"} <= units  # fmt: skip
+    # the venv is made from the Debian python3 just installed, never from whatever `python3` comes
+    # first on root's PATH (a pyenv or conda under /root, which the sira user cannot run)
+    assert "+ /usr/bin/python3 -m venv " in first
     for command in ("useradd --system", "CREATE ROLE sira LOGIN", "sira-flask db upgrade",
                     "enable --now sira.target sira-callbacks@5001 sira-callbacks@5002 sira-admin@5000"):  # fmt: skip
         assert command in first
