@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.gateway_helpers import ROOT, free_port, wait_for
+from tests.conftest import Phone
+from tests.gateway_helpers import ROOT, free_port, fresh_number, wait_for
 
 SHIPPED = ROOT / "deploy" / "nginx" / "sira.conf"
 
@@ -180,3 +181,11 @@ class NginxFront:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+def front_phone(front: NginxFront) -> Phone:
+    """A handset whose gateway calls through the front, trusting its throw-away certificate."""
+    phone = Phone(front.url, fresh_number())
+    phone.http.trust_env = False  # or an environment's CA bundle would overrule `verify`
+    phone.http.verify = str(front.certificate)
+    return phone
