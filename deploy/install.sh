@@ -9,7 +9,7 @@
 #
 # Settings (environment): SIRA_CALLBACK_PORTS ("5001 5002"), SIRA_ADMIN_PORTS ("5000"),
 # SIRA_WORKERS ("1 2"), SIRA_SMPP (0; 1 starts the SMPP connector), SIRA_SKIP_PACKAGES (0),
-# SIRA_RELEASE (the commit).
+# SIRA_RELEASE (the commit), SIRA_PYTHON (/usr/bin/python3, the venv's interpreter).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
