@@ -28,7 +28,7 @@ from models.db import insert_ignore
 from models.directory import ProviderNumber
 from models.messaging import InboundSms, OutboundSms
 from models.phone import phone_hash
-from models.referral import IllegalTransition, Referral, open_clause
+from models.referral import Flag, IllegalTransition, Referral, open_clause
 from models.returnee import Returnee, find_by_phone_hash
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
@@ -285,7 +285,8 @@ def _returnee(
             referral.feedback = "served"
             return answer(texts_.R_FEEDBACK_THANKS)
         if referral is not None:  # not helped: the desk takes another look, and the door stays open
-            referral.feedback, referral.flagged_at = "not_served", utcnow()
+            referral.feedback = "not_served"
+            referral.flag(Flag.NOT_HELPED)
             return answer(texts_.R_FEEDBACK_NOT_HELPED, code=referral.code)
         message.handled_as = "unknown"
         return answer(texts_.R_UNKNOWN)

@@ -33,7 +33,7 @@ from web.admin.access import bp, current_user, require
 from web.admin.forms import cut
 from web.admin.i18n import _
 from web.admin.inputs import day as parse_day
-from web.admin.referrals import STATUS_LABELS, directory, overdue_clause
+from web.admin.referrals import STATUS_LABELS, directory, overdue_clause, waiting_clause
 from web.context import sira
 from web.db import get_session
 
@@ -47,14 +47,15 @@ TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
 
 @bp.context_processor
 def waiting_on_coordinators() -> dict[str, int | None]:
-    """The header's count: referrals at the coordination desk or past a provider's deadline, so
+    """The header's count: referrals at the coordination desk, past a provider's deadline or flagged
+    for a coordinator (`waiting_clause`, what the list shows with "overdue" and "flagged"), so
     that staff see them from any page (a provider's focal point has its own list to watch, and a
     reception agent registers people, nothing else)."""
     user = g.get("admin_user")
     if user is None or user.role in (Role.PROVIDER, Role.AGENT):
         return {"to_handle": None}
     settings = sira().settings
-    query = select(func.count(Referral.id)).where(overdue_clause(settings.reminder_after_hours))
+    query = select(func.count(Referral.id)).where(waiting_clause(settings.reminder_after_hours))
     return {"to_handle": get_session().scalar(query)}
 
 
