@@ -14,11 +14,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent
+DEMO_NUMBERS = ROOT / "seed" / "demo_numbers.txt"
 DEV_SECRET = "dev-only-secret-change-me"
 # Outside production, with no ENCRYPTION_KEYS, personal columns are encrypted with this key
 # (derived from the public development secret, so it protects nothing but keeps one code path).
@@ -60,7 +61,7 @@ class Settings:
     orange_api_url: str = "http://127.0.0.1:8025"
     orange_client_id: str = "emulator-client"
     orange_client_secret: str = "emulator-secret"
-    orange_sender_address: str = "tel:+22320000000"
+    orange_sender_address: str = ""  # our Orange number: no default, required with an Orange route
     orange_sender_name: str = "SIRA"
     orange_timeout_seconds: float = 5.0
     kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
@@ -113,9 +114,6 @@ class Settings:
     login_max_delay_seconds: int = 900
     password_checks: int = 2
     password_check_wait_seconds: float = 2.0
-    # Numbers the README's examples dial: in development only, not held to the USSD rate limit, so
-    # that the scripted example can be run again and again.
-    demo_numbers: str = "+22370000101,+22370000102,+22370000103"
     # Tests only: a USSD step that fails unexpectedly raises instead of ending politely, so that a
     # crash inside a step fails the test that caused it (refused in production).
     raise_step_errors: bool = False
@@ -136,9 +134,7 @@ class Settings:
     @cached_property
     def rate_limit_exempt(self) -> tuple[str, ...]:
         """The numbers no rate limit holds: the demo numbers, in development only."""
-        if self.env != "development":
-            return ()
-        return tuple(n.strip() for n in self.demo_numbers.split(",") if n.strip())
+        return demo_numbers() if self.env == "development" else ()
 
     @cached_property
     def callback_secrets(self) -> tuple[str, ...]:
@@ -193,6 +189,13 @@ class Settings:
     def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The networks Prometheus may scrape /metrics from; empty: nobody."""
         return _networks(self.metrics_allowed_networks)
+
+
+@cache
+def demo_numbers() -> tuple[str, ...]:
+    """The numbers the README's examples dial, from the sample data (seed/), read once."""
+    lines = (line.strip() for line in DEMO_NUMBERS.read_text(encoding="utf-8").splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
 
 
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -355,8 +358,17 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "KANNEL_DLR_MASK must be between 0 and 31 (sum of Kannel's DLR types 1, 2, 4, 8, 16)"
         )
-    if not re.fullmatch(r"(tel:)?\+[1-9]\d{6,14}", s.orange_sender_address.strip()):
-        raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, tel:+223 and 8 digits")
+    orange = [replace(s, **dict(r.options)) for r in s.routing.routes if r.kind.strip().lower() == "orange"]
+    if any(not own.orange_sender_address.strip() for own in orange):
+        raise ConfigError(
+            "ORANGE_SENDER_ADDRESS must be set when SMS go through Orange (SMS_GATEWAY=orange or an orange"
+            " route in SMS_ROUTES): our Orange number in E.164, tel:+223 and 8 digits"
+        )
+    for own in (s, *orange):
+        if own.orange_sender_address.strip() and not re.fullmatch(
+            r"(tel:)?\+[1-9]\d{6,14}", own.orange_sender_address.strip()
+        ):
+            raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, tel:+223 and 8 digits")
     if s.sms_max_attempts < 1 or s.database_connect_timeout_seconds < 1:
         raise ConfigError("SMS_MAX_ATTEMPTS and DATABASE_CONNECT_TIMEOUT_SECONDS must be at least 1")
     for name in ("outbox_sweep_seconds", "worker_maintenance_seconds", "spool_replay_seconds"):

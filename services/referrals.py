@@ -110,8 +110,11 @@ def refer(
         with session.begin_nested():
             session.add(referral)
             session.flush()
-    except IntegrityError:  # a racing request created it a moment ago
-        return Referred(open_referral_for(session, returnee.id, requested))
+    except IntegrityError:
+        raced = open_referral_for(session, returnee.id, requested)
+        if raced is None:  # no racing request made it: a real fault, to be seen as itself
+            raise
+        return Referred(raced)  # a racing request created it a moment ago
     result = Referred(referral)
     provider = match_provider(session, category, returnee.region)
     if provider is not None:

@@ -7,7 +7,6 @@ Starts its own Redis primary, replica and Sentinel (`redis-server --sentinel`) o
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -17,16 +16,14 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from config import ConfigError, load_settings
 from infra import queues
-from infra.connection import worker_redis
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, SECRET_KEY, LiveServer, Phone, free_port
+from tests.conftest import LiveServer, Phone, free_port
 from tests.gateway_helpers import EmulatorProcess, wait_for
-from tests.journeys import RETURNEE, app_with_directory, code_in, inbox, settings_for
+from tests.journeys import RETURNEE, app_with_directory, code_in, inbox, run_worker, settings_for
 from web.context import sira
-from workers import context
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
@@ -92,6 +89,9 @@ class RedisPair:
             process.wait(10)
 
 
+pytestmark = pytest.mark.usefixtures("fresh_worker_process")
+
+
 @pytest.fixture
 def redis_pair(tmp_path: Path) -> Iterator[RedisPair]:
     pair = RedisPair(tmp_path).start()
@@ -110,35 +110,13 @@ def app(database_url: str, redis_pair: RedisPair, gateway: EmulatorProcess) -> F
     return app_with_directory(settings_for(database_url, gateway, **sentinel_settings(redis_pair)))
 
 
-@pytest.fixture(autouse=True)
-def fresh_worker_process() -> Iterator[None]:
-    context._contexts.clear()
-    yield
-    context._contexts.clear()
-
-
 def run_worker_through_sentinel(database_url: str, gateway: EmulatorProcess, pair: RedisPair) -> None:
-    """Sira's SimpleWorker in burst mode, connected as `flask worker` connects: through Sentinel."""
-    settings = sentinel_settings(pair)
-    values = {"DATABASE_URL": database_url, "REDIS_URL": str(settings["redis_url"]),
-              "REDIS_SENTINELS": str(settings["redis_sentinels"]), "PHONE_HASH_KEY": PHONE_HASH_KEY,
-              "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEYS": ENCRYPTION_KEYS, "ENV": "testing",
-              "SMS_RETRY_INTERVALS": "0,0,0", "AT_API_URL": gateway.url}  # fmt: skip
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        redis = worker_redis(values["REDIS_URL"], [("127.0.0.1", pair.ports["sentinel"])], MASTER)
-        Queue(queues.DEFAULT, connection=redis).enqueue("workers.outbox.sweep_outbox")  # as the cron would
-        SimpleWorker([Queue(name, connection=redis) for name in queues.ALL], connection=redis).work(
-            burst=True
-        )
-        redis.close()
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
+    """Sira's worker in burst mode, connected as `flask worker` connects: through Sentinel."""
+
+    def sweep(redis: Redis) -> None:  # as the cron would
+        Queue(queues.DEFAULT, connection=redis).enqueue("workers.outbox.sweep_outbox")
+
+    run_worker(database_url, gateway, before=sweep, **sentinel_settings(pair))
 
 
 def test_the_app_and_the_worker_follow_redis_when_sentinel_fails_it_over_mid_session(
