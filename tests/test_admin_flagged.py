@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 from models import AuditEntry, OutboundSms, Referral
 from models.admin import Role
 from models.referral import Flag
-from tests.conftest import Phone
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import RETURNEE, ask_for_help, code_in, run_worker, seeded_app, send_from_phone
+from tests.journeys import RETURNEE, referred_for_a_job, seeded_app, text_service
 from tests.test_admin_access import login, make_user, token
 from web.admin.i18n import LANG_COOKIE
 
@@ -33,18 +32,12 @@ def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     return seeded_app(database_url, gateway)
 
 
-def sms(gateway: EmulatorProcess, database_url: str, number: str, text: str) -> None:
-    send_from_phone(gateway, number, text)
-    run_worker(database_url, gateway)
-
-
 @pytest.fixture
 def closed_code(live_server, gateway: EmulatorProcess, database_url: str) -> str:
     """A returnee asked for a job by USSD; APEJ accepted and closed it by SMS: the returnee was asked."""
-    code = code_in(ask_for_help(Phone(live_server.url, number=RETURNEE)))
-    run_worker(database_url, gateway)
-    sms(gateway, database_url, APEJ, f"OK {code}")
-    sms(gateway, database_url, APEJ, f"FINI {code}")
+    code = referred_for_a_job(live_server.url, gateway, database_url)
+    text_service(gateway, database_url, APEJ, f"OK {code}")
+    text_service(gateway, database_url, APEJ, f"FINI {code}")
     return code
 
 
@@ -71,7 +64,7 @@ def test_not_helped_after_the_closure_puts_the_referral_before_the_coordinators(
     assert closed_code not in before
     waiting = to_handle(before)
 
-    sms(gateway, database_url, RETURNEE, "2")
+    text_service(gateway, database_url, RETURNEE, "2")
 
     flagged = client.get("/admin/referrals?flagged=1").text
     assert closed_code in flagged and NOT_HELPED in flagged
@@ -91,7 +84,7 @@ def test_not_helped_after_the_closure_puts_the_referral_before_the_coordinators(
 def test_a_coordinator_clears_the_flag_and_nothing_else_changes(
     app: Flask, db: Session, gateway: EmulatorProcess, database_url: str, closed_code: str
 ) -> None:
-    sms(gateway, database_url, RETURNEE, "2")
+    text_service(gateway, database_url, RETURNEE, "2")
     flagged = referral(db, closed_code)
     assert flagged.flagged and flagged.flag_reason == Flag.NOT_HELPED
     kept = (flagged.status, flagged.feedback, flagged.provider_id, flagged.updated_at, len(flagged.events))
@@ -131,7 +124,7 @@ def test_a_coordinator_clears_the_flag_and_nothing_else_changes(
 def test_only_staff_may_clear_a_flag_and_never_without_the_form_token(
     app: Flask, db: Session, gateway: EmulatorProcess, database_url: str, closed_code: str
 ) -> None:
-    sms(gateway, database_url, RETURNEE, "2")
+    text_service(gateway, database_url, RETURNEE, "2")
     viewer = coordinator(app, db, Role.VIEWER)
     page = viewer.get(f"/admin/referrals/{closed_code}").text
     assert NOT_HELPED in page and "Retirer le signalement" not in page  # a viewer reads why, and no button

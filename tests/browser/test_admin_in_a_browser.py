@@ -17,9 +17,9 @@ from models.directory import Provider
 from models.phone import masked
 from models.referral import Referral, Status
 from tests.browser.conftest import csrf_token, sign_in
-from tests.conftest import Phone, flush_transcripts
+from tests.conftest import flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import RETURNEE, ask_for_help, code_in, run_worker, send_from_phone
+from tests.journeys import RETURNEE, code_in, referred_for_a_job, run_worker, text_service
 from tests.test_admin_referrals import provider, referral_for
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice
@@ -159,11 +159,9 @@ def test_a_coordinator_clears_a_flag_after_not_helped_and_the_count_goes_down(
 ) -> None:
     """The returnee asks by USSD, the provider accepts and closes by SMS, the returnee answers
     "2 = not helped" by SMS; the coordinator finds the referral from the header's count."""
-    code = code_in(ask_for_help(Phone(live_server.url, number=RETURNEE)))
-    run_worker(database_url, gateway)
+    code = referred_for_a_job(live_server.url, gateway, database_url)
     for number, text in ((APEJ, f"OK {code}"), (APEJ, f"FINI {code}"), (RETURNEE, "2")):
-        send_from_phone(gateway, number, text)
-        run_worker(database_url, gateway)
+        text_service(gateway, database_url, number, text)
     sign_in(page, db, Role.COORDINATOR)
     count = page.locator("header .to-handle")
     waiting = int(count.inner_text().split(":")[-1])
