@@ -32,6 +32,7 @@ FOCUSED = """() => {
   const ring = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2;
   return {tag: el.tagName.toLowerCase(), name: el.name || '', type: el.type || '', value: el.value || '',
           text: (el.innerText || '').trim(), checked: !!el.checked, ring: ring,
+          form: el.form ? el.form.getAttribute('action') : '',
           where: el.outerHTML.slice(0, 120)};
 }"""
 STEPS = 120  # more Tab presses than any admin page has controls
@@ -230,3 +231,36 @@ def test_an_agent_registers_a_person_with_the_keyboard_alone(page, flagged_code,
         and person.region == "kayes"
         and person.returned_from == "ly"
     )
+
+
+def test_an_admin_changes_a_role_and_disables_a_user_from_the_list_with_the_keyboard_alone(
+    page, flagged_code: str, db: Session
+) -> None:
+    """The users' list holds a small form per user: the keyboard reaches the one of the row it wants."""
+    other = db.scalar(select(User).where(User.email == "coordinator@example.org"))
+    row = f"/admin/users/{other.id}/"
+    sign_in_as(page)
+    page.goto("/admin/users")
+    tab_to(page, lambda f: f["name"] == "role" and f["form"] == row + "role")
+    page.keyboard.type("lect")
+    tab_to(page, lambda f: f["text"] == "Changer le rôle" and f["form"] == row + "role")
+    sent(page, lambda: page.keyboard.press("Enter"))
+    tab_to(page, lambda f: f["text"] == "Désactiver" and f["form"] == row + "active")
+    sent(page, lambda: page.keyboard.press("Space"))
+    db.expire_all()
+    changed = db.get(User, other.id)
+    assert changed.role == Role.VIEWER and not changed.active
+
+
+def test_the_sessions_filter_takes_dates_typed_on_the_keyboard(page, flagged_code: str) -> None:
+    sign_in_as(page, "coordinator@example.org")
+    page.goto("/admin/ussd/sessions")
+    field(page, "from")
+    page.keyboard.type(
+        "01012026"
+    )  # each part of the date in turn (the same day and month: any order reads it)
+    field(page, "to")
+    page.keyboard.type("12122026")
+    button(page, "Filtrer")
+    sent(page, lambda: page.keyboard.press("Enter"))
+    assert "from=2026-01-01" in page.url and "to=2026-12-12" in page.url, page.url
