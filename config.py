@@ -90,6 +90,10 @@ class Settings:
     reminder_after_hours: int = 24
     expire_after_hours: int = 48
     deadline_check_seconds: int = 60
+    # Follow-ups of outcomes: days after a referral closes when the returnee is asked by SMS whether
+    # they are still served (FOLLOW_UP_DAYS="30,90"; empty: none), and how long an answer is waited for.
+    follow_up_days: tuple[int, ...] = (30, 90)
+    follow_up_answer_days: int = 7
     public_base_url: str = "http://127.0.0.1:5000"
     callback_secret: str = ""
     encryption_keys: str = ""
@@ -254,8 +258,10 @@ _URL_SCHEMES = {
 # Settings for which an empty value is a choice, not an unset variable: AT_API_URL="" means the
 # SDK's own (live) URLs, where leaving it unset means the local emulator; SMPP_EMULATOR_URL=""
 # means no SMPP gateway emulator (the admin's simulator offers Africa's Talking's webhook only).
-# METRICS_ALLOWED_NETWORKS="" means that nobody may scrape /metrics.
-EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url", "metrics_allowed_networks"})
+# METRICS_ALLOWED_NETWORKS="" means that nobody may scrape /metrics; FOLLOW_UP_DAYS="" means no follow-up.
+EMPTY_MEANS_SOMETHING = frozenset(
+    {"at_api_url", "smpp_emulator_url", "metrics_allowed_networks", "follow_up_days"}
+)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -297,16 +303,17 @@ def _coerce(name: str, type_name: object, raw: object) -> object:
     return raw
 
 
-_INT_TUPLE_EXAMPLES = {"sms_retry_intervals": "5,30,120,600"}
+_INT_TUPLE_EXAMPLES = {"sms_retry_intervals": "5,30,120,600", "follow_up_days": "30,90"}
 
 
 def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
     """`5,30,120` -> (5, 30, 120); anything else names the variable and its format."""
     try:
-        return tuple(int(x) for x in raw.split(","))
+        return tuple(int(x) for x in raw.split(",") if x.strip() or raw.strip())
     except ValueError:
         example = _INT_TUPLE_EXAMPLES.get(name, "5,30")
-        raise ConfigError(f"{name.upper()} must be comma-separated seconds, e.g. {example}") from None
+        unit = "days" if name.endswith("_days") else "seconds"
+        raise ConfigError(f"{name.upper()} must be comma-separated {unit}, e.g. {example}") from None
 
 
 def _validate(s: Settings) -> None:
@@ -394,6 +401,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
     if not s.simulator_prefixes or not all(re.fullmatch(r"\+\d{4,14}", p) for p in s.simulator_prefixes):
         raise ConfigError("SIMULATOR_PHONE_PREFIXES must be comma-separated E.164 prefixes, like +2237000")
+    if any(d < 1 for d in s.follow_up_days) or len(set(s.follow_up_days)) != len(s.follow_up_days):
+        raise ConfigError(
+            "FOLLOW_UP_DAYS must be distinct days >= 1, comma-separated, e.g. 30,90 (empty: none)"
+        )
+    if s.follow_up_answer_days < 1:
+        raise ConfigError("FOLLOW_UP_ANSWER_DAYS must be >= 1")
     if not 1 <= s.erase_pin_minutes <= 1440:
         raise ConfigError("ERASE_PIN_MINUTES must be between 1 and 1440")
     if not 1 <= s.password_reset_minutes <= 1440:

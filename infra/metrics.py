@@ -56,6 +56,11 @@ DEADLINE_ACTIONS = Counter(
     "Referral deadlines acted on: reminders sent to providers, referrals expired and re-routed",
     ("action",),
 )
+FOLLOW_UP_ACTIONS = Counter(
+    "sira_follow_up_actions",
+    "Follow-ups of outcomes acted on by the cron: questions asked to returnees, questions closed as no answer",
+    ("action",),
+)
 # Labelled, so that a process that never fails writes no file for them (and that an importing
 # process does not touch PROMETHEUS_MULTIPROC_DIR before config.py has checked it).
 REDIS_ERRORS = Counter(

@@ -51,11 +51,19 @@ class Status(enum.StrEnum):
 
 class Flag(enum.StrEnum):
     """Why a referral waits for a coordinator's look. Set by the lifecycle and the returnee's
-    answer, cleared only by a coordinator: `Referral.flagged` is the one rule of what is flagged."""
+    answers; cleared by a coordinator, or, for a follow-up's answer, by the returnee's next
+    request (what that answer asked for). `Referral.flagged` is the one rule of what is flagged."""
 
     NOT_HELPED = "not_helped"  # after the closure, the returnee answered "2 = not helped"
     NO_PROVIDER = "no_provider"  # no provider left to take it: the coordination desk must
     NO_ANSWER = "no_answer"  # a provider let the deadline pass (it went on to the next one)
+    FOLLOW_UP_NOT_SERVED = "follow_no"  # at a follow-up, the returnee answered "2 = not served"
+    FOLLOW_UP_NEEDS_MORE = "follow_more"  # at a follow-up, the returnee answered "3 = something else"
+
+    @property
+    def ends_with_a_new_request(self) -> bool:
+        """A follow-up's "I need other help" is answered once the returnee asks again."""
+        return self in (Flag.FOLLOW_UP_NOT_SERVED, Flag.FOLLOW_UP_NEEDS_MORE)
 
 
 IN_HAND = (Status.NEW, Status.SENT, Status.ACCEPTED)  # a provider has it (or is being sent it)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from models.admin import Role
 from models.directory import Category
+from models.follow_up import FollowUpStatus
 from models.referral import Flag, Status
 from web.admin.i18n import _, translate
 
@@ -25,6 +26,14 @@ FLAG_REASONS = {
     Flag.NOT_HELPED: _("the returnee says they were not helped"),
     Flag.NO_PROVIDER: _("no provider could take it"),
     Flag.NO_ANSWER: _("a provider did not answer in time"),
+    Flag.FOLLOW_UP_NOT_SERVED: _("at a follow-up, the returnee said they are not served"),
+    Flag.FOLLOW_UP_NEEDS_MORE: _("at a follow-up, the returnee said they need something else"),
+}  # fmt: skip
+# A follow-up of an outcome: asked by SMS days after closing, and what the returnee answered.
+FOLLOW_UP_STATUSES = {
+    FollowUpStatus.PENDING: _("awaiting an answer"), FollowUpStatus.SERVED: _("still served"),
+    FollowUpStatus.NOT_SERVED: _("not served"), FollowUpStatus.NEEDS_MORE: _("needs something else"),
+    FollowUpStatus.NO_ANSWER: _("no answer"),
 }  # fmt: skip
 ROLES = {
     Role.ADMIN: _("administrator"), Role.COORDINATOR: _("coordinator"), Role.VIEWER: _("viewer"),
@@ -71,6 +80,7 @@ PURPOSES = {
     "returnee_received": _("request received, to the returnee"), "returnee_accepted": _("accepted, to the returnee"),
     "returnee_desk": _("coordination looking, to the returnee"), "returnee_feedback": _("feedback question, to the returnee"),
     "returnee_erased": _("erasure, to the returnee"), "returnee_reply": _("answer, to the returnee"),
+    "returnee_follow_up": _("follow-up question, to the returnee"),
 }  # fmt: skip
 HANDLED_AS = {
     "accept": _("acceptance"), "decline": _("decline"), "close": _("closing"), "help": _("help"),
@@ -78,6 +88,7 @@ HANDLED_AS = {
     "feedback": _("feedback"), "unknown": _("not understood"), "unknown_code": _("unknown code"),
     "not_assigned": _("another provider's referral"), "illegal_transition": _("not possible in this status"),
     "provider_help": _("help"), "rate_limited": _("too many messages"), "erased": _("data erased"),
+    "follow_up": _("follow-up answer"), "follow_up_help": _("follow-up answer not understood"),
 }  # fmt: skip
 SENDER_KINDS = {"provider": _("provider"), "returnee": _("returnee")}
 CHANNELS = {"ussd": _("USSD"), "sms": _("SMS"), "web": _("web"), "system": _("automatic")}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
+from models.follow_up import FollowUp, asks_for_help_clause
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services import coordination, lifecycle
@@ -24,7 +25,7 @@ from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.forms import field_errors
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
-from web.admin.labels import REFERRAL_STATUSES, category_names
+from web.admin.labels import FOLLOW_UP_STATUSES, REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
 from web.admin.referral_forms import CancelForm, DeclineForm, NoteForm, RerouteForm
@@ -82,15 +83,17 @@ def overdue_clause(reminder_hours: int) -> object:
     )
 
 
-def waiting_clause(reminder_hours: int) -> object:
-    """What waits on the coordinators (the header's count): overdue, at the desk, or flagged."""
+def to_handle_clause(reminder_hours: int) -> object:
+    """What waits for a coordinator: overdue or at the desk, or flagged for a coordinator (a
+    follow-up asking for other help is flagged, until the returnee asks again); the header's
+    count, and the list's "waiting" filter."""
     return or_(overdue_clause(reminder_hours), Referral.flagged)
 
 
 @dataclass(frozen=True)
 class Filters:
-    """The list's filters. "Overdue" and "flagged" both ticked show either kind: together they
-    are what waits on the coordinators, the header's count."""
+    """The list's filters. "Waiting for the coordination" (`overdue`) is the header's count;
+    "flagged" narrows to what was flagged for a coordinator (see `models.referral.Flag`)."""
 
     status: str = ""
     category: str = ""
@@ -124,11 +127,9 @@ class Filters:
             query = query.where(Referral.provider_id.is_(None))
         elif self.provider:
             query = query.where(Referral.provider_id == int(self.provider))
-        if self.overdue and self.flagged:
-            query = query.where(waiting_clause(reminder_hours))
-        elif self.overdue:
-            query = query.where(overdue_clause(reminder_hours))
-        elif self.flagged:
+        if self.overdue:
+            query = query.where(to_handle_clause(reminder_hours))
+        if self.flagged:
             query = query.where(Referral.flagged)
         return query
 
@@ -163,9 +164,11 @@ def referrals() -> ResponseReturnValue:
     categories, regions, providers = directory(session)
     cutoff = utcnow() - timedelta(hours=settings.reminder_after_hours)
     late = {r.id for r in page.items if is_overdue(r, cutoff)}
+    shown = [r.id for r in page.items]
+    asking = set(session.scalars(select(Referral.id).where(Referral.id.in_(shown), asks_for_help_clause())))
     return render_template(
         "admin/referrals.html", page=page, filters=filters, categories=categories, regions=regions,
-        providers=providers, late=late, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
+        providers=providers, late=late, asking=asking, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
         show_flags=user.role != Role.PROVIDER,
     )  # fmt: skip
 
@@ -282,7 +285,15 @@ def referral(code: str) -> ResponseReturnValue:
         show_flag=user.role != Role.PROVIDER and found.flagged, can_unflag=user.role in STAFF and found.flagged,
         can_answer=user.role == Role.PROVIDER and status == Status.SENT,
         can_close=user.role == Role.PROVIDER and status == Status.ACCEPTED,
+        follow_ups=follow_ups_of(session, found) if user.role in (*STAFF, Role.VIEWER) else [], follow_up_labels=FOLLOW_UP_STATUSES,
     )  # fmt: skip
+
+
+def follow_ups_of(session: Session, referral: Referral) -> list[FollowUp]:
+    """The questions asked after closing and what came back: staff read the outcome, not the texts."""
+    return list(
+        session.scalars(select(FollowUp).where(FollowUp.referral_id == referral.id).order_by(FollowUp.day))
+    )
 
 
 def finish(
