@@ -64,7 +64,7 @@ def pages(everything: Flask, db: Session) -> dict[str, str]:  # noqa: F811
     # The states a page shows only for some referrals: flagged for a coordinator, in the list and alone.
     flagged = db.scalar(select(Referral.code).where(Referral.flagged).order_by(Referral.id))
     found["referral_flagged"] = f"/admin/referrals/{flagged}"
-    found["referrals_to_handle"] = "/admin/referrals?overdue=1&flagged=1"
+    found["referrals_flagged"] = "/admin/referrals?flagged=1"
     return found
 
 
