@@ -29,7 +29,7 @@ from models.directory import ProviderNumber
 from models.follow_up import ANSWERS, FollowUp, FollowUpStatus
 from models.messaging import InboundSms, OutboundSms
 from models.phone import phone_hash
-from models.referral import IllegalTransition, Referral, open_clause
+from models.referral import Flag, IllegalTransition, Referral, open_clause
 from models.returnee import Returnee, find_by_phone_hash
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
@@ -321,7 +321,8 @@ def _answer_question(
         feedback.feedback = "served"
         return answer(texts_.R_FEEDBACK_THANKS)
     if feedback is not None and choice == "2":  # not helped: the desk takes another look, the door stays open
-        feedback.feedback, feedback.flagged_at = "not_served", utcnow()
+        feedback.feedback = "not_served"
+        feedback.flag(Flag.NOT_HELPED)
         return answer(texts_.R_FEEDBACK_NOT_HELPED, code=feedback.code)
     message.handled_as = "unknown"
     return answer(texts_.R_UNKNOWN)
@@ -352,9 +353,10 @@ def _answer_follow_up(
         return answer(texts_.R_UNKNOWN)
     if outcome is FollowUpStatus.SERVED:
         return answer(texts_.R_FEEDBACK_THANKS)
-    referral.flagged_at = now
     if outcome is FollowUpStatus.NOT_SERVED:
+        referral.flag(Flag.FOLLOW_UP_NOT_SERVED)
         return answer(texts_.R_FEEDBACK_NOT_HELPED, code=referral.code)
+    referral.flag(Flag.FOLLOW_UP_NEEDS_MORE)
     return answer(texts_.R_FOLLOW_UP_MORE)
 
 

@@ -22,7 +22,7 @@ from models.base import utcnow
 from models.follow_up import FollowUp, FollowUpStatus
 from models.messaging import DELIVERY_RANK, InboundSms, OutboundSms, SmsStatus
 from models.phone import phone_hash
-from models.referral import Referral, ReferralEvent, Status
+from models.referral import Flag, Referral, ReferralEvent, Status
 from models.returnee import Returnee, record_consent
 from models.ussd import UssdSession, UssdStep
 from services import lifecycle
@@ -92,6 +92,7 @@ def every_code(app: Flask, db: Session) -> set[str]:
     ):
         codes |= {o.code for o in table}
     codes |= set(DELIVERY_RANK) | {"Incomplete", "None", "True", "False", "child_protection"}
+    codes |= {f.value for f in Flag}
     for column in (OutboundSms.purpose, InboundSms.handled_as, InboundSms.sender_kind, AuditEntry.action,
                    AuditEntry.object_type, ReferralEvent.actor, ReferralEvent.channel, Returnee.age_group):  # fmt: skip
         codes |= {v for v in db.scalars(select(column).distinct()) if v and ":" not in v}
@@ -123,6 +124,8 @@ def everything(seeded: Flask, db: Session) -> Flask:  # noqa: F811
             lifecycle.accept(db, referral, number, texts)
         if status == Status.CLOSED:
             lifecycle.close(db, referral, number, texts)
+            referral.feedback = "not_served"
+            referral.flag(Flag.NOT_HELPED)  # the returnee was not helped: a coordinator must look
             db.flush()  # its follow-ups, one in each status (a coordinator's task among them)
             db.add_all([FollowUp(referral_id=referral.id, returnee_id=person.id, day=30 + n, status=s,
                                  sent_at=utcnow(), answered_at=utcnow()) for n, s in enumerate(FollowUpStatus)])  # fmt: skip
@@ -170,6 +173,8 @@ def everything(seeded: Flask, db: Session) -> Flask:  # noqa: F811
     audit(db, admin.id, "provider.update", "provider", 1, fields=["kind", "categories"])
     audit(db, admin.id, "export", "referrals", None, status="sent", category="jobs")
     audit(db, None, "user.create", "user", admin.id, role="coordinator", via="cli")
+    closed = db.scalar(select(Referral.code).where(Referral.status == Status.CLOSED))
+    audit(db, admin.id, "referral.unflag", "referral", closed, flag=Flag.NO_ANSWER)
     db.commit()
     return seeded
 

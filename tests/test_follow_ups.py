@@ -148,6 +148,8 @@ def test_not_served_or_something_else_offers_a_new_request_on_the_next_dial_and_
     detail = coordinator.get(f"/admin/referrals/{closed}").text
     said = {"not_served": "non servi", "needs_more": "a besoin d&#39;autre chose"}[outcome]
     assert "posée 30 jours après la clôture" in detail and said in detail
+    flagged = {"not_served": "ne pas être servie", "needs_more": "avoir besoin d&#39;autre chose"}[outcome]
+    assert f"lors d&#39;un suivi, la personne a dit {flagged}" in detail  # why it is flagged, in words
 
     phone = Phone(live_server.url, number=RETURNEE)
     menu = phone.dial()

@@ -52,8 +52,8 @@ TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
 
 @bp.context_processor
 def waiting_on_coordinators() -> dict[str, int | None]:
-    """The header's count: referrals at the coordination desk, past a provider's deadline or whose
-    follow-up asked for other help, so
+    """The header's count: referrals at the coordination desk, past a provider's deadline, flagged
+    for a coordinator or whose follow-up asked for other help (`to_handle_clause`), so
     that staff see them from any page (a provider's focal point has its own list to watch, and a
     reception agent registers people, nothing else)."""
     user = g.get("admin_user")
