@@ -1,8 +1,10 @@
 """The production front as processes a test or a benchmark can start: nginx before gunicorn pools.
 
-`NginxFront` renders `deploy/nginx/sira.conf` with free ports, the two pools' ports and a
-throw-away certificate, wraps it in a minimal main configuration whose logs and temporary files
-live in a directory of the caller's, and runs the machine's nginx on it. `tests/faults/fronts.py`
+`NginxFront` renders `deploy/nginx/sira.conf` with free ports, the pools' addresses (one or two
+callback pools, as the shipped upstream names two) and a throw-away certificate, wraps it in a
+minimal main configuration whose logs and temporary files live in a directory of the caller's,
+and runs the machine's nginx on it. Its access log names the pool (or pools, when one failed and
+nginx passed the request on) that served each request. `tests/faults/fronts.py`
 and `bench/under_attack.py` both serve through it, so what they measure is the shipped file.
 """
 
@@ -24,9 +26,14 @@ SHIPPED = ROOT / "deploy" / "nginx" / "sira.conf"
 
 
 class Upstream(Protocol):
-    """A gunicorn pool as nginx sees it: a port on loopback."""
+    """A gunicorn pool as nginx sees it: a port on loopback (and, for a test's, an `upstream`
+    address "host:port" where nginx reaches it)."""
 
     port: int
+
+
+def upstream_of(pool: Upstream) -> str:
+    return getattr(pool, "upstream", None) or f"127.0.0.1:{pool.port}"
 
 
 def free_port() -> int:
@@ -49,8 +56,8 @@ class NginxFront:
     def __init__(
         self,
         directory: Path,
-        callbacks: Upstream,
-        admin: Upstream,
+        callbacks: Upstream | list[Upstream],
+        admin: Upstream | None,
         binary: str | None = None,
         new_session: bool = False,
     ) -> None:
@@ -63,15 +70,22 @@ class NginxFront:
         self.key = directory / "key.pem"
         self.conf = directory / "nginx.conf"
         self.error_log = directory / "nginx-error.log"
-        self.callbacks, self.admin = callbacks, admin
+        self.pools = callbacks if isinstance(callbacks, list) else [callbacks]
+        if not 1 <= len(self.pools) <= 2:
+            raise ValueError("the shipped upstream names two callback pools")
+        self.callbacks, self.admin = self.pools[0], admin
+        self.access_log = directory / "nginx-access.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def render(self) -> str:
         """The shipped server blocks with these ports and certificate, nothing else changed."""
         text = SHIPPED.read_text()
+        second = f"server {upstream_of(self.pools[1])};" if len(self.pools) == 2 else ""
+        admin_port = self.admin.port if self.admin is not None else free_port()  # none: a 502
         replacements = {
-            "server 127.0.0.1:5001;": f"server 127.0.0.1:{self.callbacks.port};",
-            "server 127.0.0.1:5000;": f"server 127.0.0.1:{self.admin.port};",
+            "server 127.0.0.1:5001;": f"server {upstream_of(self.pools[0])};",
+            "server 127.0.0.1:5002;": second,
+            "server 127.0.0.1:5000;": f"server 127.0.0.1:{admin_port};",
             "listen 80;": f"listen 127.0.0.1:{self.http_port};",
             "listen 443 ssl;": f"listen 127.0.0.1:{self.https_port} ssl;",
             "/etc/ssl/sira/fullchain.pem": str(self.certificate),
@@ -100,7 +114,8 @@ class NginxFront:
         self.conf.write_text(
             f"{user}worker_processes 1;\nerror_log {self.error_log} info;\n"
             "events { worker_connections 1024; }\n"
-            f"http {{\n  access_log {self.directory / 'nginx-access.log'};\n"
+            "http {\n  log_format upstreams '$status|$upstream_addr|$request_uri';\n"
+            f"  access_log {self.access_log} upstreams;\n"
             + "".join(f"  {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi",
                                                                           "uwsgi", "scgi"))
             + f"  include {self.directory / 'sira.conf'};\n}}\n"
@@ -134,6 +149,15 @@ class NginxFront:
             return ok
         except OSError:
             return False
+
+    def served(self) -> list[tuple[str, int, list[int]]]:
+        """Each request logged so far: its path, status, and the ports of the pools it went to."""
+        entries = []
+        for line in self.access_log.read_text().splitlines():
+            status, upstreams, path = line.split("|", 2)
+            ports = [int(a.rsplit(":", 1)[1]) for a in upstreams.split(", ") if ":" in a]
+            entries.append((path, int(status), ports))
+        return entries
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
