@@ -36,7 +36,7 @@ from tests.test_admin_referrals import seeded  # noqa: F401
 from web.context import sira
 
 SCREENS = os.environ.get("SIRA_SCREENS_DIR")  # set by tests.browser.screens only
-SCREENS_HEIGHT = 1300  # px: a long list's first rows say enough, and keep the pictures small
+SCREENS_HEIGHT = 3200  # px: the whole dashboard (its follow-up figures included); a long list is cut
 
 
 def shot(page, name: str, width: int) -> None:
