@@ -143,13 +143,17 @@ def test_a_login_flood_is_paced_by_the_front_and_only_its_burst_reaches_the_admi
     data = {"email": "admin@example.org", "password": "guess", "csrf_token": csrf}
     cookies = http.cookies.get_dict()
     answers: list[tuple[int, bool]] = []
+    locations: set[str] = set()
     lock = threading.Lock()
 
     def attempt() -> None:
         answer = requests.post(front.url + "/admin/login", data=data, cookies=cookies, timeout=60,
                                allow_redirects=False, verify=str(front.certificate))  # fmt: skip
         with lock:
-            answers.append((answer.status_code, "<center>nginx</center>" in answer.text))
+            by_front = "<center>nginx</center>" in answer.text
+            answers.append((answer.status_code, by_front))
+            if by_front:
+                locations.add(answer.headers.get("Location", ""))
 
     threads = [threading.Thread(target=attempt) for _ in range(3 * LOGIN_BURST)]
     for thread in threads:
@@ -159,6 +163,11 @@ def test_a_login_flood_is_paced_by_the_front_and_only_its_burst_reaches_the_admi
     assert len(answers) == len(threads)
     by_nginx = [status for status, front_page in answers if front_page]
     by_app = [status for status, front_page in answers if not front_page]
-    assert set(by_nginx) == {429}, answers
+    # the front's refusals send the person back to the form, which says in words to wait a moment
+    assert set(by_nginx) == {303} and len(locations) == 1, (answers, locations)
+    (location,) = locations
+    assert location.endswith("/admin/login?paced=1"), location
+    back = http.get(front.url + "/admin/login?paced=1", timeout=10)
+    assert back.status_code == 200 and "Trop de connexions" in back.text, back.text
     assert len(by_app) <= LOGIN_BURST + 1, answers  # the burst, and the one let through at once
     assert set(by_app) <= {200, 429}, answers  # wrong password, then the app's own throttle

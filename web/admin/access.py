@@ -168,7 +168,10 @@ def login() -> ResponseReturnValue:
         new_nonce = g.admin_session is None and g.form_nonce is None
         if new_nonce:
             g.form_nonce = secrets.token_urlsafe(32)
-        response = Response(render_template("admin/login.html", next=request.args.get("next", "")))
+        # The front sends back here, with `paced`, an attempt it refused in a flood (deploy/nginx).
+        error = LOGIN_BUSY if "paced" in request.args else None
+        page = render_template("admin/login.html", next=request.args.get("next", ""), error=error)
+        response = Response(page)
         return set_cookie(response, g.form_nonce, FORM_COOKIE) if new_nonce else response
     email = request.form.get("email", "")[:254]
     password = request.form.get("password", "")[:1024]
