@@ -92,11 +92,13 @@ def fresh_worker_process() -> Iterator[None]:
     context._contexts.clear()
 
 
-def run_worker(database_url: str, at: EmulatorProcess, orange: EmulatorProcess) -> None:
+def run_worker(
+    database_url: str, at: EmulatorProcess, orange: EmulatorProcess, prefixes: str = PREFIXES
+) -> None:
     """A real SimpleWorker in burst mode, its routes given through the environment as in production."""
     values = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
               "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEYS": ENCRYPTION_KEYS, "ENV": "testing",
-              "SMS_RETRY_INTERVALS": "0,0,0", "SMS_ROUTES": routes(at, orange), "SMS_ROUTE_PREFIXES": PREFIXES,
+              "SMS_RETRY_INTERVALS": "0,0,0", "SMS_ROUTES": routes(at, orange), "SMS_ROUTE_PREFIXES": prefixes,
               "SMS_ROUTE_FAILURES": str(FAILURES), "SMS_ROUTE_COOLDOWN_SECONDS": str(COOLDOWN),
               "AT_TIMEOUT_SECONDS": "2", "AT_API_URL": "http://127.0.0.1:1"}  # fmt: skip
     saved = {name: os.environ.get(name) for name in values}
@@ -260,6 +262,21 @@ def test_a_send_cut_off_after_its_route_took_it_is_sent_again_at_most_once_by_a_
     assert at_copies == [1] and copies([again], (orange, "orange")) == [1]  # two copies in all: the promise
     sweep(database_url, at, orange, after=timedelta(hours=2))
     assert copies([again], (orange, "orange")) == [1]  # and no more
+
+
+def test_a_number_with_one_route_is_sent_by_it_even_while_it_is_marked_down(
+    db, redis: Redis, at: EmulatorProcess, orange: EmulatorProcess, database_url: str, live_server
+) -> None:
+    """With nowhere else to go, a message takes its one route whatever the route's health (the
+    worker does not even ask it), and the success brings the route back up."""
+    redis.set(keys.route_failures("at"), FAILURES)
+    redis.set(keys.route_down("at"), "1", ex=600)
+    ask_for_help(Phone(live_server.url, number=FIRST))
+    run_worker(database_url, at, orange, prefixes="*=at")
+    rows = outbox(db)
+    assert rows and {(r.status, r.route, r.attempts) for r in rows} == {(SmsStatus.ACCEPTED, "at", 1)}
+    assert copies(rows, (at, "at"), (orange, "orange")) == [1] * len(rows)
+    assert health(redis)[0].health == "up" and not redis.exists(keys.route_down("at"))
 
 
 def test_a_route_that_fails_its_health_check_is_skipped_before_any_message_tries_it(
