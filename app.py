@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import cli
-from config import Settings, load_settings
+from config import ConfigError, Settings, load_settings
 from flows.engine import Engine, State
 from flows.i18n import Catalogs
 from flows.journeys import conversation
@@ -93,9 +94,20 @@ def collaborators(settings: Settings) -> Sira:
     )
 
 
+class SettingsRefused(ConfigError, click.ClickException):
+    """A setting refused at start-up: still a ConfigError to the caller (gunicorn, tests), and to the
+    `flask` command a usage error it prints as one line, without a traceback, before exiting."""
+
+    def __init__(self, message: str) -> None:
+        click.ClickException.__init__(self, message)
+
+
 def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     """Build the app from the environment (and `overrides`, for tests); nothing happens at import."""
-    settings: Settings = load_settings(**dict(overrides or {}))
+    try:
+        settings: Settings = load_settings(**dict(overrides or {}))
+    except ConfigError as exc:
+        raise SettingsRefused(str(exc)) from None
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(
         SECRET_KEY=settings.secret_key,

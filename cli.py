@@ -12,7 +12,7 @@ from alembic import command as alembic
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, make_url
 
 from config import load_settings
 from infra.health import ServiceDown, require_services
@@ -61,7 +61,9 @@ def _app_alembic_config() -> AlembicConfig:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Migrate the schema up to REVISION (default: the newest)."""
-    Path(current_app.instance_path).mkdir(parents=True, exist_ok=True)
+    url = make_url(current_app.config["DATABASE_URL"])
+    if url.get_backend_name() == "sqlite" and url.database:  # the file's folder (instance/ by default);
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # never the release's, read-only
     alembic.upgrade(_app_alembic_config(), revision)
 
 

@@ -14,11 +14,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent
+DEMO_NUMBERS = ROOT / "seed" / "demo_numbers.txt"
 DEV_SECRET = "dev-only-secret-change-me"
 # Outside production, with no ENCRYPTION_KEYS, personal columns are encrypted with this key
 # (derived from the public development secret, so it protects nothing but keeps one code path).
@@ -60,7 +61,7 @@ class Settings:
     orange_api_url: str = "http://127.0.0.1:8025"
     orange_client_id: str = "emulator-client"
     orange_client_secret: str = "emulator-secret"
-    orange_sender_address: str = "tel:+22320000000"
+    orange_sender_address: str = ""  # our Orange number: no default, required with an Orange route
     orange_sender_name: str = "SIRA"
     orange_timeout_seconds: float = 5.0
     kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
@@ -89,6 +90,10 @@ class Settings:
     reminder_after_hours: int = 24
     expire_after_hours: int = 48
     deadline_check_seconds: int = 60
+    # Follow-ups of outcomes: days after a referral closes when the returnee is asked by SMS whether
+    # they are still served (FOLLOW_UP_DAYS="30,90"; empty: none), and how long an answer is waited for.
+    follow_up_days: tuple[int, ...] = (30, 90)
+    follow_up_answer_days: int = 7
     public_base_url: str = "http://127.0.0.1:5000"
     callback_secret: str = ""
     encryption_keys: str = ""
@@ -113,9 +118,6 @@ class Settings:
     login_max_delay_seconds: int = 900
     password_checks: int = 2
     password_check_wait_seconds: float = 2.0
-    # Numbers the README's examples dial: in development only, not held to the USSD rate limit, so
-    # that the scripted example can be run again and again.
-    demo_numbers: str = "+22370000101,+22370000102,+22370000103"
     # Tests only: a USSD step that fails unexpectedly raises instead of ending politely, so that a
     # crash inside a step fails the test that caused it (refused in production).
     raise_step_errors: bool = False
@@ -136,9 +138,7 @@ class Settings:
     @cached_property
     def rate_limit_exempt(self) -> tuple[str, ...]:
         """The numbers no rate limit holds: the demo numbers, in development only."""
-        if self.env != "development":
-            return ()
-        return tuple(n.strip() for n in self.demo_numbers.split(",") if n.strip())
+        return demo_numbers() if self.env == "development" else ()
 
     @cached_property
     def callback_secrets(self) -> tuple[str, ...]:
@@ -193,6 +193,13 @@ class Settings:
     def metrics_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """The networks Prometheus may scrape /metrics from; empty: nobody."""
         return _networks(self.metrics_allowed_networks)
+
+
+@cache
+def demo_numbers() -> tuple[str, ...]:
+    """The numbers the README's examples dial, from the sample data (seed/), read once."""
+    lines = (line.strip() for line in DEMO_NUMBERS.read_text(encoding="utf-8").splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
 
 
 def _networks(value: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -251,8 +258,10 @@ _URL_SCHEMES = {
 # Settings for which an empty value is a choice, not an unset variable: AT_API_URL="" means the
 # SDK's own (live) URLs, where leaving it unset means the local emulator; SMPP_EMULATOR_URL=""
 # means no SMPP gateway emulator (the admin's simulator offers Africa's Talking's webhook only).
-# METRICS_ALLOWED_NETWORKS="" means that nobody may scrape /metrics.
-EMPTY_MEANS_SOMETHING = frozenset({"at_api_url", "smpp_emulator_url", "metrics_allowed_networks"})
+# METRICS_ALLOWED_NETWORKS="" means that nobody may scrape /metrics; FOLLOW_UP_DAYS="" means no follow-up.
+EMPTY_MEANS_SOMETHING = frozenset(
+    {"at_api_url", "smpp_emulator_url", "metrics_allowed_networks", "follow_up_days"}
+)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -294,16 +303,17 @@ def _coerce(name: str, type_name: object, raw: object) -> object:
     return raw
 
 
-_INT_TUPLE_EXAMPLES = {"sms_retry_intervals": "5,30,120,600"}
+_INT_TUPLE_EXAMPLES = {"sms_retry_intervals": "5,30,120,600", "follow_up_days": "30,90"}
 
 
 def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
     """`5,30,120` -> (5, 30, 120); anything else names the variable and its format."""
     try:
-        return tuple(int(x) for x in raw.split(","))
+        return tuple(int(x) for x in raw.split(",") if x.strip() or raw.strip())
     except ValueError:
         example = _INT_TUPLE_EXAMPLES.get(name, "5,30")
-        raise ConfigError(f"{name.upper()} must be comma-separated seconds, e.g. {example}") from None
+        unit = "days" if name.endswith("_days") else "seconds"
+        raise ConfigError(f"{name.upper()} must be comma-separated {unit}, e.g. {example}") from None
 
 
 def _validate(s: Settings) -> None:
@@ -355,8 +365,17 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "KANNEL_DLR_MASK must be between 0 and 31 (sum of Kannel's DLR types 1, 2, 4, 8, 16)"
         )
-    if not re.fullmatch(r"(tel:)?\+[1-9]\d{6,14}", s.orange_sender_address.strip()):
-        raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, tel:+223 and 8 digits")
+    orange = [replace(s, **dict(r.options)) for r in s.routing.routes if r.kind.strip().lower() == "orange"]
+    if any(not own.orange_sender_address.strip() for own in orange):
+        raise ConfigError(
+            "ORANGE_SENDER_ADDRESS must be set when SMS go through Orange (SMS_GATEWAY=orange or an orange"
+            " route in SMS_ROUTES): our Orange number in E.164, tel:+223 and 8 digits"
+        )
+    for own in (s, *orange):
+        if own.orange_sender_address.strip() and not re.fullmatch(
+            r"(tel:)?\+[1-9]\d{6,14}", own.orange_sender_address.strip()
+        ):
+            raise ConfigError("ORANGE_SENDER_ADDRESS must be our number in E.164, tel:+223 and 8 digits")
     if s.sms_max_attempts < 1 or s.database_connect_timeout_seconds < 1:
         raise ConfigError("SMS_MAX_ATTEMPTS and DATABASE_CONNECT_TIMEOUT_SECONDS must be at least 1")
     for name in ("outbox_sweep_seconds", "worker_maintenance_seconds", "spool_replay_seconds"):
@@ -382,6 +401,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("rate limits must be >= 0 (0: no limit) and their windows > 0 seconds")
     if not s.simulator_prefixes or not all(re.fullmatch(r"\+\d{4,14}", p) for p in s.simulator_prefixes):
         raise ConfigError("SIMULATOR_PHONE_PREFIXES must be comma-separated E.164 prefixes, like +2237000")
+    if any(d < 1 for d in s.follow_up_days) or len(set(s.follow_up_days)) != len(s.follow_up_days):
+        raise ConfigError(
+            "FOLLOW_UP_DAYS must be distinct days >= 1, comma-separated, e.g. 30,90 (empty: none)"
+        )
+    if s.follow_up_answer_days < 1:
+        raise ConfigError("FOLLOW_UP_ANSWER_DAYS must be >= 1")
     if not 1 <= s.erase_pin_minutes <= 1440:
         raise ConfigError("ERASE_PIN_MINUTES must be between 1 and 1440")
     if not 1 <= s.password_reset_minutes <= 1440:

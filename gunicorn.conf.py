@@ -4,7 +4,12 @@ import os
 
 from web.context import sira
 
-bind = os.environ.get("BIND", "127.0.0.1:" + os.environ.get("PORT", "5000"))
+# BIND: one address, or several comma-separated (a pool of a second machine listens on its private
+# address for the front's nginx, and on 127.0.0.1 for deploy/upgrade.sh's health check).
+bind = [
+    address.strip()
+    for address in os.environ.get("BIND", "127.0.0.1:" + os.environ.get("PORT", "5000")).split(",")
+]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "4"))
 timeout = 30

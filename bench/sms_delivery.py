@@ -65,6 +65,7 @@ TARGET_P95_S = 2.0  # referral to gateway, provider alert
 TARGET_RATIO = 0.5  # a route's SMS jobs/s at least half its bare jobs'
 ROUTES = ("africastalking", "kannel", "orange")  # gateway kinds, as SMS_GATEWAY names them
 GATEWAY_LABELS = {"africastalking": "AT emulator", "kannel": "Kannel (real)", "orange": "Orange emulator"}
+ORANGE_SENDER = "tel:+22300000000"  # our Orange number for the run, made up as the tests' is
 ORANGE_BUNDLE = 10_000_000  # SMS units the emulator's Orange bundle gets, so that no bench run empties it
 HOST = "127.0.0.1"
 SERVICE_CODE = "*384*7472#"
@@ -863,7 +864,8 @@ def start_gateways(
                 emulator_url + "/faults", json={"orange_balance": ORANGE_BUNDLE}, timeout=10
             )
             faults.raise_for_status()
-            gateways[route] = Gateway(route, {"ORANGE_API_URL": emulator_url}, (emulator.pid,))
+            env = {"ORANGE_API_URL": emulator_url, "ORANGE_SENDER_ADDRESS": ORANGE_SENDER}
+            gateways[route] = Gateway(route, env, (emulator.pid,))
         else:
             from gateway.kannel import INCOMING_PATH
             from tests.kannel_helpers import PASSWORD, USERNAME, start_kannel

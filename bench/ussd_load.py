@@ -351,7 +351,7 @@ class SmppGateway:
     def __init__(self, port: int) -> None:
         self.port = port
         self.binds: list[asyncio.StreamWriter] = []
-        self.waiting: dict[int, asyncio.Future[tuple[str, bool]]] = {}
+        self.waiting: dict[int, tuple[int, asyncio.Future[tuple[str, bool]]]] = {}  # by session number
         self.free = list(range(1, 256))  # its_session_info's first octet: 255 sessions at once
         self.sequence = itertools.count(1)
         self.turn = itertools.count()
@@ -387,13 +387,14 @@ class SmppGateway:
                    dialled: bool) -> tuple[str, bool]:  # fmt: skip
         """One deliver_sm; the (text, end) of the submit_sm that answers it."""
         future: asyncio.Future[tuple[str, bool]] = asyncio.get_running_loop().create_future()
-        self.waiting[number] = future
+        info = (number << 8) | ((dialogue & 0x7F) << 1)
+        self.waiting[number] = (info, future)
         bind.write(codec.encode(
             "deliver_sm", next(self.sequence), service_type="USSD", source_addr_ton=1, source_addr_npi=1,
             source_addr=phone.lstrip("+"), destination_addr=SHORT_CODE,
             data_coding=0, short_message=codec.bytes_of(text, 0),
             ussd_service_op=int(UssdOp.PSSR_INDICATION if dialled else UssdOp.USSR_CONFIRM),
-            its_session_info=(number << 8) | ((dialogue & 0x7F) << 1),
+            its_session_info=info,
         ))  # fmt: skip
         await bind.drain()
         return await future
@@ -422,8 +423,11 @@ class SmppGateway:
             writer.write(codec.encode("enquire_link_resp", pdu.sequence))
         elif name == "submit_sm":
             writer.write(codec.encode("submit_sm_resp", pdu.sequence, message_id=""))
+            # A screen answers the step of the same session number and dialogue unit; a late one for
+            # a session the phone has left (its number now another's) answers nothing, as on a gateway.
             info = pdu.its_session_info
-            future = self.waiting.pop(info >> 8, None) if info is not None else None
+            step = self.waiting.get(info >> 8) if info is not None else None
+            future = self.waiting.pop(info >> 8)[1] if step is not None and step[0] == info else None
             raw = pdu.short_message or getattr(pdu, "message_payload", None) or b""
             if future is not None and not future.done():
                 future.set_result((codec.text_of(raw, pdu.data_coding or 0),

@@ -29,7 +29,6 @@ from bench.ussd_load import (
     NUMBERS,
     PROBE_PHONE,
     REGISTER,
-    REGISTER_LABEL,
     SERVICE_CODE,
     answers,
     bench_phone,
@@ -153,7 +152,7 @@ def journey(client: Any, number: str, session_id: str, on_step: Callable[[str, s
         return reply
 
     reply = post()
-    for answer in answers(REGISTER_LABEL in reply):
+    for answer in answers(register_choice(reply) is not None):  # "Modifier mon inscription" once registered
         history.append(register_choice(reply) or "?" if answer == REGISTER else answer)
         reply = post()
 

@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--redis-db", type=int, default=13, help="dedicated Redis db, flushed before and after")
     p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
     p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    p.add_argument(
+        "--logs", type=Path, default=None, help="copy the app's and connectors' logs here at the end"
+    )
     args = p.parse_args(argv)
     if args.concurrency < 1 or args.concurrency > 255 or args.duration <= 0 or args.workers < 1:
         p.error("need 1 <= --concurrency <= 255 (one its_session_info octet), --duration > 0, --workers >= 1")
@@ -115,6 +119,12 @@ def running(server: Server, connectors: Connectors) -> Any:
         server.wait_stopped()
 
 
+def copy_logs(workdir: Path, to: Path) -> None:
+    to.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("*.log"):
+        shutil.copy(log, to / log.name)
+
+
 def plan(args: argparse.Namespace, ports: dict[str, int]) -> list[Segment]:
     segments = []
     for phase, think in (("saturation", 0.0), ("latency", args.think)):
@@ -152,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
+        if args.logs:
+            stack.callback(copy_logs, workdir, args.logs)  # runs once the processes have stopped
         database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
         redis_url = stack.enter_context(fresh_redis(args.redis_db))
         smpp_port = free_port()

@@ -4,12 +4,12 @@
 # overwritten), the release and its venv, the PostgreSQL role and database, the migrations, and
 # the systemd units, then starts them. docs/operations.md walks through it.
 #
-#   sudo deploy/install.sh
+#   deploy/install.sh
 #   SIRA_DRY_RUN=1 SIRA_ROOT=/tmp/scratch deploy/install.sh     # files under /tmp/scratch, commands printed
 #
 # Settings (environment): SIRA_CALLBACK_PORTS ("5001 5002"), SIRA_ADMIN_PORTS ("5000"),
 # SIRA_WORKERS ("1 2"), SIRA_SMPP (0; 1 starts the SMPP connector), SIRA_SKIP_PACKAGES (0),
-# SIRA_RELEASE (the commit).
+# SIRA_RELEASE (the commit), SIRA_PYTHON (/usr/bin/python3, the venv's interpreter).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -100,4 +100,4 @@ if [ "$GENERATED" = 1 ]; then
 	say "(docs/operations.md, 'Secrets and keys'); a backup without them cannot be read."
 fi
 say "Next: nginx (deploy/nginx/), the first admin account:"
-say "  sudo -u $SIRA_USER $APP_DIR/current/deploy/sira-flask create-user you@example.org --role admin"
+say "  runuser -u $SIRA_USER -- $APP_DIR/current/deploy/sira-flask create-user you@example.org --role admin"

@@ -18,6 +18,9 @@ SIRA_USER="${SIRA_USER:-sira}"
 CALLBACK_PORTS="${SIRA_CALLBACK_PORTS:-5001 5002}"
 ADMIN_PORTS="${SIRA_ADMIN_PORTS:-5000}"
 WORKERS="${SIRA_WORKERS:-1 2}"
+# The venv's interpreter: Debian's, which install.sh has just installed. Not `python3` from root's
+# PATH: a pyenv or conda one lives under /root, where the sira user cannot run it.
+PYTHON="${SIRA_PYTHON:-/usr/bin/python3}"
 SMPP="${SIRA_SMPP:-0}"
 
 say() { printf '==> %s\n' "$*"; }
@@ -62,7 +65,7 @@ install_release() {
 	mkdir -p "$dest"
 	tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./instance --exclude=__pycache__ \
 		--exclude=./.pytest_cache --exclude=./.ruff_cache -cf - . | tar -C "$dest" -xf -
-	run python3 -m venv "$dest/.venv"
+	run "$PYTHON" -m venv "$dest/.venv"
 	run "$dest/.venv/bin/pip" install --no-input --disable-pip-version-check --quiet -r "$dest/requirements.txt"
 	touch "$dest/.installed"
 }

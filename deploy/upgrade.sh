@@ -11,10 +11,10 @@
 #      is delivered again by the gateway).
 # Running it again for the same release migrates nothing and restarts the processes one by one.
 #
-#   sudo deploy/upgrade.sh            SIRA_SKIP_BACKUP=1 skips step 2's backup (not advised)
-#   sudo deploy/upgrade.sh --restart              the same release, restarted one process at a time
+#   deploy/upgrade.sh            SIRA_SKIP_BACKUP=1 skips step 2's backup (not advised)
+#   deploy/upgrade.sh --restart              the same release, restarted one process at a time
 #                                                 (after editing /etc/sira/sira.env)
-#   sudo deploy/upgrade.sh --rollback RELEASE     point back at an older release and restart (no downgrade)
+#   deploy/upgrade.sh --rollback RELEASE     point back at an older release and restart (no downgrade)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"

@@ -7,7 +7,8 @@ state rebuilt from the `text` history, may replay the step that emitted it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,9 @@ class SetLanguage:
 
 
 @dataclass(frozen=True)
-class SaveRegistration:
-    """Create or update the returnee with their answers and record their consent."""
+class Profile:
+    """What a registration stores about a returnee, whichever way they registered (USSD or a
+    reception agent): their first name, and codes of the registration journey's options."""
 
     first_name: str
     sex: str
@@ -27,6 +29,21 @@ class SaveRegistration:
     region: str
     returned_from: str
     returned_since: str
+
+    @classmethod
+    def of(cls, answers: Mapping[str, str]) -> Profile:
+        """The profile from answers keyed by its field names (the journey's `save` names)."""
+        return cls(**{name: answers[name] for name in PROFILE_FIELDS})
+
+
+PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
+
+
+@dataclass(frozen=True)
+class SaveRegistration:
+    """Create or update the returnee with their profile and record their consent."""
+
+    profile: Profile
     consent_version: str
     channel: str = "ussd"  # "agent": registered on the spot by a reception agent, who read the consent
     agent_id: int | None = None

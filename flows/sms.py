@@ -46,6 +46,14 @@ R_FEEDBACK_THANKS = _("Thank you for your answer.")
 R_FEEDBACK_NOT_HELPED = _(
     "We are sorry. A coordinator will look at your request {code} and contact you. For other help, dial {ussd}."
 )
+# Days after closing (FOLLOW_UP_DAYS): the outcome follow-up. No need, no provider: only the code.
+R_FOLLOW_UP = _(
+    "Sira: news of your request {code}. Are you still helped? Reply 1 yes, 2 no, 3 if you need other help."
+)
+R_FOLLOW_UP_HELP = _(
+    "Sira: about your request {code}, reply 1 if you are still helped, 2 if not, 3 if you need other help."
+)
+R_FOLLOW_UP_MORE = _("Thank you. Dial {ussd} to make a new request now; a coordinator will also contact you.")
 R_HELP = _(
     "Sira: dial {ussd} for the menu. SMS: STATUT to follow your requests, STOP for no more SMS, SUPPRIMER to erase your data."
 )

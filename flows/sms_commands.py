@@ -37,6 +37,8 @@ KEYWORDS = {
     Command.START: ("START", "REPRENDRE", "DEMARRER", "DAMINE"),
     Command.ERASE: ("SUPPRIMER", "EFFACER", "DELETE", "ERASE", "JOSI"),
 }
+# A digit alone answers the question last asked: the feedback at closing (1, 2), a follow-up (1, 2, 3).
+ANSWER_DIGITS = ("1", "2", "3")
 BY_WORD = {word: command for command, words in KEYWORDS.items() for word in words}
 
 
@@ -60,7 +62,7 @@ def parse(text: str) -> Parsed:
     words = normalise(text)
     if not words:
         return Parsed(Command.UNKNOWN)
-    if len(words) == 1 and words[0] in ("1", "2"):
+    if len(words) == 1 and words[0] in ANSWER_DIGITS:
         return Parsed(Command.FEEDBACK, code=words[0])
     command = BY_WORD.get(words[0])
     if command is None:

@@ -22,7 +22,7 @@ import requests
 from africastalking.Service import DEFAULT_TIMEOUT_S, validate_phone
 from africastalking.SMS import SMSService
 
-from gateway.base import Outcome, OutgoingSms, SendResult, redact_numbers
+from gateway.base import Outcome, OutgoingSms, SendResult, failed, redact_numbers, unanswered
 from gateway.segments import segment_count
 
 log = logging.getLogger(__name__)
@@ -80,21 +80,13 @@ class AfricasTalkingGateway:
         """Send one SMS and say what to do next; gateway-side failures are returned, not raised."""
         if not validate_phone(sms.to):
             # The SDK would raise ValueError with the number in its message; answer without it.
-            return _log(_result(Outcome.PERMANENT, "InvalidPhoneNumber", None, detail="not an E.164 number"))
+            return _log(failed(Outcome.PERMANENT, "InvalidPhoneNumber", None, detail="not an E.164 number"))
         try:
             response = self._service.send(
                 sms.text, [sms.to], sender_id=sms.sender, timeout=self.timeout_seconds
             )
-        except requests.Timeout:
-            detail = f"no answer from {self.endpoint} within {self.timeout_seconds:g}s"
-            return _log(_result(Outcome.RETRY, "Timeout", None, detail=detail))
-        except requests.ConnectionError as exc:
-            detail = f"cannot reach {self.endpoint}: {type(exc).__name__}"
-            return _log(_result(Outcome.RETRY, "ConnectionError", None, detail=detail))
         except requests.RequestException as exc:
-            return _log(
-                _result(Outcome.RETRY, type(exc).__name__, None, detail=f"request to {self.endpoint} failed")
-            )
+            return _log(unanswered(exc, self.endpoint, self.timeout_seconds))
         return _log(result_from_response(response.status_code, response.text, sms))
 
     def close(self) -> None:
@@ -105,15 +97,15 @@ class AfricasTalkingGateway:
 def result_from_response(http_status: int, body: str, sms: OutgoingSms) -> SendResult:
     """Classify one HTTP answer of POST /version1/messaging; pure, so tests can feed raw bodies."""
     if http_status == 401:
-        return _result(
+        return failed(
             Outcome.HELD, "HTTP 401", 401, detail="credentials rejected: check AT_USERNAME and AT_API_KEY"
         )
     if http_status == 429 or http_status >= 500:
-        return _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail=redact_numbers(body))
+        return failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail=redact_numbers(body))
     if 400 <= http_status < 500:
-        return _result(Outcome.PERMANENT, f"HTTP {http_status}", http_status, detail=redact_numbers(body))
+        return failed(Outcome.PERMANENT, f"HTTP {http_status}", http_status, detail=redact_numbers(body))
     if not 200 <= http_status < 300:
-        return _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unexpected HTTP status")
+        return failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unexpected HTTP status")
 
     try:
         data = json.loads(body)["SMSMessageData"]
@@ -122,12 +114,12 @@ def result_from_response(http_status: int, body: str, sms: OutgoingSms) -> SendR
     except (ValueError, KeyError, TypeError):
         # A 2xx we cannot read may still mean "accepted": retrying risks one duplicate, giving up
         # risks a lost referral, and the product promises never to lose one.
-        return _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unreadable answer body")
+        return failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unreadable answer body")
     if not recipients:
         # Africa's Talking answers this way when the request as a whole is refused
         # (e.g. "InvalidSenderId"), with the reason in Message.
         reason = redact_numbers(message) or "no recipient accepted"
-        return _result(Outcome.PERMANENT, reason[:64], None, detail=reason)
+        return failed(Outcome.PERMANENT, reason[:64], None, detail=reason)
 
     recipient = next((r for r in recipients if r.get("number") == sms.to), recipients[0])
     code = _as_int(recipient.get("statusCode"))
@@ -151,10 +143,6 @@ def result_from_response(http_status: int, body: str, sms: OutgoingSms) -> SendR
         segments=parts if parts is not None else segment_count(sms.text),
         detail="" if outcome is Outcome.ACCEPTED else f"{redact_numbers(status)} ({code})",
     )
-
-
-def _result(outcome: Outcome, status: str, status_code: int | None, *, detail: str) -> SendResult:
-    return SendResult(outcome, None, status, status_code, None, None, detail)
 
 
 def _as_int(value: object) -> int | None:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import requests
+
 
 @dataclass(frozen=True)
 class OutgoingSms:
@@ -66,6 +68,26 @@ class SmsGateway(Protocol):
     def send(self, sms: OutgoingSms) -> SendResult:
         """Send one message; never raise for a gateway-side failure, return its outcome instead."""
         ...
+
+
+def failed(outcome: Outcome, status: str, status_code: int | None, *, detail: str) -> SendResult:
+    """A send the aggregator did not take: no gateway id, cost or parts to record."""
+    return SendResult(outcome, None, status, status_code, None, None, detail)
+
+
+def unanswered(exc: requests.RequestException, endpoint: str, timeout_seconds: float) -> SendResult:
+    """A request that got no HTTP answer (time-out, no connection): transient, so retried.
+
+    Described by the exception's type only: requests' messages quote the URL, which may hold the
+    recipient's number or our credentials."""
+    if isinstance(exc, requests.Timeout):
+        return failed(
+            Outcome.RETRY, "Timeout", None, detail=f"no answer from {endpoint} within {timeout_seconds:g}s"
+        )
+    if isinstance(exc, requests.ConnectionError):
+        detail = f"cannot reach {endpoint}: {type(exc).__name__}"
+        return failed(Outcome.RETRY, "ConnectionError", None, detail=detail)
+    return failed(Outcome.RETRY, type(exc).__name__, None, detail=f"request to {endpoint} failed")
 
 
 _NUMBER_LIKE = re.compile(r"\+?\d[\d ]{6,}\d")

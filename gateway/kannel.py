@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from gateway.base import Outcome, OutgoingSms, SendResult, redact_numbers
+from gateway.base import Outcome, OutgoingSms, SendResult, failed, redact_numbers, unanswered
 from gateway.segments import is_gsm7, segment_count
 
 log = logging.getLogger(__name__)
@@ -74,21 +74,11 @@ class KannelGateway:
         """Send one SMS and say what to do next; gateway-side failures are returned, not raised."""
         message_id = sms.reference or uuid.uuid4().hex
         try:
-            # Exceptions are reported by type only: requests' messages quote the URL, which
-            # holds the recipient's number and our password.
             response = self._session.get(
                 self.sendsms_url, params=self.parameters(sms, message_id), timeout=self.timeout_seconds
             )
-        except requests.Timeout:
-            detail = f"no answer from {self.endpoint} within {self.timeout_seconds:g}s"
-            return _log(_result(Outcome.RETRY, "Timeout", None, detail=detail))
-        except requests.ConnectionError as exc:
-            detail = f"cannot reach {self.endpoint}: {type(exc).__name__}"
-            return _log(_result(Outcome.RETRY, "ConnectionError", None, detail=detail))
         except requests.RequestException as exc:
-            return _log(
-                _result(Outcome.RETRY, type(exc).__name__, None, detail=f"request to {self.endpoint} failed")
-            )
+            return _log(unanswered(exc, self.endpoint, self.timeout_seconds))
         return _log(result_from_response(response.status_code, response.text, sms, message_id))
 
     def parameters(self, sms: OutgoingSms, message_id: str) -> dict[str, str | int]:
@@ -128,25 +118,21 @@ def result_from_response(http_status: int, body: str, sms: OutgoingSms, message_
         # Bad credentials, or a sendsms-user not allowed to set what we set: every message would
         # fail alike, so keep them and alert a coordinator instead of failing each one for good.
         detail = f"refused by {redact_numbers(text) or 'Kannel'}: check KANNEL_USERNAME and KANNEL_PASSWORD"
-        return _result(Outcome.HELD, f"HTTP {http_status}", http_status, detail=detail[:200])
+        return failed(Outcome.HELD, f"HTTP {http_status}", http_status, detail=detail[:200])
     if http_status == 404:
-        return _result(Outcome.HELD, "HTTP 404", 404, detail="no sendsms there: check KANNEL_SENDSMS_URL")
+        return failed(Outcome.HELD, "HTTP 404", 404, detail="no sendsms there: check KANNEL_SENDSMS_URL")
     if http_status == 429 or http_status >= 500:
         # 503 "Sending failed." is bearerbox refusing for now (its queue is full, it is stopping).
-        return _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail=redact_numbers(text))
+        return failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail=redact_numbers(text))
     if 400 <= http_status < 500:
         # "Missing receiver number", "Charset or body misformed", a number on a black-list...
-        return _result(Outcome.PERMANENT, f"HTTP {http_status}", http_status, detail=redact_numbers(text))
-    return _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unexpected HTTP status")
+        return failed(Outcome.PERMANENT, f"HTTP {http_status}", http_status, detail=redact_numbers(text))
+    return failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unexpected HTTP status")
 
 
 def delivery_status(dlr_type: int) -> str | None:
     """The delivery status (Africa's Talking's words) of Kannel's DLR type; None if it is not one."""
     return DLR_STATUSES.get(dlr_type)
-
-
-def _result(outcome: Outcome, status: str, status_code: int | None, *, detail: str) -> SendResult:
-    return SendResult(outcome, None, status, status_code, None, None, detail)
 
 
 def _log(result: SendResult) -> SendResult:

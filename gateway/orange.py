@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from gateway.base import Outcome, OutgoingSms, SendResult, redact_numbers
+from gateway.base import Outcome, OutgoingSms, SendResult, failed, redact_numbers, unanswered
 from gateway.segments import segment_count
 
 log = logging.getLogger(__name__)
@@ -122,12 +122,8 @@ class OrangeGateway:
                 response = self._post(sms, self.tokens.renew(token))
         except TokenError as exc:
             return _log(exc.result)
-        except requests.Timeout:
-            detail = f"no answer from {self.endpoint} within {self.timeout_seconds:g}s"
-            return _log(_result(Outcome.RETRY, "Timeout", None, detail=detail))
         except requests.RequestException as exc:
-            detail = f"cannot reach {self.endpoint}: {type(exc).__name__}"
-            return _log(_result(Outcome.RETRY, type(exc).__name__, None, detail=detail))
+            return _log(unanswered(exc, self.endpoint, self.timeout_seconds))
         return _log(result_from_response(response.status_code, response.text, sms, response.headers))
 
     def balance(self) -> int | None:
@@ -179,21 +175,21 @@ class OrangeGateway:
             )
         except requests.Timeout:
             detail = f"no token from {self.endpoint} within {self.timeout_seconds:g}s"
-            raise TokenError(_result(Outcome.RETRY, "Timeout", None, detail=detail)) from None
+            raise TokenError(failed(Outcome.RETRY, "Timeout", None, detail=detail)) from None
         except requests.RequestException as exc:
             detail = f"cannot reach {self.endpoint} for a token: {type(exc).__name__}"
-            raise TokenError(_result(Outcome.RETRY, type(exc).__name__, None, detail=detail)) from None
+            raise TokenError(failed(Outcome.RETRY, type(exc).__name__, None, detail=detail)) from None
         status = response.status_code
         if status in (400, 401, 403):
             # Refused credentials need staff, not time: held (retried, and a coordinator sees it).
             detail = "token refused: check ORANGE_CLIENT_ID and ORANGE_CLIENT_SECRET"
-            raise TokenError(_result(Outcome.HELD, f"HTTP {status}", status, detail=detail))
+            raise TokenError(failed(Outcome.HELD, f"HTTP {status}", status, detail=detail))
         try:
             data = response.json()
             return str(data["access_token"]), float(data.get("expires_in", 3600))
         except (ValueError, KeyError, TypeError):
             detail = f"token endpoint answered HTTP {status} without a token"
-            raise TokenError(_result(Outcome.RETRY, f"HTTP {status}", status, detail=detail)) from None
+            raise TokenError(failed(Outcome.RETRY, f"HTTP {status}", status, detail=detail)) from None
 
 
 def result_from_response(
@@ -206,25 +202,25 @@ def result_from_response(
             message_id = str(request["resourceURL"]).rstrip("/").rsplit("/", 1)[-1]
         except (ValueError, KeyError, TypeError):
             # As with Africa's Talking: retrying risks a duplicate, giving up risks a lost referral.
-            return _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unreadable answer body")
+            return failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unreadable answer body")
         parts = segment_count(sms.text)
         return SendResult(Outcome.ACCEPTED, message_id, "Accepted", http_status, None, parts)
     reason = redact_numbers(_error_text(body))
     if http_status == 401:
         # Still refused with a token fetched a moment ago: the application's credentials or its
         # subscription to the API are wrong. Time will not fix that, staff will: held.
-        return _result(Outcome.HELD, "HTTP 401", 401, detail=f"token refused after renewal: {reason}")
+        return failed(Outcome.HELD, "HTTP 401", 401, detail=f"token refused after renewal: {reason}")
     if http_status == 403:
         # Orange's policy errors: bundle used up or expired, no contract for the country. The
         # message is fine and will go once staff buy a bundle: held, which keeps it and alerts.
-        return _result(Outcome.HELD, "HTTP 403", 403, detail=f"bundle or contract: {reason}")
+        return failed(Outcome.HELD, "HTTP 403", 403, detail=f"bundle or contract: {reason}")
     if http_status == 429 or http_status >= 500:
-        result = _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail=reason)
+        result = failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail=reason)
         return replace(result, retry_after=retry_after(headers or {}))
     if 400 <= http_status < 500:
         # SVC errors for this recipient (invalid address...): the same request can never succeed.
-        return _result(Outcome.PERMANENT, f"HTTP {http_status}", http_status, detail=reason)
-    return _result(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unexpected HTTP status")
+        return failed(Outcome.PERMANENT, f"HTTP {http_status}", http_status, detail=reason)
+    return failed(Outcome.RETRY, f"HTTP {http_status}", http_status, detail="unexpected HTTP status")
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
@@ -316,10 +312,6 @@ def _error_text(body: str) -> str:
         if "message" in data:
             return f"{data.get('code', '')} {data['message']}".strip()
     return body[:200]
-
-
-def _result(outcome: Outcome, status: str, status_code: int | None, *, detail: str) -> SendResult:
-    return SendResult(outcome, None, status, status_code, None, None, detail)
 
 
 def _log(result: SendResult) -> SendResult:

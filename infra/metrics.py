@@ -39,9 +39,26 @@ SMS_SEND_SECONDS = Histogram(
     ("route",),
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+SMPP_PDUS = Counter(
+    "sira_smpp_pdus",
+    "USSD PDUs the SMPP connector received, by link and fate: step (answered), repeat (delivered again,"
+    " acknowledged only), nacked (not a USSD step), refused, failed, left (at a stop, for redelivery)",
+    ("link", "outcome"),
+)
+SMPP_REPLIES = Counter(
+    "sira_smpp_replies",
+    "Screens the SMPP connector sent, by link and the gateway's answer: accepted, throttled (sent again),"
+    " lost (the bind died first; sent again), refused, late (past the reply time-out, not sent)",
+    ("link", "outcome"),
+)
 DEADLINE_ACTIONS = Counter(
     "sira_deadline_actions",
     "Referral deadlines acted on: reminders sent to providers, referrals expired and re-routed",
+    ("action",),
+)
+FOLLOW_UP_ACTIONS = Counter(
+    "sira_follow_up_actions",
+    "Follow-ups of outcomes acted on by the cron: questions asked to returnees, questions closed as no answer",
     ("action",),
 )
 # Labelled, so that a process that never fails writes no file for them (and that an importing

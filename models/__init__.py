@@ -3,6 +3,7 @@
 from models.admin import AuditEntry, Role, User
 from models.base import Base
 from models.directory import Category, Provider, ProviderNumber, Region
+from models.follow_up import FollowUp, FollowUpStatus
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import ConsentRecord, Erasure, Returnee
@@ -14,6 +15,8 @@ __all__ = [
     "Category",
     "ConsentRecord",
     "Erasure",
+    "FollowUp",
+    "FollowUpStatus",
     "InboundSms",
     "OutboundSms",
     "Provider",

@@ -11,6 +11,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, ForeignKey, Index, String, and_, or_, select, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from infra import referral_code
@@ -46,6 +47,23 @@ class Status(enum.StrEnum):
                 Referral.status.in_([s.value for s in AT_DESK_IF_UNASSIGNED]), Referral.provider_id.is_(None)
             ),
         )
+
+
+class Flag(enum.StrEnum):
+    """Why a referral waits for a coordinator's look. Set by the lifecycle and the returnee's
+    answers; cleared by a coordinator, or, for a follow-up's answer, by the returnee's next
+    request (what that answer asked for). `Referral.flagged` is the one rule of what is flagged."""
+
+    NOT_HELPED = "not_helped"  # after the closure, the returnee answered "2 = not helped"
+    NO_PROVIDER = "no_provider"  # no provider left to take it: the coordination desk must
+    NO_ANSWER = "no_answer"  # a provider let the deadline pass (it went on to the next one)
+    FOLLOW_UP_NOT_SERVED = "follow_no"  # at a follow-up, the returnee answered "2 = not served"
+    FOLLOW_UP_NEEDS_MORE = "follow_more"  # at a follow-up, the returnee answered "3 = something else"
+
+    @property
+    def ends_with_a_new_request(self) -> bool:
+        """A follow-up's "I need other help" is answered once the returnee asks again."""
+        return self in (Flag.FOLLOW_UP_NOT_SERVED, Flag.FOLLOW_UP_NEEDS_MORE)
 
 
 IN_HAND = (Status.NEW, Status.SENT, Status.ACCEPTED)  # a provider has it (or is being sent it)
@@ -108,6 +126,7 @@ class Referral(Base):
     assigned_at: Mapped[datetime | None]
     reminded_at: Mapped[datetime | None]
     flagged_at: Mapped[datetime | None]
+    flag_reason: Mapped[str | None] = mapped_column(String(12))  # a `Flag`, while flagged_at is set
     feedback_requested_at: Mapped[datetime | None]
     feedback: Mapped[str | None] = mapped_column(String(10))
 
@@ -124,6 +143,25 @@ class Referral(Base):
     def at_desk(self) -> bool:
         """No provider could take it: the coordination desk must."""
         return self.provider_id is None
+
+    @hybrid_property
+    def flagged(self) -> bool:
+        """Waiting for a coordinator's look (see `Flag`), until one clears it."""
+        return self.flagged_at is not None
+
+    @flagged.inplace.expression
+    @classmethod
+    def _flagged_expression(cls) -> ColumnElement[bool]:
+        return cls.flagged_at.is_not(None)
+
+    def flag(self, why: Flag) -> None:
+        """Put the referral before the coordinators, saying why; a later reason replaces an earlier one."""
+        self.flagged_at, self.flag_reason = utcnow(), why
+
+    def clear_flag(self) -> None:
+        """A coordinator has looked: the flag goes, and nothing else about the referral changes."""
+        self.flagged_at, self.flag_reason = None, None
+        self.updated_at = Referral.updated_at  # a look is not a change: the time of the last one stays
 
     def move(self, to: Status, actor: str, channel: str, note: str | None = None) -> ReferralEvent:
         """Change status if the lifecycle allows it, recording who did it and how."""

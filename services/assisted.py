@@ -30,12 +30,7 @@ class Answers:
     phone_e164: str
     phone_digest: str
     language: str
-    first_name: str
-    sex: str
-    age_group: str
-    region: str
-    returned_from: str
-    returned_since: str
+    profile: effects.Profile
     category: str | None  # an optional first request
 
 
@@ -61,10 +56,8 @@ def register_on_the_spot(
     done = Performed(answers.phone_digest, answers.phone_e164, texts, hash_key)
     perform(effects.SetLanguage(answers.language), session, done)
     registration = effects.SaveRegistration(
-        first_name=answers.first_name, sex=answers.sex, age_group=answers.age_group, region=answers.region,
-        returned_from=answers.returned_from, returned_since=answers.returned_since,
-        consent_version=CONSENT_VERSION, channel=CHANNEL, agent_id=agent_id,
-    )  # fmt: skip
+        answers.profile, CONSENT_VERSION, channel=CHANNEL, agent_id=agent_id
+    )
     perform(registration, session, done)
     if known is not None:  # the effects wrote with Core statements: read the row again
         session.refresh(known)

@@ -9,7 +9,7 @@ through the table's column types, so column-level encryption applies as with the
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import singledispatch
 
 from sqlalchemy import insert, select, update
@@ -58,7 +58,7 @@ def perform(effect: object, session: Session, done: Performed) -> None:
 
 
 RETURNEE, CONSENTS = Returnee.__table__, ConsentRecord.__table__
-REGISTRATION = ("phone_e164", "first_name", "sex", "age_group", "region", "returned_from", "returned_since")
+REGISTRATION = ("phone_e164", *effects.PROFILE_FIELDS)
 
 
 @perform.register
@@ -72,9 +72,7 @@ def _(effect: effects.SetLanguage, session: Session, done: Performed) -> None:
 def _(effect: effects.SaveRegistration, session: Session, done: Performed) -> None:
     """Create or update the returnee; a consent given to new wording is recorded, once."""
     now = utcnow()
-    values = {"phone_hash": done.phone_digest, "phone_e164": done.phone_e164, "first_name": effect.first_name,
-              "sex": effect.sex, "age_group": effect.age_group, "region": effect.region,
-              "returned_from": effect.returned_from, "returned_since": effect.returned_since,
+    values = {"phone_hash": done.phone_digest, "phone_e164": done.phone_e164, **asdict(effect.profile),
               "registered_at": now}  # fmt: skip
     row = upsert(session, RETURNEE, "phone_hash", values, update=REGISTRATION, keep_first=("registered_at",),
                  returning=("id", "consent_version"))  # fmt: skip

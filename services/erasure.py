@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from models.base import as_utc, utcnow
 from models.db import upsert
+from models.follow_up import FollowUp
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Erasure, Returnee
@@ -37,6 +38,7 @@ def erase_returnee(
     open referrals' cancellation records it.
     """
     digest = returnee.phone_hash
+    session.execute(delete(FollowUp).where(FollowUp.returnee_id == returnee.id))  # their answers go too
     anonymise_referrals(session, withdraw_referrals(session, returnee, channel=channel, actor=actor))
     session.execute(
         update(OutboundSms)
@@ -75,7 +77,8 @@ def erased_since(session: Session, digest: str, since: datetime) -> datetime | N
 
 
 def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:
-    """Cut referrals from their returnee; they stay, without a person, for the CNRM's figures.
+    """Cut referrals (and their follow-ups) from their returnee; they stay, without a person, for
+    the CNRM's figures.
 
     Messages to providers about them (an accepted one names the returnee), the providers'
     replies that named them and free-text notes (a decline reason may describe the person) go
@@ -92,6 +95,7 @@ def anonymise_referrals(session: Session, referral_ids: list[int]) -> None:
     session.execute(
         update(ReferralEvent).where(ReferralEvent.referral_id.in_(referral_ids)).values(note=None)
     )
+    session.execute(update(FollowUp).where(FollowUp.referral_id.in_(referral_ids)).values(returnee_id=None))
     for referral in session.scalars(select(Referral).where(Referral.id.in_(referral_ids))):
         referral.returnee_id = None
 

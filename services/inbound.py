@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings
@@ -23,12 +23,13 @@ from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
 from flows.sms_commands import Command, Parsed, parse
 from models.admin import audit
-from models.base import utcnow
+from models.base import as_utc, utcnow
 from models.db import insert_ignore
 from models.directory import ProviderNumber
+from models.follow_up import ANSWERS, FollowUp, FollowUpStatus
 from models.messaging import InboundSms, OutboundSms
 from models.phone import phone_hash
-from models.referral import IllegalTransition, Referral, open_clause
+from models.referral import Flag, IllegalTransition, Referral, open_clause
 from models.returnee import Returnee, find_by_phone_hash
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
@@ -44,6 +45,8 @@ from services.erasure import (
 PROVIDER_ACTIONS = {Command.ACCEPT: lifecycle.accept, Command.CLOSE: lifecycle.close}
 REPLIES = ("provider_reply", "returnee_reply")  # the purposes of an answer to the sender
 REPLY_LIMITED = "reply_limited"
+FOLLOW_UP_ANSWER = "follow_up"  # an answer to a follow-up's question
+BAD_ANSWER = "follow_up_help"  # a text a pending follow-up cannot take: its help, nothing changed
 WRONG_PIN = "erase_bad_pin"
 
 
@@ -275,22 +278,86 @@ def _returnee(
     if command is Command.ERASE:
         return _erase(session, message, returnee, parsed, texts, answer, hash_key)
     if command is Command.FEEDBACK:
-        referral = session.scalar(
-            select(Referral)
-            .where(Referral.returnee_id == returnee.id, Referral.feedback_requested_at.is_not(None),
-                   Referral.feedback.is_(None))
-            .order_by(Referral.feedback_requested_at.desc())
-        )  # fmt: skip
-        if referral is not None and choice == "1":
-            referral.feedback = "served"
-            return answer(texts_.R_FEEDBACK_THANKS)
-        if referral is not None:  # not helped: the desk takes another look, and the door stays open
-            referral.feedback, referral.flagged_at = "not_served", utcnow()
-            return answer(texts_.R_FEEDBACK_NOT_HELPED, code=referral.code)
-        message.handled_as = "unknown"
-        return answer(texts_.R_UNKNOWN)
+        return _answer_question(session, message, returnee, choice or "", answer)
+    follow_up = pending_follow_up(session, returnee.id)
+    if follow_up is not None:  # a pending question: say again how to answer it, change nothing
+        message.handled_as = BAD_ANSWER
+        return answer(texts_.R_FOLLOW_UP_HELP, code=follow_up_code(session, follow_up))
     message.handled_as = "unknown"
     return answer(texts_.R_UNKNOWN)
+
+
+def pending_follow_up(session: Session, returnee_id: int) -> FollowUp | None:
+    """The returnee's follow-up still waiting for an answer, the latest asked first."""
+    return session.scalar(
+        select(FollowUp)
+        .where(FollowUp.returnee_id == returnee_id, FollowUp.pending_clause())
+        .order_by(FollowUp.sent_at.desc(), FollowUp.id.desc())
+        .limit(1)
+    )
+
+
+def follow_up_code(session: Session, follow_up: FollowUp) -> str:
+    return session.scalar(select(Referral.code).where(Referral.id == follow_up.referral_id)) or "-"
+
+
+def _answer_question(
+    session: Session, message: InboundSms, returnee: Returnee, choice: str, answer
+) -> list[int]:
+    """A digit alone answers the question asked last: a follow-up (1, 2, 3), else the feedback
+    asked at closing (1, 2). A digit neither can take gets the follow-up's help, or the help."""
+    follow_up = pending_follow_up(session, returnee.id)
+    feedback = session.scalar(
+        select(Referral)
+        .where(Referral.returnee_id == returnee.id, Referral.feedback_requested_at.is_not(None),
+               Referral.feedback.is_(None))
+        .order_by(Referral.feedback_requested_at.desc())
+    )  # fmt: skip
+    if follow_up is not None and (
+        feedback is None or as_utc(follow_up.sent_at) >= as_utc(feedback.feedback_requested_at)
+    ):
+        return _answer_follow_up(session, message, follow_up, choice, answer)
+    if feedback is not None and choice == "1":
+        feedback.feedback = "served"
+        return answer(texts_.R_FEEDBACK_THANKS)
+    if feedback is not None and choice == "2":  # not helped: the desk takes another look, the door stays open
+        feedback.feedback = "not_served"
+        feedback.flag(Flag.NOT_HELPED)
+        return answer(texts_.R_FEEDBACK_NOT_HELPED, code=feedback.code)
+    message.handled_as = "unknown"
+    return answer(texts_.R_UNKNOWN)
+
+
+def _answer_follow_up(
+    session: Session, message: InboundSms, follow_up: FollowUp, choice: str, answer
+) -> list[int]:
+    """Record the outcome once (a compare-and-set on `pending`); 2 and 3 flag the referral for the
+    coordinators, and the returnee's next dial offers a new request (see phone_profile)."""
+    referral = session.get(Referral, follow_up.referral_id)
+    message.referral_id = referral.id
+    outcome = ANSWERS.get(choice)
+    if outcome is None:
+        message.handled_as = BAD_ANSWER
+        return answer(texts_.R_FOLLOW_UP_HELP, code=referral.code)
+    now = utcnow()
+    claimed = session.execute(
+        update(FollowUp)
+        .where(FollowUp.id == follow_up.id, FollowUp.pending_clause())
+        .values(status=outcome, answered_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.refresh(follow_up)
+    message.handled_as = FOLLOW_UP_ANSWER
+    if not claimed:  # answered or timed out in between: nothing is changed
+        message.handled_as = BAD_ANSWER
+        return answer(texts_.R_UNKNOWN)
+    if outcome is FollowUpStatus.SERVED:
+        return answer(texts_.R_FEEDBACK_THANKS)
+    if outcome is FollowUpStatus.NOT_SERVED:
+        referral.flag(Flag.FOLLOW_UP_NOT_SERVED)
+        return answer(texts_.R_FEEDBACK_NOT_HELPED, code=referral.code)
+    referral.flag(Flag.FOLLOW_UP_NEEDS_MORE)
+    return answer(texts_.R_FOLLOW_UP_MORE)
 
 
 def _status(session: Session, returnee: Returnee, texts: SmsTexts, answer) -> list[int]:

@@ -18,7 +18,7 @@ from flows.sms import Sms, SmsTexts
 from models.base import utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.messaging import OutboundSms
-from models.referral import Referral, ReferralEvent, Status
+from models.referral import Flag, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services.referrals import assign, match_provider, queue_sms
 
@@ -153,7 +153,7 @@ def reroute(session: Session, referral: Referral, texts: SmsTexts, actor: str, c
         no_provider_left(referral, actor, channel)
         return []
     referral.provider_id = None
-    referral.flagged_at = utcnow()
+    referral.flag(Flag.NO_PROVIDER)
     returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
     if returnee is None or told_of_desk(session, referral):
         return []
@@ -221,5 +221,5 @@ def expire(session: Session, referral: Referral, texts: SmsTexts) -> list[int]:
             note="no answer before the deadline",
         )
     )
-    referral.flagged_at = utcnow()
+    referral.flag(Flag.NO_ANSWER)
     return reroute(session, referral, texts, actor="system", channel="system")

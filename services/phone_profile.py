@@ -1,5 +1,6 @@
 """What a USSD dial needs to know of a phone, read from the database: a returnee's language,
-registration and latest referrals, or, for a provider's registered number, its open referrals.
+registration and latest referrals (the newest marked `more` when a follow-up answer asked for
+other help and no request came since), or, for a provider's registered number, its open referrals.
 
 A provider's number is a provider first, whatever else it is: its session starts on its own
 menu, never the returnees'. Its open referrals change with every assignment, re-route and
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from models import Referral
 from models import returnee as returnees
 from models.directory import Category, ProviderNumber, Region
+from models.follow_up import wants_new_request_clause
 from models.referral import Status, open_clause
 
 
@@ -27,6 +29,8 @@ def read(session: Session, digest: str) -> dict | None:
     if found is None:
         return None
     referrals = latest_referrals(session, found.id) if found.registered else []
+    if referrals and session.scalar(select(wants_new_request_clause(found.id))):
+        referrals[0]["more"] = True  # the main menu offers a new request until one is made
     return {"language": found.language, "registered": found.registered, "referrals": referrals}
 
 

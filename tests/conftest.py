@@ -11,7 +11,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ from config import load_settings
 from gateway.ussd import UssdReply, UssdStep
 from infra import keys, queues
 from infra.connection import worker_redis
-from tests.gateway_helpers import EmulatorProcess, start_emulator
+from tests.gateway_helpers import CallbackReceiver, EmulatorProcess, start_emulator, start_receiver
 from web.context import sira
+from workers import context
 from workers.runner import run_jobs
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -44,6 +46,8 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgre
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
 SECRET_KEY = "test-secret"
+# Our Orange number in tests and `make run` (scripts/run): +223 then 0, which no Malian line has.
+ORANGE_SENDER = "tel:+22300000000"
 # One fixed keyring for every test app and worker (kid "test", 32 bytes in base64url).
 ENCRYPTION_KEYS = "test:c2lyYS10ZXN0LWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM"
 
@@ -109,6 +113,7 @@ def app_settings(database_url: str, **extra: object) -> dict[str, object]:
         "phone_hash_key": PHONE_HASH_KEY,
         "secret_key": SECRET_KEY,
         "encryption_keys": ENCRYPTION_KEYS,
+        "orange_sender_address": ORANGE_SENDER,
         "raise_step_errors": True,  # a crash inside a USSD step fails the test, not a polite END
         **extra,
     }
@@ -124,6 +129,23 @@ def database_url(backend: str, database_urls: dict[str, str]) -> Iterator[str]:
     url = database_urls[backend]
     _empty_tables(url)
     yield url
+
+
+@pytest.fixture
+def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own with nothing in it, not even the schema (to migrate or restore
+    into), on the test's back-end."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    name = f"sira_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
@@ -295,6 +317,31 @@ def emulator(app_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     emulator.stop()
 
 
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[CallbackReceiver]:
+    """A stand-in for Sira's callbacks that records what a gateway posts (the adapters' tests)."""
+    receiver = start_receiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def emulator_to_receiver(
+    receiver: CallbackReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmulatorProcess]:
+    """The emulator as its own process, calling back `receiver` instead of Sira."""
+    emulator = start_emulator(receiver.url, tmp_path_factory.mktemp("emulator") / "emulator.log")
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def clean_emulator(emulator_to_receiver: EmulatorProcess, receiver: CallbackReceiver) -> None:
+    """Each test starts with no message, fault or callback left by another."""
+    assert emulator_to_receiver.post("/reset").status_code == 204
+    receiver.clear()
+
+
 @pytest.fixture
 def gateway(emulator: EmulatorProcess) -> EmulatorProcess:
     emulator.post("/reset")
@@ -310,24 +357,51 @@ def worker_environ(
     return {name.upper(): str(value) for name, value in settings.items()}
 
 
-def run_worker(database_url: str, gateway_url: str = "http://127.0.0.1:1") -> None:
+def run_worker(
+    database_url: str,
+    gateway_url: str = "http://127.0.0.1:1",
+    *,
+    logging_level: str = "WARNING",
+    before: Callable[[Redis], object] | None = None,
+    **extra: object,
+) -> None:
     """Run the queued jobs as `flask --app app worker --burst` does (`workers.runner.run_jobs`: RQ's
-    SimpleWorker, no fork), in the test process, with the settings in the environment.
+    SimpleWorker, no fork), in the test process, with the settings (`extra` as the test app's) in
+    the environment and Redis reached as the command reaches it (through Sentinel if set).
+    `before` may queue jobs first on that connection, as the worker's cron would.
 
     `tests/test_worker_process.py` starts the worker as its own process, exactly as the Procfile does.
     """
-    environ = worker_environ(database_url, gateway_url)
-    saved = {name: os.environ.get(name) for name in environ}
-    os.environ.update(environ)
+    with environment(worker_environ(database_url, gateway_url, **extra)):
+        settings = load_settings()
+        sentinels, master = settings.sentinel_addresses, settings.redis_sentinel_master
+        with worker_redis(settings.redis_url, sentinels, master) as redis:
+            if before is not None:
+                before(redis)
+            run_jobs(redis, settings, burst=True, logging_level=logging_level)
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """The process environment with `values` set, as a process started with them would read it."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
-        with worker_redis(REDIS_URL) as redis:
-            run_jobs(redis, load_settings(), burst=True, logging_level="WARNING")
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest.fixture
+def fresh_worker_process() -> Iterator[None]:
+    """The test starts as a newly started worker would: no gateway (hence no Orange token) cached."""
+    context._contexts.clear()
+    yield
+    context._contexts.clear()
 
 
 def flush_transcripts(database_url: str) -> None:

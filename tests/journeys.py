@@ -3,6 +3,8 @@ the USSD journey that makes a referral."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
 from app import create_app
@@ -32,8 +34,18 @@ def app_with_directory(settings: dict[str, object]) -> Flask:
     return app
 
 
-def run_worker(database_url: str, gateway: EmulatorProcess) -> None:
-    run_worker_at(database_url, gateway.url)
+def run_worker(database_url: str, gateway: EmulatorProcess, **options: Any) -> None:
+    """Run the queued jobs on Sira's worker (tests.conftest.run_worker), sending through `gateway`."""
+    run_worker_at(database_url, gateway.url, **options)
+
+
+def referred_for_a_job(server_url: str, gateway: EmulatorProcess, database_url: str) -> str:
+    """A returnee in Bamako asks for a job and the worker alerts APEJ; the emulator is emptied after,
+    so that a test sees only what its own actions send. The referral's code."""
+    code = code_in(ask_for_help(Phone(server_url, number=RETURNEE)))
+    run_worker(database_url, gateway)
+    gateway.post("/reset")
+    return code
 
 
 def ask_for_help(
@@ -61,6 +73,12 @@ def send_from_phone(gateway: EmulatorProcess, number: str, text: str) -> str:
     assert response.status_code == 200, response.text
     body = response.json()
     return str(body)
+
+
+def text_service(gateway: EmulatorProcess, database_url: str, number: str, text: str) -> None:
+    """A person sends an SMS and the worker carries out what it queued (the answer, any alert)."""
+    send_from_phone(gateway, number, text)
+    run_worker(database_url, gateway)
 
 
 def inbox(gateway: EmulatorProcess, number: str) -> list[str]:

@@ -19,9 +19,10 @@ from flows.screens import End
 from flows.sms_commands import Command
 from models.admin import AuditEntry, Role, User, audit
 from models.base import utcnow
+from models.follow_up import FollowUp, FollowUpStatus
 from models.messaging import DELIVERY_RANK, InboundSms, OutboundSms, SmsStatus
 from models.phone import phone_hash
-from models.referral import Referral, ReferralEvent, Status
+from models.referral import Flag, Referral, ReferralEvent, Status
 from models.returnee import Returnee, record_consent
 from models.ussd import UssdSession, UssdStep
 from services import lifecycle
@@ -79,6 +80,7 @@ def every_code(app: Flask, db: Session) -> set[str]:
     """Every code the service stores and a page might show, read from the enums and the data."""
     screens = sira(app).engine.conversation.screens.values()
     codes = {s.value for s in Status} | {s.value for s in SmsStatus} | {c.value for c in Command}
+    codes |= {s.value for s in FollowUpStatus}
     codes |= {s.id for s in screens if isinstance(s, End)} | {r.value for r in Role}
     codes |= {code for code, _ in options.LANGUAGE_NAMES}
     for table in (
@@ -90,6 +92,7 @@ def every_code(app: Flask, db: Session) -> set[str]:
     ):
         codes |= {o.code for o in table}
     codes |= set(DELIVERY_RANK) | {"Incomplete", "None", "True", "False", "child_protection"}
+    codes |= {f.value for f in Flag}
     for column in (OutboundSms.purpose, InboundSms.handled_as, InboundSms.sender_kind, AuditEntry.action,
                    AuditEntry.object_type, ReferralEvent.actor, ReferralEvent.channel, Returnee.age_group):  # fmt: skip
         codes |= {v for v in db.scalars(select(column).distinct()) if v and ":" not in v}
@@ -121,6 +124,11 @@ def everything(seeded: Flask, db: Session) -> Flask:  # noqa: F811
             lifecycle.accept(db, referral, number, texts)
         if status == Status.CLOSED:
             lifecycle.close(db, referral, number, texts)
+            referral.feedback = "not_served"
+            referral.flag(Flag.NOT_HELPED)  # the returnee was not helped: a coordinator must look
+            db.flush()  # its follow-ups, one in each status (a coordinator's task among them)
+            db.add_all([FollowUp(referral_id=referral.id, returnee_id=person.id, day=30 + n, status=s,
+                                 sent_at=utcnow(), answered_at=utcnow()) for n, s in enumerate(FollowUpStatus)])  # fmt: skip
         if status == Status.CANCELLED:
             referral.move(Status.CANCELLED, actor="system", channel="system", note="consent withdrawn")
         if status == Status.EXPIRED:
@@ -148,8 +156,11 @@ def everything(seeded: Flask, db: Session) -> Flask:  # noqa: F811
         db.add(OutboundSms(to_e164=sample.to_e164, to_hash=sample.to_hash, sender="SIRA", body="x", purpose=(
             "provider_help", "provider_reply", "returnee_reply", "returnee_erased", "returnee_feedback", "provider_reminder")[n],
             status=status, delivery_status=delivery, segments=1))  # fmt: skip
+    db.add(OutboundSms(to_e164=sample.to_e164, to_hash=sample.to_hash, sender="INFO", body="x",
+                       purpose="returnee_follow_up", status=SmsStatus.PENDING, segments=1))  # fmt: skip
     handled = ["accept", "decline", "close", "help", "status", "stop", "start", "erase", "feedback", "unknown",
-               "unknown_code", "not_assigned", "illegal_transition", "provider_help", "rate_limited", "erased"]  # fmt: skip
+               "unknown_code", "not_assigned", "illegal_transition", "provider_help", "rate_limited", "erased",
+               "follow_up", "follow_up_help"]  # fmt: skip
     for n, outcome in enumerate(handled):
         db.add(InboundSms(gateway_id=f"labels-{n}", from_e164=sample.to_e164, from_hash=sample.to_hash, to="7472",
                           text="OK", sent_at=utcnow(), sender_kind=("provider", "returnee")[n % 2], handled_as=outcome))  # fmt: skip
@@ -162,6 +173,8 @@ def everything(seeded: Flask, db: Session) -> Flask:  # noqa: F811
     audit(db, admin.id, "provider.update", "provider", 1, fields=["kind", "categories"])
     audit(db, admin.id, "export", "referrals", None, status="sent", category="jobs")
     audit(db, None, "user.create", "user", admin.id, role="coordinator", via="cli")
+    closed = db.scalar(select(Referral.code).where(Referral.status == Status.CLOSED))
+    audit(db, admin.id, "referral.unflag", "referral", closed, flag=Flag.NO_ANSWER)
     db.commit()
     return seeded
 

@@ -15,7 +15,7 @@ from gateway import RouteHealth
 from models import OutboundSms, SmsStatus
 from models.admin import Role
 from models.base import utcnow
-from tests.conftest import app_settings
+from tests.conftest import ORANGE_SENDER, app_settings
 from tests.test_admin_i18n import csrf_of
 from tests.test_admin_referrals import signed_in
 from web.admin.routes import route_rows
@@ -93,7 +93,7 @@ def test_the_sms_log_shows_the_routes_and_which_route_took_each_message(
 
 
 def test_without_redis_the_routes_read_unknown_and_their_costs_still_show(db: Session, traffic: None) -> None:
-    settings = load_settings({}, sms_routes=ROUTES)
+    settings = load_settings({"ORANGE_SENDER_ADDRESS": ORANGE_SENDER}, sms_routes=ROUTES)
     with Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2) as dead:
         rows = route_rows(settings, dead, db)
     assert [(r.name, r.health, r.sent, r.cost) for r in rows] == [

@@ -11,29 +11,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import create_app
-from config import parse_smpp_links
-from gateway.emulator.smsc import UssdGatewayEmulator
-from gateway.emulator.smsc_app import create_smsc_app
-from gateway.smpp import Connector
 from models.admin import AuditEntry
 from models.phone import phone_hash
-from tests.conftest import PHONE_HASH_KEY, LiveServer, app_settings
+from tests.conftest import PHONE_HASH_KEY, app_settings
 from tests.test_admin_simulator import PRODUCTION, act, hidden, staff
-from tests.test_smpp_connector import Recorder, redact
+from tests.test_smpp_emulator_app import bound_phones
 
 
 @pytest.fixture
 def phones_url(redis: Redis) -> Iterator[str]:
-    smsc = UssdGatewayEmulator()
-    smsc.start()
-    links = parse_smpp_links(f"smpp://sira:sira@127.0.0.1:{smsc.port}?name=emu&reconnect_min=0.1")
-    connector = Connector(links, Recorder(redis), service_code="*384*7472#", redact=redact, workers=2)
-    connector.start()
-    assert connector.wait_bound(5)
-    with LiveServer(create_smsc_app(smsc, wait=3)) as server:
-        yield server.url
-    connector.stop()
-    smsc.stop()
+    with bound_phones(redis) as (url, _):
+        yield url
 
 
 def test_staff_choose_smpp_and_the_simulator_dials_through_the_gateway_emulator(

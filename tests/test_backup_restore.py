@@ -3,19 +3,17 @@ app reads every encrypted column with the same ENCRYPTION_KEYS; with other keys 
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from redis import Redis
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 import models
 from app import create_app
 from models.encrypted import encrypted_columns
-from tests.conftest import PG_ADMIN_URL, Phone, app_settings, flush_transcripts
+from tests.conftest import Phone, app_settings, flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, run_worker, seeded_app, send_from_phone
 from web.context import sira
@@ -27,22 +25,6 @@ OTHER_KEYS = "other:b3RoZXItc2lyYS1lbmNyeXB0aW9uLWtleS0zMmJ5dGU"
 @pytest.fixture
 def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     return seeded_app(database_url, gateway)
-
-
-@pytest.fixture
-def empty_database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """A database with nothing in it, of the same back-end, to restore into."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'restored.db'}"
-        return
-    name = f"sira_restore_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def plain_values(app: Flask) -> dict[str, list[str]]:
@@ -72,14 +54,14 @@ def lived_in(live_server, gateway: EmulatorProcess, database_url: str, app: Flas
 
 
 def test_a_backup_restored_into_an_empty_database_reads_every_encrypted_column(
-    app: Flask, lived_in: dict[str, list[str]], empty_database: str, tmp_path: Path
+    app: Flask, lived_in: dict[str, list[str]], empty_database_url: str, tmp_path: Path
 ) -> None:
     dumped = app.test_cli_runner().invoke(args=["backup", "--to", str(tmp_path / "sira.dump")])
     assert dumped.exit_code == 0, dumped.output
     assert (tmp_path / "sira.dump").stat().st_size > 0
     assert not list(tmp_path.glob("*.partial"))
 
-    restored_app = create_app(app_settings(empty_database))
+    restored_app = create_app(app_settings(empty_database_url))
     restored = restored_app.test_cli_runner().invoke(args=["restore", str(tmp_path / "sira.dump")])
     assert restored.exit_code == 0, restored.output
     assert "every encrypted value reads" in restored.output
@@ -89,10 +71,10 @@ def test_a_backup_restored_into_an_empty_database_reads_every_encrypted_column(
 
 
 def test_a_restore_with_other_keys_says_the_copy_is_unreadable(
-    app: Flask, lived_in: dict[str, list[str]], empty_database: str, tmp_path: Path
+    app: Flask, lived_in: dict[str, list[str]], empty_database_url: str, tmp_path: Path
 ) -> None:
     assert app.test_cli_runner().invoke(args=["backup", "--to", str(tmp_path / "sira.dump")]).exit_code == 0
-    keyless = create_app(app_settings(empty_database, encryption_keys=OTHER_KEYS))
+    keyless = create_app(app_settings(empty_database_url, encryption_keys=OTHER_KEYS))
     result = keyless.test_cli_runner().invoke(args=["restore", str(tmp_path / "sira.dump")])
     assert result.exit_code != 0
     assert "do not decrypt with ENCRYPTION_KEYS" in result.output

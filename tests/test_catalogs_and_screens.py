@@ -28,6 +28,8 @@ ASSIGNED = [{"code": "R7K3Q", "category": "employment", "region": "Bandiagara", 
 FACTS = (
     Facts(),
     Facts(registered=True, referrals=REFERRALS),
+    # A follow-up answered "need other help": the main menu offers a new request first.
+    Facts(registered=True, referrals=[{**REFERRALS[-1], "more": True}, *REFERRALS[:-1]]),
     Facts(provider=True, assigned=ASSIGNED),
     Facts(provider=True, assigned=ASSIGNED[-1:]),
 )

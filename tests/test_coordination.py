@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.directory import Provider
 from models.messaging import OutboundSms, SmsStatus
 from models.referral import Referral, Status
 from services import coordination
-from tests.test_admin_referrals import provider, referral_for, seeded  # noqa: F401
+from services.referrals import refer
+from tests.test_admin_referrals import provider, referral_for, returnee, seeded  # noqa: F401
 from web.context import sira
 
 
@@ -87,3 +89,13 @@ def test_a_providers_kept_numbers_keep_their_rows_and_labels(seeded: Flask, db: 
     db.expire_all()
     numbers = {n.phone_hash: (n.id, n.label) for n in provider(db, "apej").numbers}
     assert numbers["h-one"] == (kept_id, "desk") and numbers["h-two"][1] is None and len(numbers) == 2
+
+
+def test_a_referral_refused_by_the_database_for_another_reason_than_a_race_says_so(
+    seeded: Flask,  # noqa: F811
+    db: Session,
+) -> None:
+    """Only a racing request's duplicate is taken for one: any other integrity fault (here a need the
+    directory does not know) surfaces as itself, not as a crash further on."""
+    with pytest.raises(IntegrityError):
+        refer(db, returnee(db), "no_such_need", sira(seeded).sms_texts)

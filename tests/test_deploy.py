@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from app import create_app
 from config import Settings, load_settings
+from tests.conftest import app_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -65,7 +67,13 @@ def test_install_in_a_scratch_root_twice_makes_production_settings_once(tmp_path
     units = {p.name for p in (tmp_path / "etc/systemd/system").iterdir()}
     assert {"sira.target", "sira-callbacks@.service", "sira-admin@.service", "sira-worker@.service",
             "sira-smpp.service", "sira-backup.timer", "sira-.service.d"} <= units  # fmt: skip
-    for command in ("useradd --system", "CREATE ROLE sira LOGIN", "sira-flask db upgrade",
+    # the venv is made from the Debian python3 just installed, never from whatever `python3` comes
+    # first on root's PATH (a pyenv or conda under /root, which the sira user cannot run)
+    assert "+ /usr/bin/python3 -m venv " in first
+    # A machine that already has the user (installed once before) is told so instead.
+    has_user = subprocess.run(["id", "sira"], capture_output=True).returncode == 0
+    user_step = "user sira exists" if has_user else "useradd --system"
+    for command in (user_step, "CREATE ROLE sira LOGIN", "sira-flask db upgrade",
                     "enable --now sira.target sira-callbacks@5001 sira-callbacks@5002 sira-admin@5000"):  # fmt: skip
         assert command in first
 
@@ -121,3 +129,14 @@ def test_the_scripts_pass_shellcheck() -> None:
     scripts = [str(p) for p in (*DEPLOY.glob("*.sh"), DEPLOY / "sira-flask")]
     done = subprocess.run(["shellcheck", "-x", *scripts], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_db_upgrade_writes_nothing_into_the_release(database_url: str, tmp_path: Path) -> None:
+    """The release's code is root's and read-only to the sira user: `flask db upgrade` on PostgreSQL
+    must not make an `instance/` folder in it (a fresh install stopped there: Permission denied)."""
+    app = create_app(app_settings(database_url))
+    unwritable = tmp_path / "release-file"
+    unwritable.write_text("")  # no folder can be made under a file, even by root
+    app.instance_path = str(unwritable / "instance")
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output

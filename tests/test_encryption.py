@@ -7,8 +7,6 @@ referral has gone through USSD, the worker and SMS, on both back-ends.
 from __future__ import annotations
 
 import base64
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,7 +28,6 @@ from models.phone import phone_hash
 from services.erasure import erase_returnee
 from tests.conftest import (
     ENCRYPTION_KEYS,
-    PG_ADMIN_URL,
     PHONE_HASH_KEY,
     LiveServer,
     Phone,
@@ -76,26 +73,10 @@ def encrypted_raw(database_url: str) -> list[str]:
     return values
 
 
-@pytest.fixture
-def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the test's own (no schema yet): for migrations and for reading the file."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    name = f"sira_fresh_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def test_a_whole_referral_leaves_no_clear_name_or_number_in_the_database(
-    fresh_database_url: str, redis: Redis, gateway: EmulatorProcess, app_port: int, backend: str
+    empty_database_url: str, redis: Redis, gateway: EmulatorProcess, app_port: int, backend: str
 ) -> None:
-    url = fresh_database_url
+    url = empty_database_url
     alembic.upgrade(alembic_config(url), "head")
     app = seeded_app(url, gateway)
     with LiveServer(app, app_port) as server:
@@ -205,9 +186,9 @@ def test_encrypted_columns_cannot_be_compared_by_mistake() -> None:
 
 
 def test_the_migration_encrypts_existing_rows_and_its_downgrade_decrypts_them(
-    fresh_database_url: str,
+    empty_database_url: str,
 ) -> None:
-    url = fresh_database_url
+    url = empty_database_url
     keys = load_settings(encryption_keys=ENCRYPTION_KEYS).encryption_keyring
     keyring = Keyring(keys)
     alembic.upgrade(alembic_config(url), "0006")
@@ -258,10 +239,10 @@ def test_the_migration_encrypts_existing_rows_and_its_downgrade_decrypts_them(
 
 
 def test_the_migrations_downgrade_refuses_values_it_cannot_decrypt_and_leaves_them(
-    fresh_database_url: str,
+    empty_database_url: str,
 ) -> None:
     """Migration 0007 carries its own copy of the token format: a key it lacks is an error, not garbage."""
-    url = fresh_database_url
+    url = empty_database_url
     alembic.upgrade(alembic_config(url), "0006")
     engine = create_engine(url)
     with engine.begin() as connection:

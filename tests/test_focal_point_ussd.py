@@ -16,7 +16,14 @@ from models import Referral
 from models.admin import Role
 from tests.conftest import Phone
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
+from tests.journeys import (
+    RETURNEE,
+    inbox,
+    referred_for_a_job,
+    run_worker,
+    seeded_app,
+    send_from_phone,
+)
 from tests.test_admin_providers import NEW, post
 from tests.test_admin_referrals import signed_in
 
@@ -32,11 +39,7 @@ def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
 
 @pytest.fixture
 def referral_code(live_server, gateway: EmulatorProcess, database_url: str) -> str:
-    """A returnee in Bamako asked for a job; APEJ has been alerted."""
-    code = code_in(ask_for_help(Phone(live_server.url, number=RETURNEE)))
-    run_worker(database_url, gateway)
-    gateway.post("/reset")
-    return code
+    return referred_for_a_job(live_server.url, gateway, database_url)
 
 
 @pytest.fixture

@@ -8,38 +8,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from gateway_helpers import (
-    CallbackReceiver,
-    EmulatorProcess,
-    fresh_number,
-    start_emulator,
-    start_receiver,
-    wait_for,
-)
+from gateway_helpers import CallbackReceiver, EmulatorProcess, fresh_number, wait_for
 
 from gateway import AfricasTalkingGateway, Outcome, OutgoingSms
 
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[CallbackReceiver]:
-    receiver = start_receiver()
-    yield receiver
-    receiver.server.shutdown()
+pytestmark = pytest.mark.usefixtures("clean_emulator")
 
 
 @pytest.fixture(scope="module")
-def emulator(
-    receiver: CallbackReceiver, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EmulatorProcess]:
-    emulator = start_emulator(receiver.url, tmp_path_factory.mktemp("emulator") / "emulator.log")
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: EmulatorProcess, receiver: CallbackReceiver) -> None:
-    assert emulator.post("/reset").status_code == 204
-    receiver.clear()
+def emulator(emulator_to_receiver: EmulatorProcess) -> EmulatorProcess:
+    return emulator_to_receiver
 
 
 @pytest.fixture

@@ -8,47 +8,34 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from gateway_helpers import (
-    CallbackReceiver,
-    EmulatorProcess,
-    fresh_number,
-    start_emulator,
-    start_receiver,
-    wait_for,
-)
+from gateway_helpers import EmulatorProcess, fresh_number, wait_for
 
 from config import ConfigError, Settings, load_settings
-from gateway import GATEWAYS, OrangeGateway, Outcome, OutgoingSms, gateway_from_settings
+from gateway import (
+    GATEWAYS,
+    AfricasTalkingGateway,
+    OrangeGateway,
+    Outcome,
+    OutgoingSms,
+    gateway_from_settings,
+)
 from gateway.orange import delivery_fields, incoming_fields, result_from_response, units_left
+from tests.conftest import ORANGE_SENDER
 
 SMS = OutgoingSms("+22370000001", "Bonjour")
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[CallbackReceiver]:
-    receiver = start_receiver()
-    yield receiver
-    receiver.server.shutdown()
+pytestmark = pytest.mark.usefixtures("clean_emulator")
 
 
 @pytest.fixture(scope="module")
-def emulator(
-    receiver: CallbackReceiver, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[EmulatorProcess]:
-    emulator = start_emulator(receiver.url, tmp_path_factory.mktemp("emulator") / "emulator.log")
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean(emulator: EmulatorProcess, receiver: CallbackReceiver) -> None:
-    assert emulator.post("/reset").status_code == 204
-    receiver.clear()
+def emulator(emulator_to_receiver: EmulatorProcess) -> EmulatorProcess:
+    return emulator_to_receiver
 
 
 @pytest.fixture
 def gateway(emulator: EmulatorProcess) -> Iterator[OrangeGateway]:
-    gateway = OrangeGateway(emulator.url, "client", "secret", "+22320000000", "SIRA", timeout_seconds=2)
+    gateway = OrangeGateway(emulator.url, "client", "secret", "+22300000000", "SIRA", timeout_seconds=2)
     yield gateway
     gateway.close()
 
@@ -149,7 +136,7 @@ def test_an_invalid_recipient_fails_for_good(gateway, emulator) -> None:
 
 
 def test_a_slow_answer_is_cut_by_the_timeout(emulator) -> None:
-    gateway = OrangeGateway(emulator.url, "client", "secret", "+22320000000", "SIRA", timeout_seconds=0.3)
+    gateway = OrangeGateway(emulator.url, "client", "secret", "+22300000000", "SIRA", timeout_seconds=0.3)
     gateway.tokens.get()
     set_faults(emulator, timeout_rate=1.0, timeout_seconds=1.0)
     result = gateway.send(SMS)
@@ -157,9 +144,9 @@ def test_a_slow_answer_is_cut_by_the_timeout(emulator) -> None:
 
 
 def test_refused_credentials_or_an_unreachable_orange(emulator) -> None:
-    nobody = OrangeGateway(emulator.url, "", "", "+22320000000", "SIRA", timeout_seconds=1)
+    nobody = OrangeGateway(emulator.url, "", "", "+22300000000", "SIRA", timeout_seconds=1)
     assert nobody.send(SMS).outcome is Outcome.HELD  # token refused: staff must fix the credentials
-    down = OrangeGateway("http://127.0.0.1:1", "a", "b", "+22320000000", "SIRA", timeout_seconds=1)
+    down = OrangeGateway("http://127.0.0.1:1", "a", "b", "+22300000000", "SIRA", timeout_seconds=1)
     assert down.send(SMS).outcome is Outcome.RETRY
     assert down.balance() is None
 
@@ -182,9 +169,9 @@ def test_no_number_in_logs_or_results(gateway, emulator, caplog) -> None:
 
 def body(message_id: str = "abc123") -> str:
     return json.dumps({"outboundSMSMessageRequest": {
-        "address": "tel:+22370000001", "senderAddress": "tel:+22320000000", "senderName": "SIRA",
+        "address": "tel:+22370000001", "senderAddress": "tel:+22300000000", "senderName": "SIRA",
         "outboundSMSTextMessage": {"message": "Bonjour"},
-        "resourceURL": f"https://api.orange.com/smsmessaging/v1/outbound/tel:+22320000000/requests/{message_id}"}})  # fmt: skip
+        "resourceURL": f"https://api.orange.com/smsmessaging/v1/outbound/tel:+22300000000/requests/{message_id}"}})  # fmt: skip
 
 
 POLICY = json.dumps(
@@ -242,13 +229,16 @@ def test_notifications_become_at_fields() -> None:
 
 
 def test_settings_choose_the_orange_adapter_and_check_its_values() -> None:
-    gateway = gateway_from_settings(Settings(sms_gateway="orange", orange_timeout_seconds=2.5))
+    settings = Settings(sms_gateway="orange", orange_timeout_seconds=2.5, orange_sender_address=ORANGE_SENDER)
+    gateway = gateway_from_settings(settings)
     assert isinstance(gateway, OrangeGateway) and "orange" in GATEWAYS
-    assert gateway.timeout_seconds == 2.5 and gateway.sender_address == "tel:+22320000000"
+    assert gateway.timeout_seconds == 2.5 and gateway.sender_address == ORANGE_SENDER
     with pytest.raises(ConfigError, match="ORANGE_SENDER_ADDRESS"):
         load_settings({}, orange_sender_address="SIRA")
     with pytest.raises(ConfigError, match="ORANGE_TIMEOUT_SECONDS"):
-        load_settings({}, sms_gateway="orange", orange_timeout_seconds=20.0)
+        load_settings(
+            {}, sms_gateway="orange", orange_timeout_seconds=20.0, orange_sender_address=ORANGE_SENDER
+        )
     load_settings({}, orange_timeout_seconds=20.0)  # another gateway in use: Orange's time-out is not held
     with pytest.raises(ConfigError, match="ORANGE_API_URL"):
         load_settings({}, orange_api_url="ftp://orange")
@@ -264,7 +254,7 @@ def test_a_bad_orange_fault_is_refused_and_changes_nothing(emulator, faults: dic
 
 
 def test_the_emulator_refuses_a_send_without_a_valid_token_or_body(emulator) -> None:
-    url = "/smsmessaging/v1/outbound/tel%3A%2B22320000000/requests"
+    url = "/smsmessaging/v1/outbound/tel%3A%2B22300000000/requests"
     assert emulator.post(url, json={}).status_code == 401
     token = emulator.post(
         "/oauth/v3/token", data={"grant_type": "client_credentials"}, auth=("a", "b")
@@ -272,3 +262,15 @@ def test_the_emulator_refuses_a_send_without_a_valid_token_or_body(emulator) -> 
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     assert emulator.post(url, json={}, headers=headers).status_code == 400
     assert emulator.post("/oauth/v3/token", data={"grant_type": "client_credentials"}).status_code == 401
+
+
+def test_both_faces_keep_their_messages_alike_each_naming_its_gateway(gateway, emulator) -> None:
+    """One record shape for /messages and the inboxes, whichever face carried the SMS."""
+    at = AfricasTalkingGateway("sandbox", "key", emulator.url, timeout_seconds=2)
+    assert at.send(OutgoingSms(fresh_number(), "Bonjour")).outcome is Outcome.ACCEPTED
+    assert gateway.send(OutgoingSms(fresh_number(), "Bonjour")).outcome is Outcome.ACCEPTED
+    for face in ("/send-from-phone", "/orange/send-from-phone"):
+        emulator.post(face, json={"from": fresh_number(), "text": "AIDE"})  # our receiver answers
+    messages = emulator.get("/messages").json()
+    assert sorted(m["gateway"] for m in messages) == ["africastalking", "africastalking", "orange", "orange"]
+    assert len({frozenset(m) for m in messages}) == 1, messages  # the same fields

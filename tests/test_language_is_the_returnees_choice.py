@@ -14,7 +14,7 @@ from sqlalchemy import select
 from models import Returnee
 from tests.conftest import Phone
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import inbox, run_worker, seeded_app, send_from_phone
+from tests.journeys import inbox, seeded_app, text_service
 from tests.test_registration_ussd import register
 
 NEWCOMER = "+22370000444"
@@ -27,18 +27,13 @@ def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     return seeded_app(database_url, gateway)
 
 
-def sms(gateway: EmulatorProcess, database_url: str, number: str, text: str) -> None:
-    send_from_phone(gateway, number, text)
-    run_worker(database_url, gateway)
-
-
 @pytest.mark.parametrize(
     ("keyword", "choice"), [("AIDE", "1"), ("STATUT", "2"), ("STOP", "3"), ("bonjour", "2")]
 )
 def test_a_text_before_the_first_dial_does_not_choose_the_language(
     live_server, db, gateway, database_url, keyword: str, choice: str
 ) -> None:
-    sms(gateway, database_url, NEWCOMER, keyword)
+    text_service(gateway, database_url, NEWCOMER, keyword)
     assert inbox(gateway, NEWCOMER), "every SMS gets an answer"
     phone = Phone(live_server.url, number=NEWCOMER)
     first = phone.dial()
@@ -54,14 +49,14 @@ def test_after_an_erasure_an_sms_is_answered_and_brings_no_record_back(
     live_server, db, gateway, database_url
 ) -> None:
     register(Phone(live_server.url, number=NEWCOMER), language="2")
-    sms(gateway, database_url, NEWCOMER, "SUPPRIMER")
+    text_service(gateway, database_url, NEWCOMER, "SUPPRIMER")
     pin = next(word for word in inbox(gateway, NEWCOMER)[-1].split() if word.isdigit() and len(word) == 6)
-    sms(gateway, database_url, NEWCOMER, f"SUPPRIMER {pin}")
+    text_service(gateway, database_url, NEWCOMER, f"SUPPRIMER {pin}")
     db.expire_all()
     assert db.scalar(select(Returnee)) is None
     answered = len(inbox(gateway, NEWCOMER))
     for text in ("STATUT", "AIDE", "SUPPRIMER"):  # within the automatic replies a number may get
-        sms(gateway, database_url, NEWCOMER, text)
+        text_service(gateway, database_url, NEWCOMER, text)
     replies = inbox(gateway, NEWCOMER)[answered:]
     assert len(replies) == 3, replies
     assert "aucune demande" in replies[0] and "rien a effacer" in replies[2], replies

@@ -5,7 +5,6 @@ networks may read it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,38 +12,27 @@ import requests
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
-from rq import Queue, SimpleWorker
 
 from app import create_app
 from config import ConfigError, load_settings
-from infra import queues
 from models import OutboundSms
 from tests.conftest import (
-    ENCRYPTION_KEYS,
-    PHONE_HASH_KEY,
-    REDIS_URL,
-    SECRET_KEY,
     LiveServer,
     Phone,
     app_settings,
 )
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import RETURNEE, ask_for_help, code_in, seeded_app
-from workers import context
+from tests.journeys import RETURNEE, ask_for_help, code_in, run_worker, seeded_app
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+pytestmark = pytest.mark.usefixtures("fresh_worker_process")
 
 
 @pytest.fixture
 def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     return seeded_app(database_url, gateway)
-
-
-@pytest.fixture(autouse=True)
-def fresh_worker_process() -> Iterator[None]:
-    context._contexts.clear()
-    yield
-    context._contexts.clear()
 
 
 def scrape(server: LiveServer) -> Samples:
@@ -59,25 +47,6 @@ def scrape(server: LiveServer) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def run_simple_worker(database_url: str, gateway: EmulatorProcess) -> None:
-    """Production's worker (no fork per job), in burst mode, configured through the environment."""
-    values = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-              "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEYS": ENCRYPTION_KEYS, "ENV": "testing",
-              "SMS_RETRY_INTERVALS": "0,0,0", "AT_API_URL": gateway.url}  # fmt: skip
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        with Redis.from_url(REDIS_URL) as redis:
-            worker = SimpleWorker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
-            worker.work(burst=True, logging_level="WARNING")
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 def test_a_referral_moves_the_funnel_the_queue_the_outbox_and_the_sms_counters(
@@ -111,7 +80,7 @@ def test_a_referral_moves_the_funnel_the_queue_the_outbox_and_the_sms_counters(
     assert value(during, "sira_queue_oldest_job_seconds", queue="sms") >= 0
     assert value(during, "sira_database_up") == value(during, "sira_redis_up") == 1
 
-    run_simple_worker(database_url, gateway)
+    run_worker(database_url, gateway)
     after = scrape(live_server)
     accepted = value(after, "sira_sms_sends_total", route="africastalking", outcome="accepted")
     assert (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
+from config import demo_numbers
 from models.phone import to_e164
 from tests.conftest import ROOT, free_port
 
@@ -44,8 +44,14 @@ def test_make_run_with_a_port_taken_says_which_and_how_to_choose_another_and_sta
 
 def test_the_run_script_hint_dials_a_demo_returnee_not_a_provider() -> None:
     hint = re.search(r"flask --app app ussd (\d+)", (ROOT / "scripts" / "run").read_text()).group(1)
-    assert to_e164(hint, "ML") in Settings().demo_numbers.split(",")
+    assert to_e164(hint, "ML") in demo_numbers()
     assert to_e164(hint, "ML") not in SEEDED  # no provider of the sample directory
+
+
+def test_the_demo_numbers_are_fictitious_returnees_read_from_the_sample_data() -> None:
+    numbers = demo_numbers()
+    assert numbers and all(re.fullmatch(r"\+2237000\d{4}", n) for n in numbers)  # the fictitious block
+    assert not any(n in SEEDED for n in numbers)  # no provider of the sample directory
 
 
 def test_the_readme_stands_alone_and_its_examples_dial_demo_numbers() -> None:
@@ -53,4 +59,4 @@ def test_the_readme_stands_alone_and_its_examples_dial_demo_numbers() -> None:
     setup = README.split("## Set up", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
     assert re.findall(r"^make \w+", setup, re.M) == ["make run", "make test"]
     dialled = set(re.findall(r"flask --app app ussd (\d+)", README))
-    assert dialled and {to_e164(n, "ML") for n in dialled} <= set(Settings().demo_numbers.split(","))
+    assert dialled and {to_e164(n, "ML") for n in dialled} <= set(demo_numbers())

@@ -11,9 +11,9 @@ from models.admin import Role
 from tests.journeys import app_with_directory, settings_for
 from tests.test_admin_access import csrf_of
 from tests.test_admin_referrals import signed_in
-from tests.test_orange_journey import fresh_worker_process, run_worker, set_faults
+from tests.test_orange_journey import run_worker, set_faults
 
-__all__ = ["fresh_worker_process"]  # the fixture, used here too
+pytestmark = pytest.mark.usefixtures("fresh_worker_process")
 
 
 @pytest.fixture

@@ -26,12 +26,12 @@ def message(db) -> OutboundSms:
 def receipt(status: str = "DeliveredToTerminal", message_id: str = "0a1b2c") -> dict[str, object]:
     return {"deliveryInfoNotification": {
         "callbackData": "sira",
-        "resourceURL": f"https://api.orange.com/smsmessaging/v1/outbound/tel%3A%2B22320000000/requests/{message_id}",
+        "resourceURL": f"https://api.orange.com/smsmessaging/v1/outbound/tel%3A%2B22300000000/requests/{message_id}",
         "deliveryInfo": {"address": "tel:+22370000001", "deliveryStatus": status}}}  # fmt: skip
 
 
 def incoming(text: str = "AIDE", message_id: str = "in-1", **changes: object) -> dict[str, object]:
-    message = {"senderAddress": "tel:+22370000001", "destinationAddress": "tel:+22320000000", "message": text,
+    message = {"senderAddress": "tel:+22370000001", "destinationAddress": "tel:+22300000000", "message": text,
                "messageId": message_id, "dateTime": "2026-12-02T04:00:00.000Z", **changes}  # fmt: skip
     return {"inboundSMSMessageNotification": {"callbackData": "sira", "inboundSMSMessage": message}}
 

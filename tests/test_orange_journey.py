@@ -7,25 +7,26 @@ lives across jobs as it does in a real worker process.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select
 
 from infra import queues
 from models import OutboundSms, Referral, SmsStatus
 from models.base import as_utc, utcnow
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, REDIS_URL, SECRET_KEY, Phone
+from tests.conftest import REDIS_URL, Phone
+from tests.conftest import run_worker as run_worker_at
 from tests.gateway_helpers import EmulatorProcess, wait_for
 from tests.journeys import RETURNEE, app_with_directory, ask_for_help, code_in, settings_for
-from workers import context
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice
+
+
+pytestmark = pytest.mark.usefixtures("fresh_worker_process")
 
 
 @pytest.fixture
@@ -35,32 +36,9 @@ def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     )
 
 
-@pytest.fixture(autouse=True)
-def fresh_worker_process() -> Iterator[None]:
-    """Each test starts as a newly started worker would: no gateway, hence no token, cached yet."""
-    context._contexts.clear()
-    yield
-    context._contexts.clear()
-
-
 def run_worker(database_url: str, gateway: EmulatorProcess, orange_url: str | None = None) -> None:
-    """A real SimpleWorker in burst mode, configured through the environment as in production."""
-    values = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-              "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEYS": ENCRYPTION_KEYS, "ENV": "testing",
-              "SMS_RETRY_INTERVALS": "0,0,0", "SMS_GATEWAY": "orange", "AT_API_URL": "http://127.0.0.1:1",
-              "ORANGE_API_URL": orange_url or gateway.url}  # fmt: skip
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        with Redis.from_url(REDIS_URL) as redis:
-            worker = SimpleWorker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
-            worker.work(burst=True, logging_level="WARNING")
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """The worker, sending through the emulator's Orange face (or `orange_url`); AT unreachable."""
+    run_worker_at(database_url, sms_gateway="orange", orange_api_url=orange_url or gateway.url)
 
 
 def set_faults(gateway: EmulatorProcess, **faults: object) -> None:

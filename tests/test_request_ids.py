@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -17,43 +15,19 @@ from rq.job import Job
 from config import ConfigError, load_settings
 from infra import queues
 from infra.logs import JsonFormatter
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, REDIS_URL, SECRET_KEY, LiveServer, Phone
+from tests.conftest import LiveServer, Phone
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import RETURNEE, app_with_directory, ask_for_help, code_in, settings_for
-from workers import context
-from workers.worker import Worker
+from tests.journeys import RETURNEE, app_with_directory, ask_for_help, code_in, run_worker, settings_for
 
 REQUEST_ID = "nginx-5f2b9c0d7e1a"
+
+
+pytestmark = pytest.mark.usefixtures("fresh_worker_process")
 
 
 @pytest.fixture
 def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     return app_with_directory(settings_for(database_url, gateway, log_format="json"))
-
-
-@pytest.fixture(autouse=True)
-def fresh_worker_process() -> Iterator[None]:
-    context._contexts.clear()
-    yield
-    context._contexts.clear()
-
-
-def run_sira_worker(database_url: str, gateway: EmulatorProcess) -> None:
-    """The worker `flask worker` runs, in burst mode, configured through the environment."""
-    values = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-              "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEYS": ENCRYPTION_KEYS, "ENV": "testing",
-              "SMS_RETRY_INTERVALS": "0,0,0", "AT_API_URL": gateway.url}  # fmt: skip
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        with Redis.from_url(REDIS_URL) as redis:
-            Worker([Queue(name, connection=redis) for name in queues.ALL], connection=redis).work(burst=True)
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 def test_the_request_id_goes_from_the_ussd_step_to_the_worker_s_log_lines(
@@ -66,7 +40,7 @@ def test_the_request_id_goes_from_the_ussd_step_to_the_worker_s_log_lines(
     assert jobs and all(job.meta.get("request_id") == REQUEST_ID for job in jobs)
 
     caplog.set_level(logging.INFO)
-    run_sira_worker(database_url, gateway)
+    run_worker(database_url, gateway, logging_level="INFO")
     sent = [r for r in caplog.records if r.name == "workers.sms"]
     assert len(sent) == len(jobs)
     lines = [json.loads(JsonFormatter().format(record)) for record in caplog.records]

@@ -16,7 +16,7 @@ from app import create_app
 from infra import queues
 from infra.keys import STEP_DEAD
 from infra.sealing import Sealer
-from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
+from models import FollowUp, InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
 from models.directory import Category, Provider
 from models.returnee import ConsentRecord, Erasure
 from services.erasure import ERASED
@@ -83,6 +83,9 @@ def stored(app: Flask) -> dict[str, int]:
             "expired_at_desk": referral(s, awa, "DESKX", "expired", "health", 400, None).id,
             "expired_old": referral(s, awa, "EXPRD", "expired", "training", 400, provider).id,
         }
+        for code in ("closed_old", "cancelled_recent"):  # an outcome each (cancelled: only to compare)
+            s.add(FollowUp(referral_id=ids[code], returnee_id=awa.id, day=30, status="served",
+                           sent_at=days_ago(300), answered_at=days_ago(299)))  # fmt: skip
         s.commit()
     return ids
 
@@ -98,6 +101,8 @@ def state(app: Flask) -> dict[str, object]:
             "referrals": dict(s.execute(select(Referral.code, Referral.returnee_id)).all()),
             "notes": dict(s.execute(select(Referral.code, ReferralEvent.note).join(ReferralEvent)).all()),
             "returnee": s.scalar(select(Returnee.first_name)),
+            "follow_ups": {code: (person, status) for code, person, status in s.execute(
+                select(Referral.code, FollowUp.returnee_id, FollowUp.status).join(FollowUp))},
         }  # fmt: skip
 
 
@@ -120,6 +125,8 @@ def test_each_period_purges_only_what_is_older(app: Flask, stored: dict[str, int
         bodies = dict(s.execute(select(Referral.code, OutboundSms.body).join(Referral)).all())
     assert bodies["CLOSD"] == ERASED and bodies["EXPRD"] == ERASED and "Awa" in bodies["SENTX"]
     assert after["returnee"] == "Awa"  # the person stays registered; only old records lose them
+    # The old referral's outcome stays for the figures, without a person; the recent one keeps them.
+    assert after["follow_ups"]["CLOSD"] == (None, "served") and after["follow_ups"]["CANCL"][0] is not None
 
 
 def test_a_second_run_changes_nothing(app: Flask, stored: dict[str, int]) -> None:

@@ -13,15 +13,17 @@ from sqlalchemy import select
 from config import ConfigError, load_settings
 from gateway import AfricasTalkingGateway, OrangeGateway, router_from_settings
 from models import InboundSms, OutboundSms, SmsStatus
+from tests.conftest import ORANGE_SENDER
 
 ROUTES = (
     "at=africastalking?api_url=http://127.0.0.1:9001&cost=XOF 25; orange=orange?api_url=http://127.0.0.1:9002"
 )
 PREFIXES = "7 82-84 90-94=orange,at; 6 89 95-99=at,orange; 50=at; +33=at"
+ORANGE = {"ORANGE_SENDER_ADDRESS": ORANGE_SENDER}  # required with an Orange route
 
 
 def test_each_number_gets_the_routes_of_its_longest_prefix_and_the_rest_the_default() -> None:
-    routing = load_settings({}, sms_routes=ROUTES, sms_route_prefixes=PREFIXES).routing
+    routing = load_settings(ORANGE, sms_routes=ROUTES, sms_route_prefixes=PREFIXES).routing
     assert routing.names_for("+22370000001") == ("orange", "at")
     assert routing.names_for("+22383000001") == ("orange", "at")  # 82-84
     assert routing.names_for("+22385000001") == ("at", "orange")  # no prefix: the default, every route
@@ -33,7 +35,9 @@ def test_each_number_gets_the_routes_of_its_longest_prefix_and_the_rest_the_defa
 
 
 def test_each_route_builds_its_gateway_with_its_own_settings_and_the_rest_from_the_environment() -> None:
-    settings = load_settings({"ORANGE_CLIENT_ID": "ours"}, sms_routes=ROUTES, sms_route_prefixes=PREFIXES)
+    settings = load_settings(
+        {**ORANGE, "ORANGE_CLIENT_ID": "ours"}, sms_routes=ROUTES, sms_route_prefixes=PREFIXES
+    )
     router = router_from_settings(settings)
     assert isinstance(router.routes["at"].gateway, AfricasTalkingGateway)
     orange = router.routes["orange"].gateway
@@ -48,7 +52,7 @@ def test_without_routes_sms_gateway_takes_every_number_as_before() -> None:
     ]
     assert isinstance(router.routes["africastalking"].gateway, AfricasTalkingGateway)
     assert [
-        r.kind for r in router_from_settings(load_settings({}, sms_gateway="orange")).routes.values()
+        r.kind for r in router_from_settings(load_settings(ORANGE, sms_gateway="orange")).routes.values()
     ] == ["orange"]
 
 
@@ -114,7 +118,7 @@ def test_two_gateways_incoming_sms_with_the_same_id_are_two_messages(client, db)
     client.post("/sms/incoming", data={"from": "+22370000001", "to": "7472", "text": "AIDE", "id": "in-1",
                                        "date": "2026-12-02 05:00:00"})  # fmt: skip
     note = {"inboundSMSMessageNotification": {"callbackData": "sira", "inboundSMSMessage": {
-        "senderAddress": "tel:+22366000001", "destinationAddress": "tel:+22320000000", "message": "AIDE",
+        "senderAddress": "tel:+22366000001", "destinationAddress": "tel:+22300000000", "message": "AIDE",
         "messageId": "in-1", "dateTime": "2026-12-02T05:00:00.000Z"}}}  # fmt: skip
     answer = client.post("/sms/orange/incoming", data=json.dumps(note), content_type="application/json")
     assert answer.status_code == 200 and answer.text.startswith("ok"), answer.text

@@ -9,7 +9,6 @@ none sent twice; starting it again must bring the traffic back after the cool-do
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,22 +17,25 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from sqlalchemy import select, update
 
 from infra import keys, queues
 from models import OutboundSms, Referral, SmsStatus
 from models.base import utcnow
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, REDIS_URL, SECRET_KEY, Phone, app_settings
+from tests.conftest import ORANGE_SENDER, REDIS_URL, Phone, app_settings
+from tests.conftest import run_worker as run_worker_at
 from tests.gateway_helpers import EmulatorProcess, start_emulator, wait_for
 from tests.journeys import app_with_directory, ask_for_help, code_in
-from workers import context
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice; an Orange number
 FIRST, SECOND = "+22370000101", "+22370000102"  # two returnees, both on Orange
 PREFIXES = "7 82-84 90-94=at,orange; 6 89 95-99=orange,at; *=at,orange"
 FAILURES = 2
 COOLDOWN = 2
+
+
+pytestmark = pytest.mark.usefixtures("fresh_worker_process")
 
 
 @pytest.fixture(scope="module")
@@ -85,34 +87,12 @@ def app(database_url: str, redis: Redis, at: EmulatorProcess, orange: EmulatorPr
     return app_with_directory(settings)
 
 
-@pytest.fixture(autouse=True)
-def fresh_worker_process() -> Iterator[None]:
-    context._contexts.clear()
-    yield
-    context._contexts.clear()
-
-
 def run_worker(
     database_url: str, at: EmulatorProcess, orange: EmulatorProcess, prefixes: str = PREFIXES
 ) -> None:
-    """A real SimpleWorker in burst mode, its routes given through the environment as in production."""
-    values = {"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "PHONE_HASH_KEY": PHONE_HASH_KEY,
-              "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEYS": ENCRYPTION_KEYS, "ENV": "testing",
-              "SMS_RETRY_INTERVALS": "0,0,0", "SMS_ROUTES": routes(at, orange), "SMS_ROUTE_PREFIXES": prefixes,
-              "SMS_ROUTE_FAILURES": str(FAILURES), "SMS_ROUTE_COOLDOWN_SECONDS": str(COOLDOWN),
-              "AT_TIMEOUT_SECONDS": "2", "AT_API_URL": "http://127.0.0.1:1"}  # fmt: skip
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        with Redis.from_url(REDIS_URL) as redis:
-            worker = SimpleWorker([Queue(name, connection=redis) for name in queues.ALL], connection=redis)
-            worker.work(burst=True, logging_level="WARNING")
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    """The worker with its routes given through the environment, as in production."""
+    run_worker_at(database_url, sms_routes=routes(at, orange), sms_route_prefixes=prefixes,
+                  sms_route_failures=FAILURES, sms_route_cooldown_seconds=COOLDOWN, at_timeout_seconds=2)  # fmt: skip
 
 
 def outbox(db) -> list[OutboundSms]:
@@ -187,7 +167,9 @@ def health(redis: Redis) -> list:
     from config import load_settings
     from gateway import router_from_settings
 
-    router = router_from_settings(load_settings({}, sms_routes="at=africastalking; orange=orange"))
+    router = router_from_settings(
+        load_settings({"ORANGE_SENDER_ADDRESS": ORANGE_SENDER}, sms_routes="at=africastalking; orange=orange")
+    )
     return router.health.states(redis, list(router.routes.values()))
 
 

@@ -7,9 +7,7 @@ Starts its own Redis primary, replica and Sentinel (`redis-server --sentinel`) o
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,79 +15,22 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from config import ConfigError, load_settings
 from infra import queues
-from infra.connection import worker_redis
-from tests.conftest import ENCRYPTION_KEYS, PHONE_HASH_KEY, SECRET_KEY, LiveServer, Phone, free_port
+from tests.conftest import LiveServer, Phone
 from tests.gateway_helpers import EmulatorProcess, wait_for
-from tests.journeys import RETURNEE, app_with_directory, code_in, inbox, settings_for
+from tests.journeys import RETURNEE, app_with_directory, code_in, inbox, run_worker, settings_for
+from tests.sentinels import MASTER, RedisPair
 from web.context import sira
-from workers import context
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice
-MASTER = "sira"
 
 
-class RedisPair:
-    """A primary, its replica and one Sentinel watching them, each a `redis-server` of its own."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.ports = {"primary": free_port(), "replica": free_port(), "sentinel": free_port()}
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> RedisPair:
-        primary, replica, sentinel = self.ports.values()
-        # --dir: a replica's first sync writes an RDB file, which belongs in the test's folder.
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.directory)]
-        self._spawn(["redis-server", "--port", str(primary), *common])
-        self._spawn(
-            ["redis-server", "--port", str(replica), *common, "--replicaof", "127.0.0.1", str(primary)]
-        )
-        conf = self.directory / "sentinel.conf"  # Sentinel rewrites its file: one of its own
-        conf.write_text(
-            f"port {sentinel}\nbind 127.0.0.1\ndir {self.directory}\n"
-            f"sentinel monitor {MASTER} 127.0.0.1 {primary} 1\n"
-            f"sentinel down-after-milliseconds {MASTER} 1000\nsentinel failover-timeout {MASTER} 5000\n"
-        )
-        self._spawn(["redis-server", str(conf), "--sentinel"])
-        wait_for(lambda: self._replicas_known(), timeout=20, interval=0.2)
-        return self
-
-    def _spawn(self, command: list[str]) -> None:
-        log = (self.directory / f"redis-{len(self.processes)}.log").open("wb")
-        self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-
-    def sentinel(self) -> Redis:
-        return Redis(port=self.ports["sentinel"], socket_timeout=1, decode_responses=True)
-
-    def primary_port(self) -> int | None:
-        try:
-            host_port = self.sentinel().execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER)
-        except Exception:
-            return None
-        return int(host_port[1]) if host_port else None
-
-    def _replicas_known(self) -> bool:
-        try:
-            replicas = self.sentinel().execute_command("SENTINEL", "REPLICAS", MASTER)
-            in_sync = Redis(port=self.ports["replica"]).info("replication").get("master_link_status") == "up"
-        except Exception:
-            return False
-        return bool(replicas) and in_sync
-
-    def fail_over(self) -> None:
-        self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER)
-        wait_for(lambda: self.primary_port() == self.ports["replica"], timeout=20, interval=0.1)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.kill()
-            process.wait(10)
+pytestmark = pytest.mark.usefixtures("fresh_worker_process")
 
 
 @pytest.fixture
@@ -110,35 +51,13 @@ def app(database_url: str, redis_pair: RedisPair, gateway: EmulatorProcess) -> F
     return app_with_directory(settings_for(database_url, gateway, **sentinel_settings(redis_pair)))
 
 
-@pytest.fixture(autouse=True)
-def fresh_worker_process() -> Iterator[None]:
-    context._contexts.clear()
-    yield
-    context._contexts.clear()
-
-
 def run_worker_through_sentinel(database_url: str, gateway: EmulatorProcess, pair: RedisPair) -> None:
-    """Sira's SimpleWorker in burst mode, connected as `flask worker` connects: through Sentinel."""
-    settings = sentinel_settings(pair)
-    values = {"DATABASE_URL": database_url, "REDIS_URL": str(settings["redis_url"]),
-              "REDIS_SENTINELS": str(settings["redis_sentinels"]), "PHONE_HASH_KEY": PHONE_HASH_KEY,
-              "SECRET_KEY": SECRET_KEY, "ENCRYPTION_KEYS": ENCRYPTION_KEYS, "ENV": "testing",
-              "SMS_RETRY_INTERVALS": "0,0,0", "AT_API_URL": gateway.url}  # fmt: skip
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        redis = worker_redis(values["REDIS_URL"], [("127.0.0.1", pair.ports["sentinel"])], MASTER)
-        Queue(queues.DEFAULT, connection=redis).enqueue("workers.outbox.sweep_outbox")  # as the cron would
-        SimpleWorker([Queue(name, connection=redis) for name in queues.ALL], connection=redis).work(
-            burst=True
-        )
-        redis.close()
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
+    """Sira's worker in burst mode, connected as `flask worker` connects: through Sentinel."""
+
+    def sweep(redis: Redis) -> None:  # as the cron would
+        Queue(queues.DEFAULT, connection=redis).enqueue("workers.outbox.sweep_outbox")
+
+    run_worker(database_url, gateway, before=sweep, **sentinel_settings(pair))
 
 
 def test_the_app_and_the_worker_follow_redis_when_sentinel_fails_it_over_mid_session(

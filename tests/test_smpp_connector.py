@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import REGISTRY
 from redis import Redis
 
 from config import parse_smpp_links
@@ -199,7 +200,79 @@ def test_a_reused_session_number_opens_a_new_session_even_after_one_left_unfinis
     assert len({s["session"] for s in recorder.steps()}) == 2
 
 
+def test_answers_in_a_session_on_a_reused_number_are_not_taken_for_the_earlier_sessions(
+    smsc, recorder, connector
+) -> None:
+    """The same phone gets its earlier session's number again and types the same answers in the
+    same dialogue units (a returnee going through the same menu): each is a new step with its
+    screen, not a repeat of the earlier session's PDU (timeouts in a saturated bench run)."""
+    first = smsc.dial(PHONE)
+    smsc.wait_screen(first, 1)
+    smsc.answer(first, "1")
+    smsc.wait_screen(first, 2)
+    smsc.answer(first, "2")
+    smsc.wait_screen(first, 3)  # left there, unfinished: the gateway closes it and reuses its number
+    smsc._numbers = itertools.count(first)
+    again = smsc.dial(PHONE)
+    assert again == first
+    assert smsc.wait_screen(again, 1).text == "step 1: -"
+    smsc.answer(again, "1")
+    assert smsc.wait_screen(again, 2).text == "step 2: 1"
+    smsc.answer(again, "2")
+    assert smsc.wait_screen(again, 3).text == "step 3: 2"
+    assert connector.duplicates == 0
+    assert [s["text"] for s in recorder.steps()] == ["", "1", "2", "", "1", "2"]
+
+
+def test_a_dial_on_the_number_of_a_session_left_at_its_first_screen_is_a_new_session(
+    smsc, recorder, connector
+) -> None:
+    """The person saw the menu and hung up; dialling again, the gateway gives the same number (it
+    numbers sessions per phone, or its counter came round). The first dial's screen was taken by
+    the gateway, so this is no redelivery of it: it gets its own first screen."""
+    first = smsc.dial(PHONE)
+    smsc.wait_screen(first, 1)
+    smsc._numbers = itertools.count(first)
+    again = smsc.dial(PHONE)
+    assert again == first
+    assert smsc.wait_screen(again, 1).text == "step 1: -"
+    smsc.answer(again, "1")
+    assert smsc.wait_screen(again, 2).text == "step 2: 1"
+    assert connector.duplicates == 0
+    assert len({s["session"] for s in recorder.steps()}) == 2
+
+
+def test_a_dial_delivered_again_after_the_bind_drops_is_one_session(smsc, recorder, connector) -> None:
+    smsc.drop_after_next_deliver()  # the dial leaves, the bind drops before its response
+    number = smsc.dial(PHONE)
+    assert smsc.wait_for(lambda: smsc.binds >= 2, timeout=5)
+    assert smsc.wait_screen(number, 1).text == "step 1: -"
+    smsc.answer(number, "1")
+    assert smsc.wait_screen(number, 2).text == "step 2: 1"
+    assert [s["text"] for s in recorder.steps()] == ["", "1"]
+    assert len({s["session"] for s in recorder.steps()}) == 1
+
+
+def test_a_session_that_ended_on_a_reused_number_leaves_no_repeat_behind(smsc, recorder, connector) -> None:
+    first = smsc.dial(PHONE)
+    smsc.wait_screen(first, 1)
+    smsc.answer(first, "bye")
+    assert smsc.wait_screen(first, 2).end
+    smsc._numbers = itertools.count(first)
+    again = smsc.dial(PHONE)
+    smsc.sessions[again].screens.clear()
+    assert smsc.wait_screen(again, 1).text == "step 1: -"
+    smsc.answer(again, "bye")
+    assert smsc.wait_screen(again, 2).text == "step 2: bye"
+    assert connector.duplicates == 0
+
+
+def repeats_counted() -> float:
+    return REGISTRY.get_sample_value("sira_smpp_pdus_total", {"link": "emu", "outcome": "repeat"}) or 0.0
+
+
 def test_the_same_pdu_delivered_twice_gives_one_step_and_one_reply(smsc, recorder, connector) -> None:
+    repeats_before = repeats_counted()
     number = smsc.dial(PHONE)
     smsc.wait_screen(number, 1)
     session = smsc.sessions[number]
@@ -222,6 +295,7 @@ def test_the_same_pdu_delivered_twice_gives_one_step_and_one_reply(smsc, recorde
     assert len(smsc.sessions[number].screens) == 2
     assert [s["text"] for s in recorder.steps()] == ["", "1"]
     assert connector.duplicates == 1
+    assert repeats_counted() == repeats_before + 1  # and counted for the operator's dashboard
 
 
 def test_the_same_input_typed_again_in_a_later_dialogue_unit_is_a_new_step(smsc, recorder, connector) -> None:

@@ -7,9 +7,11 @@ conversation is the small recorder of test_smpp_connector (Sira's own is in test
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
+from redis import Redis
 
 from config import parse_smpp_links
 from gateway.emulator.smsc import UssdGatewayEmulator
@@ -19,8 +21,10 @@ from tests.conftest import LiveServer
 from tests.test_smpp_connector import Recorder, redact
 
 
-@pytest.fixture
-def phones(redis) -> Iterator[tuple[str, UssdGatewayEmulator]]:
+@contextmanager
+def bound_phones(redis: Redis) -> Iterator[tuple[str, UssdGatewayEmulator]]:
+    """The SMPP gateway emulator's phones (its HTTP side's URL, and the emulator), with a connector
+    bound to it that records each step in Redis."""
     smsc = UssdGatewayEmulator()
     smsc.start()
     links = parse_smpp_links(f"smpp://sira:sira@127.0.0.1:{smsc.port}?name=emu&reconnect_min=0.1")
@@ -31,6 +35,12 @@ def phones(redis) -> Iterator[tuple[str, UssdGatewayEmulator]]:
         yield server.url, smsc
     connector.stop()
     smsc.stop()
+
+
+@pytest.fixture
+def phones(redis: Redis) -> Iterator[tuple[str, UssdGatewayEmulator]]:
+    with bound_phones(redis) as phones:
+        yield phones
 
 
 def test_a_person_dials_answers_and_reads_the_sessions_over_http(phones) -> None:

@@ -40,8 +40,12 @@ def provider_alerts():
 
 
 def returnee_messages():
+    from flows.sms import R_FOLLOW_UP, R_FOLLOW_UP_HELP, R_FOLLOW_UP_MORE
+
     for lang in LANGUAGES:
         yield lang, TEXTS.returnee_received(lang, "R7K3Q").body
+        for msgid in (R_FOLLOW_UP, R_FOLLOW_UP_HELP, R_FOLLOW_UP_MORE):  # the follow-up, its help and answer
+            yield lang, TEXTS.to_returnee(lang, msgid, code="R7K3Q").body
 
 
 @pytest.mark.parametrize(("lang", "body"), [*provider_alerts(), *returnee_messages()])

@@ -18,7 +18,14 @@ from infra import queues
 from models import InboundSms, OutboundSms, Referral, ReferralEvent, Returnee, UssdSession, UssdStep
 from tests.conftest import Phone, flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
+from tests.journeys import (
+    RETURNEE,
+    inbox,
+    referred_for_a_job,
+    run_worker,
+    seeded_app,
+    text_service,
+)
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice
 ASSOCIATION = "+22350000011"  # jobs in Bamako, second choice
@@ -32,16 +39,7 @@ def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
 
 @pytest.fixture
 def referral_code(live_server, gateway: EmulatorProcess, database_url: str) -> str:
-    """A returnee in Bamako asked for a job; APEJ has been alerted."""
-    code = code_in(ask_for_help(Phone(live_server.url, number=RETURNEE)))
-    run_worker(database_url, gateway)
-    gateway.post("/reset")
-    return code
-
-
-def sms(gateway: EmulatorProcess, database_url: str, number: str, text: str) -> None:
-    send_from_phone(gateway, number, text)
-    run_worker(database_url, gateway)
+    return referred_for_a_job(live_server.url, gateway, database_url)
 
 
 def referral(db, code: str) -> Referral:
@@ -50,7 +48,7 @@ def referral(db, code: str) -> Referral:
 
 
 def test_provider_accepts_and_only_then_learns_who_to_call(db, gateway, database_url, referral_code) -> None:
-    sms(gateway, database_url, APEJ, f"ok {referral_code.lower()}")
+    text_service(gateway, database_url, APEJ, f"ok {referral_code.lower()}")
     assert referral(db, referral_code).status == "accepted"
     [to_provider] = inbox(gateway, APEJ)
     assert "Awa" in to_provider and "+22370000101" in to_provider and f"FINI {referral_code}" in to_provider
@@ -65,7 +63,7 @@ def test_provider_accepts_and_only_then_learns_who_to_call(db, gateway, database
 def test_decline_reroutes_to_the_next_provider_without_telling_the_returnee(
     db, gateway, database_url, referral_code
 ) -> None:
-    sms(gateway, database_url, APEJ, f"NON {referral_code} plus de place ce mois")
+    text_service(gateway, database_url, APEJ, f"NON {referral_code} plus de place ce mois")
     current = referral(db, referral_code)
     assert current.status == "sent"
     assert any(e.to_status == "declined" and e.note == "plus de place ce mois" for e in current.events)
@@ -79,15 +77,15 @@ def test_when_no_provider_is_left_the_desk_takes_it_and_the_returnee_is_told(
 ) -> None:
     for number in (APEJ, ASSOCIATION, ANPE, FAFPA):  # the local ones, then the national ones
         assert not inbox(gateway, RETURNEE)
-        sms(gateway, database_url, number, f"REFUS {referral_code}")
+        text_service(gateway, database_url, number, f"REFUS {referral_code}")
     current = referral(db, referral_code)
     assert current.provider_id is None and current.flagged_at is not None and current.status == "declined"
     assert "coordinateur" in inbox(gateway, RETURNEE)[0]
 
 
 def test_a_declining_provider_is_never_asked_again(db, gateway, database_url, referral_code) -> None:
-    sms(gateway, database_url, APEJ, f"NON {referral_code}")
-    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    text_service(gateway, database_url, APEJ, f"NON {referral_code}")
+    text_service(gateway, database_url, APEJ, f"OK {referral_code}")
     assert referral(db, referral_code).status == "sent"
     assert "pas confiee" in inbox(gateway, APEJ)[-1]
 
@@ -97,11 +95,11 @@ def test_a_declining_provider_is_never_asked_again(db, gateway, database_url, re
 def test_close_asks_for_feedback_and_stores_the_answer(
     db, gateway, database_url, referral_code, answer: str, feedback: str
 ) -> None:
-    sms(gateway, database_url, APEJ, f"OK {referral_code}")
-    sms(gateway, database_url, APEJ, f"fini {referral_code}")
+    text_service(gateway, database_url, APEJ, f"OK {referral_code}")
+    text_service(gateway, database_url, APEJ, f"fini {referral_code}")
     assert referral(db, referral_code).status == "closed"
     assert "Repondez 1" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
-    sms(gateway, database_url, RETURNEE, answer)  # a returnee says yes or no as people do
+    text_service(gateway, database_url, RETURNEE, answer)  # a returnee says yes or no as people do
     assert referral(db, referral_code).feedback == feedback
     answered = inbox(gateway, RETURNEE)[-1]
     assert ("Merci" in answered) if feedback == "served" else ("coordinateur va examiner" in answered)
@@ -118,14 +116,14 @@ def test_illegal_transitions_are_refused_with_a_reason(
     db, gateway, database_url, referral_code, steps, answer
 ) -> None:
     for step in steps:
-        sms(gateway, database_url, APEJ, f"{step} {referral_code}")
+        text_service(gateway, database_url, APEJ, f"{step} {referral_code}")
     status = referral(db, referral_code).status
     assert status == ("accepted" if steps[0] == "OK" else "sent")
     assert answer in inbox(gateway, APEJ)[-1].replace("é", "e").replace("è", "e")
 
 
 def test_a_provider_cannot_touch_another_providers_referral(db, gateway, database_url, referral_code) -> None:
-    sms(gateway, database_url, ANPE, f"OK {referral_code}")
+    text_service(gateway, database_url, ANPE, f"OK {referral_code}")
     assert referral(db, referral_code).status == "sent"
     assert "ne vous est pas confiee" in inbox(gateway, ANPE)[0].replace("é", "e")
     assert inbox(gateway, RETURNEE) == []
@@ -134,8 +132,8 @@ def test_a_provider_cannot_touch_another_providers_referral(db, gateway, databas
 def test_unknown_code_and_garbage_from_a_provider_get_a_useful_answer(
     gateway, database_url, referral_code
 ) -> None:
-    sms(gateway, database_url, APEJ, "OK ABCDE")
-    sms(gateway, database_url, APEJ, "bonjour")
+    text_service(gateway, database_url, APEJ, "OK ABCDE")
+    text_service(gateway, database_url, APEJ, "bonjour")
     unknown, helps = inbox(gateway, APEJ)
     assert "aucune demande" in unknown and "ABCDE" in unknown
     assert "OK et le code" in helps
@@ -174,12 +172,12 @@ def test_a_referral_past_both_deadlines_at_once_expires_without_a_reminder(
 def test_stop_silences_non_essential_sms_and_start_undoes_it(
     db, gateway, database_url, referral_code
 ) -> None:
-    sms(gateway, database_url, RETURNEE, "STOP")
+    text_service(gateway, database_url, RETURNEE, "STOP")
     assert "START" in inbox(gateway, RETURNEE)[-1]
-    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    text_service(gateway, database_url, APEJ, f"OK {referral_code}")
     assert len(inbox(gateway, RETURNEE)) == 1  # no acceptance notice while stopped
-    sms(gateway, database_url, RETURNEE, "start")
-    sms(gateway, database_url, APEJ, f"FINI {referral_code}")
+    text_service(gateway, database_url, RETURNEE, "start")
+    text_service(gateway, database_url, APEJ, f"FINI {referral_code}")
     assert "Repondez 1" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
 
 
@@ -192,15 +190,15 @@ def test_gateway_opt_out_notice_works_like_stop(client, db) -> None:
 def test_status_and_help_keywords_answer_in_the_returnees_language(
     gateway, database_url, referral_code
 ) -> None:
-    sms(gateway, database_url, RETURNEE, "statut")
-    sms(gateway, database_url, RETURNEE, "AIDE")
+    text_service(gateway, database_url, RETURNEE, "statut")
+    text_service(gateway, database_url, RETURNEE, "AIDE")
     status, help_text = inbox(gateway, RETURNEE)
     assert f"{referral_code} envoyee" in status.replace("é", "e")
     assert "*384*7472#" in help_text and "STOP" in help_text
 
 
 def test_garbage_from_a_returnee_gets_a_helpful_reply(live_server, db, gateway, database_url) -> None:
-    sms(gateway, database_url, "+22370000999", "ça marche pas ???")
+    text_service(gateway, database_url, "+22370000999", "ça marche pas ???")
     assert "AIDE" in inbox(gateway, "+22370000999")[0]
     assert db.scalar(select(InboundSms)).handled_as == "unknown"
 
@@ -209,14 +207,14 @@ def test_erasure_needs_the_pin_sent_by_sms_and_then_removes_everything(
     db, redis: Redis, gateway, database_url, referral_code
 ) -> None:
     # APEJ now holds the name and number, and its own reply says more than it should.
-    sms(gateway, database_url, APEJ, f"OK {referral_code} Awa Traore, enceinte, appeler sa soeur")
+    text_service(gateway, database_url, APEJ, f"OK {referral_code} Awa Traore, enceinte, appeler sa soeur")
     flush_transcripts(database_url)
     assert db.scalar(select(UssdSession)) is not None
-    sms(gateway, database_url, RETURNEE, "SUPPRIMER 000000")
+    text_service(gateway, database_url, RETURNEE, "SUPPRIMER 000000")
     assert "faux" in inbox(gateway, RETURNEE)[-1]
-    sms(gateway, database_url, RETURNEE, "supprimer")
+    text_service(gateway, database_url, RETURNEE, "supprimer")
     pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 6)
-    sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
+    text_service(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
     assert "effacees" in inbox(gateway, RETURNEE)[-1].replace("é", "e")
     db.expire_all()
     assert db.scalar(select(Returnee)) is None
@@ -274,7 +272,7 @@ def test_my_requests_shows_the_status_a_provider_just_set(
     phone = Phone(live_server.url, number=RETURNEE)
     phone.dial()
     assert f"{referral_code} envoyee" in phone.send("2")  # the dial cached what it read
-    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    text_service(gateway, database_url, APEJ, f"OK {referral_code}")
     assert "Reprendre" not in phone.dial()  # a read-only list left open is not offered for resume
     assert f"{referral_code} acceptee" in phone.send("2")
 
@@ -290,7 +288,7 @@ def test_refusing_consent_when_registering_again_cancels_open_referrals(
     assert "Sans votre accord" in phone.send("1")
     current = referral(db, referral_code)
     assert current.status == "cancelled" and current.events[-1].note == "consent withdrawn"
-    sms(gateway, database_url, APEJ, f"OK {referral_code}")
+    text_service(gateway, database_url, APEJ, f"OK {referral_code}")
     assert "Awa" not in " ".join(inbox(gateway, APEJ))  # nothing disclosed after withdrawal
 
 
@@ -304,7 +302,7 @@ def test_my_data_erasure_by_ussd_sends_the_code_by_sms(
     assert phone.send("1").startswith("END ")
     run_worker(database_url, gateway)
     pin = next(word for word in inbox(gateway, RETURNEE)[-1].split() if word.isdigit() and len(word) == 6)
-    sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
+    text_service(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
     flush_transcripts(database_url)  # the steps of the session that asked were still buffered in Redis
     db.expire_all()
     assert db.scalar(select(Returnee)) is None and referral(db, referral_code).status == "cancelled"

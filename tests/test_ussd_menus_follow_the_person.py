@@ -11,7 +11,7 @@ from sqlalchemy import select
 from models import Referral, Returnee
 from tests.conftest import Phone
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import code_in, inbox, run_worker, seeded_app, send_from_phone
+from tests.journeys import code_in, inbox, run_worker, seeded_app, text_service
 
 RETURNEE = "+22370000555"
 APEJ = "+22370000002"  # jobs in Bamako, first choice
@@ -35,11 +35,6 @@ REGISTRATION = ("Awa", "2", "3", "1", "1", "1", "1")  # first name ... region Ba
 @pytest.fixture
 def app(database_url: str, redis: Redis, gateway: EmulatorProcess) -> Flask:
     return seeded_app(database_url, gateway)
-
-
-def sms(gateway: EmulatorProcess, database_url: str, number: str, text: str) -> None:
-    send_from_phone(gateway, number, text)
-    run_worker(database_url, gateway)
 
 
 def plain_inbox(gateway: EmulatorProcess, number: str) -> list[str]:
@@ -97,9 +92,9 @@ def test_not_helped_after_a_closure_flags_the_referral_and_offers_a_new_request(
     phone.send("1")  # jobs and training
     code = code_in(phone.send("1"))
     run_worker(database_url, gateway)
-    sms(gateway, database_url, APEJ, f"OK {code}")
-    sms(gateway, database_url, APEJ, f"FINI {code}")
-    sms(gateway, database_url, RETURNEE, "2")
+    text_service(gateway, database_url, APEJ, f"OK {code}")
+    text_service(gateway, database_url, APEJ, f"FINI {code}")
+    text_service(gateway, database_url, RETURNEE, "2")
     answer = plain_inbox(gateway, RETURNEE)[-1]
     assert say["not_helped"] in answer and code in answer and "*384*7472#" in answer, answer
     assert say["thanks"] not in answer

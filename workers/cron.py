@@ -14,6 +14,7 @@ from rq.cron import CronScheduler
 from config import Settings
 from infra import keys, queues
 from workers.deadlines import check_deadlines
+from workers.follow_ups import check_follow_ups
 from workers.outbox import sweep_outbox
 from workers.retention import purge
 from workers.routes import check_routes
@@ -24,8 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def start_cron(redis: Redis, settings: Settings) -> None:
-    """RQ's cron, in a thread of the worker: outbox sweep, referral deadlines, spool, retention purge,
-    the SMS routes' health check.
+    """RQ's cron, in a thread of the worker: outbox sweep, referral deadlines, follow-ups of outcomes,
+    spool, retention purge, the SMS routes' health check.
 
     A thread rather than `rq cron` so that the Procfile's one `worker` entry is enough; a Redis
     outage only skips ticks. Several workers may each queue a sweep: sweeping is idempotent.
@@ -35,6 +36,7 @@ def start_cron(redis: Redis, settings: Settings) -> None:
         sweep_outbox: settings.outbox_sweep_seconds,
         flush_steps: 5,
         check_deadlines: settings.deadline_check_seconds,
+        check_follow_ups: settings.deadline_check_seconds,
         replay_spool: settings.spool_replay_seconds,
         purge: settings.retention_purge_seconds,
         check_routes: settings.sms_route_cooldown_seconds,

@@ -37,6 +37,14 @@ JOURNEY = Journey(
             save="category",
             next="help.confirm",
         ),
+        # Offered on the main menu after a follow-up answered "not served" or "need something else".
+        Choose(
+            "help.again",
+            _("What other help do you need?"),
+            CATEGORIES,
+            save="category",
+            next="help.confirm",
+        ),
         confirm(
             "help.confirm",
             _(

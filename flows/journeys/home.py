@@ -25,6 +25,13 @@ def not_registered(state: State) -> bool:
     return not state.facts.registered
 
 
+def offered_new_request(state: State) -> bool:
+    """A follow-up answer said they need other help (2 or 3) and no request came since: the host
+    marks the newest referral `more`; a request made now goes first and the offer is gone."""
+    referrals = state.facts.referrals
+    return state.facts.registered and bool(referrals) and bool(referrals[0].get("more"))
+
+
 def ask_for_help(state: State) -> str:
     """Registered returnees choose their need; others register first, then choose."""
     return "help.category" if state.facts.registered else "registration.first_name"
@@ -46,6 +53,9 @@ JOURNEY = Journey(
         menu(
             MAIN_MENU,
             _("Sira, CNRM services:"),
+            Option(
+                "again", _("You asked for other help: ask now"), goto="help.again", when=offered_new_request
+            ),
             Option("help", _("Ask for help"), goto=ask_for_help),
             Option("requests", _("My requests"), goto="requests.list"),
             # Same place, other words: who is registered updates their details, never "registers".

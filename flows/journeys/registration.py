@@ -17,16 +17,7 @@ CONSENT_TEXT = _(
 
 
 def save_registration(state: State) -> effects.SaveRegistration:
-    a = state.answers
-    return effects.SaveRegistration(
-        first_name=a["first_name"],
-        sex=a["sex"],
-        age_group=a["age_group"],
-        region=a["region"],
-        returned_from=a["returned_from"],
-        returned_since=a["returned_since"],
-        consent_version=CONSENT_VERSION,
-    )
+    return effects.SaveRegistration(effects.Profile.of(state.answers), CONSENT_VERSION)
 
 
 def refuse_consent(_state: State) -> effects.RefuseConsent:

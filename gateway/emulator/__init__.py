@@ -29,6 +29,7 @@ from flask import Flask, Response, jsonify, request
 from markupsafe import escape
 
 from gateway.emulator.orange import add_orange_face
+from gateway.emulator.phones import PhoneSms, message_record, relay_from_phone
 from gateway.emulator.reports import DeliveryReporter
 from gateway.emulator.state import REJECT_CODES, EmulatorState
 from gateway.segments import segment_count
@@ -97,17 +98,9 @@ def create_emulator(
                 status = decision.reject_status
             else:
                 status = "Success"
-            record = {
-                "id": None,
-                "to": number,
-                "from": sender,
-                "text": text,
-                "status": status,
-                "segments": parts,
-                "at": _now_iso(),
-                "direction": "outbound",
-                "failure_reason": None,
-            }
+            record = message_record(
+                None, number, sender, text, status=status, direction="outbound", gateway="africastalking"
+            )
             if status == "Success":
                 message_id = f"ATXid_{secrets.token_hex(16)}"
                 cost = price_per_part * parts
@@ -165,42 +158,18 @@ def create_emulator(
 
     @app.post("/send-from-phone")
     def send_from_phone() -> tuple[Response, int]:
-        payload = request.get_json(silent=True) if request.is_json else request.form
-        payload = payload or {}
-        sender, text = str(payload.get("from", "")).strip(), str(payload.get("text", ""))
-        if not sender or not text:
-            return jsonify(error="'from' and 'text' are required"), 400
-        if callback_base is None:
-            return jsonify(error="the emulator was started without a callback base"), 409
-        form = {
-            "from": sender,
-            "to": str(payload.get("to") or short_code),
-            "text": text,
-            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            "id": str(uuid.uuid4()),
-            "linkId": str(uuid.uuid4()),
-        }
-        generation = state.current_generation()
-        record = {
-            "id": form["id"],
-            "to": form["to"],
-            "from": sender,
-            "text": text,
-            "status": "Received",
-            "segments": segment_count(text),
-            "at": _now_iso(),
-            "direction": "inbound",
-            "failure_reason": None,
-        }
-        state.add(record, generation)
-        try:
-            upstream = inbound_session.post(f"{callback_base}/sms/incoming", data=form, timeout=10)
-        except requests.RequestException as exc:
-            log.warning(
-                "inbound sms %s not delivered: callback unreachable (%s)", form["id"], type(exc).__name__
-            )
-            return jsonify(error=f"callback unreachable: {type(exc).__name__}", id=form["id"]), 502
-        return jsonify(status_code=upstream.status_code, body=upstream.text, id=form["id"]), 200
+        def post(sms: PhoneSms) -> requests.Response:
+            form = {
+                "from": sms.sender,
+                "to": sms.to,
+                "text": sms.text,
+                "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                "id": sms.id,
+                "linkId": str(uuid.uuid4()),
+            }
+            return inbound_session.post(f"{callback_base}/sms/incoming", data=form, timeout=10)
+
+        return relay_from_phone(state, callback_base, short_code, "africastalking", post)
 
     @app.get("/faults")
     def get_faults() -> Response:
@@ -227,10 +196,6 @@ def create_emulator(
 def _reachable(number: str) -> bool:
     """Whether a real network would take the number: E.164, and 8 digits after +223 for Mali."""
     return bool(_E164.match(number)) and (not number.startswith("+223") or bool(_MALI.match(number)))
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _inbox_html(number: str, messages: list[dict[str, Any]]) -> str:

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import requests
 from flask import Flask, Response, jsonify, request
 
+from gateway.emulator.phones import PhoneSms, message_record, relay_from_phone
 from gateway.emulator.reports import ORANGE_REQUESTS, DeliveryReporter
 from gateway.emulator.state import EmulatorState
 from gateway.segments import segment_count
@@ -89,9 +90,9 @@ def add_orange_face(
             return jsonify(requestError={"policyException": {
                 "messageId": "POL3003", "text": "Insufficient credit: your SMS bundle is exhausted"}}), 403  # fmt: skip
         message_id = uuid.uuid4().hex
-        record = {"id": message_id, "to": number, "from": body.get("senderName") or unquote(sender).removeprefix("tel:"),
-                  "text": text, "status": "Sent", "segments": parts, "at": _now_iso(), "direction": "outbound",
-                  "failure_reason": None, "gateway": "orange"}  # fmt: skip
+        sender_shown = body.get("senderName") or unquote(sender).removeprefix("tel:")
+        record = message_record(message_id, number, sender_shown, text, status="Sent", direction="outbound",
+                                gateway="orange")  # fmt: skip
         state.add(record, decision.generation)
         reporter.schedule(message_id, number, decision.delivery_failures[0], decision.generation, orange=True)
         answer = {key: body[key] for key in ("address", "senderAddress", "senderName", "outboundSMSTextMessage")
@@ -109,27 +110,13 @@ def add_orange_face(
 
     @app.post("/orange/send-from-phone")
     def orange_send_from_phone() -> tuple[Response, int]:
-        payload = request.get_json(silent=True) if request.is_json else request.form
-        payload = payload or {}
-        sender, text = str(payload.get("from", "")).strip(), str(payload.get("text", ""))
-        if not sender or not text:
-            return jsonify(error="'from' and 'text' are required"), 400
-        if callback_base is None:
-            return jsonify(error="the emulator was started without a callback base"), 409
-        message_id = uuid.uuid4().hex
-        to = str(payload.get("to") or short_code)
-        note = {"inboundSMSMessageNotification": {"callbackData": "sira", "inboundSMSMessage": {
-            "senderAddress": f"tel:{sender}", "destinationAddress": f"tel:{to}", "message": text,
-            "messageId": message_id, "dateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}}}  # fmt: skip
-        record = {"id": message_id, "to": to, "from": sender, "text": text, "status": "Received",
-                  "segments": segment_count(text), "at": _now_iso(), "direction": "inbound", "failure_reason": None,
-                  "gateway": "orange"}  # fmt: skip
-        state.add(record, state.current_generation())
-        try:
-            upstream = inbound.post(f"{callback_base}/sms/orange/incoming", json=note, timeout=10)
-        except requests.RequestException as exc:
-            return jsonify(error=f"callback unreachable: {type(exc).__name__}", id=message_id), 502
-        return jsonify(status_code=upstream.status_code, body=upstream.text, id=message_id), 200
+        def post(sms: PhoneSms) -> requests.Response:
+            note = {"inboundSMSMessageNotification": {"callbackData": "sira", "inboundSMSMessage": {
+                "senderAddress": f"tel:{sms.sender}", "destinationAddress": f"tel:{sms.to}", "message": sms.text,
+                "messageId": sms.id, "dateTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}}}  # fmt: skip
+            return inbound.post(f"{callback_base}/sms/orange/incoming", json=note, timeout=10)
+
+        return relay_from_phone(state, callback_base, short_code, "orange", post)
 
     def _authorised() -> bool:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
@@ -150,7 +137,3 @@ def _basic_credentials(header: str) -> bool:
 
 def _service_error(code: str, text: str) -> Response:
     return jsonify(requestError={"serviceException": {"messageId": code, "text": text}})
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")

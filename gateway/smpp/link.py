@@ -20,6 +20,7 @@ from typing import Any
 from config import SmppLink
 from gateway.smpp import codec
 from gateway.smpp.session import BindFailed, Session
+from infra.metrics import SMPP_REPLIES
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Reply:
     fields: dict[str, Any]
     session_id: str
     deadline: float  # time.monotonic()
+    on_accepted: Callable[[Session], None] | None = None  # told which connection the gateway took it on
 
 
 class Link:
@@ -142,6 +144,7 @@ class Link:
                 reply = self._outbox.popleft()
             if time.monotonic() > reply.deadline:
                 self.late_replies += 1
+                SMPP_REPLIES.labels(self.settings.label, "late").inc()
                 log.warning(
                     "smpp %s: reply to %s dropped: past the gateway's %.0f s reply time-out",
                     self.settings.label,
@@ -152,15 +155,17 @@ class Link:
             with self._wake:
                 self._in_flight += 1
             try:
-                session.request("submit_sm", partial(self._sent, reply), **reply.fields)
+                session.request("submit_sm", partial(self._sent, reply, session), **reply.fields)
             except ConnectionError:
                 self._requeue(reply, answered=True)
 
-    def _sent(self, reply: Reply, response: Any | None) -> None:
+    def _sent(self, reply: Reply, session: Session, response: Any | None) -> None:
         with self._wake:
             self._in_flight -= 1
             self._wake.notify_all()
+        label = self.settings.label
         if response is None:
+            SMPP_REPLIES.labels(label, "lost").inc()
             log.warning(
                 "smpp %s: bind lost before the reply to %s was answered; sending it again",
                 self.settings.label,
@@ -168,12 +173,14 @@ class Link:
             )
             self._requeue(reply)
         elif response.status == codec.RTHROTTLED:
+            SMPP_REPLIES.labels(label, "throttled").inc()
             with self._wake:
                 self._paused_until = time.monotonic() + self._throttle_wait
                 log.warning("smpp %s: throttled; waiting %.1f s", self.settings.label, self._throttle_wait)
                 self._throttle_wait = min(self._throttle_wait * 2, MAX_THROTTLE_WAIT)
             self._requeue(reply)
         elif response.status != codec.ROK:
+            SMPP_REPLIES.labels(label, "refused").inc()
             log.warning(
                 "smpp %s: the gateway refused the reply to %s (%s 0x%08x)",
                 self.settings.label,
@@ -182,7 +189,10 @@ class Link:
                 response.status,
             )
         else:
+            SMPP_REPLIES.labels(label, "accepted").inc()
             self._throttle_wait = self.settings.throttle_wait
+            if reply.on_accepted is not None:
+                reply.on_accepted(session)
 
     def _requeue(self, reply: Reply, *, answered: bool = False) -> None:
         with self._wake:

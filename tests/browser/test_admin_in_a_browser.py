@@ -19,9 +19,10 @@ from models.referral import Referral, Status
 from tests.browser.conftest import csrf_token, sign_in
 from tests.conftest import flush_transcripts
 from tests.gateway_helpers import EmulatorProcess
-from tests.journeys import RETURNEE, code_in, run_worker
+from tests.journeys import RETURNEE, code_in, referred_for_a_job, run_worker, text_service
 from tests.test_admin_referrals import provider, referral_for
 
+APEJ = "+22370000002"  # jobs in Bamako, first choice
 REGISTER_AND_ASK_FOR_A_JOB = ["1", "1", "Awa", "2", "3", "1", "1", "1", "1", "1", "1"]
 
 
@@ -151,3 +152,29 @@ def test_a_session_cookie_is_worthless_after_logout(page, browser, live_server, 
         assert re.search(r"/admin/login", stolen.url)
     finally:
         other.close()
+
+
+def test_a_coordinator_clears_a_flag_after_not_helped_and_the_count_goes_down(
+    page, live_server, db: Session, database_url: str, gateway: EmulatorProcess
+) -> None:
+    """The returnee asks by USSD, the provider accepts and closes by SMS, the returnee answers
+    "2 = not helped" by SMS; the coordinator finds the referral from the header's count."""
+    code = referred_for_a_job(live_server.url, gateway, database_url)
+    for number, text in ((APEJ, f"OK {code}"), (APEJ, f"FINI {code}"), (RETURNEE, "2")):
+        text_service(gateway, database_url, number, text)
+    sign_in(page, db, Role.COORDINATOR)
+    count = page.locator("header .to-handle")
+    waiting = int(count.inner_text().split(":")[-1])
+    assert waiting >= 1
+
+    count.click()
+    row = page.locator("tr", has_text=code)
+    assert "À examiner : la personne dit ne pas avoir été aidée" in row.inner_text()
+    row.get_by_role("link", name=code).click()
+    assert "la personne dit ne pas avoir été aidée" in page.locator(".flagged").inner_text()
+    page.get_by_role("button", name="Retirer le signalement : je l'ai examinée").click()
+
+    assert page.get_by_role("status").inner_text().startswith("Signalement retiré")
+    assert int(count.inner_text().split(":")[-1]) == waiting - 1
+    assert page.locator(".flagged").count() == 0
+    assert db.scalar(select(Referral.status).where(Referral.code == code)) == Status.CLOSED

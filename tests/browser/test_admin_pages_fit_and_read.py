@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from flows import options
 from models.directory import Region
+from models.referral import Referral
 from services.referrals import refer
 from tests.browser.admin_pages import (
     LAPTOP,
@@ -60,6 +61,10 @@ def pages(everything: Flask, db: Session) -> dict[str, str]:  # noqa: F811
     found = admin_pages(everything)
     # The views a coordinator works in every day must be among them, or the crawl went wrong.
     assert {"dashboard", "referrals", "referral", "sms_log", "providers", "audit_log"} <= set(found), found
+    # The states a page shows only for some referrals: flagged for a coordinator, in the list and alone.
+    flagged = db.scalar(select(Referral.code).where(Referral.flagged).order_by(Referral.id))
+    found["referral_flagged"] = f"/admin/referrals/{flagged}"
+    found["referrals_flagged"] = "/admin/referrals?flagged=1"
     return found
 
 

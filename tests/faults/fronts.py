@@ -1,9 +1,11 @@
 """The production front as processes a test can start: gunicorn pools and nginx before them.
 
 `GunicornPool` is `gunicorn -c gunicorn.conf.py "app:create_app()"` as the Procfile runs it, on a
-free port. `NginxFront` renders `deploy/nginx/sira.conf` with free ports, those pools and a
-throw-away certificate, wraps it in a minimal main configuration whose logs and temporary files
-live in the test's directory, and runs the machine's nginx on it.
+free port. `NginxFront` renders `deploy/nginx/sira.conf` with free ports, those pools (one or two
+callback pools, as the shipped upstream names two) and a throw-away certificate, wraps it in a
+minimal main configuration whose logs and temporary files live in the test's directory, and runs
+the machine's nginx on it. Its access log names the pool (or pools, when one failed and nginx
+passed the request on) that served each request.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.gateway_helpers import ROOT, free_port, wait_for
+from tests.conftest import Phone
+from tests.gateway_helpers import ROOT, free_port, fresh_number, wait_for
 
 SHIPPED = ROOT / "deploy" / "nginx" / "sira.conf"
 
@@ -26,11 +29,17 @@ SHIPPED = ROOT / "deploy" / "nginx" / "sira.conf"
 class GunicornPool:
     """One gunicorn master and its workers, in a process group of their own."""
 
-    def __init__(self, name: str, settings: dict[str, object], log: Path, **env: str) -> None:
+    def __init__(
+        self, name: str, settings: dict[str, object], log: Path, private_host: str = "", **env: str
+    ) -> None:
+        """`private_host`: the pool also listens there, as a second machine's pool listens on its
+        private address (BIND="127.0.0.1:port,10.0.0.12:port"), and nginx reaches it there."""
         self.name, self.log = name, log
         self.port = free_port()
+        self.upstream = f"{private_host or '127.0.0.1'}:{self.port}"
+        bind = ",".join(f"{host}:{self.port}" for host in ("127.0.0.1", private_host) if host)
         self.env = {**os.environ, **{key.upper(): str(value) for key, value in settings.items()},
-                    "BIND": f"127.0.0.1:{self.port}", **env}  # fmt: skip
+                    "BIND": bind, **env}  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GunicornPool:
@@ -50,6 +59,12 @@ class GunicornPool:
             return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
         except requests.RequestException:
             return False
+
+    def kill(self) -> None:
+        """kill -9 of the master and its workers at once: the machine lost power, or the OOM killer."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -77,7 +92,9 @@ def nginx_binary() -> str:
 class NginxFront:
     """The shipped configuration, rendered for loopback ports and run in the foreground."""
 
-    def __init__(self, directory: Path, callbacks: GunicornPool, admin: GunicornPool) -> None:
+    def __init__(
+        self, directory: Path, callbacks: GunicornPool | list[GunicornPool], admin: GunicornPool | None
+    ) -> None:
         self.directory = directory
         self.http_port, self.https_port = free_port(), free_port()
         self.url = f"https://127.0.0.1:{self.https_port}"
@@ -85,15 +102,21 @@ class NginxFront:
         self.key = directory / "key.pem"
         self.conf = directory / "nginx.conf"
         self.error_log = directory / "nginx-error.log"
-        self.callbacks, self.admin = callbacks, admin
+        self.pools = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert 1 <= len(self.pools) <= 2, "the shipped upstream names two callback pools"
+        self.callbacks, self.admin = self.pools[0], admin
+        self.access_log = directory / "nginx-access.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def render(self) -> str:
         """The shipped server blocks with this test's ports and certificate, nothing else changed."""
         text = SHIPPED.read_text()
+        second = f"server {self.pools[1].upstream};" if len(self.pools) == 2 else ""
+        admin_port = self.admin.port if self.admin is not None else free_port()  # none: a 502
         replacements = {
-            "server 127.0.0.1:5001;": f"server 127.0.0.1:{self.callbacks.port};",
-            "server 127.0.0.1:5000;": f"server 127.0.0.1:{self.admin.port};",
+            "server 127.0.0.1:5001;": f"server {self.pools[0].upstream};",
+            "server 127.0.0.1:5002;": second,
+            "server 127.0.0.1:5000;": f"server 127.0.0.1:{admin_port};",
             "listen 80;": f"listen 127.0.0.1:{self.http_port};",
             "listen 443 ssl;": f"listen 127.0.0.1:{self.https_port} ssl;",
             "/etc/ssl/sira/fullchain.pem": str(self.certificate),
@@ -118,7 +141,8 @@ class NginxFront:
         self.conf.write_text(
             f"{user}worker_processes 1;\nerror_log {self.error_log} info;\n"
             "events { worker_connections 1024; }\n"
-            f"http {{\n  access_log {self.directory / 'nginx-access.log'};\n"
+            "http {\n  log_format upstreams '$status|$upstream_addr|$request_uri';\n"
+            f"  access_log {self.access_log} upstreams;\n"
             + "".join(f"  {kind}_temp_path {temp / kind};\n" for kind in ("client_body", "proxy", "fastcgi",
                                                                           "uwsgi", "scgi"))
             + f"  include {self.directory / 'sira.conf'};\n}}\n"
@@ -140,6 +164,15 @@ class NginxFront:
         except requests.RequestException:
             return False
 
+    def served(self) -> list[tuple[str, int, list[int]]]:
+        """Each request logged so far: its path, status, and the ports of the pools it went to."""
+        entries = []
+        for line in self.access_log.read_text().splitlines():
+            status, upstreams, path = line.split("|", 2)
+            ports = [int(a.rsplit(":", 1)[1]) for a in upstreams.split(", ") if ":" in a]
+            entries.append((path, int(status), ports))
+        return entries
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGQUIT)  # graceful: workers finish, then exit
@@ -148,3 +181,11 @@ class NginxFront:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+
+def front_phone(front: NginxFront) -> Phone:
+    """A handset whose gateway calls through the front, trusting its throw-away certificate."""
+    phone = Phone(front.url, fresh_number())
+    phone.http.trust_env = False  # or an environment's CA bundle would overrule `verify`
+    phone.http.verify = str(front.certificate)
+    return phone

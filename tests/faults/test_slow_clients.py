@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Phone
 from tests.faults.conftest import Stage
-from tests.faults.fronts import SHIPPED, GunicornPool, NginxFront
-from tests.gateway_helpers import ROOT, fresh_number
+from tests.faults.fronts import SHIPPED, GunicornPool, NginxFront, front_phone
+from tests.gateway_helpers import ROOT
 
 pytestmark = pytest.mark.faults
 
@@ -90,14 +89,6 @@ class LoginFlood(threading.Thread):
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
-def front_phone(front: NginxFront) -> Phone:
-    """A handset whose gateway calls through the front, trusting its throw-away certificate."""
-    phone = Phone(front.url, fresh_number())
-    phone.http.trust_env = False  # or an environment's CA bundle would overrule `verify`
-    phone.http.verify = str(front.certificate)
-    return phone
 
 
 def ussd_steps(front: NginxFront, seconds: float) -> list[float]:

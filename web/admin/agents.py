@@ -15,6 +15,7 @@ from wtforms import Form, StringField, ValidationError
 from wtforms.validators import AnyOf, Optional
 
 from flows import checks
+from flows.effects import PROFILE_FIELDS, Profile
 from flows.i18n import LANGUAGES
 from flows.journeys.registration import CONSENT_TEXT
 from flows.options import AGE_GROUPS, CATEGORIES, COUNTRIES, LANGUAGE_NAMES, REGIONS, RETURNED_SINCE, SEXES
@@ -77,11 +78,10 @@ class RegistrationForm(Form):
     def answers(self) -> Answers:
         """The checked answers, for a form that validated."""
         assert self.number is not None and self.name is not None
+        profile = Profile.of({**{name: self[name].data for name in PROFILE_FIELDS}, "first_name": self.name})
         return Answers(
-            phone_e164=self.number.e164, phone_digest=self.number.digest,
-            language=self.language.data, first_name=self.name, sex=self.sex.data, age_group=self.age_group.data,
-            region=self.region.data, returned_from=self.returned_from.data, returned_since=self.returned_since.data,
-            category=self.category.data or None,
+            phone_e164=self.number.e164, phone_digest=self.number.digest, language=self.language.data,
+            profile=profile, category=self.category.data or None,
         )  # fmt: skip
 
 

@@ -25,6 +25,8 @@ from wtforms.validators import Regexp
 
 from models.admin import Role, audit
 from models.base import utcnow
+from models.follow_up import OUTCOMES as FOLLOW_UP_OUTCOMES
+from models.follow_up import FollowUp, FollowUpStatus
 from models.messaging import OutboundSms, SmsStatus
 from models.referral import Referral, ReferralEvent, Status
 from models.returnee import Returnee
@@ -33,7 +35,8 @@ from web.admin.access import bp, current_user, require
 from web.admin.forms import cut
 from web.admin.i18n import _
 from web.admin.inputs import day as parse_day
-from web.admin.referrals import STATUS_LABELS, directory, overdue_clause
+from web.admin.labels import FOLLOW_UP_STATUSES as FOLLOW_UP_LABELS
+from web.admin.referrals import STATUS_LABELS, directory, overdue_clause, to_handle_clause
 from web.context import sira
 from web.db import get_session
 
@@ -42,19 +45,22 @@ DEFAULT_WEEKS = 12
 MAX_DAYS = 3 * 366  # a longer period would draw a chart nobody can read
 DELIVERED = "Success"
 BAD_PERIOD = _("These dates cannot be read: showing the last 12 weeks.")
+OUTCOME_TITLES = {"need": _("Follow-up outcomes by need"), "region": _("Follow-up outcomes by region"),
+                  "provider": _("Follow-up outcomes by provider")}  # fmt: skip
 TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
 
 
 @bp.context_processor
 def waiting_on_coordinators() -> dict[str, int | None]:
-    """The header's count: referrals at the coordination desk or past a provider's deadline, so
+    """The header's count: referrals at the coordination desk, past a provider's deadline, flagged
+    for a coordinator or whose follow-up asked for other help (`to_handle_clause`), so
     that staff see them from any page (a provider's focal point has its own list to watch, and a
     reception agent registers people, nothing else)."""
     user = g.get("admin_user")
     if user is None or user.role in (Role.PROVIDER, Role.AGENT):
         return {"to_handle": None}
     settings = sira().settings
-    query = select(func.count(Referral.id)).where(overdue_clause(settings.reminder_after_hours))
+    query = select(func.count(Referral.id)).where(to_handle_clause(settings.reminder_after_hours))
     return {"to_handle": get_session().scalar(query)}
 
 
@@ -123,6 +129,15 @@ class Period:
         return {k: v for k, v in values.items() if v}
 
 
+OUTCOME_DIMENSIONS = ("need", "region", "provider")
+
+
+def outcome_rates(counts: Counter[str]) -> dict[str, float | None]:
+    """Each outcome's share of the follow-ups that have one (the ones still waiting are left out)."""
+    done = sum(counts[s] for s in FOLLOW_UP_OUTCOMES)
+    return {s.value: (counts[s] / done if done else None) for s in FOLLOW_UP_OUTCOMES}
+
+
 @dataclass
 class Figures:
     period: Period
@@ -139,6 +154,11 @@ class Figures:
     costs: dict[str, Decimal] = field(default_factory=dict)
     uncosted: int = 0  # accepted messages whose cost the gateway did not state in a form we read
     by_network: Counter[str] = field(default_factory=Counter)  # USSD sessions, by network code
+    # Follow-ups of the period's referrals: {dimension: {key: Counter of follow-up statuses}},
+    # dimension need (category code), region (code) or provider (id as text).
+    outcomes: dict[str, dict[str, Counter[str]]] = field(
+        default_factory=lambda: {d: {} for d in OUTCOME_DIMENSIONS}
+    )
 
     @property
     def delivery_rate(self) -> float | None:
@@ -274,7 +294,22 @@ def compute(session: Session, period: Period, reminder_hours: int) -> Figures:
         )
     for code, count in session.execute(sessions.group_by(UssdSession.network_code)):
         figures.by_network[code or ""] += count
+    outcome_figures(session, period, figures)
     return figures
+
+
+def outcome_figures(session: Session, period: Period, figures: Figures) -> None:
+    """The follow-ups of the period's referrals, by status, for each need, region and provider."""
+    query = in_period(
+        select(Referral.category, Referral.region, Referral.provider_id, FollowUp.status, func.count()).join(
+            FollowUp, FollowUp.referral_id == Referral.id
+        ),
+        period,
+    ).group_by(Referral.category, Referral.region, Referral.provider_id, FollowUp.status)
+    for category, region, provider_id, status, count in session.execute(query):
+        keys = {"need": category, "region": region or "", "provider": str(provider_id or "")}
+        for dimension, key in keys.items():
+            figures.outcomes[dimension].setdefault(key, Counter())[status] += count
 
 
 @dataclass(frozen=True)
@@ -322,12 +357,14 @@ def period_and_figures() -> Figures:
 def dashboard() -> ResponseReturnValue:
     """The period's figures; a provider's focal point is refused (403), as on any staff page."""
     figures = period_and_figures()
-    categories, regions, _providers = directory(get_session())
+    categories, regions, providers = directory(get_session())
     bars, top = chart(figures.weeks)
+    names = {"need": categories, "region": regions, "provider": {str(k): v for k, v in providers.items()}}
     return render_template(
         "admin/dashboard.html", f=figures, period=figures.period, categories=categories, regions=regions,
         statuses=STATUS_LABELS, bars=bars, chart_width=CHART_WIDTH, chart_height=CHART_HEIGHT, chart_top=top,
-        costs=sorted(figures.costs.items()), networks=NETWORKS,
+        costs=sorted(figures.costs.items()), networks=NETWORKS, outcome_names=names,
+        outcome_labels=FOLLOW_UP_LABELS, outcome_titles=OUTCOME_TITLES, outcome_rates=outcome_rates,
     )  # fmt: skip
 
 
@@ -352,6 +389,13 @@ def dashboard_rows(figures: Figures) -> list[tuple[str, str, str]]:
     rows += [("sms", "delivery_rate", "" if rate is None else f"{rate:.4f}")]
     rows += [("sms_cost", currency, str(amount)) for currency, amount in sorted(figures.costs.items())]
     rows += [("sms_cost", "not_stated", str(figures.uncosted))]
+    for dimension in OUTCOME_DIMENSIONS:  # e.g. follow_up_need, jobs:served, 3 and its rate 0.7500
+        for key, counts in sorted(figures.outcomes[dimension].items()):
+            rows += [(f"follow_up_{dimension}", f"{key}:{s}", str(counts[s])) for s in FollowUpStatus]
+            rows += [
+                (f"follow_up_rate_{dimension}", f"{key}:{s}", "" if rate is None else f"{rate:.4f}")
+                for s, rate in outcome_rates(counts).items()
+            ]
     return rows
 
 

@@ -13,12 +13,27 @@ from sqlalchemy.orm import Session
 
 from models.admin import Role
 from models.directory import Category
-from models.referral import Status
+from models.follow_up import FollowUpStatus
+from models.referral import Flag, Status
 from web.admin.i18n import _, translate
 
 REFERRAL_STATUSES = {
     Status.NEW: _("new"), Status.SENT: _("sent"), Status.ACCEPTED: _("accepted"), Status.DECLINED: _("declined"),
     Status.EXPIRED: _("expired"), Status.CLOSED: _("closed"), Status.CANCELLED: _("cancelled"),
+}  # fmt: skip
+# Why a referral waits for a coordinator (models.referral.Flag), as the list and the page say it.
+FLAG_REASONS = {
+    Flag.NOT_HELPED: _("the returnee says they were not helped"),
+    Flag.NO_PROVIDER: _("no provider could take it"),
+    Flag.NO_ANSWER: _("a provider did not answer in time"),
+    Flag.FOLLOW_UP_NOT_SERVED: _("at a follow-up, the returnee said they are not served"),
+    Flag.FOLLOW_UP_NEEDS_MORE: _("at a follow-up, the returnee said they need something else"),
+}  # fmt: skip
+# A follow-up of an outcome: asked by SMS days after closing, and what the returnee answered.
+FOLLOW_UP_STATUSES = {
+    FollowUpStatus.PENDING: _("awaiting an answer"), FollowUpStatus.SERVED: _("still served"),
+    FollowUpStatus.NOT_SERVED: _("not served"), FollowUpStatus.NEEDS_MORE: _("needs something else"),
+    FollowUpStatus.NO_ANSWER: _("no answer"),
 }  # fmt: skip
 ROLES = {
     Role.ADMIN: _("administrator"), Role.COORDINATOR: _("coordinator"), Role.VIEWER: _("viewer"),
@@ -65,6 +80,7 @@ PURPOSES = {
     "returnee_received": _("request received, to the returnee"), "returnee_accepted": _("accepted, to the returnee"),
     "returnee_desk": _("coordination looking, to the returnee"), "returnee_feedback": _("feedback question, to the returnee"),
     "returnee_erased": _("erasure, to the returnee"), "returnee_reply": _("answer, to the returnee"),
+    "returnee_follow_up": _("follow-up question, to the returnee"),
 }  # fmt: skip
 HANDLED_AS = {
     "accept": _("acceptance"), "decline": _("decline"), "close": _("closing"), "help": _("help"),
@@ -72,6 +88,7 @@ HANDLED_AS = {
     "feedback": _("feedback"), "unknown": _("not understood"), "unknown_code": _("unknown code"),
     "not_assigned": _("another provider's referral"), "illegal_transition": _("not possible in this status"),
     "provider_help": _("help"), "rate_limited": _("too many messages"), "erased": _("data erased"),
+    "follow_up": _("follow-up answer"), "follow_up_help": _("follow-up answer not understood"),
 }  # fmt: skip
 SENDER_KINDS = {"provider": _("provider"), "returnee": _("returnee")}
 CHANNELS = {"ussd": _("USSD"), "sms": _("SMS"), "web": _("web"), "system": _("automatic")}
@@ -108,7 +125,7 @@ AUDIT_ACTIONS = {
     "referral.view": _("referral viewed"), "referral.reroute": _("referral re-routed"),
     "referral.cancel": _("referral cancelled"), "referral.note": _("note added"),
     "referral.accept": _("referral accepted"), "referral.decline": _("referral declined"),
-    "referral.close": _("referral closed"), "returnee.view": _("returnee viewed"),
+    "referral.close": _("referral closed"), "referral.unflag": _("flag cleared"), "returnee.view": _("returnee viewed"),
     "returnee.erase": _("returnee erased"), "ussd.view": _("USSD session viewed"), "job.retry": _("job retried"),
 }  # fmt: skip
 AUDIT_KEYS = {
@@ -123,11 +140,12 @@ AUDIT_KEYS = {
     "from": _("from"), "to": _("to"), "name": _("name"), "kind": _("kind"), "national": _("national"),
     "capacity": _("daily capacity"), "language": _("language"), "contact_phone": _("contact number"),
     "categories": _("needs"), "regions": _("regions"), "numbers": _("SMS numbers"),
-    "changed": _("password changed"), "minutes": _("minutes valid"),
+    "changed": _("password changed"), "minutes": _("minutes valid"), "flag": _("flagged because"),
+    "flagged": _("flagged for a coordinator"),
 }  # fmt: skip
 # Audit values that are codes of a known table, by the detail's key.
 AUDIT_VALUE_TABLES = {"role": "role", "before": "role", "after": "role", "status": "status", "category": "category",
-                      "fields": "audit_key"}  # fmt: skip
+                      "fields": "audit_key", "flag": "flag"}  # fmt: skip
 OBJECT_TYPES = {
     "referral": _("referral"), "referrals": _("referrals"), "user": _("user"), "provider": _("provider"),
     "returnee": _("returnee"), "sms": _("SMS"), "outbound_sms": _("SMS"), "ussd_session": _("session"),
@@ -143,7 +161,7 @@ TABLES = {
     "outcome": OUTCOMES, "purpose": PURPOSES, "handled": HANDLED_AS, "sender": SENDER_KINDS,
     "channel": CHANNELS, "actor": ACTORS, "session_end": SESSION_ENDS, "delivery": DELIVERY, "reason": DELIVERY_REASONS, "note": SYSTEM_NOTES,
     "action": AUDIT_ACTIONS, "audit_key": AUDIT_KEYS, "object": OBJECT_TYPES, "direction": SMS_DIRECTIONS,
-    "worker": WORKER_STATES,
+    "worker": WORKER_STATES, "flag": FLAG_REASONS,
 }  # fmt: skip
 
 

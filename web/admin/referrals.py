@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
+from models.follow_up import FollowUp, asks_for_help_clause
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services import coordination, lifecycle
@@ -24,7 +25,7 @@ from web.admin.access import EVERYONE, STAFF, bp, current_user, require
 from web.admin.forms import field_errors
 from web.admin.i18n import _, translate
 from web.admin.inputs import number
-from web.admin.labels import REFERRAL_STATUSES, category_names
+from web.admin.labels import FOLLOW_UP_STATUSES, REFERRAL_STATUSES, category_names
 from web.admin.masking import person
 from web.admin.paging import Page, page_ids, page_number
 from web.admin.referral_forms import CancelForm, DeclineForm, NoteForm, RerouteForm
@@ -49,6 +50,10 @@ DONE = {
     "declined": _("Referral declined: it goes to another provider."),
     "declined_desk": _("Referral declined: no other provider takes it here, the coordination desk will."),
     "closed": _("Referral closed: the person will be asked whether they were helped."),
+    "unflagged": _(
+        "Flag cleared: the referral no longer waits for a coordinator's look. Nothing else was changed."
+    ),
+    "not_flagged": _("This referral was not flagged: nothing was changed."),
 }
 
 
@@ -78,13 +83,24 @@ def overdue_clause(reminder_hours: int) -> object:
     )
 
 
+def to_handle_clause(reminder_hours: int) -> object:
+    """What waits for a coordinator: overdue or at the desk, or flagged for a coordinator (a
+    follow-up asking for other help is flagged, until the returnee asks again); the header's
+    count, and the list's "waiting" filter."""
+    return or_(overdue_clause(reminder_hours), Referral.flagged)
+
+
 @dataclass(frozen=True)
 class Filters:
+    """The list's filters. "Waiting for the coordination" (`overdue`) is the header's count;
+    "flagged" narrows to what was flagged for a coordinator (see `models.referral.Flag`)."""
+
     status: str = ""
     category: str = ""
     region: str = ""
     provider: str = ""  # a provider id, or "desk"
     overdue: bool = False
+    flagged: bool = False
 
     @classmethod
     def from_args(cls, args: dict[str, str]) -> Filters:
@@ -97,6 +113,7 @@ class Filters:
             region=args.get("region", "")[:20],
             provider=provider if provider == "desk" or number(provider) is not None else "",
             overdue=args.get("overdue") == "1",
+            flagged=args.get("flagged") == "1",
         )
 
     def apply(self, query: Select, reminder_hours: int) -> Select:
@@ -111,12 +128,15 @@ class Filters:
         elif self.provider:
             query = query.where(Referral.provider_id == int(self.provider))
         if self.overdue:
-            query = query.where(overdue_clause(reminder_hours))
+            query = query.where(to_handle_clause(reminder_hours))
+        if self.flagged:
+            query = query.where(Referral.flagged)
         return query
 
     def args(self) -> dict[str, str]:
         values = {"status": self.status, "category": self.category, "region": self.region,
-                  "provider": self.provider, "overdue": "1" if self.overdue else ""}  # fmt: skip
+                  "provider": self.provider, "overdue": "1" if self.overdue else "",
+                  "flagged": "1" if self.flagged else ""}  # fmt: skip
         return {k: v for k, v in values.items() if v}
 
 
@@ -144,9 +164,12 @@ def referrals() -> ResponseReturnValue:
     categories, regions, providers = directory(session)
     cutoff = utcnow() - timedelta(hours=settings.reminder_after_hours)
     late = {r.id for r in page.items if is_overdue(r, cutoff)}
+    shown = [r.id for r in page.items]
+    asking = set(session.scalars(select(Referral.id).where(Referral.id.in_(shown), asks_for_help_clause())))
     return render_template(
         "admin/referrals.html", page=page, filters=filters, categories=categories, regions=regions,
-        providers=providers, late=late, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
+        providers=providers, late=late, asking=asking, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
+        show_flags=user.role != Role.PROVIDER,
     )  # fmt: skip
 
 
@@ -259,9 +282,18 @@ def referral(code: str) -> ResponseReturnValue:
         actors=actor_names(session, {e.actor for e in found.events}, user),
         candidates=candidates, can_reroute=can_reroute, can_cancel=user.role in STAFF and Status.CANCELLED in ALLOWED[status],
         can_note=user.role in STAFF, done=DONE.get(request.args.get("done", "")),
+        show_flag=user.role != Role.PROVIDER and found.flagged, can_unflag=user.role in STAFF and found.flagged,
         can_answer=user.role == Role.PROVIDER and status == Status.SENT,
         can_close=user.role == Role.PROVIDER and status == Status.ACCEPTED,
+        follow_ups=follow_ups_of(session, found) if user.role in (*STAFF, Role.VIEWER) else [], follow_up_labels=FOLLOW_UP_STATUSES,
     )  # fmt: skip
+
+
+def follow_ups_of(session: Session, referral: Referral) -> list[FollowUp]:
+    """The questions asked after closing and what came back: staff read the outcome, not the texts."""
+    return list(
+        session.scalars(select(FollowUp).where(FollowUp.referral_id == referral.id).order_by(FollowUp.day))
+    )
 
 
 def finish(
@@ -343,6 +375,26 @@ def note(code: str) -> ResponseReturnValue:
     )  # fmt: skip
     audit(session, user.id, "referral.note", "referral", found.code)
     return finish(session, found, [], "noted")
+
+
+@bp.post("/referrals/<code>/unflag")
+@require(*EVERYONE)
+def unflag(code: str) -> ResponseReturnValue:
+    """A coordinator has looked at a flagged referral: the flag goes, nothing else changes, no SMS.
+
+    Clearing one that is not flagged (a second click, a stale page) says so and changes nothing.
+    """
+    user, session = current_user(), get_session()
+    found = referral_or_404(session, code, user, for_update=True)
+    if user.role not in STAFF:
+        abort(403)
+    if not found.flagged:
+        session.rollback()
+        return redirect(url_for("admin.referral", code=found.code, done="not_flagged"))
+    audit(session, user.id, "referral.unflag", "referral", found.code, flag=found.flag_reason)
+    found.clear_flag()
+    session.commit()
+    return redirect(url_for("admin.referral", code=found.code, done="unflagged"))
 
 
 ANSWERED = {"accept": "accepted", "decline": "declined", "close": "closed"}
