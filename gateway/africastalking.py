@@ -155,7 +155,8 @@ def _as_int(value: object) -> int | None:
 def _log(result: SendResult) -> SendResult:
     """Log the outcome by gateway id only: the recipient's number never reaches a log line."""
     if result.outcome is Outcome.ACCEPTED:
-        log.info("sms accepted id=%s parts=%s cost=%s", result.gateway_id, result.segments, result.cost)
+        # At DEBUG: the send job logs the outcome with its route (workers/sms.py), one INFO line an SMS.
+        log.debug("sms accepted id=%s parts=%s cost=%s", result.gateway_id, result.segments, result.cost)
     else:
         log.warning(
             "sms %s id=%s status=%s code=%s: %s",

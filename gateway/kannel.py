@@ -138,7 +138,16 @@ def delivery_status(dlr_type: int) -> str | None:
 def _log(result: SendResult) -> SendResult:
     """Log the outcome by our message id only: the recipient's number never reaches a log line."""
     if result.outcome is Outcome.ACCEPTED:
-        log.info("sms %s by kannel id=%s parts=%s", result.status.lower(), result.gateway_id, result.segments)
+        # At DEBUG when sent: the send job logs the outcome with its route (workers/sms.py), one INFO
+        # line an SMS. Queued (no SMSC bound right now) is worth its own line.
+        level = logging.INFO if result.status == "Queued" else logging.DEBUG
+        log.log(
+            level,
+            "sms %s by kannel id=%s parts=%s",
+            result.status.lower(),
+            result.gateway_id,
+            result.segments,
+        )
     else:
         log.warning(
             "sms %s by kannel status=%s code=%s: %s",

@@ -317,7 +317,8 @@ def _error_text(body: str) -> str:
 def _log(result: SendResult) -> SendResult:
     """Log by gateway id only: the recipient's number never reaches a log line."""
     if result.outcome is Outcome.ACCEPTED:
-        log.info("sms accepted by orange id=%s parts=%s", result.gateway_id, result.segments)
+        # At DEBUG: the send job logs the outcome with its route (workers/sms.py), one INFO line an SMS.
+        log.debug("sms accepted by orange id=%s parts=%s", result.gateway_id, result.segments)
     else:
         log.warning("sms %s by orange status=%s: %s", result.outcome.value, result.status, result.detail)
     return result

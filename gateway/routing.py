@@ -202,8 +202,9 @@ class Router:
             if answers and time.monotonic() - started > self.budget:
                 break  # the job's time-out must not cut a send short: the rest wait for the retry
             # Asked only now, when the route would be tried: a route's one probe is not spent on a
-            # message an earlier route took.
-            if not self.health.usable(redis, route.name):
+            # message an earlier route took. A number with one route tries it whatever its health
+            # (below): asking Redis first would be a round trip for nothing.
+            if len(routes) > 1 and not self.health.usable(redis, route.name):
                 continue
             result = self._try(redis, route, sms)
             if result.outcome is Outcome.ACCEPTED:

@@ -87,9 +87,11 @@ def app(database_url: str, redis: Redis, at: EmulatorProcess, orange: EmulatorPr
     return app_with_directory(settings)
 
 
-def run_worker(database_url: str, at: EmulatorProcess, orange: EmulatorProcess) -> None:
+def run_worker(
+    database_url: str, at: EmulatorProcess, orange: EmulatorProcess, prefixes: str = PREFIXES
+) -> None:
     """The worker with its routes given through the environment, as in production."""
-    run_worker_at(database_url, sms_routes=routes(at, orange), sms_route_prefixes=PREFIXES,
+    run_worker_at(database_url, sms_routes=routes(at, orange), sms_route_prefixes=prefixes,
                   sms_route_failures=FAILURES, sms_route_cooldown_seconds=COOLDOWN, at_timeout_seconds=2)  # fmt: skip
 
 
@@ -242,6 +244,21 @@ def test_a_send_cut_off_after_its_route_took_it_is_sent_again_at_most_once_by_a_
     assert at_copies == [1] and copies([again], (orange, "orange")) == [1]  # two copies in all: the promise
     sweep(database_url, at, orange, after=timedelta(hours=2))
     assert copies([again], (orange, "orange")) == [1]  # and no more
+
+
+def test_a_number_with_one_route_is_sent_by_it_even_while_it_is_marked_down(
+    db, redis: Redis, at: EmulatorProcess, orange: EmulatorProcess, database_url: str, live_server
+) -> None:
+    """With nowhere else to go, a message takes its one route whatever the route's health (the
+    worker does not even ask it), and the success brings the route back up."""
+    redis.set(keys.route_failures("at"), FAILURES)
+    redis.set(keys.route_down("at"), "1", ex=600)
+    ask_for_help(Phone(live_server.url, number=FIRST))
+    run_worker(database_url, at, orange, prefixes="*=at")
+    rows = outbox(db)
+    assert rows and {(r.status, r.route, r.attempts) for r in rows} == {(SmsStatus.ACCEPTED, "at", 1)}
+    assert copies(rows, (at, "at"), (orange, "orange")) == [1] * len(rows)
+    assert health(redis)[0].health == "up" and not redis.exists(keys.route_down("at"))
 
 
 def test_a_route_that_fails_its_health_check_is_skipped_before_any_message_tries_it(
