@@ -153,12 +153,18 @@ class UssdStore(Generic[S]):
     """
 
     PROFILE_TTL = 600
-    REMEMBERED = 10_000  # states kept in memory at most, the oldest forgotten first
 
     def __init__(
-        self, redis: Redis, session_ttl: int, resume_ttl: int, secret: str, decode: Callable[[str | bytes], S]
+        self,
+        redis: Redis,
+        session_ttl: int,
+        resume_ttl: int,
+        secret: str,
+        decode: Callable[[str | bytes], S],
+        remembered: int = 10_000,
     ) -> None:
         self.redis = redis
+        self.remembered = remembered  # states kept in memory at most, the oldest forgotten first (0: none)
         self.decode = decode
         self.sealer = Sealer(secret, "ussd-state")
         self.profiles = Sealer(secret, "ussd-profile")
@@ -193,7 +199,12 @@ class UssdStore(Generic[S]):
         this step would take the phone over its rate limit, from the count its saves keep (read
         in the same round trip, or as the last save of this session left it).
         """
-        if remembered and not with_resume and (copy := self._saved.get((session_id, phone_digest))):
+        if (
+            remembered
+            and self.remembered
+            and not with_resume
+            and (copy := self._saved.get((session_id, phone_digest)))
+        ):
             until, version, data, count, counted_in = copy
             if until > time.monotonic():
                 # The count of this session's last save, if it was made in the current window.
@@ -341,10 +352,12 @@ class UssdStore(Generic[S]):
     def _remember(
         self, session: tuple[str, str], version: str, data: str, count: int, counted_in: str
     ) -> None:
+        if not self.remembered:
+            return
         with self._saved_lock:
             self._saved.pop(session, None)  # re-inserted last: the dict stays in save order
             self._saved[session] = (time.monotonic() + self.session_ttl, version, data, count, counted_in)
-            while len(self._saved) > self.REMEMBERED:
+            while len(self._saved) > self.remembered:
                 del self._saved[next(iter(self._saved))]
 
     def _forget_saved(self, session: tuple[str, str]) -> None:
