@@ -12,11 +12,13 @@ does not know: the tombstone erasure leaves (see infra/forgetting.py) is read wi
 and checked again by the save, so the session's next step deletes it instead of carrying it on.
 A session also keeps the phone that opened it: the same id from another phone touches nothing.
 
-Each process also remembers the states it saved last (unsealed, in its own memory, for as long
-as Redis keeps them): the next step of a session, which a keep-alive connection from the gateway
-brings back to the same process, then skips the read. The copy is only a hint: the save still
-compares versions in Redis, and a step that loses reads Redis again; a step with effects is
-always run from the state in Redis (see services/converse.py).
+Each process also remembers the states it saved last (`USSD_REMEMBERED_STATES` of them, unsealed,
+in its own memory, for as long as Redis keeps them): the next step of a session, which a
+keep-alive connection from the gateway brings back to the same process, then skips the read. The
+copy is only a hint: the save still compares versions in Redis, and a step that loses reads Redis
+again; a step with effects is always run from the state in Redis (see services/converse.py).
+Measured in bench/README.md: without it a step costs ~0.1 ms more CPU, and the p99 at 100
+sessions is 3-4 times longer.
 
 The profile (language, registered, latest referrals) saves a database query on each dial; it
 lives a few minutes and is dropped whenever the returnee or their referrals change. A USSD step
