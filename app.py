@@ -65,6 +65,7 @@ def collaborators(settings: Settings) -> Sira:
         settings.resume_window_hours * 3600,
         settings.secret_key,
         State.from_json,
+        remembered=settings.ussd_remembered_states,
     )
     exempt = frozenset(PhoneNumber.parse(n, settings).digest for n in settings.rate_limit_exempt)
     ussd_limit = RateLimit("ussd", settings.ussd_rate_limit, settings.ussd_rate_window_seconds, exempt)

@@ -47,6 +47,9 @@ class Settings:
     previous_phone_hash_key: str = ""  # only while `flask rehash-phones` rotates the key
     ussd_service_code: str = "*384*7472#"
     ussd_session_ttl_seconds: int = 600
+    # States each web process keeps of the sessions it saved last, so a session's next step skips
+    # its Redis read (0: none, every step reads Redis); see infra/ussd_store.py and bench/README.md.
+    ussd_remembered_states: int = 10_000
     resume_window_hours: int = 24
     redis_socket_timeout_seconds: float = 0.5
     # host:port of each Redis Sentinel, comma-separated; empty: REDIS_URL names the Redis itself.
@@ -381,6 +384,8 @@ def _validate(s: Settings) -> None:
     for name in ("outbox_sweep_seconds", "worker_maintenance_seconds", "spool_replay_seconds"):
         if getattr(s, name) < 1:
             raise ConfigError(f"{name.upper()} must be at least 1")
+    if s.ussd_remembered_states < 0:
+        raise ConfigError("USSD_REMEMBERED_STATES must be 0 or more")
     if s.ussd_session_ttl_seconds < 30 or s.resume_window_hours < 0:
         raise ConfigError("USSD_SESSION_TTL_SECONDS must be >= 30 and RESUME_WINDOW_HOURS >= 0")
     keyring = s.encryption_keyring  # a malformed ENCRYPTION_KEYS fails here, in any environment

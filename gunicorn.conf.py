@@ -1,5 +1,6 @@
 """Gunicorn settings for `web`: fail at start-up, with one clear line, if a service is down."""
 
+import gc
 import os
 
 from web.context import sira
@@ -33,3 +34,12 @@ def child_exit(server, worker):
     from infra.metrics import process_exited
 
     process_exited(worker.pid)
+
+
+def post_worker_init(worker):
+    """The app is loaded: its objects (modules, catalogs, SQLAlchemy's mappers, some 150,000 of
+    them) will live as long as the process, so the cyclic GC stops walking them. Each of its full
+    collections otherwise walked them all while holding the GIL, stalling every thread of the
+    worker for 100-300 ms on a busy 2-core machine: the p99 spikes of issue #15 (bench/README.md)."""
+    gc.collect()
+    gc.freeze()

@@ -120,14 +120,14 @@ def instrument(app: Any) -> None:
 
 
 @contextlib.contextmanager
-def sira_app(database: str) -> Iterator[Any]:
-    """The real app on a throw-away database and Redis db 12."""
+def sira_app(database: str, redis_db: int = 12) -> Iterator[Any]:
+    """The real app on a throw-away database and a Redis db of its own (flushed)."""
     from app import create_app
 
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_profile_")))
         database_url = stack.enter_context(fresh_database(database, PG_ADMIN_URL, workdir))
-        redis_url = stack.enter_context(fresh_redis(12))
+        redis_url = stack.enter_context(fresh_redis(redis_db))
         app = create_app(
             {
                 "database_url": database_url,
@@ -209,8 +209,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     p.add_argument("--journeys", type=int, default=200, help="registrations to profile (default 200)")
     p.add_argument("--top", type=int, default=30, help="functions to list (default 30)")
+    p.add_argument(
+        "--redis-db", type=int, default=12, help="dedicated Redis db, flushed before and after (12)"
+    )
     args = p.parse_args(argv)
-    with sira_app(args.database) as app:
+    with sira_app(args.database, args.redis_db) as app:
         instrument(app)
         client = app.test_client()
         journey(client, WARM_PHONE, "profile-warm", lambda *_: None)  # load caches, open connections

@@ -108,12 +108,21 @@ def fresh_database(kind: str, admin_url: str, workdir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def fresh_redis(db: int) -> Iterator[str]:
-    """A Redis db number of our own, empty before and after, so sessions never collide."""
+    """A Redis db number of our own, empty before and after, so sessions never collide.
+
+    Empty, but with a memory older than any session, as a Redis that has run a while: a flushed
+    Redis makes every dial of the next USSD_SESSION_TTL_SECONDS ask the database whether a session
+    was lost (services/converse.py's `_orphaned`), which is what a restart costs, not a step's
+    steady cost (tests/conftest.py's `redis` fixture does the same).
+    """
     from redis import Redis
+
+    from infra import keys
 
     url = f"{REDIS_BASE}/{db}"
     client = Redis.from_url(url)
     client.flushdb()
+    client.set(keys.REDIS_BORN, "0")
     try:
         yield url
     finally:

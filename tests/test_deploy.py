@@ -5,8 +5,10 @@ scripts pass shellcheck."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
+import runpy
 import shutil
 import subprocess
 from dataclasses import fields
@@ -140,3 +142,17 @@ def test_db_upgrade_writes_nothing_into_the_release(database_url: str, tmp_path:
     app.instance_path = str(unwritable / "instance")
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_web_worker_takes_the_loaded_app_out_of_the_cyclic_gc() -> None:
+    """Issue #15's stall: a full collection walked every object of the loaded app (some 150,000)
+    with the GIL held, stopping the worker's threads for 100-300 ms; frozen, they are not walked."""
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    gc.unfreeze()
+    try:
+        tracked = len(gc.get_objects())
+        hooks["post_worker_init"](None)  # gunicorn calls it once the worker has loaded the app
+        assert gc.get_freeze_count() > 0
+        assert len(gc.get_objects()) < tracked / 10
+    finally:
+        gc.unfreeze()

@@ -15,10 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
+from app import create_app
 from infra.keys import STEP_BUFFER
 from models import UssdSession, UssdStep
 from models.phone import phone_hash
-from tests.conftest import PHONE_HASH_KEY, flush_transcripts
+from tests.conftest import PHONE_HASH_KEY, app_settings, flush_transcripts
 from web.context import sira
 
 NUMBER = "+22370000001"
@@ -133,3 +134,17 @@ def test_the_next_step_starts_from_the_state_this_process_saved_and_a_lost_race_
     assert "Votre prenom" in phone.send("3")  # rebuilt from the gateway's history
     again = store.load(phone.session, DIGEST, with_resume=False, remembered=False)
     assert not again.remembered and again.state.text == "1*3" and again.version == "1"
+
+
+def test_with_no_remembered_states_every_step_reads_redis(database_url: str, redis) -> None:
+    """USSD_REMEMBERED_STATES=0 turns the per-process copy off (bench/README.md compares both)."""
+    app = create_app(app_settings(database_url, ussd_remembered_states=0))
+    store = sira(app).ussd_store
+    phone = Dialler(app.test_client())
+    phone.dial()
+    assert "S'inscrire" in phone.send("1")
+    loaded = store.load(phone.session, DIGEST, with_resume=False)
+    assert not loaded.remembered and loaded.state.text == "1" and loaded.version == "2"
+    redis.delete(f"ussd:s:{phone.session}")  # nothing in memory answers for the lost state
+    assert store.load(phone.session, DIGEST, with_resume=False).state is None
+    assert "Votre prenom" in phone.send("3")  # rebuilt from the gateway's history, as with the copy
