@@ -170,4 +170,6 @@ def test_a_login_flood_is_paced_by_the_front_and_only_its_burst_reaches_the_admi
     back = http.get(front.url + "/admin/login?paced=1", timeout=10)
     assert back.status_code == 200 and "Trop de connexions" in back.text, back.text
     assert len(by_app) <= LOGIN_BURST + 1, answers  # the burst, and the one let through at once
-    assert set(by_app) <= {200, 429}, answers  # wrong password, then the app's own throttle
+    # wrong password, then the app's own throttle; on a slow machine the burst can also find every
+    # password check taken (PASSWORD_CHECKS at once), which the app answers 503 "try again"
+    assert set(by_app) <= {200, 429, 503}, answers
