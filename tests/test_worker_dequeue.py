@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 from redis import Redis
 from rq import Queue
@@ -15,7 +16,7 @@ from tests.conftest import REDIS_URL
 from workers.worker import Worker
 
 
-def pops_seen(redis: Redis, run: callable) -> list[str]:
+def pops_seen(redis: Redis, run: Callable[[], object]) -> list[str]:
     """The pop commands Redis received on the test's database while `run` ran."""
     end = f"end-{uuid.uuid4().hex}"
     db = redis.connection_pool.connection_kwargs.get("db", 0)
