@@ -143,7 +143,8 @@ class RouteHealth:
     def _count(self, redis: Redis, name: str, failed: bool | None, reset: bool = False) -> None:
         counts = keys.route_counts(name, int(time.time()) // HOUR)
         try:
-            with redis.pipeline() as pipe:
+            # One round trip without MULTI/EXEC: counters, whose commands need not land together.
+            with redis.pipeline(transaction=False) as pipe:
                 pipe.hincrby(counts, "sent", 1)
                 if failed:
                     pipe.hincrby(counts, "failed", 1)

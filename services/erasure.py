@@ -135,7 +135,9 @@ def _pin_hash(returnee: Returnee, pin: str, hash_key: str) -> str:
     return hmac.new(hash_key.encode(), f"erase:{returnee.id}:{pin}".encode(), hashlib.sha256).hexdigest()
 
 
-def forget_confirmation(row: OutboundSms) -> None:
-    """Once the erasure confirmation is handed to the gateway, it forgets the number too."""
-    if row.purpose == CONFIRMATION:
-        row.to_e164, row.to_hash, row.body = "", "", ERASED
+def forgotten_confirmation(purpose: str) -> dict[str, str]:
+    """Once the erasure confirmation is handed to the gateway, it forgets the number too: the
+    columns to blank on its row (none for any other message)."""
+    if purpose == CONFIRMATION:
+        return {"to_e164": "", "to_hash": "", "body": ERASED}
+    return {}

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 import requests
+from redis import Redis
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
+
+from infra import keys
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -26,6 +29,14 @@ _numbers = itertools.count(100_000)
 def fresh_number() -> str:
     """A fictitious Malian mobile number never used before in this run, so tests cannot see each other."""
     return f"+2237{next(_numbers):07d}"
+
+
+def end_cooldown(redis: Redis, route: str) -> None:
+    """A skipped route's cool-down ends now, as its mark's expiry would end it: the next send by
+    that route is its probe. Tests set a cool-down no run can outlast and end it here, so that a
+    slow machine cannot end it early (an extra probe) nor late (no probe)."""
+    assert redis.exists(keys.route_down(route)), f"route {route} is not in a cool-down"
+    redis.delete(keys.route_down(route))
 
 
 def free_port() -> int:

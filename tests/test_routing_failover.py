@@ -5,11 +5,13 @@ SimpleWorker configured through the environment with SMS_ROUTES and SMS_ROUTE_PR
 Orange numbers (7x) go by Africa's Talking first, then Orange; Moov numbers (6x) the other way.
 Killing the AT emulator mid-run must move its messages to Orange within their first attempt,
 none sent twice; starting it again must bring the traffic back after the cool-down.
+
+The cool-down is far longer than any test, so that it cannot end on its own while a slow machine
+runs the part that needs it; the test ends it when it means to (end_cooldown), as its expiry does.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,14 +27,15 @@ from models import OutboundSms, Referral, SmsStatus
 from models.base import utcnow
 from tests.conftest import ORANGE_SENDER, REDIS_URL, Phone, app_settings
 from tests.conftest import run_worker as run_worker_at
-from tests.gateway_helpers import EmulatorProcess, start_emulator, wait_for
+from tests.gateway_helpers import EmulatorProcess, end_cooldown, start_emulator, wait_for
 from tests.journeys import app_with_directory, ask_for_help, code_in
 
 APEJ = "+22370000002"  # jobs in Bamako, first choice; an Orange number
 FIRST, SECOND = "+22370000101", "+22370000102"  # two returnees, both on Orange
 PREFIXES = "7 82-84 90-94=at,orange; 6 89 95-99=orange,at; *=at,orange"
 FAILURES = 2
-COOLDOWN = 2
+REPORTS_WAIT = 60  # a ceiling for a loaded machine: the wait ends as soon as the reports land
+COOLDOWN = 3600  # never ends on its own during a test: see end_cooldown
 
 
 pytestmark = pytest.mark.usefixtures("fresh_worker_process")
@@ -82,8 +85,10 @@ def routes(at: EmulatorProcess, orange: EmulatorProcess) -> str:
 
 @pytest.fixture
 def app(database_url: str, redis: Redis, at: EmulatorProcess, orange: EmulatorProcess) -> Flask:
+    # Redis given the time a loaded machine may take: past the app's 0.5 s, the send jobs would be
+    # left for the outbox sweep (as they must be when Redis is away), not run by the next worker.
     settings = app_settings(database_url, sms_retry_intervals="0,0,0", sms_routes=routes(at, orange),
-                            sms_route_prefixes=PREFIXES)  # fmt: skip
+                            sms_route_prefixes=PREFIXES, redis_socket_timeout_seconds=10)  # fmt: skip
     return app_with_directory(settings)
 
 
@@ -92,7 +97,7 @@ def run_worker(
 ) -> None:
     """The worker with its routes given through the environment, as in production."""
     run_worker_at(database_url, sms_routes=routes(at, orange), sms_route_prefixes=prefixes,
-                  sms_route_failures=FAILURES, sms_route_cooldown_seconds=COOLDOWN, at_timeout_seconds=2)  # fmt: skip
+                  sms_route_failures=FAILURES, sms_route_cooldown_seconds=COOLDOWN)  # fmt: skip
 
 
 def outbox(db) -> list[OutboundSms]:
@@ -116,7 +121,7 @@ def test_a_dead_route_s_messages_leave_by_the_next_and_come_back_when_it_recover
     before = outbox(db)
     assert before and {(r.status, r.route) for r in before} == {(SmsStatus.ACCEPTED, "at")}
     assert len(sent(at, "at")) == len(before) and sent(orange, "orange") == []
-    wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(db)), timeout=10)
+    wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(db)), timeout=REPORTS_WAIT)
 
     # AT dies mid-run: the next referral's SMS leave by Orange, each on its first attempt, once;
     # after FAILURES of them AT is skipped, so the provider's answer's SMS do not even try it.
@@ -124,7 +129,8 @@ def test_a_dead_route_s_messages_leave_by_the_next_and_come_back_when_it_recover
     ask_for_help(Phone(live_server.url, number=SECOND))
     run_worker(database_url, at, orange)
     assert redis.exists(keys.route_down("at"))
-    orange.post("/orange/send-from-phone", json={"from": APEJ, "text": f"OK {first_code}"})
+    answer = orange.post("/orange/send-from-phone", json={"from": APEJ, "text": f"OK {first_code}"})
+    assert answer.status_code == 200 and answer.json()["status_code"] == 200, answer.text
     run_worker(database_url, at, orange)
     moved = [r for r in outbox(db) if r.id > before[-1].id]
     assert len(moved) > FAILURES
@@ -136,11 +142,11 @@ def test_a_dead_route_s_messages_leave_by_the_next_and_come_back_when_it_recover
     assert (at_state.health, at_state.sent, at_state.failed) == ("down", len(before) + FAILURES, FAILURES)
     assert (orange_state.health, orange_state.sent, orange_state.failed) == ("up", len(moved), 0)
     # Orange's delivery receipts land on the messages it took (AT's came before it died).
-    wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(db)), timeout=10)
+    wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(db)), timeout=REPORTS_WAIT)
 
     # AT comes back; after the cool-down a send probes it, succeeds, and traffic returns to it.
     at = emulators["at"] = restart(at, logs)
-    time.sleep(COOLDOWN + 0.2)
+    end_cooldown(redis, "at")
     answer = orange.post("/orange/send-from-phone", json={"from": SECOND, "text": "AIDE"})
     assert answer.status_code == 200 and answer.json()["status_code"] == 200, answer.text
     run_worker(database_url, at, orange)
@@ -159,7 +165,7 @@ def test_a_dead_route_s_messages_leave_by_the_next_and_come_back_when_it_recover
     run_worker(database_url, at, orange)
     db.expire_all()
     assert db.scalar(select(Referral.status).where(Referral.code == first_code)) == "closed"
-    wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(db)), timeout=10)
+    wait_for(lambda: all(r.delivery_status == "Success" for r in outbox(db)), timeout=REPORTS_WAIT)
 
 
 def health(redis: Redis) -> list:
@@ -214,7 +220,7 @@ def test_with_every_route_down_nothing_is_lost_and_each_message_leaves_once_a_ro
     assert sent(orange, "orange") == []
 
     at = emulators["at"] = restart(at, logs)
-    time.sleep(COOLDOWN + 0.2)
+    end_cooldown(redis, "at")
     sweep(database_url, at, orange, after=timedelta(hours=1))  # the cron's sweep, once they are due
     done = outbox(db)
     assert {(r.status, r.route) for r in done} == {(SmsStatus.ACCEPTED, "at")}
