@@ -57,6 +57,7 @@ from bench.ussd_steps import (
     served,
     server_env,
 )
+from gateway.emulator import orange as orange_emulator
 from infra.referral_code import codes_in
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +66,7 @@ TARGET_P95_S = 2.0  # referral to gateway, provider alert
 TARGET_RATIO = 0.5  # a route's SMS jobs/s at least half its bare jobs'
 ROUTES = ("africastalking", "kannel", "orange")  # gateway kinds, as SMS_GATEWAY names them
 GATEWAY_LABELS = {"africastalking": "AT emulator", "kannel": "Kannel (real)", "orange": "Orange emulator"}
-ORANGE_SENDER = "tel:+22300000000"  # our Orange number for the run, made up as the tests' is
+ORANGE_SENDER = orange_emulator.SENDER  # our Orange number for the run, the emulator's own
 ORANGE_BUNDLE = 10_000_000  # SMS units the emulator's Orange bundle gets, so that no bench run empties it
 HOST = "127.0.0.1"
 SERVICE_CODE = "*384*7472#"

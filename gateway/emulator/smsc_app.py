@@ -59,7 +59,7 @@ def create_smsc_app(smsc: UssdGatewayEmulator, *, wait: float = 10.0) -> Flask:
         phone = str(data.get("phone", "")).strip()
         dialled = str(data.get("dialled", "")).strip() or None
         if not _E164.match(phone):
-            return bad("phone must be an E.164 number such as +22370000101")
+            return bad("phone must be an E.164 number: + then the country code and the number")
         if dialled is not None and not _DIALLED.match(dialled):
             return bad("dialled must look like *384*7472# or *384*7472*2#")
         if not smsc.wait_for(lambda: smsc.bound, timeout=2):
