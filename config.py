@@ -217,7 +217,6 @@ def callback_url(base_url: str, path: str, secrets: tuple[str, ...]) -> str:
 
 
 def _send_seconds(s: Settings, kind: str) -> float:
-    kind = kind.strip().lower()
     if kind == "kannel":
         return s.kannel_timeout_seconds
     if kind == "orange":  # four calls in a row at most: token, send, renewed token, send again
@@ -368,7 +367,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             "KANNEL_DLR_MASK must be between 0 and 31 (sum of Kannel's DLR types 1, 2, 4, 8, 16)"
         )
-    orange = [replace(s, **dict(r.options)) for r in s.routing.routes if r.kind.strip().lower() == "orange"]
+    orange = [replace(s, **dict(r.options)) for r in s.routing.routes if r.kind == "orange"]
     if any(not own.orange_sender_address.strip() for own in orange):
         raise ConfigError(
             "ORANGE_SENDER_ADDRESS must be set when SMS go through Orange (SMS_GATEWAY=orange or an orange"
@@ -637,13 +636,20 @@ class Routing:
         return self.prefixes[best or "*"]
 
 
+def gateway_kind(written: str) -> str:
+    """A gateway kind as every part of Sira compares it: lower case whatever was written (Orange,
+    AfricasTalking), except a `module:factory` kind, whose names keep their case."""
+    written = written.strip()
+    return written if ":" in written else written.lower()
+
+
 def parse_routing(s: Settings) -> Routing:
     """SMS_ROUTES and SMS_ROUTE_PREFIXES -> Routing; without routes, SMS_GATEWAY for every number."""
     if not s.sms_routes.strip():
         if s.sms_route_prefixes.strip():
             raise ValueError("SMS_ROUTE_PREFIXES names routes, so SMS_ROUTES must define them")
-        name = s.sms_gateway.strip().lower()[:30]
-        return Routing((RouteSpec(name, s.sms_gateway.strip()),), {"*": (name,)})
+        kind = gateway_kind(s.sms_gateway)
+        return Routing((RouteSpec(kind[:30], kind),), {"*": (kind[:30],)})
     routes = tuple(_route(entry.strip()) for entry in re.split(r"[;\n]", s.sms_routes) if entry.strip())
     names = [r.name for r in routes]
     if len(set(names)) != len(names):
@@ -667,6 +673,7 @@ def parse_routing(s: Settings) -> Routing:
 def _route(entry: str) -> RouteSpec:
     head, _, query = entry.partition("?")
     name, sep, kind = (x.strip() for x in head.partition("="))
+    kind = gateway_kind(kind)
     if not sep or not _ROUTE_NAME.fullmatch(name) or not kind:
         raise ValueError(f"{entry[:40]!r}: must be name=kind?option=value&... (name: a-z, 0-9, _ or -)")
     prefix = SETTING_PREFIXES.get(kind, f"{kind}_")

@@ -102,7 +102,7 @@ def router_from_settings(settings: Settings) -> Router:
     for spec in routing.routes:
         own = dataclasses.replace(settings, **dict(spec.options))
         factory = _factory(spec.kind, f"SMS_ROUTES route {spec.name}")
-        check_url = str(getattr(own, CHECK_URLS.get(spec.kind.lower(), ""), "") or "")
+        check_url = str(getattr(own, CHECK_URLS.get(spec.kind, ""), "") or "")
         routes[spec.name] = Route(spec.name, spec.kind, factory(own), spec.cost, check_url)
     health = RouteHealth(settings.sms_route_failures, settings.sms_route_cooldown_seconds)
     # A route is tried only while a whole send through the slowest route still fits in the job.

@@ -123,3 +123,19 @@ def test_two_gateways_incoming_sms_with_the_same_id_are_two_messages(client, db)
     answer = client.post("/sms/orange/incoming", data=json.dumps(note), content_type="application/json")
     assert answer.status_code == 200 and answer.text.startswith("ok"), answer.text
     assert sorted(db.scalars(select(InboundSms.gateway_id))) == ["in-1", "orange:in-1"]
+
+
+def test_a_gateway_kind_written_in_capitals_is_the_same_kind_everywhere() -> None:
+    """A kind is read whatever its case (Orange, AfricasTalking): its route options, the ids its
+    delivery reports are found by and the Orange checks all see the one lower-case kind."""
+    routing = load_settings(
+        ORANGE,
+        sms_routes="o=Orange?api_url=http://127.0.0.1:9002; at=AfricasTalking?api_url=http://127.0.0.1:9001",
+    ).routing
+    assert [(r.kind, dict(r.options)) for r in routing.routes] == [
+        ("orange", {"orange_api_url": "http://127.0.0.1:9002"}),
+        ("africastalking", {"at_api_url": "http://127.0.0.1:9001"}),
+    ]
+    assert [r.kind for r in load_settings(ORANGE, sms_gateway="Orange").routing.routes] == ["orange"]
+    with pytest.raises(ConfigError, match="ORANGE_SENDER_ADDRESS"):
+        load_settings({}, sms_gateway="ORANGE")

@@ -126,7 +126,7 @@ def job_queues() -> ResponseReturnValue:
     redis = sira().redis
     # The Orange bundle, only where Orange sends the SMS; read from Redis, never from Orange here.
     settings = sira().settings
-    orange = any(route.kind.lower() == "orange" for route in settings.routing.routes)
+    orange = any(route.kind == "orange" for route in settings.routing.routes)
     return render_template(
         "admin/queues.html", queues={name: queue_lists(name, redis) for name in names.ALL}, kinds=KINDS,
         orange=orange, balance=cached_balance(redis) if orange else None,
