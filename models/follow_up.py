@@ -81,9 +81,3 @@ def wants_new_request_clause(returnee_id: int) -> ColumnElement[bool]:
     """The returnee said at a follow-up that they need help (2 or 3) and has made no request since:
     their next USSD dial offers them one."""
     return _asked_for_help(FollowUp.returnee_id == returnee_id)
-
-
-def asks_for_help_clause() -> ColumnElement[bool]:
-    """On the referral table: its follow-up asked for other help and the returnee has made no
-    request since, so it waits for a coordinator (the same rule as the USSD offer)."""
-    return _asked_for_help(FollowUp.referral_id == Referral.id)

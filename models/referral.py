@@ -60,11 +60,6 @@ class Flag(enum.StrEnum):
     FOLLOW_UP_NOT_SERVED = "follow_no"  # at a follow-up, the returnee answered "2 = not served"
     FOLLOW_UP_NEEDS_MORE = "follow_more"  # at a follow-up, the returnee answered "3 = something else"
 
-    @property
-    def ends_with_a_new_request(self) -> bool:
-        """A follow-up's "I need other help" is answered once the returnee asks again."""
-        return self in (Flag.FOLLOW_UP_NOT_SERVED, Flag.FOLLOW_UP_NEEDS_MORE)
-
 
 IN_HAND = (Status.NEW, Status.SENT, Status.ACCEPTED)  # a provider has it (or is being sent it)
 AT_DESK_IF_UNASSIGNED = (Status.DECLINED, Status.EXPIRED)  # with no provider: at the coordination desk

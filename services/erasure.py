@@ -38,7 +38,9 @@ def erase_returnee(
     open referrals' cancellation records it.
     """
     digest = returnee.phone_hash
-    session.execute(delete(FollowUp).where(FollowUp.returnee_id == returnee.id))  # their answers go too
+    # A question still waiting goes (there is no one left to ask); an answer stays in the figures
+    # without the person, cut from them with the referral (anonymise_referrals), as the purge does.
+    session.execute(delete(FollowUp).where(FollowUp.returnee_id == returnee.id, FollowUp.pending_clause()))
     anonymise_referrals(session, withdraw_referrals(session, returnee, channel=channel, actor=actor))
     session.execute(
         update(OutboundSms)

@@ -346,11 +346,9 @@ def _answer_follow_up(
         .values(status=outcome, answered_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
-    session.refresh(follow_up)
     message.handled_as = FOLLOW_UP_ANSWER
-    if not claimed:  # answered or timed out in between: nothing is changed
-        message.handled_as = BAD_ANSWER
-        return answer(texts_.R_UNKNOWN)
+    if not claimed:  # answered (the same SMS twice) or timed out in between: thanked, nothing changed
+        return answer(texts_.R_FEEDBACK_THANKS)
     if outcome is FollowUpStatus.SERVED:
         return answer(texts_.R_FEEDBACK_THANKS)
     if outcome is FollowUpStatus.NOT_SERVED:

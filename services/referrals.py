@@ -22,7 +22,7 @@ from gateway.segments import segment_count
 from models.base import utcnow
 from models.directory import Category, Provider, Region, provider_category, provider_region
 from models.messaging import OutboundSms
-from models.referral import Flag, Referral, ReferralEvent, Status, open_referral_for, unique_code
+from models.referral import Referral, ReferralEvent, Status, open_referral_for, unique_code
 from models.returnee import Returnee
 
 CHILD_PROTECTION = "child_protection"
@@ -116,13 +116,6 @@ def refer(
             raise
         return Referred(raced)  # a racing request created it a moment ago
     result = Referred(referral)
-    for earlier in session.scalars(
-        select(Referral).where(
-            Referral.returnee_id == returnee.id, Referral.id != referral.id, Referral.flagged
-        )
-    ):
-        if earlier.flag_reason and Flag(earlier.flag_reason).ends_with_a_new_request:
-            earlier.clear_flag()
     provider = match_provider(session, category, returnee.region)
     if provider is not None:
         result.sms_ids += assign(session, referral, provider, texts, actor="system", channel="ussd")

@@ -144,11 +144,11 @@ def test_not_served_or_something_else_offers_a_new_request_on_the_next_dial_and_
     assert db.scalar(select(Referral.flagged_at).where(Referral.code == closed)) is not None
     coordinator = signed_in(app, db, Role.COORDINATOR)
     waiting = coordinator.get("/admin/referrals?overdue=1").text  # the header's "to handle" link
-    assert closed in waiting and "suivi : demande une autre aide" in waiting and "À traiter : 1" in waiting
+    flagged = {"not_served": "ne pas être servie", "needs_more": "avoir besoin d&#39;autre chose"}[outcome]
+    assert closed in waiting and f"la personne a dit {flagged}" in waiting and "À traiter : 1" in waiting
     detail = coordinator.get(f"/admin/referrals/{closed}").text
     said = {"not_served": "non servi", "needs_more": "a besoin d&#39;autre chose"}[outcome]
     assert "posée 30 jours après la clôture" in detail and said in detail
-    flagged = {"not_served": "ne pas être servie", "needs_more": "avoir besoin d&#39;autre chose"}[outcome]
     assert f"lors d&#39;un suivi, la personne a dit {flagged}" in detail  # why it is flagged, in words
 
     phone = Phone(live_server.url, number=RETURNEE)
@@ -163,8 +163,9 @@ def test_not_served_or_something_else_offers_a_new_request_on_the_next_dial_and_
     assert new_code != closed
     assert db.scalar(select(func.count(Referral.id)).where(Referral.code == new_code)) == 1
     assert "autre aide" not in Phone(live_server.url, number=RETURNEE).dial()  # the offer was taken
+    # the SMS said a coordinator would contact them: the new request does not take that away
     waiting = coordinator.get("/admin/referrals?overdue=1").text
-    assert closed not in waiting and "À traiter : 0" in waiting  # and the task is done
+    assert closed in waiting and "À traiter : 1" in waiting
 
 
 @pytest.mark.parametrize("text", ["5", "peut-etre", "1 2"])
@@ -219,6 +220,20 @@ def test_erasure_removes_the_follow_ups_and_none_is_asked_after_it(
     gateway.post("/reset")
     assert cron(redis, database_url, gateway, day + timedelta(days=90, minutes=1))["asked"] == 0
     assert inbox(gateway, RETURNEE) == []
+
+
+def test_erasure_keeps_an_answered_follow_up_in_the_figures_without_the_person(
+    db: Session, redis: Redis, gateway: EmulatorProcess, database_url: str, closed: str
+) -> None:
+    day = closed_at(db, closed)
+    cron(redis, database_url, gateway, day + timedelta(days=30, minutes=1))
+    sms(gateway, database_url, RETURNEE, "1")
+    sms(gateway, database_url, RETURNEE, "SUPPRIMER")
+    pin = next(w for w in inbox(gateway, RETURNEE)[-1].split() if w.isdigit() and len(w) == 6)
+    sms(gateway, database_url, RETURNEE, f"SUPPRIMER {pin}")
+    assert "effacees" in inbox(gateway, RETURNEE)[-1]
+    db.expire_all()
+    assert [(f.status, f.returnee_id) for f in follow_ups(db)] == [("served", None)]
 
 
 def test_a_follow_up_without_answer_is_closed_as_no_answer_after_the_set_time(

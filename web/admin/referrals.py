@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
-from models.follow_up import FollowUp, asks_for_help_clause
+from models.follow_up import FollowUp
 from models.referral import ALLOWED, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services import coordination, lifecycle
@@ -85,8 +85,9 @@ def overdue_clause(reminder_hours: int) -> object:
 
 def to_handle_clause(reminder_hours: int) -> object:
     """What waits for a coordinator: overdue or at the desk, or flagged for a coordinator (a
-    follow-up asking for other help is flagged, until the returnee asks again); the header's
-    count, and the list's "waiting" filter."""
+    follow-up answered "not served" or "other help" is flagged: the SMS told the person a
+    coordinator would contact them, so only a coordinator clears it); the header's count, and the
+    list's "waiting" filter."""
     return or_(overdue_clause(reminder_hours), Referral.flagged)
 
 
@@ -164,11 +165,9 @@ def referrals() -> ResponseReturnValue:
     categories, regions, providers = directory(session)
     cutoff = utcnow() - timedelta(hours=settings.reminder_after_hours)
     late = {r.id for r in page.items if is_overdue(r, cutoff)}
-    shown = [r.id for r in page.items]
-    asking = set(session.scalars(select(Referral.id).where(Referral.id.in_(shown), asks_for_help_clause())))
     return render_template(
         "admin/referrals.html", page=page, filters=filters, categories=categories, regions=regions,
-        providers=providers, late=late, asking=asking, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
+        providers=providers, late=late, statuses=STATUS_LABELS, done=DONE.get(request.args.get("done", "")),
         show_flags=user.role != Role.PROVIDER,
     )  # fmt: skip
 
