@@ -201,12 +201,7 @@ class UssdStore(Generic[S]):
         this step would take the phone over its rate limit, from the count its saves keep (read
         in the same round trip, or as the last save of this session left it).
         """
-        if (
-            remembered
-            and self.remembered
-            and not with_resume
-            and (copy := self._saved.get((session_id, phone_digest)))
-        ):
+        if remembered and not with_resume and (copy := self._saved.get((session_id, phone_digest))):
             until, version, data, count, counted_in = copy
             if until > time.monotonic():
                 # The count of this session's last save, if it was made in the current window.

@@ -175,9 +175,9 @@ class _Step:
             if not step.cumulative and loaded.state is not None and self._repeated(loaded.state):
                 return Reply(loaded.state.reply, loaded.state.ended)
             result = engine.feed(loaded.state or self._start(loaded, text), text)
-            self.screen = result.state.screen
-            if not result.advanced:
+            if not result.advanced:  # a repeat, or a late request of an ended call: no new visit
                 return result.reply
+            self.screen = result.state.screen
             state = result.state
             state.step_id = step.step_id
             state.session_id = session_id
@@ -331,7 +331,7 @@ class _Step:
             )
             if origin is not None:
                 profile = loaded.profile or self._profile()
-                facts = _facts(profile)
+                facts = Facts.of(profile)
                 facts.registered = bool(origin.get("registered"))
                 return engine.start(facts, origin.get("language"))
         suspended = loaded.suspended
@@ -340,7 +340,7 @@ class _Step:
         profile = loaded.profile or self._profile()
         if profile is None:
             return engine.start(Facts(), None, suspended)
-        return engine.start(_facts(profile), profile["language"], suspended)
+        return engine.start(Facts.of(profile), profile["language"], suspended)
 
     def _ended(self, suspended: State) -> bool:
         """Whether the call a resume copy was taken from has ended since: a step that ends a call
@@ -416,10 +416,3 @@ def _profile_after(state: State, done: Performed, effects: int) -> tuple[dict | 
     profile = {"language": state.language, "registered": state.facts.registered,
                "referrals": state.facts.referrals, **done.profile_changes}  # fmt: skip
     return profile, REFRESH
-
-
-def _facts(profile: dict | None) -> Facts:
-    """The facts a cached or freshly read profile gives a new session (none for a stranger)."""
-    profile = profile or {}
-    return Facts(bool(profile.get("registered")), profile.get("referrals") or [], bool(profile.get("provider")),
-                 profile.get("assigned") or [])  # fmt: skip
