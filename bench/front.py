@@ -14,12 +14,13 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
 from pathlib import Path
 from typing import Protocol
+
+from bench.ussd_steps import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "deploy" / "nginx" / "sira.conf"
@@ -34,13 +35,6 @@ class Upstream(Protocol):
 
 def upstream_of(pool: Upstream) -> str:
     return getattr(pool, "upstream", None) or f"127.0.0.1:{pool.port}"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def find_nginx() -> str | None:

@@ -39,8 +39,11 @@ from bench.attackers import TRICKLE_SECONDS, Attack
 from bench.front import NginxFront, find_nginx
 from bench.ussd_load import Segment, Watch
 from bench.ussd_steps import (
+    ERROR_KINDS,
+    NOISY_OTHER_PCT,
     PG_ADMIN_URL,
     Server,
+    _fmt,
     _stop_on_sigterm,
     drive,
     fresh_database,
@@ -62,10 +65,6 @@ def segment_names(rounds: int) -> list[str]:
     for i in range(1, rounds + 1):
         names += [f"quiet {i}", f"attack {i}"]
     return [*names, f"quiet {rounds + 1}"]
-
-
-ERROR_KINDS = ("non_200", "bad_reply", "transport", "off_journey")
-NOISY_OTHER_PCT = 20.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -177,10 +176,6 @@ def summarise(tallies: list[dict[str, Any]], watch: Watch) -> dict[str, Any]:
     known = sorted(r for r in out["round_ratios_p99"] if r is not None)
     out["median_round_ratio_p99"] = statistics.median(known) if known else None
     return out
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def report(figures: dict[str, Any], attack: dict[str, Any], args: argparse.Namespace) -> str:
