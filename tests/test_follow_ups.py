@@ -27,6 +27,8 @@ from infra import queues
 from models import FollowUp, Referral, ReferralEvent
 from models.admin import Role
 from models.base import as_utc
+from models.db import insert_ignore
+from models.follow_up import FollowUpStatus
 from tests.conftest import ROOT, Phone, worker_environ
 from tests.gateway_helpers import EmulatorProcess
 from tests.journeys import RETURNEE, ask_for_help, code_in, inbox, run_worker, seeded_app, send_from_phone
@@ -283,3 +285,9 @@ def test_two_workers_running_the_cron_at_once_send_one_question(
         job.refresh()
     assert sorted(job.return_value()["asked"] for job in jobs) == [0, 1]
     assert len(questions(gateway)) == 1 and len(follow_ups(db)) == 1
+    # The workers above may have run one after the other; the guard itself, when both found the
+    # question due at once: the second claim of the same referral and day is refused by the database.
+    (asked,) = follow_ups(db)
+    again = insert_ignore(db, FollowUp, referral_id=asked.referral_id, returnee_id=asked.returnee_id,
+                          day=asked.day, status=FollowUpStatus.PENDING, sent_at=asked.sent_at)  # fmt: skip
+    assert again is None and len(follow_ups(db)) == 1
