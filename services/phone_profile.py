@@ -14,17 +14,22 @@ from sqlalchemy.orm import Session
 
 from models import Referral
 from models import returnee as returnees
-from models.directory import Category, ProviderNumber, Region
+from models.directory import Category, Provider, ProviderNumber, Region
 from models.follow_up import wants_new_request_clause
 from models.referral import Status, open_clause
 
 
 def read(session: Session, digest: str) -> dict | None:
     """The phone's profile by its keyed hash; None for a number Sira knows nothing of."""
-    number = session.scalar(select(ProviderNumber).where(ProviderNumber.phone_hash == digest))
+    number = session.execute(  # one round trip: the provider's language with its number
+        select(ProviderNumber.provider_id, Provider.language)
+        .join(Provider, Provider.id == ProviderNumber.provider_id)
+        .where(ProviderNumber.phone_hash == digest)
+    ).first()
     if number is not None:
-        return {"language": number.provider.language, "registered": False, "referrals": [],
-                "provider": True, "assigned": assigned(session, number.provider_id)}  # fmt: skip
+        provider_id, language = number
+        return {"language": language, "registered": False, "referrals": [],
+                "provider": True, "assigned": assigned(session, provider_id)}  # fmt: skip
     found = returnees.profile(session, digest)
     if found is None:
         return None
