@@ -26,7 +26,6 @@ from models.admin import audit
 from models.base import utcnow
 from models.db import upsert
 from models.directory import ProviderNumber
-from models.referral import IllegalTransition, Referral
 from models.returnee import ConsentRecord, Returnee
 from services import lifecycle
 from services.erasure import new_erase_pin, withdraw_referrals
@@ -128,38 +127,33 @@ def _(effect: effects.CreateReferral, session: Session, done: Performed) -> None
     done.sms_ids += referred.sms_ids
 
 
-ANSWERS = {"accept": lifecycle.accept, "close": lifecycle.close}
-
-
 @perform.register
 def _(effect: effects.AnswerReferral, session: Session, done: Performed) -> None:
-    """The focal point's answer, as its SMS would be: the same use cases, on channel `ussd`.
+    """The focal point's answer, as its SMS would be: the same use case, on channel `ussd`.
 
     What it did is said on the last screen (`{outcome}`): the referral may have moved since the
     menu was shown (another focal point answered, the deadline passed), and then nothing changes.
     """
     number = session.scalar(select(ProviderNumber).where(ProviderNumber.phone_hash == done.phone_digest))
-    referral = session.scalar(select(Referral).where(Referral.code == effect.code).with_for_update())
     lang = number.provider.language if number is not None else "fr"
     say = done.texts.catalogs.gettext
-    if number is None or referral is None or referral.provider_id != number.provider_id:
+    answered = None
+    if number is not None:
+        reason = next((say(lang, o.label) for o in focal.REASONS if o.code == effect.reason), effect.reason)
+        by = lifecycle.Answer.of(number, channel="ussd")
+        answered = lifecycle.answer_code(
+            session, effect.code, effect.action, by, done.texts, str(reason or "")
+        )
+    referral = answered.referral if answered is not None else None
+    if answered is None or referral is None or answered.outcome == lifecycle.NOT_ASSIGNED:
         done.params["outcome"] = to_ussd(say(lang, focal.NOT_YOURS).format(code=effect.code))
         return
-    by = lifecycle.Answer(number.provider, number, f"provider:{number.provider.id}", "ussd")
-    try:
-        if effect.action == "decline":
-            reason = next(
-                (say(lang, o.label) for o in focal.REASONS if o.code == effect.reason), effect.reason
-            )
-            done.sms_ids += lifecycle.decline(session, referral, by, str(reason), done.texts)
-            outcome = focal.DECLINED
-        else:
-            done.sms_ids += ANSWERS[effect.action](session, referral, by, done.texts)
-            outcome = focal.ACCEPTED if effect.action == "accept" else focal.CLOSED
-    except IllegalTransition:
+    if answered.outcome == lifecycle.ILLEGAL:
         status = say(lang, REFERRAL_STATUSES.get(referral.status, referral.status))
         done.params["outcome"] = to_ussd(say(lang, focal.UNCHANGED).format(code=referral.code, status=status))
         return
+    done.sms_ids += answered.sms_ids
+    outcome = {"accept": focal.ACCEPTED, "decline": focal.DECLINED, "close": focal.CLOSED}[effect.action]
     done.params["outcome"] = to_ussd(say(lang, outcome).format(code=referral.code))
     returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
     if returnee is not None:  # their "My requests" shows the new status on their next dial

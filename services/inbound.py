@@ -29,7 +29,7 @@ from models.directory import ProviderNumber
 from models.follow_up import ANSWERS, FollowUp, FollowUpStatus
 from models.messaging import InboundSms, OutboundSms
 from models.phone import phone_hash
-from models.referral import Flag, IllegalTransition, Referral, open_clause
+from models.referral import Flag, Referral, open_clause
 from models.returnee import Returnee, find_by_phone_hash
 from models.returnee import get_or_create as get_or_create_returnee
 from services import lifecycle
@@ -42,7 +42,6 @@ from services.erasure import (
     new_erase_pin,
 )
 
-PROVIDER_ACTIONS = {Command.ACCEPT: lifecycle.accept, Command.CLOSE: lifecycle.close}
 REPLIES = ("provider_reply", "returnee_reply")  # the purposes of an answer to the sender
 REPLY_LIMITED = "reply_limited"
 FOLLOW_UP_ANSWER = "follow_up"  # an answer to a follow-up's question
@@ -209,22 +208,19 @@ def _provider(
 
     if parsed.command not in (Command.ACCEPT, Command.DECLINE, Command.CLOSE) or not parsed.code:
         return answer(texts_.P_HELP, "provider_help")
-    referral = session.scalar(select(Referral).where(Referral.code == parsed.code).with_for_update())
+    answered = lifecycle.answer_code(session, parsed.code, parsed.command, lifecycle.Answer.of(number), texts,
+                                     parsed.rest)  # fmt: skip
+    referral = answered.referral
     if referral is None:
-        return answer(texts_.P_UNKNOWN_CODE, "unknown_code", code=parsed.code)
+        return answer(texts_.P_UNKNOWN_CODE, lifecycle.UNKNOWN_CODE, code=parsed.code)
     message.referral_id = referral.id
-    if referral.provider_id != number.provider_id:
-        return answer(texts_.P_NOT_YOURS, "not_assigned", referral.id, code=referral.code)
-    try:
-        if parsed.command is Command.DECLINE:
-            sms_ids = lifecycle.decline(session, referral, number, parsed.rest, texts)
-        else:
-            sms_ids = PROVIDER_ACTIONS[parsed.command](session, referral, number, texts)
-    except IllegalTransition:
+    if answered.outcome == lifecycle.NOT_ASSIGNED:
+        return answer(texts_.P_NOT_YOURS, lifecycle.NOT_ASSIGNED, referral.id, code=referral.code)
+    if answered.outcome == lifecycle.ILLEGAL:
         status = texts.catalogs.gettext(lang, REFERRAL_STATUSES.get(referral.status, referral.status))
-        return answer(texts_.P_ILLEGAL, "illegal_transition", referral.id, code=referral.code, status=status)
+        return answer(texts_.P_ILLEGAL, lifecycle.ILLEGAL, referral.id, code=referral.code, status=status)
     message.handled_as = str(parsed.command)
-    return sms_ids
+    return answered.sms_ids
 
 
 def _returnee(

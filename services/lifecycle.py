@@ -8,7 +8,7 @@ Every change is a referral event; the caller commits and queues the SMS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from flows.sms import Sms, SmsTexts
 from models.base import utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.messaging import OutboundSms
-from models.referral import Flag, Referral, ReferralEvent, Status
+from models.referral import Flag, IllegalTransition, Referral, ReferralEvent, Status
 from models.returnee import Returnee
 from services.referrals import assign, match_provider, queue_sms
 
@@ -59,10 +59,11 @@ class Answer:
     channel: str
 
     @classmethod
-    def of(cls, who: ProviderNumber | Answer) -> Answer:
+    def of(cls, who: ProviderNumber | Answer, channel: str = "sms") -> Answer:
+        """`who` as an answer: a provider's number answers on `channel` (SMS, or its USSD menu)."""
         if isinstance(who, Answer):
             return who
-        return cls(who.provider, who, f"provider:{who.provider.id}", "sms")
+        return cls(who.provider, who, f"provider:{who.provider.id}", channel)
 
     @classmethod
     def on_web(cls, provider: Provider, user_id: int) -> Answer:
@@ -223,3 +224,44 @@ def expire(session: Session, referral: Referral, texts: SmsTexts) -> list[int]:
     )
     referral.flag(Flag.NO_ANSWER)
     return reroute(session, referral, texts, actor="system", channel="system")
+
+
+def answer(session: Session, referral: Referral, action: str, who: ProviderNumber | Answer, texts: SmsTexts,
+           reason: str = "") -> list[int]:  # fmt: skip
+    """The provider's answer, whichever channel brought it (SMS, its USSD menu, the web):
+    `accept`, `decline` (with its `reason`) or `close`.
+
+    Raises `IllegalTransition`, having changed nothing, when the referral's status forbids it.
+    """
+    if action == "decline":
+        return decline(session, referral, who, reason, texts)
+    return {"accept": accept, "close": close}[action](session, referral, who, texts)
+
+
+# What a number's answer by code did (also how the SMS it came in is marked as handled).
+ANSWERED, UNKNOWN_CODE, NOT_ASSIGNED, ILLEGAL = "answered", "unknown_code", "not_assigned", "illegal_transition"  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What a number's answer by code did: `outcome` is one of the four above."""
+
+    outcome: str
+    referral: Referral | None = None  # None for a code no referral has
+    sms_ids: list[int] = field(default_factory=list)
+
+
+def answer_code(session: Session, code: str, action: str, who: Answer, texts: SmsTexts,
+                reason: str = "") -> Answered:  # fmt: skip
+    """A provider's number answers a referral by its code (SMS, USSD): only a referral of its own
+    provider, and only as the referral's status allows; anything else changes nothing."""
+    referral = session.scalar(select(Referral).where(Referral.code == code).with_for_update())
+    if referral is None:
+        return Answered(UNKNOWN_CODE)
+    if referral.provider_id != who.provider.id:
+        return Answered(NOT_ASSIGNED, referral)
+    try:
+        sms_ids = answer(session, referral, action, who, texts, reason)
+    except IllegalTransition:
+        return Answered(ILLEGAL, referral)
+    return Answered(ANSWERED, referral, sms_ids)
