@@ -74,6 +74,16 @@ def referral_or_404(session: Session, code: str, user: User, for_update: bool = 
     return referral
 
 
+def staff_action(code: str) -> tuple[User, Session, Referral]:
+    """The user, the session and the referral (locked) of a coordinator's action on it. The object
+    check comes first: a focal point gets a 404 for another provider's referral, a 403 for its own."""
+    user, session = current_user(), get_session()
+    found = referral_or_404(session, code, user, for_update=True)
+    if user.role not in STAFF:
+        abort(403)
+    return user, session, found
+
+
 def overdue_clause(reminder_hours: int) -> object:
     """Past the provider's first deadline without an answer, or waiting on the desk."""
     cutoff = utcnow() - timedelta(hours=reminder_hours)
@@ -317,10 +327,7 @@ def reroute(code: str) -> ResponseReturnValue:
     sent -> sent move, so the withdrawal is recorded as a decline by this user (the event's
     actor says it was the coordination, not the provider).
     """
-    user, session = current_user(), get_session()
-    found = referral_or_404(session, code, user, for_update=True)
-    if user.role not in STAFF:
-        abort(403)
+    user, session, found = staff_action(code)
     picked, chosen_id = RerouteForm(request.form).chosen()
     if picked and chosen_id is None:
         abort(409)
@@ -342,10 +349,7 @@ def reroute(code: str) -> ResponseReturnValue:
 @bp.post("/referrals/<code>/cancel")
 @require(*EVERYONE)
 def cancel(code: str) -> ResponseReturnValue:
-    user, session = current_user(), get_session()
-    found = referral_or_404(session, code, user, for_update=True)
-    if user.role not in STAFF:
-        abort(403)
+    user, session, found = staff_action(code)
     reason = CancelForm(request.form).reason.data or None
     try:
         found.move(Status.CANCELLED, actor=f"user:{user.id}", channel="web", note=reason)
@@ -359,10 +363,7 @@ def cancel(code: str) -> ResponseReturnValue:
 @require(*EVERYONE)
 def note(code: str) -> ResponseReturnValue:
     """A note is an event that keeps the status; its text stays out of the audit log."""
-    user, session = current_user(), get_session()
-    found = referral_or_404(session, code, user, for_update=True)
-    if user.role not in STAFF:
-        abort(403)
+    user, session, found = staff_action(code)
     form = NoteForm(request.form)
     if not form.validate():
         message = next(iter(field_errors(form).values()))[0]
@@ -383,10 +384,7 @@ def unflag(code: str) -> ResponseReturnValue:
 
     Clearing one that is not flagged (a second click, a stale page) says so and changes nothing.
     """
-    user, session = current_user(), get_session()
-    found = referral_or_404(session, code, user, for_update=True)
-    if user.role not in STAFF:
-        abort(403)
+    user, session, found = staff_action(code)
     if not found.flagged:
         session.rollback()
         return redirect(url_for("admin.referral", code=found.code, done="not_flagged"))
@@ -411,12 +409,7 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     texts = sira().sms_texts
     reason = DeclineForm(request.form).reason.data
     try:
-        if action == "accept":
-            sms_ids = lifecycle.accept(session, found, by, texts)
-        elif action == "decline":
-            sms_ids = lifecycle.decline(session, found, by, reason, texts)
-        else:
-            sms_ids = lifecycle.close(session, found, by, texts)
+        sms_ids = lifecycle.answer(session, found, action, by, texts, reason)
     except IllegalTransition:
         session.rollback()
         abort(409)
