@@ -78,20 +78,26 @@ def _kannel(settings: Settings) -> SmsGateway:
     )
 
 
-GATEWAYS: dict[str, Callable[[Settings], SmsGateway]] = {
-    "africastalking": _africastalking,
-    "orange": _orange,
-    "kannel": _kannel,
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A registered gateway kind: how to build it from the settings, and which setting holds its
+    endpoint (the routes' health check looks there). Its send time-out is a setting's rule
+    (config.Settings.gateway_timeout_seconds)."""
+
+    build: Callable[[Settings], SmsGateway]
+    check_url: str
+
+
+GATEWAYS: dict[str, Kind] = {
+    "africastalking": Kind(_africastalking, "at_api_url"),
+    "orange": Kind(_orange, "orange_api_url"),
+    "kannel": Kind(_kannel, "kannel_sendsms_url"),
 }
 
 
 def gateway_from_settings(settings: Settings) -> SmsGateway:
     """Build the gateway named by SMS_GATEWAY; a bad name fails at start-up, not at the first SMS."""
     return _factory(settings.sms_gateway, "SMS_GATEWAY")(settings)
-
-
-# The setting that holds each kind's endpoint, checked by the routes' health check.
-CHECK_URLS = {"africastalking": "at_api_url", "orange": "orange_api_url", "kannel": "kannel_sendsms_url"}
 
 
 def router_from_settings(settings: Settings) -> Router:
@@ -102,7 +108,8 @@ def router_from_settings(settings: Settings) -> Router:
     for spec in routing.routes:
         own = dataclasses.replace(settings, **dict(spec.options))
         factory = _factory(spec.kind, f"SMS_ROUTES route {spec.name}")
-        check_url = str(getattr(own, CHECK_URLS.get(spec.kind, ""), "") or "")
+        kind = GATEWAYS.get(spec.kind.strip().lower())
+        check_url = str(getattr(own, kind.check_url, "") or "") if kind else ""
         routes[spec.name] = Route(spec.name, spec.kind, factory(own), spec.cost, check_url)
     health = RouteHealth(settings.sms_route_failures, settings.sms_route_cooldown_seconds)
     # A route is tried only while a whole send through the slowest route still fits in the job.
@@ -112,7 +119,8 @@ def router_from_settings(settings: Settings) -> Router:
 
 def _factory(name: str, variable: str) -> Callable[[Settings], SmsGateway]:
     name = name.strip()
-    factory = GATEWAYS.get(name.lower())
+    kind = GATEWAYS.get(name.lower())
+    factory = kind.build if kind else None
     if factory is None and ":" in name:
         module_name, _, attribute = name.partition(":")
         try:
