@@ -62,10 +62,10 @@ class Route:
 
 @dataclass(frozen=True)
 class Routed:
-    """One send's outcome and the route that gave it (None: no route was tried)."""
+    """One send's outcome and the route that gave it (a send always tries one)."""
 
     result: SendResult
-    route: Route | None
+    route: Route
     tried: tuple[str, ...] = ()
 
 
@@ -110,9 +110,8 @@ class RouteHealth:
         self._count(redis, name, failed=False, reset=True)
 
     def failed(self, redis: Redis, name: str) -> None:
-        self._count(redis, name, failed=True)
+        failures = self._count(redis, name, failed=True)
         try:
-            failures = int(redis.get(keys.route_failures(name)) or 0)
             if failures >= self.failures_allowed:
                 with redis.pipeline() as pipe:
                     pipe.set(keys.route_down(name), "1", ex=self.cooldown)
@@ -140,21 +139,24 @@ class RouteHealth:
         """A send the route answered for good (a refused number): counted, health unchanged."""
         self._count(redis, name, failed=None)
 
-    def _count(self, redis: Redis, name: str, failed: bool | None, reset: bool = False) -> None:
+    def _count(self, redis: Redis, name: str, failed: bool | None, reset: bool = False) -> int:
+        """Count a send; with `failed`, the route's failures in a row now (0 if Redis cannot say)."""
         counts = keys.route_counts(name, int(time.time()) // HOUR)
         try:
             # One round trip without MULTI/EXEC: counters, whose commands need not land together.
             with redis.pipeline(transaction=False) as pipe:
-                pipe.hincrby(counts, "sent", 1)
                 if failed:
-                    pipe.hincrby(counts, "failed", 1)
                     pipe.incr(keys.route_failures(name))
+                    pipe.hincrby(counts, "failed", 1)
+                pipe.hincrby(counts, "sent", 1)
                 pipe.expire(counts, (COUNTS_KEPT_HOURS + 1) * HOUR)
                 if reset:
                     pipe.delete(keys.route_failures(name), keys.route_down(name), keys.route_probe(name))
-                pipe.execute()
+                replies = pipe.execute()
         except RedisError as exc:
             log.warning("route %s: could not count a send (%s)", name, type(exc).__name__)
+            return 0
+        return int(replies[0]) if failed else 0
 
     def states(self, redis: Redis, routes: Sequence[Route]) -> list[RouteState]:
         """Each route's health and last 24 hours, read in one round trip (raises RedisError)."""

@@ -12,6 +12,7 @@ runs the part that needs it; the test ends it when it means to (end_cooldown), a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -208,14 +209,22 @@ def copies(rows: list[OutboundSms], *faces: tuple[EmulatorProcess, str]) -> list
 
 def test_with_every_route_down_nothing_is_lost_and_each_message_leaves_once_a_route_returns(
     db, redis: Redis, at: EmulatorProcess, orange: EmulatorProcess, database_url: str, live_server, logs: Path,
-    emulators: dict[str, EmulatorProcess],
+    emulators: dict[str, EmulatorProcess], caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     at.stop()
     orange.post("/faults", json={"fail_next": 1000})  # Orange answers 500 to every send
     ask_for_help(Phone(live_server.url, number=FIRST))
-    run_worker(database_url, at, orange)  # the first try and RQ's three retries, every route failing
+    with caplog.at_level(logging.INFO, logger="workers.sms"):
+        run_worker(database_url, at, orange)  # the first try and RQ's three retries, every route failing
     waiting = outbox(db)
     assert waiting and {r.status for r in waiting} == {SmsStatus.PENDING}
+    # Each failed send's log line names the route whose answer it kept (the worst one's).
+    failures = [
+        r.getMessage() for r in caplog.records if r.name == "workers.sms" and ": retry by " in r.getMessage()
+    ]
+    assert failures and all(line.split(" by ")[1].split()[0] in ("at", "orange") for line in failures), (
+        failures
+    )
     assert [(s.health, s.failed > 0) for s in health(redis)] == [("down", True), ("down", True)]
     assert sent(orange, "orange") == []
 

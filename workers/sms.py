@@ -88,7 +88,7 @@ def send_sms(sms_id: int) -> str:
         started = time.perf_counter()
         routed = ctx.router.send(_redis(), sms)
         result = routed.result
-        route = routed.route.name if routed.route else "none"
+        route = routed.route.name
         SMS_SEND_SECONDS.labels(route).observe(time.perf_counter() - started)  # what sizes the worker pool
         values = record(row, routed, ctx.settings.sms_retry_intervals, ctx.settings.sms_max_attempts)
         if result.outcome is Outcome.ACCEPTED:
@@ -100,7 +100,7 @@ def send_sms(sms_id: int) -> str:
             "sms %s: %s by %s (%s)",
             sms_id,
             result.outcome,
-            values.get("route") or "-",
+            route,
             result.gateway_id or result.status,
         )
         if values["status"] == SmsStatus.DEAD:
@@ -139,12 +139,8 @@ def record(claimed: Row, routed: Routed, intervals: Sequence[int], max_attempts:
     if result.outcome is Outcome.ACCEPTED:
         values.update(
             status=SmsStatus.ACCEPTED,
-            route=routed.route.name if routed.route else None,
-            gateway_id=(
-                scoped_id(routed.route.kind, result.gateway_id)
-                if routed.route and result.gateway_id
-                else result.gateway_id
-            ),
+            route=routed.route.name,
+            gateway_id=scoped_id(routed.route.kind, result.gateway_id) if result.gateway_id else None,
             cost=result.cost,
             accepted_at=now,
             segments=result.segments or claimed.segments,
