@@ -8,18 +8,27 @@ settings (tests run jobs against one database, then another).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import datetime
 from functools import lru_cache
 
+from prometheus_client import Counter
+from rq import get_current_job
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings, load_settings
 from flows.i18n import Catalogs
 from flows.sms import SmsTexts
 from gateway import Router, SmsGateway, gateway_from_settings, router_from_settings
+from infra.queues import Outbox
 from infra.sealing import Keyring
+from models.base import as_utc, utcnow
 from models.db import autocommit_sessions, make_session_factory
+
+log = logging.getLogger(__name__)
 
 _contexts: dict[tuple[int, Settings], JobContext] = {}
 
@@ -80,3 +89,21 @@ def _parsed(variables: tuple[tuple[str, str], ...]) -> Settings:
 @lru_cache(maxsize=1)
 def _catalogs() -> Catalogs:
     return Catalogs.load()
+
+
+def cron_clock(now: str | None) -> datetime:
+    """The moment a cron job acts at: `now` (ISO 8601) from a test or an operator, else the clock's."""
+    return as_utc(datetime.fromisoformat(now)) if now else utcnow()
+
+
+def cron_report(name: str, counts: dict[str, int], sms_ids: Sequence[int], metric: Counter) -> dict[str, int]:
+    """The end of a cron job: queue the SMS it wrote (now committed), count what it did in
+    `metric` by action, and log it when it did anything (the cron runs it every minute)."""
+    job = get_current_job()
+    if job is not None:
+        Outbox.from_settings(job.connection, job_context().settings).queue(list(sms_ids))
+    for action, n in counts.items():
+        metric.labels(action).inc(n)
+    if any(counts.values()):
+        log.info("%s: %s", name, counts)
+    return counts
