@@ -82,7 +82,7 @@ def _kannel(settings: Settings) -> SmsGateway:
 class Kind:
     """A registered gateway kind: how to build it from the settings, and which setting holds its
     endpoint (the routes' health check looks there). Its send time-out is a setting's rule
-    (config.Settings.gateway_timeout_seconds)."""
+    (config/sms_routes.py, send_seconds)."""
 
     build: Callable[[Settings], SmsGateway]
     check_url: str

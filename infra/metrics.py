@@ -62,7 +62,7 @@ FOLLOW_UP_ACTIONS = Counter(
     ("action",),
 )
 # Labelled, so that a process that never fails writes no file for them (and that an importing
-# process does not touch PROMETHEUS_MULTIPROC_DIR before config.py has checked it).
+# process does not touch PROMETHEUS_MULTIPROC_DIR before config/ has checked it).
 REDIS_ERRORS = Counter(
     "sira_redis_errors", "Redis calls that failed, by kind (connect, read: lost or timed out)", ("kind",)
 )
@@ -73,7 +73,7 @@ DATABASE_ERRORS = Counter(
 
 def multiprocess_dir() -> str | None:
     """Where the processes of this machine write their counters, if they share them: the
-    directory prometheus_client itself chose at import (config.py checks it is writable)."""
+    directory prometheus_client itself chose at import (config/settings.py checks it is writable)."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 

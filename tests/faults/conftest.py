@@ -30,7 +30,7 @@ from tests.gateway_helpers import EmulatorProcess, free_port, wait_for
 from tests.journeys import app_with_directory
 from web.context import sira
 
-# Short intervals so that each recovery path runs within seconds (see config.py for each).
+# Short intervals so that each recovery path runs within seconds (see config/settings.py for each).
 FAST = {
     "sms_retry_intervals": "1,1,1",
     "at_timeout_seconds": 2.0,

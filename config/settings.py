@@ -1,9 +1,4 @@
-"""Settings read once from the environment, validated, with safe defaults for local use.
-
-Every other module receives a `Settings` (or the Flask config built from it); nothing else
-reads `os.environ`. A malformed value raises `ConfigError` naming the variable, so a bad
-deployment fails at start-up with one clear line instead of a stack trace at the first request.
-"""
+"""`Settings`: one field per environment variable, loaded and validated once (`load_settings`)."""
 
 from __future__ import annotations
 
@@ -13,22 +8,22 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import cache, cached_property
 from pathlib import Path
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent
+from config.smpp_links import SmppLink, parse_smpp_links
+from config.sms_routes import Routing, parse_routing, slowest_send_seconds
+from config.values import ConfigError, coerce
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 DEMO_NUMBERS = ROOT / "seed" / "demo_numbers.txt"
 DEV_SECRET = "dev-only-secret-change-me"
 # Outside production, with no ENCRYPTION_KEYS, personal columns are encrypted with this key
 # (derived from the public development secret, so it protects nothing but keeps one code path).
 DEV_ENCRYPTION_KEY = ("dev", hashlib.sha256(f"sira:encryption:{DEV_SECRET}".encode()).digest())
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +147,7 @@ class Settings:
     def gateway_timeout_seconds(self) -> float:
         """How long one send through the slowest route in use (SMS_GATEWAY's alone, without
         SMS_ROUTES) may wait for answers, each route with its own settings."""
-        return max(_send_seconds(replace(self, **dict(r.options)), r.kind) for r in self.routing.routes)
+        return slowest_send_seconds(self)
 
     @cached_property
     def simulator_prefixes(self) -> tuple[str, ...]:
@@ -216,14 +211,6 @@ def callback_url(base_url: str, path: str, secrets: tuple[str, ...]) -> str:
     return f"{base}/{secrets[0]}{path}" if secrets else f"{base}{path}"
 
 
-def _send_seconds(s: Settings, kind: str) -> float:
-    if kind == "kannel":
-        return s.kannel_timeout_seconds
-    if kind == "orange":  # four calls in a row at most: token, send, renewed token, send again
-        return 4 * s.orange_timeout_seconds
-    return s.at_timeout_seconds
-
-
 def parse_encryption_keys(value: str) -> tuple[tuple[str, bytes], ...]:
     """`kid:base64url-key,kid:...` -> pairs; the first encrypts, every one decrypts."""
     keys: list[tuple[str, bytes]] = []
@@ -274,48 +261,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raw = overrides.get(f.name, environ.get(f.name.upper()))
         if raw is None or (raw == "" and f.name not in EMPTY_MEANS_SOMETHING):
             continue
-        values[f.name] = _coerce(f.name, f.type, raw)
+        values[f.name] = coerce(f.name, f.type, raw)
     url = str(values.get("database_url", ""))
     if url.startswith("postgresql://"):
         values["database_url"] = "postgresql+psycopg://" + url[len("postgresql://") :]
     settings = Settings(**values)
     _validate(settings)
     return settings
-
-
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def _coerce(name: str, type_name: object, raw: object) -> object:
-    if not isinstance(raw, str):
-        return raw
-    if type_name in ("bool", bool):
-        if raw.strip().lower() in _TRUE + _FALSE:
-            return raw.strip().lower() in _TRUE
-        raise ConfigError(f"{name.upper()} must be true or false (1/0, yes/no), got {raw!r}")
-    if type_name == "tuple[int, ...]":
-        return _int_tuple(name, raw)
-    try:
-        if type_name in ("int", int):
-            return int(raw)
-        if type_name in ("float", float):
-            return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name.upper()} must be a number, got {raw!r}") from None
-    return raw
-
-
-_INT_TUPLE_EXAMPLES = {"sms_retry_intervals": "5,30,120,600", "follow_up_days": "30,90"}
-
-
-def _int_tuple(name: str, raw: str) -> tuple[int, ...]:
-    """`5,30,120` -> (5, 30, 120); anything else names the variable and its format."""
-    try:
-        return tuple(int(x) for x in raw.split(",") if x.strip() or raw.strip())
-    except ValueError:
-        example = _INT_TUPLE_EXAMPLES.get(name, "5,30")
-        unit = "days" if name.endswith("_days") else "seconds"
-        raise ConfigError(f"{name.upper()} must be comma-separated {unit}, e.g. {example}") from None
 
 
 def _validate(s: Settings) -> None:
@@ -458,249 +410,3 @@ def _validate(s: Settings) -> None:
             raise ConfigError(
                 "ENCRYPTION_KEYS must be set in production: kid:key with 32 random bytes in base64url"
             )
-
-
-# -- SMPP links: where the USSD connector binds -------------------------------------------------
-#
-# One link per operator gateway, written as a URL so that one environment variable holds them all:
-#
-#     smpp://system_id:password@host:port?system_type=USSD&bind=trx&network=61002
-#     smpps://...  (TLS)
-#
-# Several links are separated by whitespace or `;`. The query's keys are `LinkSettings`' fields; an
-# unknown key or a malformed value is a `ValueError` naming it, so a typo fails at start-up.
-
-_BIND_MODES = ("trx", "rx+tx")
-_ITS_SESSION_INFO = 0x1383  # the SMPP 3.4 tag; a vendor tag (0x1400-0x3fff) is the other choice
-
-
-@dataclass(frozen=True)
-class SmppLink:
-    """One bind to one operator's USSD gateway (an entry of SMPP_CONNECTIONS); defaults are SMPP 3.4's
-    usual USSD profile. The op codes are `ussd_service_op` values (SMPP 3.4, 5.3.2.44)."""
-
-    host: str
-    port: int = 2775
-    system_id: str = ""
-    password: str = field(default="", repr=False)
-    system_type: str = ""
-    bind: str = "trx"  # trx: one transceiver; rx+tx: a receiver and a transmitter
-    tls: bool = False
-    name: str = ""  # for logs and session ids; default host:port
-    network: str = ""  # the network code steps carry (e.g. 61002 Orange Mali, 61001 Malitel)
-    service_type: str = "USSD"  # of our submit_sm
-    service_code: str = ""  # when the gateway does not put the code in destination_addr
-    op_dial: int = 1  # a phone opens a session
-    op_answer: int = 18  # a phone answers our screen
-    op_continue: int = 2  # our screen, more to come
-    op_end: int = 17  # our last screen
-    dial_through: bool = True  # the first PDU carries the dialled string (*384*7472*2#)
-    data_coding: int = 0  # of our replies; incoming text is read by its own
-    session_tlv: int = _ITS_SESSION_INFO  # where the session id is; a vendor tag (0x1400+) else
-    reply_timeout: float = 20.0  # seconds the gateway waits for our screen, then closes the session
-    window: int = 10  # requests sent and not yet answered
-    enquire_link: float = 30.0  # seconds of silence before a keep-alive
-    response_timeout: float = 10.0  # a request unanswered this long means the bind is dead
-    reconnect_min: float = 1.0  # first wait before binding again; doubles up to reconnect_max
-    reconnect_max: float = 60.0
-    throttle_wait: float = 1.0  # first wait after ESME_RTHROTTLED; doubles up to 30 s
-
-    @property
-    def label(self) -> str:
-        return self.name or f"{self.host}:{self.port}"
-
-
-_INT_OR_HEX = re.compile(r"^(0x[0-9a-fA-F]+|\d+)$")
-
-
-def parse_smpp_links(value: str) -> tuple[SmppLink, ...]:
-    """`smpp://...` URLs separated by whitespace or ';' -> settings; ValueError names the fault."""
-    links = tuple(parse_link(part) for part in re.split(r"[\s;]+", value.strip()) if part)
-    labels = [link.label for link in links]
-    if len(set(labels)) != len(labels):
-        raise ValueError("two links have the same name (set name=... on each)")
-    return links
-
-
-def parse_link(url: str) -> SmppLink:
-    """One `smpp://` or `smpps://` URL -> its settings."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("smpp", "smpps") or not parts.hostname:
-        raise ValueError(f"{_redacted(url)}: must be smpp://system_id:password@host:port?...")
-    try:
-        port = parts.port or 2775
-    except ValueError:
-        raise ValueError(f"{_redacted(url)}: the port is not a number") from None
-    values: dict[str, object] = {
-        "host": parts.hostname,
-        "port": port,
-        "system_id": unquote(parts.username or ""),
-        "password": unquote(parts.password or ""),
-        "tls": parts.scheme == "smpps",
-    }
-    types = {f.name: f.type for f in fields(SmppLink)}
-    for key, raw in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in types or key in ("host", "port", "system_id", "password"):
-            raise ValueError(f"{_redacted(url)}: unknown setting {key!r}")
-        values[key] = _coerce_link_value(key, str(types[key]), raw, url)
-    link = SmppLink(**values)  # type: ignore[arg-type]
-    _check_link(link, url)
-    return link
-
-
-def _coerce_link_value(key: str, type_name: str, raw: str, url: str) -> object:
-    try:
-        if type_name == "bool":
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError
-            return raw.lower() in ("1", "true", "yes")
-        if type_name == "int":
-            if not _INT_OR_HEX.match(raw):
-                raise ValueError
-            return int(raw, 0)
-        if type_name == "float":
-            return float(raw)
-    except ValueError:
-        raise ValueError(f"{_redacted(url)}: {key}={raw!r} is not a valid {type_name}") from None
-    return raw
-
-
-def _check_link(link: SmppLink, url: str) -> None:
-    where = _redacted(url)
-    if link.bind not in _BIND_MODES:
-        raise ValueError(f"{where}: bind must be trx or rx+tx")
-    if link.data_coding not in (0, 3, 8):
-        raise ValueError(f"{where}: data_coding must be 0 (GSM-7), 3 (Latin-1) or 8 (UCS-2)")
-    for op in ("op_dial", "op_answer", "op_continue", "op_end"):
-        if not 0 <= getattr(link, op) <= 255:
-            raise ValueError(f"{where}: {op} must be one octet")
-    if link.session_tlv != _ITS_SESSION_INFO and not 0x1400 <= link.session_tlv <= 0x3FFF:
-        raise ValueError(
-            f"{where}: session_tlv must be its_session_info (0x1383) or a vendor tag 0x1400-0x3fff"
-        )
-    if link.window < 1 or link.reply_timeout <= 0 or link.enquire_link <= 0 or link.response_timeout <= 0:
-        raise ValueError(f"{where}: window must be >= 1 and the time-outs > 0")
-    if not 0 < link.reconnect_min <= link.reconnect_max or link.throttle_wait <= 0:
-        raise ValueError(f"{where}: 0 < reconnect_min <= reconnect_max and throttle_wait > 0 must hold")
-    if len(link.system_id) > 15 or len(link.password) > 8 or len(link.system_type) > 12:
-        raise ValueError(f"{where}: system_id (15), password (8) or system_type (12) is too long for SMPP")
-
-
-def _redacted(url: str) -> str:
-    """The URL without its password, for an error message."""
-    return re.sub(r"(//[^:/@]*):[^@]*@", r"\1:***@", url)
-
-
-# -- SMS routes: which gateway takes a message, by the operator of its number -------------------
-#
-#     SMS_ROUTES="at=africastalking; orange=orange?api_url=https://api.orange.com&cost=XOF 20"
-#     SMS_ROUTE_PREFIXES="7 82-84 90-94=orange,at; 6 89 95-99=at,orange; 50=at; *=at"
-#
-# A route is a name, a gateway kind (a name of gateway.GATEWAYS) and options: each option is that
-# kind's setting without its prefix (api_url for AT_API_URL or ORANGE_API_URL); an option not given
-# takes the setting's own value. `cost` is the route's price of one SMS part, shown to the admin.
-# A prefix is matched against the number's digits after Mali's +223 (or, written with +, against
-# the whole E.164 number); the longest wins; `*` is every other number.
-
-# The prefix of a gateway kind's settings, where it is not the kind's name and "_".
-SETTING_PREFIXES = {"africastalking": "at_"}
-_ROUTE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,29}")
-_PREFIX = re.compile(r"(\+?\d{1,15})(?:-(\d{1,15}))?")
-MALI = "+223"
-
-
-@dataclass(frozen=True)
-class RouteSpec:
-    """One route as configured: its name, its gateway kind, and the settings it overrides."""
-
-    name: str
-    kind: str
-    options: tuple[tuple[str, object], ...] = ()  # (Settings field, value)
-    cost: str = ""  # price of one SMS part, as the operator bills it ("XOF 20")
-
-
-@dataclass(frozen=True)
-class Routing:
-    """The routes by name, in the order written, and the ordered route names of each prefix."""
-
-    routes: tuple[RouteSpec, ...]
-    prefixes: Mapping[str, tuple[str, ...]]  # "7" -> ("orange", "at"); "*" -> the default list
-
-    def names_for(self, e164: str) -> tuple[str, ...]:
-        """The routes to try for a number, in order: its longest matching prefix's, else the default."""
-        candidates = [e164] + ([e164[len(MALI) :]] if e164.startswith(MALI) else [])
-        best = ""
-        for prefix in self.prefixes:
-            if prefix != "*" and len(prefix) > len(best) and any(c.startswith(prefix) for c in candidates):
-                best = prefix
-        return self.prefixes[best or "*"]
-
-
-def gateway_kind(written: str) -> str:
-    """A gateway kind as every part of Sira compares it: lower case whatever was written (Orange,
-    AfricasTalking), except a `module:factory` kind, whose names keep their case."""
-    written = written.strip()
-    return written if ":" in written else written.lower()
-
-
-def parse_routing(s: Settings) -> Routing:
-    """SMS_ROUTES and SMS_ROUTE_PREFIXES -> Routing; without routes, SMS_GATEWAY for every number."""
-    if not s.sms_routes.strip():
-        if s.sms_route_prefixes.strip():
-            raise ValueError("SMS_ROUTE_PREFIXES names routes, so SMS_ROUTES must define them")
-        kind = gateway_kind(s.sms_gateway)
-        return Routing((RouteSpec(kind[:30], kind),), {"*": (kind[:30],)})
-    routes = tuple(_route(entry.strip()) for entry in re.split(r"[;\n]", s.sms_routes) if entry.strip())
-    names = [r.name for r in routes]
-    if len(set(names)) != len(names):
-        raise ValueError("two routes have the same name")
-    prefixes: dict[str, tuple[str, ...]] = {}
-    for entry in (e.strip() for e in re.split(r"[;\n]", s.sms_route_prefixes) if e.strip()):
-        keys, sep, value = entry.partition("=")
-        chosen = tuple(n.strip() for n in value.split(",") if n.strip())
-        unknown = [n for n in chosen if n not in names]
-        if not sep or not chosen or unknown:
-            raise ValueError(f"{entry!r}: must be prefixes=route,route... with routes of SMS_ROUTES")
-        for key in keys.replace(",", " ").split():
-            for prefix in _expand(key):
-                if prefix in prefixes:
-                    raise ValueError(f"prefix {prefix} appears twice")
-                prefixes[prefix] = chosen
-    prefixes.setdefault("*", tuple(names))
-    return Routing(routes, prefixes)
-
-
-def _route(entry: str) -> RouteSpec:
-    head, _, query = entry.partition("?")
-    name, sep, kind = (x.strip() for x in head.partition("="))
-    kind = gateway_kind(kind)
-    if not sep or not _ROUTE_NAME.fullmatch(name) or not kind:
-        raise ValueError(f"{entry[:40]!r}: must be name=kind?option=value&... (name: a-z, 0-9, _ or -)")
-    prefix = SETTING_PREFIXES.get(kind, f"{kind}_")
-    types = {f.name: f.type for f in fields(Settings)}
-    options: list[tuple[str, object]] = []
-    cost = ""
-    for key, raw in parse_qsl(query, keep_blank_values=True):
-        if key == "cost":
-            cost = raw.strip()[:30]
-            continue
-        setting = prefix + key
-        if setting not in types:
-            raise ValueError(f"route {name}: {kind} has no setting {key!r}")
-        options.append((setting, _coerce(f"route {name}: {key}", types[setting], raw)))
-    return RouteSpec(name, kind, tuple(options), cost)
-
-
-def _expand(key: str) -> list[str]:
-    """'90-94' -> 90, 91, 92, 93, 94; '7' -> 7; '*' -> *."""
-    if key == "*":
-        return [key]
-    match = _PREFIX.fullmatch(key)
-    if match is None:
-        raise ValueError(f"{key!r} is not a prefix (digits, a range like 90-94, or *)")
-    first, last = match.group(1), match.group(2)
-    if last is None:
-        return [first]
-    if first.startswith("+") or len(first) != len(last) or int(first) > int(last):
-        raise ValueError(f"{key!r}: a range joins two prefixes of the same length, the smaller first")
-    return [str(n).zfill(len(first)) for n in range(int(first), int(last) + 1)]
