@@ -60,7 +60,11 @@ class OutboundSms(Base):
 
     __tablename__ = "outbound_sms"
     # The SMS log walks this index alone (newest first, see web/admin/paging.py).
-    __table_args__ = (Index("ix_outbound_sms_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbound_sms_created_at_id", "created_at", "id"),
+        # Each route's messages and cost of the last 24 hours (the SMS log and the Queues page).
+        Index("ix_outbound_sms_accepted_at", "accepted_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     to_e164: Mapped[str] = mapped_column(EncryptedText)

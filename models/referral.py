@@ -72,6 +72,7 @@ def _sql_list(statuses: tuple[Status, ...]) -> str:
 # `is_open`, as the partial index's predicate (plain SQL both back-ends read).
 OPEN_SQL = f"status IN ({_sql_list(IN_HAND)}) OR (status IN ({_sql_list(AT_DESK_IF_UNASSIGNED)}) AND provider_id IS NULL)"
 open_clause = Status.open_clause
+SENT_SQL = f"status = '{Status.SENT}'"  # waiting on a provider's answer, as a partial index's predicate
 
 
 ALLOWED = {
@@ -104,7 +105,16 @@ class Referral(Base):
         ),
         # The admin's list pages walk this index alone (newest first, see web/admin/paging.py).
         Index("ix_referral_created_at_id", "created_at", "id"),
-    )
+        # What waits for a coordinator (the header's count on every admin page, the deadlines'
+        # job): past a deadline, at the desk, flagged. One small index each, so that PostgreSQL
+        # ORs them instead of reading the whole table for every page.
+        Index("ix_referral_sent_assigned_at", "assigned_at", sqlite_where=text(SENT_SQL),
+              postgresql_where=text(SENT_SQL)),
+        Index("ix_referral_unassigned_status", "status", sqlite_where=text("provider_id IS NULL"),
+              postgresql_where=text("provider_id IS NULL")),
+        Index("ix_referral_flagged_at", "flagged_at", sqlite_where=text("flagged_at IS NOT NULL"),
+              postgresql_where=text("flagged_at IS NOT NULL")),
+    )  # fmt: skip
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(8), unique=True)
