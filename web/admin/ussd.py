@@ -117,9 +117,20 @@ def ussd_sessions() -> ResponseReturnValue:
     known = outcomes()
     filters = Filters.from_args(request.args, known)
     number = page_number(request.args)
-    query = filters.apply(select(UssdSession, step_count().label("steps"), last_step_at().label("last")))
-    query = query.order_by(UssdSession.started_at.desc(), UssdSession.id.desc())
-    rows = get_session().execute(query.limit(Page.SIZE + 1).offset((number - 1) * Page.SIZE)).all()
+    newest_first = (UssdSession.started_at.desc(), UssdSession.id.desc())
+    # The page's sessions first, and only then their steps: counted for every row skipped by the
+    # OFFSET too, the steps made a deep page cost a query per session before it (35 ms at page 100).
+    shown = (
+        filters.apply(select(UssdSession.id))
+        .order_by(*newest_first)
+        .limit(Page.SIZE + 1)
+        .offset((number - 1) * Page.SIZE)
+        .subquery()
+    )
+    query = select(UssdSession, step_count().label("steps"), last_step_at().label("last")).join(
+        shown, UssdSession.id == shown.c.id
+    )
+    rows = get_session().execute(query.order_by(*newest_first)).all()
     page = Page(number, rows[: Page.SIZE], has_next=len(rows) > Page.SIZE)
     return render_template(
         "admin/ussd_sessions.html", page=page, filters=filters, outcomes=known, no_outcome=NO_OUTCOME
