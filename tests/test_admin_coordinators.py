@@ -37,6 +37,23 @@ def test_the_header_counts_referrals_at_the_desk_or_past_their_deadline(seeded: 
     assert "À traiter" not in focal.get("/admin/referrals").text
 
 
+def test_the_header_count_stops_at_its_cap_and_says_so(
+    seeded: Flask,  # noqa: F811
+    db: Session,
+    monkeypatch,
+) -> None:
+    """Counting thousands of waiting referrals on every page is what the cap avoids: past it, the
+    header says "N+" and the list still shows them all."""
+    monkeypatch.setattr("web.admin.dashboard.TO_HANDLE_COUNTED", 1)
+    client = signed_in(seeded, db, Role.COORDINATOR)
+    referral_for(seeded, db, category="psychosocial", region="kidal")  # reaches the desk at once
+    assert "À traiter : 1<" in html.unescape(client.get("/admin/referrals").text)
+    second = referral_for(seeded, db, "+22370000102", category="psychosocial", region="kidal")
+    page = html.unescape(client.get("/admin/referrals").text)
+    assert "À traiter : 1+<" in page
+    assert second.code in client.get("/admin/referrals?overdue=1").text
+
+
 def test_referrals_returnees_and_sessions_link_to_each_other(seeded: Flask, db: Session) -> None:  # noqa: F811
     referral = referral_for(seeded, db)
     returnee_id = referral.returnee_id

@@ -50,18 +50,28 @@ OUTCOME_TITLES = {"need": _("Follow-up outcomes by need"), "region": _("Follow-u
 TOO_LONG = _("The period is limited to three years: showing the last 12 weeks.")
 
 
+TO_HANDLE_COUNTED = 99  # the header counts this many, then says "99+" (the list shows them all)
+
+
 @bp.context_processor
-def waiting_on_coordinators() -> dict[str, int | None]:
+def waiting_on_coordinators() -> dict[str, int | str | None]:
     """The header's count: referrals at the coordination desk, past a provider's deadline, flagged
     for a coordinator or whose follow-up asked for other help (`to_handle_clause`), so
     that staff see them from any page (a provider's focal point has its own list to watch, and a
-    reception agent registers people, nothing else)."""
+    reception agent registers people, nothing else). Past `TO_HANDLE_COUNTED` it says "99+"."""
     user = g.get("admin_user")
     if user is None or user.role in (Role.PROVIDER, Role.AGENT):
         return {"to_handle": None}
     settings = sira().settings
-    query = select(func.count(Referral.id)).where(to_handle_clause(settings.reminder_after_hours))
-    return {"to_handle": get_session().scalar(query)}
+    # Counted up to the cap only: every admin page shows it, and counting thousands of waiting
+    # referrals on each page cost more than the page itself.
+    waiting = (
+        select(Referral.id)
+        .where(to_handle_clause(settings.reminder_after_hours))
+        .limit(TO_HANDLE_COUNTED + 1)
+    )
+    count = get_session().scalar(select(func.count()).select_from(waiting.subquery())) or 0
+    return {"to_handle": count if count <= TO_HANDLE_COUNTED else f"{TO_HANDLE_COUNTED}+"}
 
 
 def monday(day: date) -> date:
