@@ -65,15 +65,14 @@ def _guard(app: Flask, names: set[str], networks: tuple[Network, ...], max_bytes
         if networks and not allowed(request.remote_addr, networks):
             abort(404)
         if max_bytes is not None:
+            request.max_content_length = max_bytes + 1
             length = request.content_length
             if length is not None:  # the body is cut at its Content-Length: the header says it all
                 if length > max_bytes:
                     return _too_large(max_bytes)
-                return None  # (no stream limit to set: it would only slow the form's parsing)
             # Chunked: read (at most one byte more than the cap) now, since werkzeug silently
             # truncates such a body at the cap, and a truncated SMS must be refused, not stored.
-            request.max_content_length = max_bytes + 1
-            if len(request.get_data(cache=True)) > max_bytes:
+            elif len(request.get_data(cache=True)) > max_bytes:
                 return _too_large(max_bytes)
         return None
 
