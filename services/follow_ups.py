@@ -45,7 +45,7 @@ def ask_due(
     too_late = due_before - timedelta(days=answer_days)
     asked = exists(select(FollowUp.id).where(FollowUp.referral_id == Referral.id, FollowUp.day == days))
     due = (
-        select(Referral.id, Referral.returnee_id)
+        select(Referral.id, Referral.code, Referral.returnee_id)
         .join(
             ReferralEvent,
             and_(ReferralEvent.referral_id == Referral.id, ReferralEvent.to_status == Status.CLOSED),
@@ -62,14 +62,13 @@ def ask_due(
         .order_by(ReferralEvent.at)
         .limit(BATCH)
     )
-    for referral_id, returnee_id in session.execute(due).all():
+    for referral_id, code, returnee_id in session.execute(due).all():
         claimed = insert_ignore(
             session, FollowUp, referral_id=referral_id, returnee_id=returnee_id, day=days,
             status=FollowUpStatus.PENDING, sent_at=moment,
         )  # fmt: skip
         if claimed is not None:
             returnee = session.get(Returnee, returnee_id)
-            code = session.scalar(select(Referral.code).where(Referral.id == referral_id))
             question = texts.to_returnee(returnee.language, texts_.R_FOLLOW_UP, code=code)
             done.sms_ids += notify_returnee(session, returnee, question, PURPOSE, referral_id)
             done.asked += 1
