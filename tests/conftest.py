@@ -48,7 +48,7 @@ BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").spl
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
 SECRET_KEY = "test-secret"
 # Our Orange number in tests and `make run` (scripts/run): +223 then 0, which no Malian line has.
-ORANGE_SENDER = orange_emulator.SENDER  # our number on the emulator's Orange face
+ORANGE_SENDER = orange_emulator.local_sender()  # our number on the emulator's Orange face
 # One fixed keyring for every test app and worker (kid "test", 32 bytes in base64url).
 ENCRYPTION_KEYS = "test:c2lyYS10ZXN0LWVuY3J5cHRpb24ta2V5LTMyYnl0ZXM"
 

@@ -65,8 +65,11 @@ def test_the_flask_command_prints_the_error_in_one_line_without_a_traceback(tmp_
 
 def test_make_run_names_a_fictitious_sender_so_its_orange_face_works() -> None:
     script = (ROOT / "scripts" / "run").read_text(encoding="utf-8")
-    # scripts/run takes the emulator's own number (one place), which Orange's settings accept
+    # scripts/run takes the sample number of the emulator's face (one place, seed/orange_sender.txt), which Orange's settings accept
     line = next(line for line in script.splitlines() if line.startswith("ORANGE_SENDER_ADDRESS="))
-    assert "from gateway.emulator.orange import SENDER" in line and "export ORANGE_SENDER_ADDRESS" in script
+    assert (
+        "from gateway.emulator.orange import local_sender" in line
+        and "export ORANGE_SENDER_ADDRESS" in script
+    )
     assert re.fullmatch(r"tel:\+2230\d{7}", ORANGE_SENDER)  # +223 then 0, a number no Malian line has
     assert load_settings({"SMS_GATEWAY": "orange", "ORANGE_SENDER_ADDRESS": ORANGE_SENDER})

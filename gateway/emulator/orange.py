@@ -16,21 +16,31 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from urllib.parse import unquote
 
 import requests
 from flask import Flask, Response, jsonify, request
 
+from config import ROOT
 from gateway.emulator.phones import PhoneSms, message_record, relay_from_phone
 from gateway.emulator.reports import ORANGE_REQUESTS, DeliveryReporter
 from gateway.emulator.state import EmulatorState
 from gateway.segments import segment_count
 
-# Our number on this face, for make run, the tests and the benches alike (ORANGE_SENDER_ADDRESS):
-# +223 then 0, which no Malian line has. Production sets its own; the setting has no default.
-SENDER = "tel:+22300000000"
+# Our number on this face, for make run, the tests and the benches alike: sample data, like the
+# directory's numbers.
+LOCAL_SENDER_FILE = ROOT / "seed" / "orange_sender.txt"
 
-__all__ = ["add_orange_face"]
+
+@cache
+def local_sender() -> str:
+    """The ORANGE_SENDER_ADDRESS to use with this face (seed/orange_sender.txt)."""
+    lines = (line.strip() for line in LOCAL_SENDER_FILE.read_text(encoding="utf-8").splitlines())
+    return next(line for line in lines if line and not line.startswith("#"))
+
+
+__all__ = ["add_orange_face", "local_sender"]
 
 EXPIRED = {"code": 42, "message": "Expired credentials",
            "description": "The requested service needs credentials, and the ones provided were out-of-date."}  # fmt: skip
