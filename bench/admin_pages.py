@@ -18,8 +18,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import os
-import platform
 import random
 import re
 import secrets
@@ -33,7 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from bench.ussd_load import bench_phone
-from bench.ussd_steps import Server, fresh_database, fresh_redis, git_revision, percentile, served, server_env
+from bench.ussd_steps import (
+    Server,
+    fresh_database,
+    fresh_redis,
+    percentile,
+    run_header,
+    save_json,
+    served,
+    server_env,
+)
 from config import parse_encryption_keys
 from infra import referral_code
 from infra.sealing import Keyring
@@ -450,19 +457,12 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
 
 def write_json(path: Path, results: dict[str, Any], args: argparse.Namespace, fill_s: float) -> None:
     doc = {
-        "benchmark": "admin_pages",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "revision": git_revision(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "pg_admin_url"
-        },
+        **run_header("admin_pages", args),
         "target_ms": TARGET_MS,
         "fill_s": fill_s,
         **results,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    save_json(path, doc)
 
 
 def flask_seed(env: dict[str, str]) -> None:

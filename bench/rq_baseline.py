@@ -22,11 +22,13 @@ import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import requests
 
 from bench.ussd_load import bench_phone
+from gateway.base import unanswered
+from gateway.orange import tel
 from web.context import sira
 
 BARE_QUEUE = "sira-bench-bare"
@@ -46,14 +48,18 @@ class BareClient:
     settings: Any
     session: requests.Session
     orange_token: str | None = None
+    kannel: Any = None  # Sira's KannelGateway, for its request's parameters (SMS_GATEWAY=kannel)
 
 
 @lru_cache(maxsize=1)
 def _client() -> BareClient:
     from config import load_settings
+    from gateway import gateway_from_settings
 
     settings = load_settings()
-    return BareClient(settings.sms_gateway.strip().lower(), settings, requests.Session())
+    kind = settings.sms_gateway.strip().lower()
+    kannel = gateway_from_settings(settings) if kind == "kannel" else None
+    return BareClient(kind, settings, requests.Session(), kannel=kannel)
 
 
 def bare_send(n: int, text: str) -> str:
@@ -65,7 +71,12 @@ def bare_send(n: int, text: str) -> str:
     send = {"africastalking": _at, "kannel": _kannel, "orange": _orange}.get(client.kind)
     if send is None:
         raise BareSendFailed(f"no bare call for SMS_GATEWAY={client.kind!r}")
-    return send(client, bare_phone(n), text, client.settings.sms_sender_provider)
+    try:
+        return send(client, bare_phone(n), text, client.settings.sms_sender_provider)
+    except requests.RequestException as exc:  # requests' message quotes the URL: a number, a password
+        raise BareSendFailed(
+            unanswered(exc, client.kind, client.settings.gateway_timeout_seconds).detail
+        ) from None
 
 
 def bare_phone(n: int) -> str:
@@ -90,29 +101,12 @@ def _at(client: BareClient, to: str, text: str, sender: str) -> str:
 
 
 def _kannel(client: BareClient, to: str, text: str, sender: str) -> str:
-    """The request KannelGateway makes: a GET of smsbox's sendsms, with a dlr-url carrying an id."""
-    from config import callback_url
-    from gateway import kannel
-    from gateway.segments import is_gsm7
+    """The request KannelGateway makes, with its own parameters (a dlr-url carrying an id)."""
+    from gateway import OutgoingSms
 
-    s = client.settings
-    dlr_url = callback_url(s.public_base_url, kannel.DELIVERY_PATH, s.callback_secrets)
-    params: dict[str, str | int] = {
-        "username": s.kannel_username,
-        "password": s.kannel_password,
-        "to": to,
-        "text": text,
-        "charset": "UTF-8",
-        "coding": kannel.CODING_GSM7 if is_gsm7(text) else kannel.CODING_UCS2,
-        "from": sender,
-    }
-    if s.kannel_smsc:
-        params["smsc"] = s.kannel_smsc
-    if s.kannel_dlr_mask:
-        params["dlr-mask"] = s.kannel_dlr_mask
-        separator = "&" if "?" in dlr_url else "?"
-        params["dlr-url"] = f"{dlr_url}{separator}{urlencode({'id': f'sira-{uuid.uuid4().hex}'})}&type=%d"
-    response = client.session.get(s.kannel_sendsms_url, params=params, timeout=s.kannel_timeout_seconds)
+    kannel = client.kannel
+    params = kannel.parameters(OutgoingSms(to=to, text=text, sender=sender), f"sira-{uuid.uuid4().hex}")
+    response = client.session.get(kannel.sendsms_url, params=params, timeout=kannel.timeout_seconds)
     if not 200 <= response.status_code < 300:
         raise BareSendFailed(f"kannel answered HTTP {response.status_code}")
     return "accepted"
@@ -122,11 +116,7 @@ def _orange(client: BareClient, to: str, text: str, sender: str) -> str:
     """The request OrangeGateway makes: a JSON POST with the bearer token it keeps."""
     s = client.settings
     api = s.orange_api_url.rstrip("/")
-    address = (
-        s.orange_sender_address
-        if s.orange_sender_address.startswith("tel:")
-        else f"tel:{s.orange_sender_address}"
-    )
+    address = tel(s.orange_sender_address)
     if client.orange_token is None:  # once per process, as OrangeGateway's TokenCache does
         answer = client.session.post(
             api + "/oauth/v3/token",
@@ -138,7 +128,7 @@ def _orange(client: BareClient, to: str, text: str, sender: str) -> str:
         client.orange_token = str(answer.json()["access_token"])
     body = {
         "outboundSMSMessageRequest": {
-            "address": f"tel:{to}",
+            "address": tel(to),
             "senderAddress": address,
             "senderName": sender,
             "outboundSMSTextMessage": {"message": text},

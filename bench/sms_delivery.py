@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import platform
 import random
 import re
 import resource
@@ -52,11 +50,13 @@ from bench.ussd_steps import (
     free_port,
     fresh_database,
     fresh_redis,
-    git_revision,
     percentile,
+    run_header,
+    save_json,
     served,
     server_env,
 )
+from gateway.base import redact_numbers
 from gateway.emulator import orange as orange_emulator
 from infra.referral_code import codes_in
 
@@ -517,7 +517,7 @@ def run_burst(
 def _last_error(job: Any) -> str:
     """The end of the traceback of a job's last failed try (a retried job keeps it in its results)."""
     result = job.latest_result()
-    return ((result.exc_string if result is not None else None) or job.exc_info or "")[-200:]
+    return redact_numbers(((result.exc_string if result is not None else None) or job.exc_info or "")[-200:])
 
 
 def outbox_rows(database_url: str, env: dict[str, str], count: int) -> tuple[list[int], list[str]]:
@@ -603,7 +603,7 @@ def phase_b(
             )
             if kind == "sms":
                 sms_ids = [ids[n] for n in mine]
-                Outbox(redis, settings.sms_retry_intervals).queue(sms_ids)
+                Outbox.from_settings(redis, settings).queue(sms_ids)
                 job_ids = [sms_job_id(x) for x in sms_ids]
                 run_burst(burst, flask_cmd("worker", "--burst"), env, workdir / f"burst-{gateway.route}.log",
                           sms_q, job_ids, gateway.pids, pg)  # fmt: skip
@@ -734,10 +734,10 @@ def report(a: dict[str, Any], b: dict[str, Any], args: argparse.Namespace) -> st
             f"{_fmt(r['sms']['db_connections_per_job'], 2):>13}{pair(r, 'startup_s'):>13}"
         )
     per_referral = 2  # a provider alert (one number) and the returnee's notice
-    first = routes.get("africastalking") or next(iter(routes.values()))
+    name = "africastalking" if "africastalking" in routes else next(iter(routes))
     rows.append(
-        f"  one worker keeps up with ~{first['sms']['jobs_per_s'] / per_referral:.1f} referrals/s "
-        f"({per_referral} SMS each, {next(k for k, v in routes.items() if v is first)}); "
+        f"  one worker keeps up with ~{routes[name]['sms']['jobs_per_s'] / per_referral:.1f} referrals/s "
+        f"({per_referral} SMS each, {name}); "
         f"phase A offered {args.rate:g}/s"
     )
     if b["background_pct"] > NOISY_PCT:
@@ -770,13 +770,7 @@ def report(a: dict[str, Any], b: dict[str, Any], args: argparse.Namespace) -> st
 
 def write_json(path: Path, a: dict[str, Any], b: dict[str, Any], args: argparse.Namespace) -> None:
     doc = {
-        "benchmark": "sms_delivery",
-        "at": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "revision": git_revision(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "pg_admin_url"
-        },
+        **run_header("sms_delivery", args),
         "targets": {"provider_alert_p95_max_s": TARGET_P95_S, "sms_bare_ratio_min": TARGET_RATIO},
         "referral_to_gateway_p50_s": a["provider_alert"]["p50_s"],
         "referral_to_gateway_p95_s": a["provider_alert"]["p95_s"],
@@ -792,8 +786,7 @@ def write_json(path: Path, a: dict[str, Any], b: dict[str, Any], args: argparse.
         "latency": a,
         "throughput": b,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    save_json(path, doc)
 
 
 # -- the run --------------------------------------------------------------------------

@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +45,9 @@ from bench.ussd_steps import (
     drive,
     fresh_database,
     fresh_redis,
-    git_revision,
     percentile,
+    run_header,
+    save_json,
     served,
     server_env,
 )
@@ -240,13 +238,7 @@ def total_errors(figures: dict[str, Any], rounds: int) -> int:
 
 def write_json(path: Path, figures: dict[str, Any], attack: dict[str, Any], args: argparse.Namespace) -> None:
     doc = {
-        "benchmark": "under_attack",
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "revision": git_revision(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "settings": {
-            k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "pg_admin_url"
-        },
+        **run_header("under_attack", args),
         "target_ratio_max": TARGET_RATIO,
         "ratio_p99": figures["ratio_p99"],
         "round_ratios_p99": figures["round_ratios_p99"],
@@ -258,8 +250,7 @@ def write_json(path: Path, figures: dict[str, Any], attack: dict[str, Any], args
             for name in (*segment_names(args.rounds), "quiet pooled", "attack pooled")
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    save_json(path, doc)
 
 
 def attack_figures(rounds: list[tuple[Attack, int]]) -> dict[str, Any]:

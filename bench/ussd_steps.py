@@ -463,15 +463,28 @@ def git_revision() -> str | None:
     return done.stdout.strip() or None
 
 
-def write_json(path: Path, figures: dict[str, Any], args: argparse.Namespace, logged_steps: int) -> None:
-    doc = {
-        "benchmark": "ussd_steps",
+def run_header(benchmark: str, args: argparse.Namespace) -> dict[str, Any]:
+    """What every benchmark's JSON starts with: which one, when (UTC), at what revision, on what
+    machine, with which options (not the database's admin URL, which may hold a password)."""
+    return {
+        "benchmark": benchmark,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "revision": git_revision(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {
             k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "pg_admin_url"
         },
+    }
+
+
+def save_json(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def write_json(path: Path, figures: dict[str, Any], args: argparse.Namespace, logged_steps: int) -> None:
+    doc = {
+        **run_header("ussd_steps", args),
         "targets": {"ratio_min": TARGET_RATIO, "latency_p99_max_ms": TARGET_P99_MS},
         "ratio": figures["saturation"]["ratio"],
         "latency_p99_ms": figures["latency"]["app"]["p99_ms"],
@@ -479,8 +492,7 @@ def write_json(path: Path, figures: dict[str, Any], args: argparse.Namespace, lo
         "app_steps_logged": logged_steps,
         **figures,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    save_json(path, doc)
 
 
 def _stop_on_sigterm(_signum: int, _frame: object) -> None:
