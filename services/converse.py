@@ -8,7 +8,8 @@ state only once what the step did is committed. A transport only parses and rend
 The request path is short on purpose: read the session from Redis, run the pure engine, commit
 the effects if the step has any, then claim the new state and buffer the step's transcript line
 in one Redis call. The database session is opened only by a step that needs it (effects, a phone
-whose profile is not cached, Redis down), and closed when the step ends.
+whose profile is not cached, Redis down, a journey to resume whose call may have ended), and
+closed when the step ends.
 
 Transports differ in what they send: Africa's Talking sends the whole history (`1*2*Awa`) with
 every request, so a session whose state Redis lost is rebuilt from it; an SMPP gateway sends only
@@ -334,13 +335,14 @@ class _Step:
                 facts = Facts.of(profile)
                 facts.registered = bool(origin.get("registered"))
                 return engine.start(facts, origin.get("language"))
-        suspended = loaded.suspended
-        if suspended is not None and self._ended(suspended):
-            suspended = None  # its END was answered while Redis could not drop the copy
         profile = loaded.profile or self._profile()
-        if profile is None:
-            return engine.start(Facts(), None, suspended)
-        return engine.start(Facts.of(profile), profile["language"], suspended)
+        facts, language = (Facts.of(profile), profile["language"]) if profile else (Facts(), None)
+        state = engine.start(facts, language, loaded.suspended)
+        if state.suspended is not None and self._ended(loaded.suspended):
+            # Offered only now that the engine would offer it: its END was answered while Redis
+            # could not drop the copy (one query, on a dial that has a journey to resume).
+            state = engine.start(facts, language)
+        return state
 
     def _ended(self, suspended: State) -> bool:
         """Whether the call a resume copy was taken from has ended since: a step that ends a call
