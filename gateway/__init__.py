@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from config import callback_url
+from config import callback_url, gateway_kind
 from gateway import kannel
 from gateway.africastalking import AfricasTalkingGateway
 from gateway.base import Outcome, OutgoingSms, SendResult, SmsGateway
@@ -108,7 +108,7 @@ def router_from_settings(settings: Settings) -> Router:
     for spec in routing.routes:
         own = dataclasses.replace(settings, **dict(spec.options))
         factory = _factory(spec.kind, f"SMS_ROUTES route {spec.name}")
-        kind = GATEWAYS.get(spec.kind.strip().lower())
+        kind = GATEWAYS.get(spec.kind)  # written as config.gateway_kind wrote it
         check_url = str(getattr(own, kind.check_url, "") or "") if kind else ""
         routes[spec.name] = Route(spec.name, spec.kind, factory(own), spec.cost, check_url)
     health = RouteHealth(settings.sms_route_failures, settings.sms_route_cooldown_seconds)
@@ -118,8 +118,8 @@ def router_from_settings(settings: Settings) -> Router:
 
 
 def _factory(name: str, variable: str) -> Callable[[Settings], SmsGateway]:
-    name = name.strip()
-    kind = GATEWAYS.get(name.lower())
+    name = gateway_kind(name)
+    kind = GATEWAYS.get(name)
     factory = kind.build if kind else None
     if factory is None and ":" in name:
         module_name, _, attribute = name.partition(":")
