@@ -91,17 +91,22 @@ def _catalogs() -> Catalogs:
     return Catalogs.load()
 
 
-def cron_clock(now: str | None) -> datetime:
-    """The moment a cron job acts at: `now` (ISO 8601) from a test or an operator, else the clock's."""
-    return as_utc(datetime.fromisoformat(now)) if now else utcnow()
+def cron_clock(now: datetime | str | None) -> datetime:
+    """The moment a cron job acts at: `now` (ISO 8601, or a datetime) from a test or an operator,
+    else the clock's."""
+    if not now:
+        return utcnow()
+    return as_utc(datetime.fromisoformat(now) if isinstance(now, str) else now)
 
 
-def cron_report(name: str, counts: dict[str, int], sms_ids: Sequence[int], metric: Counter) -> dict[str, int]:
+def cron_report(
+    ctx: JobContext, name: str, counts: dict[str, int], sms_ids: Sequence[int], metric: Counter
+) -> dict[str, int]:
     """The end of a cron job: queue the SMS it wrote (now committed), count what it did in
     `metric` by action, and log it when it did anything (the cron runs it every minute)."""
     job = get_current_job()
     if job is not None:
-        Outbox.from_settings(job.connection, job_context().settings).queue(list(sms_ids))
+        Outbox.from_settings(job.connection, ctx.settings).queue(list(sms_ids))
     for action, n in counts.items():
         metric.labels(action).inc(n)
     if any(counts.values()):

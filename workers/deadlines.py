@@ -17,5 +17,5 @@ def check_deadlines(now: str | None = None) -> dict[str, int]:
     with ctx.sessions() as session:
         done = deadlines.run(session, cron_clock(now), settings.reminder_after_hours,
                              settings.expire_after_hours, ctx.texts)  # fmt: skip
-    return cron_report("deadlines", {"expired": done.expired, "reminded": done.reminded}, done.sms_ids,
+    return cron_report(ctx, "deadlines", {"expired": done.expired, "reminded": done.reminded}, done.sms_ids,
                        DEADLINE_ACTIONS)  # fmt: skip

@@ -20,5 +20,5 @@ def check_follow_ups(now: str | None = None) -> dict[str, int]:
         done = follow_ups.run(
             session, cron_clock(now), settings.follow_up_days, settings.follow_up_answer_days, ctx.texts
         )
-    return cron_report("follow-ups", {"asked": done.asked, "no_answer": done.no_answer}, done.sms_ids,
+    return cron_report(ctx, "follow-ups", {"asked": done.asked, "no_answer": done.no_answer}, done.sms_ids,
                        FOLLOW_UP_ACTIONS)  # fmt: skip

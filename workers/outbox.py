@@ -9,16 +9,15 @@ at once rather than after the grace given to a job on its way.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from redis import Redis
 from rq.job import Job
 from sqlalchemy import select, update
 
 from infra.queues import Outbox, sms_job_id
-from models.base import as_utc, utcnow
 from models.messaging import OutboundSms, SmsStatus
-from workers.context import job_context
+from workers.context import cron_clock, job_context
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +31,20 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
     `now` (ISO 8601) lets a test or an operator sweep against a controlled clock.
     """
     ctx = job_context()
-    now = as_utc(datetime.fromisoformat(now)) if now else utcnow()
+    moment = cron_clock(now)
     # A claim older than the lease belongs to a job that died (its time-out is shorter).
     lease = timedelta(seconds=ctx.settings.sms_claim_lease_seconds)
     with ctx.sessions() as session:
         reclaimed = session.execute(
             update(OutboundSms)
-            .where(OutboundSms.status == SmsStatus.SENDING, OutboundSms.claimed_at < now - lease)
-            .values(status=SmsStatus.PENDING, claimed_at=None, next_attempt_at=now)
+            .where(OutboundSms.status == SmsStatus.SENDING, OutboundSms.claimed_at < moment - lease)
+            .values(status=SmsStatus.PENDING, claimed_at=None, next_attempt_at=moment)
         ).rowcount
         dead = session.execute(
             update(OutboundSms)
             .where(
                 SmsStatus.to_send_clause(),
-                OutboundSms.created_at < now - GIVE_UP_AFTER,
+                OutboundSms.created_at < moment - GIVE_UP_AFTER,
                 OutboundSms.attempts > 0,  # tried and failed: not a message an admin just retried
             )
             .values(status=SmsStatus.DEAD, last_error="gave up after retrying for 24 hours")
@@ -54,7 +53,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
         due = list(
             session.scalars(
                 select(OutboundSms.id)
-                .where(SmsStatus.to_send_clause(), OutboundSms.next_attempt_at <= now)
+                .where(SmsStatus.to_send_clause(), OutboundSms.next_attempt_at <= moment)
                 .order_by(OutboundSms.id)
                 .limit(BATCH)
             )
@@ -65,7 +64,7 @@ def sweep_outbox(now: str | None = None, redis: Redis | None = None) -> dict[str
                 .where(
                     OutboundSms.status == SmsStatus.PENDING,
                     OutboundSms.attempts == 0,
-                    OutboundSms.next_attempt_at > now,
+                    OutboundSms.next_attempt_at > moment,
                 )
                 .order_by(OutboundSms.id)
                 .limit(BATCH)

@@ -33,13 +33,12 @@ from sqlalchemy.orm import Session
 from config import Settings
 from infra.forgetting import ERASED_TTL_SECONDS
 from infra.spool import Spool
-from models.base import as_utc, utcnow
 from models.messaging import InboundSms, OutboundSms, SmsStatus
 from models.referral import Referral, Status, open_clause
 from models.returnee import ConsentRecord, Erasure, Returnee
 from models.ussd import UssdStep
 from services.erasure import anonymise_referrals, erase_returnee
-from workers.context import job_context
+from workers.context import cron_clock, job_context
 from workers.transcripts import purge_dead
 
 log = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ FINISHED = (Status.CLOSED, Status.CANCELLED, Status.EXPIRED)
 def purge(now: datetime | str | None = None) -> dict[str, int]:
     """RQ job: apply every retention period at `now` (default: the current time)."""
     ctx, redis = job_context(), get_current_job().connection
-    moment = as_utc(datetime.fromisoformat(now) if isinstance(now, str) else now) if now else utcnow()
+    moment = cron_clock(now)
     with ctx.sessions() as session:
         counts = purge_at(session, ctx.settings, moment)
     spool = Spool(ctx.settings.spool_dir, ctx.settings.secret_key)
