@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from flows import effects
+from flows.i18n import DEFAULT_LANGUAGE
 from flows.journeys import focal
 from flows.journeys.help import NO_SMS, WILL_SMS
 from flows.options import REFERRAL_STATUSES
@@ -135,17 +136,20 @@ def _(effect: effects.AnswerReferral, session: Session, done: Performed) -> None
     menu was shown (another focal point answered, the deadline passed), and then nothing changes.
     """
     number = session.scalar(select(ProviderNumber).where(ProviderNumber.phone_hash == done.phone_digest))
-    lang = number.provider.language if number is not None else "fr"
     say = done.texts.catalogs.gettext
-    answered = None
-    if number is not None:
-        reason = next((say(lang, o.label) for o in focal.REASONS if o.code == effect.reason), effect.reason)
-        by = lifecycle.Answer.of(number, channel="ussd")
-        answered = lifecycle.answer_code(
-            session, effect.code, effect.action, by, done.texts, str(reason or "")
+    if number is None:  # no longer a provider's number since the menu was shown
+        done.params["outcome"] = to_ussd(say(DEFAULT_LANGUAGE, focal.NOT_YOURS).format(code=effect.code))
+        return
+    lang = number.provider.language
+    reason = ""
+    if effect.action == "decline":  # the menu's reason, in the provider's language, as its SMS would say it
+        reason = next(
+            (str(say(lang, o.label)) for o in focal.REASONS if o.code == effect.reason), effect.reason or ""
         )
-    referral = answered.referral if answered is not None else None
-    if answered is None or referral is None or answered.outcome == lifecycle.NOT_ASSIGNED:
+    by = lifecycle.Answer.of(number, channel="ussd")
+    answered = lifecycle.answer_code(session, effect.code, effect.action, by, done.texts, reason)
+    referral = answered.referral
+    if referral is None or answered.outcome == lifecycle.NOT_ASSIGNED:
         done.params["outcome"] = to_ussd(say(lang, focal.NOT_YOURS).format(code=effect.code))
         return
     if answered.outcome == lifecycle.ILLEGAL:
