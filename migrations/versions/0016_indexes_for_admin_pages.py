@@ -26,13 +26,18 @@ FLAGGED = "flagged_at IS NOT NULL"
 
 
 def upgrade() -> None:
-    op.create_index("ix_referral_sent_assigned_at", "referral", ["assigned_at"],
-                    sqlite_where=sa.text(SENT), postgresql_where=sa.text(SENT))  # fmt: skip
-    op.create_index("ix_referral_unassigned_status", "referral", ["status"],
-                    sqlite_where=sa.text(UNASSIGNED), postgresql_where=sa.text(UNASSIGNED))  # fmt: skip
-    op.create_index("ix_referral_flagged_at", "referral", ["flagged_at"],
-                    sqlite_where=sa.text(FLAGGED), postgresql_where=sa.text(FLAGGED))  # fmt: skip
-    op.create_index("ix_outbound_sms_accepted_at", "outbound_sms", ["accepted_at"])
+    # Built CONCURRENTLY on PostgreSQL: deploy/upgrade.sh migrates while the old code still serves,
+    # and a plain CREATE INDEX would hold the outbox's and the referrals' writes until it is done.
+    with op.get_context().autocommit_block():
+        op.create_index("ix_referral_sent_assigned_at", "referral", ["assigned_at"], postgresql_concurrently=True,
+                        sqlite_where=sa.text(SENT), postgresql_where=sa.text(SENT))  # fmt: skip
+        op.create_index("ix_referral_unassigned_status", "referral", ["status"], postgresql_concurrently=True,
+                        sqlite_where=sa.text(UNASSIGNED), postgresql_where=sa.text(UNASSIGNED))  # fmt: skip
+        op.create_index("ix_referral_flagged_at", "referral", ["flagged_at"], postgresql_concurrently=True,
+                        sqlite_where=sa.text(FLAGGED), postgresql_where=sa.text(FLAGGED))  # fmt: skip
+        op.create_index(
+            "ix_outbound_sms_accepted_at", "outbound_sms", ["accepted_at"], postgresql_concurrently=True
+        )
 
 
 def downgrade() -> None:
