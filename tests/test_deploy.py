@@ -22,7 +22,7 @@ from tests.conftest import app_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-# Read by gunicorn.conf.py, not by config.py.
+# Read by gunicorn.conf.py, not by config/
 GUNICORN = {"WEB_CONCURRENCY", "WEB_THREADS"}
 
 

@@ -65,11 +65,14 @@ def test_the_flask_command_prints_the_error_in_one_line_without_a_traceback(tmp_
 
 def test_make_run_names_a_fictitious_sender_so_its_orange_face_works() -> None:
     script = (ROOT / "scripts" / "run").read_text(encoding="utf-8")
-    # scripts/run takes the sample number of the emulator's face (one place, seed/orange_sender.txt), which Orange's settings accept
+    # scripts/run's own line, run as it runs (the venv's python first): it must export the sample
+    # number (seed/orange_sender.txt), which Orange's settings accept, not an empty value.
     line = next(line for line in script.splitlines() if line.startswith("ORANGE_SENDER_ADDRESS="))
-    assert (
-        "from gateway.emulator.orange import local_sender" in line
-        and "export ORANGE_SENDER_ADDRESS" in script
-    )
+    env = {k: v for k, v in os.environ.items() if k != "ORANGE_SENDER_ADDRESS"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(["bash", "-c", f'{line}\nprintf %s "$ORANGE_SENDER_ADDRESS"'], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ORANGE_SENDER and "export ORANGE_SENDER_ADDRESS" in script
     assert re.fullmatch(r"tel:\+2230\d{7}", ORANGE_SENDER)  # +223 then 0, a number no Malian line has
     assert load_settings({"SMS_GATEWAY": "orange", "ORANGE_SENDER_ADDRESS": ORANGE_SENDER})

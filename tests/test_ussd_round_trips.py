@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, func, select
 
 from app import create_app
+from infra import keys
 from infra.keys import STEP_BUFFER
 from models import UssdSession, UssdStep
 from models.phone import phone_hash
@@ -130,7 +131,8 @@ def test_the_next_step_starts_from_the_state_this_process_saved_and_a_lost_race_
     phone.send("1")
     remembered = store.load(phone.session, DIGEST, with_resume=False)
     assert remembered.remembered and remembered.state.text == "1"
-    redis.delete(f"ussd:s:{phone.session}")  # the state is lost: the copy can no longer be saved over it
+    # the state is lost: the copy can no longer be saved over it
+    redis.delete(keys.ussd_session(phone.session))
     assert "Votre prenom" in phone.send("3")  # rebuilt from the gateway's history
     again = store.load(phone.session, DIGEST, with_resume=False, remembered=False)
     assert not again.remembered and again.state.text == "1*3" and again.version == "1"
@@ -145,6 +147,6 @@ def test_with_no_remembered_states_every_step_reads_redis(database_url: str, red
     assert "S'inscrire" in phone.send("1")
     loaded = store.load(phone.session, DIGEST, with_resume=False)
     assert not loaded.remembered and loaded.state.text == "1" and loaded.version == "2"
-    redis.delete(f"ussd:s:{phone.session}")  # nothing in memory answers for the lost state
+    redis.delete(keys.ussd_session(phone.session))  # nothing in memory answers for the lost state
     assert store.load(phone.session, DIGEST, with_resume=False).state is None
     assert "Votre prenom" in phone.send("3")  # rebuilt from the gateway's history, as with the copy

@@ -34,7 +34,7 @@ def pops_seen(redis: Redis, run: Callable[[], object]) -> list[str]:
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    ready.wait(5)
+    assert ready.wait(5), "MONITOR did not start"
     redis.ping()  # MONITOR is in place once the server has answered a command after it
     run()
     redis.echo(end)
