@@ -53,10 +53,16 @@ def ask_for_help(
 ) -> str:
     """Dial as a newcomer, choose help, register on the way, then choose a need and confirm."""
     phone.dial()
-    answers = ["1", "1", name, "2", age, *region, "1", "1", "1", category, "1"]
-    for answer in answers:
+    for answer in help_answers(age=age, region=region, category=category, name=name):
         reply = phone.send(answer)
     return reply
+
+
+def help_answers(
+    *, age: str = "3", region: tuple[str, ...] = ("1",), category: str = "1", name: str = "Awa"
+) -> list[str]:
+    """`ask_for_help`'s answers after the dial: language, help, the registration, the need, Send."""
+    return ["1", "1", name, "2", age, *region, "1", "1", "1", category, "1"]
 
 
 def code_in(reply: str) -> str:

@@ -40,7 +40,7 @@ from tests.conftest import BACKENDS, Phone
 from tests.faults.conftest import WorkerProcess, deliveries, fault_settings, outbox
 from tests.faults.fronts import GunicornPool, NginxFront, front_phone
 from tests.gateway_helpers import EmulatorProcess, wait_for
-from tests.journeys import app_with_directory
+from tests.journeys import app_with_directory, code_in, help_answers
 from tests.sentinels import MASTER, RedisPair
 from web.context import sira
 
@@ -51,7 +51,7 @@ pytestmark = [
 
 PHONES = 4
 JOURNEYS_AFTER_EACH_FAULT = 3
-ANSWERS = ("1", "1", "Awa", "2", "3", "1", "1", "1", "1", "1", "1")  # tests/journeys.ask_for_help
+ANSWERS = help_answers()  # a newcomer registers on the way and asks for help
 GATEWAY_HANG = 0.5  # the gateway's wait before it accepts, while a worker is killed mid-send
 
 
@@ -150,14 +150,10 @@ def _request(phone: Phone, answer: str | None, again: bool) -> str:
     return phone.dial() if answer is None else phone.send(answer)
 
 
-def code_in(screen: str) -> str | None:
-    return next((word for word in screen.split() if is_code(word)), None)
-
-
 def _answered(screen: str, last: bool) -> bool:
     """The screen a step should get: the next question, or at the end the referral's code."""
     if last:
-        return screen.startswith("END ") and code_in(screen) is not None
+        return screen.startswith("END ") and any(is_code(word) for word in screen.split())
     return screen.startswith("CON ")
 
 
@@ -278,6 +274,7 @@ def test_two_nodes_lose_an_app_instance_the_redis_primary_and_a_worker_mid_traff
         sms_duplicates=sum(n - 1 for n in counts.values() if n > 1),
     )
     assert not [j for j in journeys if j.failed_twice], "a step failed twice in a row"
+    assert carried_on, "no session under way when the instance died went on to its referral"
     # nginx sent the dead instance's share to the other one; nothing came back as an error
     assert any(dead.port in ports[:-1] for _, _, ports in after_kill), after_kill
     assert all(status == 200 for status in statuses_after_kill), statuses_after_kill
