@@ -163,7 +163,7 @@ class UssdStore(Generic[S]):
         resume_ttl: int,
         secret: str,
         decode: Callable[[str | bytes], S],
-        remembered: int = 10_000,
+        remembered: int,
     ) -> None:
         self.redis = redis
         self.remembered = remembered  # states kept in memory at most, the oldest forgotten first (0: none)
