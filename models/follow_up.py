@@ -67,17 +67,16 @@ class FollowUp(Base):
         return FollowUp.status == FollowUpStatus.PENDING
 
 
-def _asked_for_help(*where: ColumnElement[bool]) -> ColumnElement[bool]:
-    """A follow-up answered 2 or 3 whose returnee has made no request since."""
+def wants_new_request_clause(returnee_id: int) -> ColumnElement[bool]:
+    """The returnee said at a follow-up that they need help (2 or 3) and has made no request since:
+    their next USSD dial offers them one."""
     later = select(Referral.id).where(
         Referral.returnee_id == FollowUp.returnee_id, Referral.created_at > FollowUp.answered_at
     )
     return exists(
-        select(FollowUp.id).where(*where, FollowUp.status.in_([s.value for s in WANTS_MORE]), ~exists(later))
+        select(FollowUp.id).where(
+            FollowUp.returnee_id == returnee_id,
+            FollowUp.status.in_([s.value for s in WANTS_MORE]),
+            ~exists(later),
+        )
     )
-
-
-def wants_new_request_clause(returnee_id: int) -> ColumnElement[bool]:
-    """The returnee said at a follow-up that they need help (2 or 3) and has made no request since:
-    their next USSD dial offers them one."""
-    return _asked_for_help(FollowUp.returnee_id == returnee_id)
