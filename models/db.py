@@ -7,6 +7,8 @@ need a Flask app context (the request-scoped session is `web.db`). Functions els
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +49,7 @@ def _engine(url: str, connect_timeout: int) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA secure_delete=ON")
@@ -64,6 +66,24 @@ def _engine(url: str, connect_timeout: int) -> Engine:
         hide_parameters=True,
         connect_args={"connect_timeout": connect_timeout},
     )
+
+
+def _use_wal(cursor: Any, attempts: int = 50) -> None:
+    """Put the SQLite file in WAL mode, once: the mode is kept in the file.
+
+    Switching needs the file to itself, and SQLite answers "database is locked" at once, without
+    waiting, when two processes switch together (web and worker starting on a new file). So a
+    file already in WAL is left alone, and a switch that meets another is tried again.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            for pragma in ("PRAGMA journal_mode", "PRAGMA journal_mode=WAL"):  # read, then switch
+                if cursor.execute(pragma).fetchone()[0].lower() == "wal":
+                    return
+        except sqlite3.OperationalError:
+            if attempt == attempts:
+                raise
+        time.sleep(0.01 * (1 + attempt % 5))  # a switch that failed or returned the old mode
 
 
 def _count_error(context: ExceptionContext) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import sqlite3
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from app import create_app
 from config import ConfigError, load_settings
+from infra.health import check_database
+from infra.sealing import Keyring
+from models.db import make_session_factory
 from tests.conftest import ROOT, app_settings
 
 
@@ -87,3 +93,36 @@ def test_check_command_fails_with_one_clear_line_when_redis_is_down(tmp_path) ->
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode != 0
     assert "redis not answering" in result.stderr and "Traceback" not in result.stderr
+
+
+def _first_check(url: str, start: Any, answers: Any) -> None:
+    """One process starting: a new engine, then the start-up check every server runs."""
+    sessions = make_session_factory(url, Keyring([("k", b"A" * 32)]))
+    start.wait()
+    answers.put(check_database(sessions))
+
+
+def test_processes_starting_together_on_a_new_sqlite_file_all_find_it_answering(tmp_path) -> None:
+    """Web and worker (or two gunicorn pools) switch a new file to WAL at the same moment.
+
+    SQLite refuses one of two simultaneous switches at once, busy time-out or not; before the
+    fix about one start in fifteen of four processes failed with "database is locked".
+    """
+    forked = multiprocessing.get_context("fork")
+    refused = []
+    for trial in range(40):
+        path = tmp_path / f"new{trial}.db"
+        with sqlite3.connect(path) as made:  # as a migration leaves it: rollback-journal mode
+            made.execute("CREATE TABLE t (a)")
+        start, answers = forked.Barrier(4), forked.Queue()
+        starting = [
+            forked.Process(target=_first_check, args=(f"sqlite:///{path}", start, answers)) for _ in range(4)
+        ]
+        for process in starting:
+            process.start()
+        refused += [answer for answer in (answers.get(timeout=30) for _ in starting) if answer]
+        for process in starting:
+            process.join()
+        with sqlite3.connect(path) as made:
+            assert made.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert refused == []
