@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.options import add_servers, add_services
 from bench.ussd_load import bench_phone
 from bench.ussd_steps import (
     Server,
@@ -47,7 +48,6 @@ from infra.sealing import Keyring
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "admin_pages.json"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 300.0
 ADMIN_EMAIL = "bench-admin@example.org"
 ADMIN_PASSWORD = "bench admin password"
@@ -59,12 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--referrals", type=int, default=100_000, help="referrals in the database (100000)")
     p.add_argument("--requests", type=int, default=20, help="timed requests per page (20)")
     p.add_argument("--exports", type=int, default=3, help="timed CSV exports of every referral (3)")
-    p.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker (4)")
-    p.add_argument("--redis-db", type=int, default=12, help="dedicated Redis db, flushed before and after")
-    p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
-    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    add_servers(p, "the admin")
+    add_services(p, redis_db=12, results=RESULTS)
     args = p.parse_args(argv)
     if args.referrals < 100 or args.requests < 1 or args.exports < 1:
         p.error("need --referrals >= 100, --requests >= 1 and --exports >= 1")

@@ -41,11 +41,10 @@ from urllib.parse import urlencode
 
 import requests
 
+from bench.options import REDIS_BASE, add_services
 from bench.rq_baseline import BARE_QUEUE
 from bench.ussd_load import HttpConnection, bench_phone
 from bench.ussd_steps import (
-    PG_ADMIN_URL,
-    REDIS_BASE,
     Server,
     free_port,
     fresh_database,
@@ -102,15 +101,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"phase B: the routes to measure, comma-separated (default {','.join(ROUTES)}); "
         "kannel needs Debian's kannel and kannel-extras",
     )
-    p.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn workers for the webhook (2)")
     p.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (4)")
     p.add_argument(
         "--delivery-delay", type=float, default=0.05, help="emulator: seconds to a delivery report"
     )
-    p.add_argument("--redis-db", type=int, default=10, help="dedicated Redis db, flushed before and after")
-    p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
-    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    add_services(p, redis_db=10, results=RESULTS)
     p.add_argument(
         "--logs", type=Path, default=None, help="copy the processes' logs to this folder at the end"
     )

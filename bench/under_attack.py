@@ -34,11 +34,11 @@ from typing import Any
 
 from bench.attackers import TRICKLE_SECONDS, Attack
 from bench.front import NginxFront, find_nginx
+from bench.options import add_phones, add_servers, add_services, check_phones
 from bench.ussd_load import Segment, Watch
 from bench.ussd_steps import (
     ERROR_KINDS,
     NOISY_OTHER_PCT,
-    PG_ADMIN_URL,
     Server,
     _fmt,
     _stop_on_sigterm,
@@ -67,16 +67,10 @@ def segment_names(rounds: int) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.under_attack", description=__doc__.split("\n\n")[0])
-    p.add_argument("--concurrency", type=int, default=20, help="simulated phones (default 20)")
-    p.add_argument("--duration", type=float, default=8, help="measured seconds per segment (default 8)")
+    add_phones(p, phones=20, duration=8, per="segment")
     p.add_argument(
         "--rounds", type=int, default=4, help="attack segments, each between quiet ones (default 4)"
     )
-    p.add_argument(
-        "--warmup", type=float, default=3, help="unmeasured seconds before each segment (default 3)"
-    )
-    p.add_argument("--think", type=float, default=0.5, help="seconds between a phone's steps (default 0.5)")
-    p.add_argument("--jitter", type=float, default=0.5, help="think time varies by ± this fraction (0.5)")
     p.add_argument(
         "--slow-clients", type=int, default=20, help="slow clients, half USSD headers, half admin bodies"
     )
@@ -84,15 +78,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--trickle", type=float, default=TRICKLE_SECONDS, help="seconds between a slow client's bytes"
     )
-    p.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers of each pool (2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker of each pool (4)")
-    p.add_argument("--redis-db", type=int, default=11, help="dedicated Redis db, flushed before and after")
-    p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
-    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    add_servers(p, "each pool")
+    add_services(p, redis_db=11, results=RESULTS)
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or not 0 <= args.jitter <= 1:
-        p.error("need --concurrency >= 1, --duration > 0, --warmup >= 0 and 0 <= --jitter <= 1")
+    check_phones(p, args)
     if args.rounds < 1:
         p.error("need --rounds >= 1")
     if args.slow_clients < 0 or args.flooders < 0 or args.trickle <= 0:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.options import PG_ADMIN_URL
 from bench.ussd_load import (
     NETWORK_CODE,
     NUMBERS,
@@ -34,7 +35,7 @@ from bench.ussd_load import (
     bench_phone,
     register_choice,
 )
-from bench.ussd_steps import PG_ADMIN_URL, fresh_database, fresh_redis
+from bench.ussd_steps import fresh_database, fresh_redis
 from web.context import sira
 
 FICTITIOUS_PHONE, WARM_PHONE = PROBE_PHONE, bench_phone(NUMBERS - 10)

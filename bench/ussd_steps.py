@@ -36,12 +36,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.options import REDIS_BASE, add_phones, add_servers, add_services, check_phones
 from bench.ussd_load import Segment, Watch
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "ussd_steps.json"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIS_BASE = "redis://127.0.0.1:6379"
 TARGET_RATIO = 0.5  # app throughput at least half the bare endpoint's
 TARGET_P99_MS = 50.0  # at N concurrent sessions
 ORDER = ("app", "bare", "bare", "app")  # ABBA cancels a linear drift (thermal, cache, WAL growth)
@@ -49,21 +48,9 @@ ORDER = ("app", "bare", "bare", "app")  # ABBA cancels a linear drift (thermal, 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.ussd_steps", description=__doc__.split("\n\n")[0])
-    p.add_argument("--concurrency", type=int, default=100, help="simulated phones (default 100)")
-    p.add_argument(
-        "--duration", type=float, default=15, help="measured seconds per server and phase (default 15)"
-    )
-    p.add_argument(
-        "--warmup", type=float, default=3, help="unmeasured seconds before each segment (default 3)"
-    )
-    p.add_argument("--think", type=float, default=0.5, help="latency phase: seconds between steps (0.5)")
-    p.add_argument("--jitter", type=float, default=0.5, help="think time varies by ± this fraction (0.5)")
-    p.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers for both servers (2)")
-    p.add_argument("--threads", type=int, default=4, help="threads per worker for both servers (4)")
-    p.add_argument("--redis-db", type=int, default=14, help="dedicated Redis db, flushed before and after")
-    p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
-    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    add_phones(p, phones=100, duration=15, per="server and phase")
+    add_servers(p, "both servers")
+    add_services(p, redis_db=14, results=RESULTS)
     p.add_argument(
         "--baseline",
         metavar="REV",
@@ -71,8 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "measure a change side by side (its migrations must match this checkout's)",
     )
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or not 0 <= args.jitter <= 1:
-        p.error("need --concurrency >= 1, --duration > 0, --warmup >= 0 and 0 <= --jitter <= 1")
+    check_phones(p, args)
     return args
 
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.options import add_phones, add_servers, add_services, check_phones
 from bench.ussd_load import Segment, Watch
 from bench.ussd_steps import (
     PHASES,
@@ -45,7 +46,6 @@ from bench.ussd_steps import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ussd_transports.json"
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TARGETS = ("smpp", "app")  # the ratio is SMPP over AT's HTTP
 ORDER = ("smpp", "app", "app", "smpp")
 TARGET_RATIO = 1.0
@@ -53,25 +53,16 @@ TARGET_RATIO = 1.0
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.ussd_transports", description=__doc__.split("\n\n")[0])
-    p.add_argument("--concurrency", type=int, default=100, help="simulated phones (default 100)")
-    p.add_argument("--duration", type=float, default=15, help="measured seconds per transport and phase (15)")
-    p.add_argument("--warmup", type=float, default=3, help="unmeasured seconds before each segment (3)")
-    p.add_argument("--think", type=float, default=0.5, help="latency phase: seconds between steps (0.5)")
-    p.add_argument("--jitter", type=float, default=0.5, help="think time varies by ± this fraction (0.5)")
-    p.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    p.add_argument(
-        "--workers", type=int, default=2, help="gunicorn workers, and SMPP connector processes (2)"
-    )
-    p.add_argument("--threads", type=int, default=4, help="threads per worker, and per connector (4)")
-    p.add_argument("--redis-db", type=int, default=13, help="dedicated Redis db, flushed before and after")
-    p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the throw-away database")
-    p.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    add_phones(p, phones=100, duration=15, per="transport and phase")
+    add_servers(p, "the app, and SMPP connectors")
+    add_services(p, redis_db=13, results=RESULTS)
     p.add_argument(
         "--logs", type=Path, default=None, help="copy the app's and connectors' logs here at the end"
     )
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.concurrency > 255 or args.duration <= 0 or args.workers < 1:
-        p.error("need 1 <= --concurrency <= 255 (one its_session_info octet), --duration > 0, --workers >= 1")
+    check_phones(p, args)
+    if args.concurrency > 255 or args.workers < 1:
+        p.error("need --concurrency <= 255 (one its_session_info octet) and --workers >= 1")
     return args
 
 
