@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, g
+from typing import TypeVar
+
+from flask import Flask, abort, g
 from sqlalchemy.orm import Session
 
 from web.context import sira
@@ -18,6 +20,17 @@ def get_session() -> Session:
     if "db_session" not in g:
         g.db_session = sira().sessions()
     return g.db_session
+
+
+Row = TypeVar("Row")
+
+
+def get_or_404(model: type[Row], key: object) -> Row:
+    """The `model` row of primary key `key` in the request's session, or the page's 404."""
+    found = get_session().get(model, key)
+    if found is None:
+        abort(404)
+    return found
 
 
 def _close_session(_exc: BaseException | None) -> None:

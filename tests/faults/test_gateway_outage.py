@@ -101,6 +101,10 @@ def test_a_gateway_down_for_good_makes_messages_dead_then_staff_send_them_again(
             f"/admin/sms/{dead.id}/retry", data={"csrf_token": csrf(coordinator, "/admin/sms")}
         )
         assert again.status_code == 409  # sent now: nothing to retry
+        unknown = coordinator.post(
+            "/admin/sms/99999999/retry", data={"csrf_token": csrf(coordinator, "/admin/sms")}
+        )
+        assert unknown.status_code == 404
         time.sleep(1)
         counts = deliveries(app, gateway)
     with sira(app).sessions() as session:

@@ -32,7 +32,7 @@ from web.admin.i18n import _
 from web.admin.labels import category_names
 from web.admin.provider_form import EMPTY, ProviderForm, values_of
 from web.admin.ussd import not_for_providers
-from web.db import get_session
+from web.db import get_or_404, get_session
 
 RESPONSE_WINDOW = timedelta(days=90)
 DONE = {
@@ -203,19 +203,12 @@ def provider_new() -> ResponseReturnValue:
     return redirect(url_for("admin.providers", done="created"))
 
 
-def provider_or_404(session: Session, provider_id: int) -> Provider:
-    provider = session.get(Provider, provider_id)
-    if provider is None:
-        abort(404)
-    return provider
-
-
 @bp.route("/providers/<int:provider_id>/edit", methods=["GET", "POST"])
 @require(*EVERYONE)
 def provider_edit(provider_id: int) -> ResponseReturnValue:
     staff_only()
     session, user = get_session(), current_user()
-    provider = provider_or_404(session, provider_id)
+    provider = get_or_404(Provider, provider_id)
     if request.method == "GET":
         return form_page(values_of(provider), {}, provider)
     form = posted(ProviderForm, request.form, session=session, provider_id=provider.id)
@@ -235,7 +228,7 @@ def provider_active(provider_id: int) -> ResponseReturnValue:
     """Deactivate (no new referrals; open ones stay with it) or reactivate."""
     staff_only()
     session, user = get_session(), current_user()
-    provider = provider_or_404(session, provider_id)
+    provider = get_or_404(Provider, provider_id)
     wanted = request.form.get("active")
     if wanted not in ("0", "1"):
         abort(400)

@@ -26,7 +26,7 @@ from web.admin.masking import person
 from web.admin.referrals import STATUS_LABELS, directory
 from web.admin.ussd import not_for_providers
 from web.context import sira
-from web.db import get_session
+from web.db import get_or_404, get_session
 
 SESSIONS_SHOWN = 20
 NOT_FOUND = _("No returnee found.")
@@ -99,10 +99,7 @@ def returnees_search() -> ResponseReturnValue:
 
 def returnee_or_404(returnee_id: int) -> Returnee:
     not_for_providers()
-    found = get_session().get(Returnee, returnee_id)
-    if found is None:
-        abort(404)
-    return found
+    return get_or_404(Returnee, returnee_id)
 
 
 @bp.get("/returnees/<int:returnee_id>")

@@ -24,7 +24,7 @@ from web.admin.paging import Page, page_ids, page_number
 from web.admin.routes import HEALTH, route_rows
 from web.admin.ussd import not_for_providers
 from web.context import sira
-from web.db import get_session
+from web.db import get_or_404, get_session
 
 OUT, IN = "out", "in"
 ATTENTION = "attention"
@@ -110,8 +110,7 @@ def retry_sms(sms_id: int) -> ResponseReturnValue:
     Only a dead message: anything else is on its way, sent, or refused for good by the gateway.
     """
     session = get_session()
-    if session.get(OutboundSms, sms_id) is None:
-        abort(404)
+    get_or_404(OutboundSms, sms_id)
     if not retry_dead_sms(session, sms_id):
         abort(409)
     audit(session, current_user().id, "sms.retry", "outbound_sms", sms_id)

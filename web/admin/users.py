@@ -25,7 +25,7 @@ from web.admin.forms import FieldErrors, cut, field_errors, posted, strong_passw
 from web.admin.i18n import _
 from web.admin.inputs import number
 from web.admin.labels import ROLES
-from web.db import get_session
+from web.db import get_or_404, get_session
 
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 ROLE_LABELS = ROLES
@@ -126,13 +126,6 @@ def user_new() -> ResponseReturnValue:
     return redirect(url_for("admin.users", done="created"))
 
 
-def user_or_404(session: Session, user_id: int) -> User:
-    found = session.get(User, user_id)
-    if found is None:
-        abort(404)
-    return found
-
-
 def refuse(message: str) -> ResponseReturnValue:
     return render_template("admin/error.html", status=409, message=message), 409
 
@@ -141,7 +134,7 @@ def refuse(message: str) -> ResponseReturnValue:
 @require(Role.ADMIN)
 def user_role(user_id: int) -> ResponseReturnValue:
     session, admin = get_session(), current_user()
-    found = user_or_404(session, user_id)
+    found = get_or_404(User, user_id)
     form = posted(RoleForm, request.form, session=session)
     if not form.validate():
         message = next(iter(field_errors(form).values()))[0]
@@ -163,7 +156,7 @@ def user_role(user_id: int) -> ResponseReturnValue:
 def user_active(user_id: int) -> ResponseReturnValue:
     """Disable (every session ends now) or enable."""
     session, admin = get_session(), current_user()
-    found = user_or_404(session, user_id)
+    found = get_or_404(User, user_id)
     wanted = request.form.get("active")
     if wanted not in ("0", "1"):
         abort(400)
@@ -183,7 +176,7 @@ def user_active(user_id: int) -> ResponseReturnValue:
 @require(Role.ADMIN)
 def user_unlock(user_id: int) -> ResponseReturnValue:
     session, admin = get_session(), current_user()
-    found = user_or_404(session, user_id)
+    found = get_or_404(User, user_id)
     found.locked_until, found.failed_logins = None, 0
     audit(session, admin.id, "user.unlock", "user", found.id)
     session.commit()
