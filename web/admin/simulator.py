@@ -81,6 +81,11 @@ def enabled(settings: Settings) -> bool:
     return not settings.is_production or emulated(settings)
 
 
+def off_in_production() -> ResponseReturnValue:
+    """The page that says why the simulator is off, refusing what was asked."""
+    return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
+
+
 @dataclass
 class Call:
     """What the phone shows: the session under way, its inputs so far, the last screen."""
@@ -224,9 +229,8 @@ def page(call: Call, e164: str | None, status: int = 200) -> ResponseReturnValue
 @require(*STAFF)
 def simulator() -> ResponseReturnValue:
     """A phone ready to dial, once staff type the number it plays."""
-    settings: Settings = sira().settings
-    if not enabled(settings):
-        return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
+    if not enabled(sira().settings):
+        return off_in_production()
     return page(Call(), None)
 
 
@@ -236,7 +240,7 @@ def simulator_act() -> ResponseReturnValue:
     """Dial, send an answer, hang up, send an SMS or refresh the inbox; then show the phone again."""
     settings: Settings = sira().settings
     if not enabled(settings):
-        return render_template("admin/simulator.html", enabled=False, off_message=OFF_IN_PRODUCTION), 403
+        return off_in_production()
     form = request.form
     call = Call.from_form(form.to_dict())
     action = form.get("action", "refresh")
