@@ -85,3 +85,29 @@ def test_a_good_form_in_the_wrong_content_type_is_refused(app: Flask, redis, pat
     response = app.test_client().post(path, json=ROUTES[path])
     assert_sane(app, redis, path, before, response)
     assert refused(response.status_code, response.get_data(as_text=True))
+
+
+answers = st.one_of(
+    st.lists(st.text(alphabet="0123456789", min_size=1, max_size=3), min_size=1, max_size=12).map("*".join),
+    st.text(alphabet="0123456789*# ", max_size=40),
+    st.text(max_size=60),
+    st.sampled_from(["1*1*Awa*2", "1*1*Awa*2*3*98*20*1*2*1", "0", "00", "99*0*0", "*", "**", "1**2"]),
+)
+
+
+def test_random_answers_in_well_formed_steps_always_get_a_screen(app: Flask, redis) -> None:
+    """Every example reaches the conversation (the form is the gateway's own, only what the person
+    typed varies), so that a crash anywhere in a step fails here, as in the stateful test: the
+    tests' settings re-raise it instead of the polite END production gives."""
+    client = app.test_client()
+
+    @FUZZ
+    @given(text=answers, call=st.integers(0, 3))
+    def run(text: str, call: int) -> None:
+        form = {**ROUTES["/ussd"], "sessionId": f"ATUid_fuzz{call}", "text": text}
+        response = client.post("/ussd", data=form)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 200, (text, response.status_code, body)
+        assert body.startswith(("CON ", "END ")) and body.isascii(), (text, body)
+
+    run()
