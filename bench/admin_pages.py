@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.options import add_servers, add_services
+from bench.options import add_servers, add_services, run
 from bench.ussd_load import bench_phone
 from bench.ussd_steps import (
     Server,
@@ -512,11 +512,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("admin_pages: interrupted; server stopped and the database dropped", file=sys.stderr)
-        sys.exit(130)
-    except RuntimeError as exc:
-        print(f"admin_pages: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(main, "admin_pages")

@@ -1,10 +1,13 @@
-"""The options the benches share: where a run's throw-away services live, how its servers and
-its simulated phones run, so that each bench declares only what is its own."""
+"""The benches' shared command line: where a run's throw-away services live, how its servers and
+its simulated phones run, and how a run ends; each bench declares only what is its own."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_BASE = "redis://127.0.0.1:6379"
@@ -45,3 +48,17 @@ def check_phones(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuse, with the reason, a load that cannot run."""
     if args.concurrency < 1 or args.duration <= 0 or args.warmup < 0 or not 0 <= args.jitter <= 1:
         p.error("need --concurrency >= 1, --duration > 0, --warmup >= 0 and 0 <= --jitter <= 1")
+
+
+def run(main: Callable[[], int], name: str) -> NoReturn:
+    """Run a bench's `main` as its command, with its exit code. Ctrl-C exits 130, and a failed
+    server, worker or driver (a RuntimeError) 2, each said in one line: by then the run's context
+    managers have stopped every process and dropped its database."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; processes stopped and the database dropped", file=sys.stderr)
+        sys.exit(130)
+    except RuntimeError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from bench.options import REDIS_BASE, add_services
+from bench.options import REDIS_BASE, add_services, run
 from bench.rq_baseline import BARE_QUEUE
 from bench.ussd_load import HttpConnection, bench_phone
 from bench.ussd_steps import (
@@ -948,11 +948,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("sms_delivery: interrupted; processes stopped and the database dropped", file=sys.stderr)
-        sys.exit(130)
-    except RuntimeError as exc:  # a process failed; everything was stopped and dropped
-        print(f"sms_delivery: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(main, "sms_delivery")

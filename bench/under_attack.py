@@ -34,7 +34,7 @@ from typing import Any
 
 from bench.attackers import TRICKLE_SECONDS, Attack
 from bench.front import NginxFront, find_nginx
-from bench.options import add_phones, add_servers, add_services, check_phones
+from bench.options import add_phones, add_servers, add_services, check_phones, run
 from bench.ussd_load import Segment, Watch
 from bench.ussd_steps import (
     ERROR_KINDS,
@@ -321,11 +321,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("under_attack: interrupted; servers stopped and the database dropped", file=sys.stderr)
-        sys.exit(130)
-    except RuntimeError as exc:  # a server, nginx or the driver failed; everything was stopped and dropped
-        print(f"under_attack: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(main, "under_attack")

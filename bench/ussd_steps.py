@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.options import REDIS_BASE, add_phones, add_servers, add_services, check_phones
+from bench.options import REDIS_BASE, add_phones, add_servers, add_services, check_phones, run
 from bench.ussd_load import Segment, Watch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -539,11 +539,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("ussd_steps: interrupted; servers stopped and the database dropped", file=sys.stderr)
-        sys.exit(130)
-    except RuntimeError as exc:  # a server or the driver failed; everything was stopped and dropped
-        print(f"ussd_steps: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(main, "ussd_steps")

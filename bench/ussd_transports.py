@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.options import add_phones, add_servers, add_services, check_phones
+from bench.options import add_phones, add_servers, add_services, check_phones, run
 from bench.ussd_load import Segment, Watch
 from bench.ussd_steps import (
     PHASES,
@@ -188,11 +188,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("ussd_transports: interrupted; servers stopped and the database dropped", file=sys.stderr)
-        sys.exit(130)
-    except RuntimeError as exc:
-        print(f"ussd_transports: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(main, "ussd_transports")
