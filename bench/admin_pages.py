@@ -23,7 +23,6 @@ import re
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,13 +33,12 @@ from bench.options import add_servers, add_services, run
 from bench.ussd_load import bench_phone
 from bench.ussd_steps import (
     Server,
-    fresh_database,
-    fresh_redis,
     percentile,
     run_header,
     save_json,
     served,
     server_env,
+    throwaway,
 )
 from config import parse_encryption_keys
 from infra import referral_code
@@ -484,9 +482,7 @@ def sample_codes(url: str, count: int = 200) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
-        database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
-        redis_url = stack.enter_context(fresh_redis(args.redis_db))
+        workdir, database_url, redis_url = throwaway(stack, args.database, args.pg_admin_url, args.redis_db)
         env = server_env(database_url, redis_url, args.workers, args.threads)
         started = time.monotonic()
         flask_seed(env)

@@ -30,7 +30,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -47,13 +46,12 @@ from bench.ussd_load import HttpConnection, bench_phone
 from bench.ussd_steps import (
     Server,
     free_port,
-    fresh_database,
-    fresh_redis,
     percentile,
     run_header,
     save_json,
     served,
     server_env,
+    throwaway,
 )
 from gateway.base import redact_numbers
 from gateway.emulator import orange as orange_emulator
@@ -884,11 +882,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     redis_db_unused(args.redis_db)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_sms_")))
+        workdir, database_url, redis_url = throwaway(
+            stack, args.database, args.pg_admin_url, args.redis_db, prefix="sira_bench_sms_"
+        )
         if args.logs:
             stack.callback(copy_logs, workdir, args.logs)  # runs once the processes have stopped
-        database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
-        redis_url = stack.enter_context(fresh_redis(args.redis_db))
         emulator_port = free_port()
         env = server_env(database_url, redis_url, args.web_workers, args.web_threads,
                          AT_API_URL=f"http://{HOST}:{emulator_port}")  # fmt: skip

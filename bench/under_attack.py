@@ -27,7 +27,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,13 +42,12 @@ from bench.ussd_steps import (
     _fmt,
     _stop_on_sigterm,
     drive,
-    fresh_database,
-    fresh_redis,
     percentile,
     run_header,
     save_json,
     served,
     server_env,
+    throwaway,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results" / "under_attack.json"
@@ -265,9 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
-        database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
-        redis_url = stack.enter_context(fresh_redis(args.redis_db))
+        workdir, database_url, redis_url = throwaway(stack, args.database, args.pg_admin_url, args.redis_db)
         # Simulated phones step faster than people; nginx is the app's one proxy hop, as deployed.
         env = server_env(database_url, redis_url, args.workers, args.threads,
                          USSD_RATE_LIMIT="1000000", TRUSTED_PROXIES="1")  # fmt: skip

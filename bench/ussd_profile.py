@@ -17,11 +17,9 @@ import functools
 import io
 import pstats
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bench.options import PG_ADMIN_URL
@@ -35,7 +33,7 @@ from bench.ussd_load import (
     bench_phone,
     register_choice,
 )
-from bench.ussd_steps import fresh_database, fresh_redis
+from bench.ussd_steps import throwaway
 from web.context import sira
 
 FICTITIOUS_PHONE, WARM_PHONE = PROBE_PHONE, bench_phone(NUMBERS - 10)
@@ -126,9 +124,9 @@ def sira_app(database: str, redis_db: int = 12) -> Iterator[Any]:
     from app import create_app
 
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_profile_")))
-        database_url = stack.enter_context(fresh_database(database, PG_ADMIN_URL, workdir))
-        redis_url = stack.enter_context(fresh_redis(redis_db))
+        _, database_url, redis_url = throwaway(
+            stack, database, PG_ADMIN_URL, redis_db, prefix="sira_profile_"
+        )
         app = create_app(
             {
                 "database_url": database_url,

@@ -116,6 +116,16 @@ def fresh_redis(db: int) -> Iterator[str]:
         client.close()
 
 
+def throwaway(
+    stack: contextlib.ExitStack, database: str, pg_admin_url: str, redis_db: int, prefix: str = "sira_bench_"
+) -> tuple[Path, str, str]:
+    """A working folder, a migrated database and an empty Redis db, all gone when `stack` closes:
+    (folder, database URL, Redis URL)."""
+    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    database_url = stack.enter_context(fresh_database(database, pg_admin_url, workdir))
+    return workdir, database_url, stack.enter_context(fresh_redis(redis_db))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -505,9 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
-        database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
-        redis_url = stack.enter_context(fresh_redis(args.redis_db))
+        workdir, database_url, redis_url = throwaway(stack, args.database, args.pg_admin_url, args.redis_db)
         # Simulated phones step far faster than people: a limit never reached keeps its count measured.
         env = server_env(database_url, redis_url, args.workers, args.threads, USSD_RATE_LIMIT="1000000")
         app = Server("app", "app:create_app()", env, workdir / "app.log")

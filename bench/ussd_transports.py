@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,11 +36,10 @@ from bench.ussd_steps import (
     _stop_on_sigterm,
     drive,
     free_port,
-    fresh_database,
-    fresh_redis,
     git_revision,
     server_env,
     summarise,
+    throwaway,
     total_errors,
 )
 
@@ -152,11 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sira_bench_")))
+        workdir, database_url, redis_url = throwaway(stack, args.database, args.pg_admin_url, args.redis_db)
         if args.logs:
             stack.callback(copy_logs, workdir, args.logs)  # runs once the processes have stopped
-        database_url = stack.enter_context(fresh_database(args.database, args.pg_admin_url, workdir))
-        redis_url = stack.enter_context(fresh_redis(args.redis_db))
         smpp_port = free_port()
         link = (f"smpp://sira:sira@127.0.0.1:{smpp_port}?name=bench&network=61002&window={args.concurrency}"
                 "&reconnect_min=0.2&reconnect_max=1")  # fmt: skip
