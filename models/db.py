@@ -73,17 +73,18 @@ def _use_wal(cursor: Any, attempts: int = 50) -> None:
 
     Switching needs the file to itself, and SQLite answers "database is locked" at once, without
     waiting, when two processes switch together (web and worker starting on a new file). So a
-    file already in WAL is left alone, and a switch that meets another is tried again.
+    file already in WAL is left alone, and a switch that meets another is tried again. A
+    database that cannot be in WAL (in memory) keeps its mode, as SQLite answers.
     """
     for attempt in range(1, attempts + 1):
         try:
-            for pragma in ("PRAGMA journal_mode", "PRAGMA journal_mode=WAL"):  # read, then switch
-                if cursor.execute(pragma).fetchone()[0].lower() == "wal":
-                    return
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
         except sqlite3.OperationalError:
             if attempt == attempts:
                 raise
-        time.sleep(0.01 * (1 + attempt % 5))  # a switch that failed or returned the old mode
+            time.sleep(0.01 * (1 + attempt % 5))
 
 
 def _count_error(context: ExceptionContext) -> None:

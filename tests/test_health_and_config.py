@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from app import create_app
 from config import ConfigError, load_settings
@@ -126,3 +127,17 @@ def test_processes_starting_together_on_a_new_sqlite_file_all_find_it_answering(
         with sqlite3.connect(path) as made:
             assert made.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert refused == []
+
+
+def test_a_database_that_cannot_use_wal_keeps_its_mode_without_retrying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In memory, SQLite answers the switch with its own mode: that is an answer, not a race to retry
+    (before, each connection retried 50 times, 1.5 s)."""
+    waits: list[float] = []
+    monkeypatch.setattr("models.db.time.sleep", waits.append)
+    sessions = make_session_factory("sqlite://", Keyring([("k", b"A" * 32)]))
+    assert check_database(sessions) is None
+    with sessions() as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "memory"
+    assert waits == []
