@@ -21,6 +21,7 @@ from flows.journeys import focal
 from flows.journeys.help import NO_SMS, WILL_SMS
 from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
+from flows.sms_commands import Command
 from flows.text import to_ussd
 from models import returnee as returnees
 from models.admin import audit
@@ -142,7 +143,9 @@ def _(effect: effects.AnswerReferral, session: Session, done: Performed) -> None
         return
     lang = number.provider.language
     reason = ""
-    if effect.action == "decline":  # the menu's reason, in the provider's language, as its SMS would say it
+    if (
+        effect.action == Command.DECLINE
+    ):  # the menu's reason, in the provider's language, as its SMS would say it
         reason = next(
             (str(say(lang, o.label)) for o in focal.REASONS if o.code == effect.reason), effect.reason or ""
         )
@@ -157,7 +160,9 @@ def _(effect: effects.AnswerReferral, session: Session, done: Performed) -> None
         done.params["outcome"] = to_ussd(say(lang, focal.UNCHANGED).format(code=referral.code, status=status))
         return
     done.sms_ids += answered.sms_ids
-    outcome = {"accept": focal.ACCEPTED, "decline": focal.DECLINED, "close": focal.CLOSED}[effect.action]
+    outcome = {Command.ACCEPT: focal.ACCEPTED, Command.DECLINE: focal.DECLINED, Command.CLOSE: focal.CLOSED}[
+        effect.action
+    ]
     done.params["outcome"] = to_ussd(say(lang, outcome).format(code=referral.code))
     returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
     if returnee is not None:  # their "My requests" shows the new status on their next dial

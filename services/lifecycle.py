@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from flows import sms as texts_
 from flows.sms import Sms, SmsTexts
+from flows.sms_commands import Command
 from models.base import utcnow
 from models.directory import Category, Provider, ProviderNumber, Region
 from models.messaging import OutboundSms
@@ -233,9 +234,9 @@ def answer(session: Session, referral: Referral, action: str, who: ProviderNumbe
 
     Raises `IllegalTransition`, having changed nothing, when the referral's status forbids it.
     """
-    if action == "decline":
+    if action == Command.DECLINE:
         return decline(session, referral, who, reason, texts)
-    return {"accept": accept, "close": close}[action](session, referral, who, texts)
+    return {Command.ACCEPT: accept, Command.CLOSE: close}[action](session, referral, who, texts)
 
 
 # What a number's answer by code did (also how the SMS it came in is marked as handled).

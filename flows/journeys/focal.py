@@ -13,6 +13,7 @@ from flows.engine import State
 from flows.i18n import _
 from flows.options import REFERRAL_STATUSES
 from flows.screens import Choose, End, Journey, Option, confirm
+from flows.sms_commands import Command
 
 ROOT = "focal.list"
 
@@ -92,9 +93,9 @@ JOURNEY = Journey(
             "focal.referral",
             _("Request {code} ({category}, {region}): {status}."),
             options=(
-                Option("accept", _("Accept"), goto="focal.accept", when=awaiting_answer),
-                Option("decline", _("Decline"), goto="focal.reason", when=awaiting_answer),
-                Option("close", _("Close: person served"), goto="focal.close", when=accepted),
+                Option(Command.ACCEPT, _("Accept"), goto="focal.accept", when=awaiting_answer),
+                Option(Command.DECLINE, _("Decline"), goto="focal.reason", when=awaiting_answer),
+                Option(Command.CLOSE, _("Close: person served"), goto="focal.close", when=accepted),
             ),
             params=selected,
             save="action",
@@ -104,7 +105,7 @@ JOURNEY = Journey(
             _("Accept {code}? The person's first name and number will come to you by SMS."),
             yes="focal.done",
             no=ROOT,
-            on_yes=(_answer("accept"),),
+            on_yes=(_answer(Command.ACCEPT),),
             params=selected,
         ),
         Choose(
@@ -114,14 +115,14 @@ JOURNEY = Journey(
             params=selected,
             save="reason",
             next="focal.done",
-            effects=(_answer("decline"),),
+            effects=(_answer(Command.DECLINE),),
         ),
         confirm(
             "focal.close",
             _("Close {code}: was the person served? They will be asked by SMS if they were helped."),
             yes="focal.done",
             no=ROOT,
-            on_yes=(_answer("close"),),
+            on_yes=(_answer(Command.CLOSE),),
             params=selected,
         ),
         End("focal.done", _("Sira: {outcome}")),

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from flows.sms_commands import Command
 from models.admin import Role, User, audit
 from models.base import as_utc, utcnow
 from models.directory import Category, Provider, Region
@@ -394,7 +395,7 @@ def unflag(code: str) -> ResponseReturnValue:
     return redirect(url_for("admin.referral", code=found.code, done="unflagged"))
 
 
-ANSWERED = {"accept": "accepted", "decline": "declined", "close": "closed"}
+ANSWERED = {Command.ACCEPT: "accepted", Command.DECLINE: "declined", Command.CLOSE: "closed"}
 
 
 def provider_answer(code: str, action: str) -> ResponseReturnValue:
@@ -413,26 +414,26 @@ def provider_answer(code: str, action: str) -> ResponseReturnValue:
     except IllegalTransition:
         session.rollback()
         abort(409)
-    detail = {"reason": bool(reason)} if action == "decline" else {}
+    detail = {"reason": bool(reason)} if action == Command.DECLINE else {}
     audit(session, user.id, f"referral.{action}", "referral", found.code, **detail)
     # A declined referral has gone to another provider: its page no longer exists for this user.
-    done = "declined_desk" if action == "decline" and found.provider_id is None else ANSWERED[action]
-    return finish(session, found, sms_ids, done, to_list=action == "decline")
+    done = "declined_desk" if action == Command.DECLINE and found.provider_id is None else ANSWERED[action]
+    return finish(session, found, sms_ids, done, to_list=action == Command.DECLINE)
 
 
 @bp.post("/referrals/<code>/accept")
 @require(Role.PROVIDER)
 def accept(code: str) -> ResponseReturnValue:
-    return provider_answer(code, "accept")
+    return provider_answer(code, Command.ACCEPT)
 
 
 @bp.post("/referrals/<code>/decline")
 @require(Role.PROVIDER)
 def decline(code: str) -> ResponseReturnValue:
-    return provider_answer(code, "decline")
+    return provider_answer(code, Command.DECLINE)
 
 
 @bp.post("/referrals/<code>/close")
 @require(Role.PROVIDER)
 def close(code: str) -> ResponseReturnValue:
-    return provider_answer(code, "close")
+    return provider_answer(code, Command.CLOSE)
