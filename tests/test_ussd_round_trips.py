@@ -17,7 +17,6 @@ from sqlalchemy import event, func, select
 
 from app import create_app
 from infra import keys
-from infra.keys import STEP_BUFFER
 from models import UssdSession, UssdStep
 from models.phone import phone_hash
 from tests.conftest import PHONE_HASH_KEY, app_settings, flush_transcripts
@@ -112,7 +111,7 @@ def test_a_step_with_effects_commits_them_with_the_session_row_and_buffers_its_t
     session = db.scalar(select(UssdSession))  # written with the effects: it holds the origin
     assert session.session_id == phone.session and session.origin == {"language": None, "registered": False}
     assert db.scalar(select(func.count()).select_from(UssdStep)) == 0  # nothing else on the request path
-    assert redis.llen(STEP_BUFFER) == len(REGISTRATION) + 2
+    assert redis.llen(keys.STEP_BUFFER) == len(REGISTRATION) + 2
     flush_transcripts(database_url)
     db.expire_all()
     steps = db.scalars(select(UssdStep).order_by(UssdStep.seq)).all()
