@@ -3,6 +3,7 @@ language, every screen is reachable, and every message is translated in every ca
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -165,3 +166,21 @@ def test_names_in_scripts_usssd_and_sms_cannot_carry_are_refused(text: str) -> N
     from flows.checks import first_name
 
     assert first_name(text) is None
+
+
+def test_a_catalog_is_parsed_once_per_version_of_its_file_and_cannot_be_changed_by_a_reader(
+    tmp_path: Path,
+) -> None:
+    po = tmp_path / "fr" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_text('msgid "Yes"\nmsgstr "Oui"\n', encoding="utf-8")
+    first = Catalogs.load(tmp_path, languages=("fr",))
+    again = Catalogs.load(tmp_path, languages=("fr",))
+    assert again.messages["fr"] is first.messages["fr"]  # every app of the process shares one parse
+    with pytest.raises(TypeError):
+        first.messages["fr"]["Yes"] = "Non"  # type: ignore[index]
+    po.write_text('msgid "Yes"\nmsgstr "Awɔ"\n', encoding="utf-8")
+    stat = po.stat()
+    os.utime(po, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # a file edited in the same tick
+    assert Catalogs.load(tmp_path, languages=("fr",)).gettext("fr", "Yes") == "Awɔ"
+    assert first.gettext("fr", "Yes") == "Oui"
