@@ -122,7 +122,7 @@ class StoredState(Protocol):
     @property
     def language(self) -> str: ...
 
-    def to_json(self) -> str: ...
+    def to_json(self) -> bytes: ...
 
 
 S = TypeVar("S", bound=StoredState)
@@ -175,7 +175,7 @@ class UssdStore(Generic[S]):
         self._direct = Direct(redis)
         self._cas = DirectScript(self._direct, _CAS)
         # (session id, phone): (until, version, state JSON, the rate count at that save, its window key)
-        self._saved: dict[tuple[str, str], tuple[float, str, str, int, str]] = {}
+        self._saved: dict[tuple[str, str], tuple[float, str, bytes, int, str]] = {}
         self._saved_lock = threading.Lock()
         self._born = 0.0  # when the Redis whose states this process remembers began its memory
 
@@ -308,7 +308,7 @@ class UssdStore(Generic[S]):
         new_version = str(int(old_version or 0) + 1)
         resume = "leave" if state.suspended is not None else "keep" if state.resumable else "drop"
         data = state.to_json()
-        sealed = self.sealer.seal(data.encode())
+        sealed = self.sealer.seal(data)
         counting = limit is not None and limit.applies_to(phone_digest)
         limit_key = limit.key(phone_digest) if counting else keys.no_rate_limit(phone_digest)
         script_keys = SaveKeys(
@@ -347,7 +347,7 @@ class UssdStore(Generic[S]):
         return bool(won)
 
     def _remember(
-        self, session: tuple[str, str], version: str, data: str, count: int, counted_in: str
+        self, session: tuple[str, str], version: str, data: bytes, count: int, counted_in: str
     ) -> None:
         if not self.remembered:
             return
