@@ -38,12 +38,20 @@ from web.context import sira
 from workers import context
 from workers.runner import run_jobs
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-# The benchmarks' smoke tests flush a Redis database of their own: this run's, not someone else's.
-REDIS_DB = REDIS_URL.rsplit("/", 1)[-1] if REDIS_URL.rsplit("/", 1)[-1].isdigit() else "0"
+# `make test` runs the suite in two processes (pytest-xdist: gw0, gw1): each flushes Redis dbs of
+# its own, 4 below the previous process's (15 and 13 for gw0, 11 and 9 for gw1).
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_BASE, _DB = _BASE_URL.rsplit("/", 1) if _BASE_URL.rsplit("/", 1)[-1].isdigit() else (_BASE_URL, "0")
+REDIS_DB = str(int(_DB) - 4 * WORKER)
+REDIS_URL = f"{_BASE}/{REDIS_DB}"
 # The benchmarks' smoke tests flush a Redis db of their own and refuse one other clients use (the
 # tests' apps keep connections to REDIS_DB): another db, chosen by TEST_BENCH_REDIS_DB.
-BENCH_REDIS_DB = os.environ.get("TEST_BENCH_REDIS_DB", "13")
+BENCH_REDIS_DB = str(int(os.environ.get("TEST_BENCH_REDIS_DB", "13")) - 4 * WORKER)
+if min(int(REDIS_DB), int(BENCH_REDIS_DB)) < 0:
+    raise pytest.UsageError(
+        "TEST_REDIS_URL's and TEST_BENCH_REDIS_DB's dbs leave no room for this many workers"
+    )
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = [b for b in os.environ.get("TEST_DATABASES", "sqlite,postgresql").split(",") if b]
 PHONE_HASH_KEY = "test-phone-hash-key-0123456789abcdef"
