@@ -35,9 +35,8 @@ class Facts(msgspec.Struct):
     referrals: list[dict] = msgspec.field(default_factory=list)  # newest first: code, category, status, open
     # A provider's registered number: its session starts on the providers' root, never the returnees'.
     provider: bool = False
-    assigned: list[dict] = msgspec.field(
-        default_factory=list
-    )  # its open referrals: code, category, region, status
+    # Its open referrals: code, category, region, status.
+    assigned: list[dict] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, data: dict[str, Any] | None) -> Facts:
@@ -93,7 +92,7 @@ class State(msgspec.Struct):
         try:
             return _DECODE(raw)
         except msgspec.ValidationError:
-            return cls.of(json.loads(raw))
+            return cls._untyped(json.loads(raw))
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> State:
@@ -101,7 +100,12 @@ class State(msgspec.Struct):
         try:
             return msgspec.convert(data, cls)
         except msgspec.ValidationError:
-            return cls(**{**data, "facts": Facts.of(data.get("facts"))})
+            return cls._untyped(data)
+
+    @classmethod
+    def _untyped(cls, data: dict[str, Any]) -> State:
+        """A state saved before its facts were typed (`registered` as "1" or "")."""
+        return cls(**{**data, "facts": Facts.of(data.get("facts"))})
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dicts and lists all the way down (a resume copy travels inside another state)."""

@@ -60,6 +60,8 @@ def perform(effect: object, session: Session, done: Performed) -> None:
 
 RETURNEE, CONSENTS = Returnee.__table__, ConsentRecord.__table__
 REGISTRATION = ("phone_e164", *effects.PROFILE_FIELDS)
+# What the focal point's screen says once its answer is done.
+_OUTCOMES = {Command.ACCEPT: focal.ACCEPTED, Command.DECLINE: focal.DECLINED, Command.CLOSE: focal.CLOSED}
 
 
 @perform.register
@@ -143,9 +145,8 @@ def _(effect: effects.AnswerReferral, session: Session, done: Performed) -> None
         return
     lang = number.provider.language
     reason = ""
-    if (
-        effect.action == Command.DECLINE
-    ):  # the menu's reason, in the provider's language, as its SMS would say it
+    # A decline's reason from the menu, in the provider's language, as its SMS would say it.
+    if effect.action == Command.DECLINE:
         reason = next(
             (str(say(lang, o.label)) for o in focal.REASONS if o.code == effect.reason), effect.reason or ""
         )
@@ -160,10 +161,7 @@ def _(effect: effects.AnswerReferral, session: Session, done: Performed) -> None
         done.params["outcome"] = to_ussd(say(lang, focal.UNCHANGED).format(code=referral.code, status=status))
         return
     done.sms_ids += answered.sms_ids
-    outcome = {Command.ACCEPT: focal.ACCEPTED, Command.DECLINE: focal.DECLINED, Command.CLOSE: focal.CLOSED}[
-        effect.action
-    ]
-    done.params["outcome"] = to_ussd(say(lang, outcome).format(code=referral.code))
+    done.params["outcome"] = to_ussd(say(lang, _OUTCOMES[effect.action]).format(code=referral.code))
     returnee = session.get(Returnee, referral.returnee_id) if referral.returnee_id else None
     if returnee is not None:  # their "My requests" shows the new status on their next dial
         done.touched.append(returnee.phone_hash)
