@@ -9,6 +9,7 @@ number, a name or a session id: labels are drawn from small fixed sets.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -100,6 +101,18 @@ def process_exited(pid: int) -> None:
 
 def observe_step(transport: str, outcome: str, screen: str | None, seconds: float) -> None:
     """Count one USSD step: its latency, and the screen it left the session on (if it got that far)."""
-    USSD_STEP_SECONDS.labels(transport, outcome).observe(seconds)
+    _step_seconds(transport, outcome).observe(seconds)
     if screen is not None:
-        USSD_SCREENS.labels(screen).inc()
+        _screen_steps(screen).inc()
+
+
+# A step's labels come from small fixed sets (transports, outcomes, declared screens): each child is
+# looked up once, not on every step (`labels()` checks, converts and locks each time).
+@functools.cache
+def _step_seconds(transport: str, outcome: str) -> Histogram:
+    return USSD_STEP_SECONDS.labels(transport, outcome)
+
+
+@functools.cache
+def _screen_steps(screen: str) -> Counter:
+    return USSD_SCREENS.labels(screen)
