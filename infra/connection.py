@@ -26,6 +26,11 @@ from infra.metrics import REDIS_ERRORS
 # Redis that hangs would otherwise cost a USSD step one time-out per call (four on some steps).
 COOLDOWN_SECONDS = 2.0
 
+# This process's id, kept up to date across forks: `Direct` compares it on every call, where
+# os.getpid() would be a system call each time.
+_PROCESS = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _PROCESS.__setitem__(0, os.getpid()))
+
 
 class Breaker:
     """Remembers the last failure of one Redis, so that the next calls do not wait for it again."""
@@ -122,7 +127,7 @@ class Direct:
     def _connection(self) -> AbstractConnection:
         local = self._local
         conn = getattr(local, "connection", None)
-        if conn is None or conn.pid != os.getpid():  # a forked process makes its own
+        if conn is None or conn.pid != _PROCESS[0]:  # a forked process makes its own
             conn = local.connection = self._pool.connection_class(**self._pool.connection_kwargs)
             local.used_at = 0.0
         now = time.monotonic()

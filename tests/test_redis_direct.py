@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -60,6 +61,25 @@ def test_each_thread_has_its_own_connection(redis: Redis) -> None:
         thread.join()
 
     assert len(set(connections)) == 3
+
+
+def test_a_forked_process_uses_a_connection_of_its_own(redis: Redis) -> None:
+    """gunicorn forks its workers: a socket shared with the parent would mix both replies."""
+    direct = Direct(redis_from_url(REDIS_URL))
+    (parent,) = direct.call(("CLIENT", "ID"))
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the same thread-local, the parent's connection in it
+        try:
+            os.write(writer, str(direct.call(("CLIENT", "ID"))[0]).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    child = int(os.read(reader, 64) or b"0")
+    os.waitpid(pid, 0)
+
+    assert child and child != parent
+    assert direct.call(("CLIENT", "ID")) == [parent]  # the parent's is still in step
 
 
 def test_a_redis_that_does_not_answer_fails_the_call_then_the_breaker_refuses_at_once() -> None:
