@@ -33,6 +33,20 @@ def test_ussd_steps_bench_runs_without_errors_and_writes_its_results(tmp_path: P
             assert results[phase][target]["samples"] > 0, (phase, target)
 
 
+def test_ussd_instructions_counts_the_steps_of_this_checkout_and_of_a_baseline(tmp_path: Path) -> None:
+    """Without valgrind (--timer cpu, seconds): the journeys, the hand-over and the baseline's checkout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ussd_instructions", "--timer", "cpu", "--phones", "2", "--rounds", "1",
+         "--redis-db", BENCH_REDIS_DB, "--baseline", "HEAD"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"ussd_instructions: this checkout: 20 steps, [0-9.]+ CPU ms a step", lines[0]), lines
+    assert re.fullmatch(r"ussd_instructions: HEAD: 20 steps, [0-9.]+ CPU ms a step", lines[1]), lines
+    assert lines[2].startswith("ussd_instructions: this checkout / HEAD: ")
+
+
 def test_ussd_steps_measures_a_change_against_an_earlier_revision_served_side_by_side(tmp_path: Path) -> None:
     output = tmp_path / "ussd_steps.json"
     done = subprocess.run(
