@@ -47,6 +47,22 @@ def test_ussd_instructions_counts_the_steps_of_this_checkout_and_of_a_baseline(t
     assert lines[2].startswith("ussd_instructions: this checkout / HEAD: ")
 
 
+def test_ussd_instructions_counts_a_step_s_instructions_under_callgrind(tmp_path: Path) -> None:
+    """The count itself: instrumentation switched on for the measured steps only, and the dump read.
+    A step of the webhook runs about 1.3 million instructions; a wrong dump or an uncounted window
+    would read zero or hundreds of millions."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ussd_instructions", "--phones", "1", "--rounds", "1",
+         "--redis-db", BENCH_REDIS_DB],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = re.fullmatch(r"ussd_instructions: this checkout: 10 steps, ([0-9,.]+) instructions a step",
+                         done.stdout.splitlines()[0])  # fmt: skip
+    assert found, done.stdout
+    assert 200_000 < float(found.group(1).replace(",", "")) < 20_000_000
+
+
 def test_ussd_steps_measures_a_change_against_an_earlier_revision_served_side_by_side(tmp_path: Path) -> None:
     output = tmp_path / "ussd_steps.json"
     done = subprocess.run(
