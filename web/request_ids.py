@@ -7,27 +7,27 @@ per request for a fraction of the CPU, which every USSD step pays (measured in b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from infra.logs import bind_request_id, clear_request_id
 
+if TYPE_CHECKING:  # the standard WSGI types, as werkzeug's own middleware uses them
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 HEADER = "X-Request-Id"
 _ENVIRON_KEY = "HTTP_" + HEADER.upper().replace("-", "_")
-
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class RequestIds:
     """Binds the request's id for everything the request does, and names it on the response."""
 
-    def __init__(self, wsgi_app: WsgiApp) -> None:
+    def __init__(self, wsgi_app: WSGIApplication) -> None:
         self.wsgi_app = wsgi_app
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         header = (HEADER, bind_request_id(environ.get(_ENVIRON_KEY)))
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
