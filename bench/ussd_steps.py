@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "ussd_steps.json"
 TARGET_RATIO = 0.5  # app throughput at least half the bare endpoint's
 TARGET_P99_MS = 50.0  # at N concurrent sessions
+BARES = {"plain": "bench.bare_app:create_app()", "session": "bench.bare_app:create_app(keeps_session=True)"}
 ORDER = ("app", "bare", "bare", "app")  # ABBA cancels a linear drift (thermal, cache, WAL growth)
 
 
@@ -52,6 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_servers(p, "both servers")
     add_services(p, redis_db=14, results=RESULTS)
     p.add_argument(
+        "--bare",
+        choices=BARES,
+        default="plain",
+        help="the bare endpoint: plain (parses the form), or session (also writes one Redis key a step, "
+        "as the least a service that keeps sessions in Redis does; the targets then do not apply)",
+    )
+    p.add_argument(
         "--baseline",
         metavar="REV",
         help="serve the app at git revision REV as the baseline instead of the bare endpoint, to "
@@ -59,6 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     check_phones(p, args)
+    if args.baseline and args.bare != "plain":
+        p.error("--baseline serves an earlier app in place of the bare endpoint: it takes no --bare")
     return args
 
 
@@ -390,27 +400,24 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> str:
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
+    compared = _compared(args)
     rows = [
         f"ussd_steps: {n} phones, {args.workers} workers x {args.threads} threads, {args.database}, "
         f"{args.duration:g} s per server and phase (app, bare, bare, app; {args.warmup:g} s warm-up each)",
-        *(
-            [f"baseline: the app at {args.baseline} in place of the bare endpoint (targets do not apply)"]
-            if args.baseline
-            else []
-        ),
+        *([compared] if compared else []),
         row("", list(TARGETS), "app/bare"),
         row(
             "saturation steps/s",
             each(sat, lambda f: _fmt(f["steps_per_s"], 0)),
             _fmt(ratio, 2),
             f"target >= {TARGET_RATIO}: {verdict(ratio is not None and ratio >= TARGET_RATIO)}"
-            * (not args.baseline),
+            * (not compared),
         ),
         row("saturation p50 / p99 ms", each(sat, lambda f: f"{_fmt(f['p50_ms'])} / {_fmt(f['p99_ms'])}")),
     ]
     for q in ("p50", "p95", "p99"):
         note = f"target < {TARGET_P99_MS:g}: {verdict(p99 is not None and p99 < TARGET_P99_MS)}" * (
-            not args.baseline
+            not compared
         )
         rows.append(
             row(f"latency@{n} {q} ms", each(lat, lambda f, q=q: _fmt(f[q + "_ms"])), "", note * (q == "p99"))
@@ -447,6 +454,15 @@ def report(figures: dict[str, Any], args: argparse.Namespace) -> str:
         f"p99 {_fmt(p99)} ms (bare p99 {_fmt(lat['bare']['p99_ms'])} ms); errors {total_errors(figures)}"
     )
     return "\n".join(rows)
+
+
+def _compared(args: argparse.Namespace) -> str | None:
+    """What stands in for the bare endpoint, when not the one the targets are set against."""
+    if args.baseline:
+        return f"baseline: the app at {args.baseline} in place of the bare endpoint (targets do not apply)"
+    if args.bare == "session":
+        return "bare: the bare endpoint also writes one Redis key a step (targets do not apply)"
+    return None
 
 
 def git_revision() -> str | None:
@@ -523,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
             checkout = stack.enter_context(worktree(args.baseline, workdir / "baseline"))
             bare = Server("bare", "app:create_app()", env, workdir / "bare.log", cwd=checkout)
         else:
-            bare = Server("bare", "bench.bare_app:create_app()", env, workdir / "bare.log")
+            bare = Server("bare", BARES[args.bare], env, workdir / "bare.log")
         stack.enter_context(served([app, bare]))
         app.wait_ready("/healthz", 200)
         bare.wait_ready("/healthz" if args.baseline else "/", 200 if args.baseline else None)

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis import Redis
 
-from tests.conftest import BENCH_REDIS_DB, ROOT
+from bench.bare_app import create_app as bare_app
+from tests.conftest import BENCH_REDIS_DB, REDIS_URL, ROOT
 from tests.faults.fronts import nginx_binary
 
 pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
@@ -78,6 +80,49 @@ def test_ussd_steps_measures_a_change_against_an_earlier_revision_served_side_by
     assert results["errors"] == 0 and results["latency"]["bare"]["samples"] > 0
     listed = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "baseline" not in listed.stdout  # the checkout is removed with the run
+
+
+def test_the_bare_endpoint_that_keeps_sessions_writes_one_redis_key_a_step(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    client = bare_app(keeps_session=True).test_client()
+    for text in ("", "1", "1*3"):
+        reply = client.post(
+            "/ussd", data={"sessionId": "bench-7", "phoneNumber": "+22370000001", "text": text}
+        )
+        assert reply.get_data(as_text=True) == "CON hello"
+    assert redis.get("bench:bare:bench-7") == b"1*3" and 0 < redis.ttl("bench:bare:bench-7") <= 60
+    assert len(redis.keys("bench:bare:*")) == 1
+    monkeypatch.delenv("REDIS_URL")
+    bare_app().test_client().post("/ussd", data={"sessionId": "bench-8", "text": ""})  # needs no Redis
+    assert not redis.exists("bench:bare:bench-8")
+
+
+def test_ussd_steps_against_the_session_keeping_bare_endpoint_prints_no_targets(tmp_path: Path) -> None:
+    output = tmp_path / "ussd_steps.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ussd_steps", "--bare", "session", "--concurrency", "2",
+         "--duration", "0.5", "--warmup", "0.2", "--think", "0.05", "--database", "sqlite",
+         "--redis-db", BENCH_REDIS_DB, "--workers", "1", "--threads", "2", "--output", str(output)],
+        cwd=ROOT, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "bare: the bare endpoint also writes one Redis key a step" in done.stdout
+    assert "target >=" not in done.stdout and "target <" not in done.stdout
+    results = json.loads(output.read_text())
+    assert results["errors"] == 0 and results["saturation"]["bare"]["samples"] > 0
+    assert results["settings"]["bare"] == "session"
+
+
+def test_ussd_steps_takes_either_a_baseline_or_a_bare_endpoint(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ussd_steps", "--baseline", "HEAD", "--bare", "session",
+         "--output", str(tmp_path / "out.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--baseline serves an earlier app in place of the bare endpoint" in done.stderr
 
 
 def test_ussd_steps_refuses_a_revision_that_does_not_exist(tmp_path: Path) -> None:
