@@ -137,11 +137,15 @@ def insert_ignore(session: Session, model: type, **values: object) -> int | None
     return session.connection().execute(statement, values).scalar_one_or_none()
 
 
+def dialect_insert(table: Table, dialect: str) -> Insert:
+    """An INSERT into `table` that knows ON CONFLICT, in the database's own dialect."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
 @lru_cache(maxsize=64)
 def _insert_ignore_statement(table: Table, dialect: str) -> Insert:
     """Built once per table: building and caching-key generation cost more than the insert."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(table).on_conflict_do_nothing().returning(table.c.id)
+    return dialect_insert(table, dialect).on_conflict_do_nothing().returning(table.c.id)
 
 
 def upsert(
@@ -169,7 +173,7 @@ def _upsert_statement(
     table: Table, dialect: str, key: str, update: tuple[str, ...], keep_first: tuple[str, ...],
     returning: tuple[str, ...],
 ) -> Insert:  # fmt: skip
-    insert = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    insert = dialect_insert(table, dialect)
     changes: dict[str, Any] = {name: insert.excluded[name] for name in update}
     changes.update({name: func.coalesce(table.c[name], insert.excluded[name]) for name in keep_first})
     # SQLAlchemy leaves Python-side `onupdate` out of ON CONFLICT: such a column takes the new

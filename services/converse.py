@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TypeGuard
 
+from sqlalchemy import Engine as DatabaseEngine
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Settings
+from flows.effects import SaveRegistration
 from flows.engine import Engine, Facts, KeepMissing, Reply, State, StepResult
 from flows.i18n import DEFAULT_LANGUAGE, _
 from flows.sms import SmsTexts
@@ -46,7 +51,7 @@ from models.base import as_utc, utcnow
 from models.db import insert_ignore
 from models.phone import phone_hash
 from services import phone_profile
-from services.effects import Performed, perform
+from services.effects import Performed, perform, register_at_once
 from services.erasure import erased_since
 from services.referrals import NotReferable
 from services.transcripts import step_record
@@ -125,6 +130,16 @@ class Converse:
             db.close()
             observe_step(step.transport, outcome, run.screen, time.perf_counter() - started)
         return UssdReply(reply.text, reply.end)
+
+    @cached_property
+    def registers_at_once(self) -> bool:
+        """Whether a registration step can be one statement (data-modifying CTEs: PostgreSQL)."""
+        return self.sessions.kw["bind"].dialect.name == "postgresql"
+
+    @cached_property
+    def autocommit(self) -> DatabaseEngine:
+        """The same pool, each statement its own transaction: no BEGIN and COMMIT round trips."""
+        return self.sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
     def polite(self, msgid: str, language: str | None = None) -> Reply:
         """An END in the session's language if known, else the default one."""
@@ -281,14 +296,22 @@ class _Step:
         """Perform the effects, with the session's row, in one transaction; then queue their SMS.
 
         The session's row goes with the effects because it holds what was known when the session
-        began: a session whose state is lost is replayed from there, not from what it changed.
+        began: a session whose state is lost is replayed from there, not from what it changed. A
+        step whose one effect is a registration does it all in one statement on PostgreSQL.
         """
-        hook, session = self.hook, self.db()
+        hook = self.hook
         done = Performed(self.digest, self.step.phone, hook.texts, hook.settings.phone_hash_key)
-        for effect in result.effects:
-            perform(effect, session, done)
-        insert_ignore(session, UssdSession, **self._session_row(result.state, utcnow()))
-        hook.outbox.send_after_commit(session, done.sms_ids)
+        if hook.registers_at_once and _only_registration(result.effects):
+            with hook.autocommit.connect() as connection:
+                register_at_once(
+                    connection, result.effects[0], done, self._session_row(result.state, utcnow())
+                )
+        else:
+            session = self.db()
+            for effect in result.effects:
+                perform(effect, session, done)
+            insert_ignore(session, UssdSession, **self._session_row(result.state, utcnow()))
+            hook.outbox.send_after_commit(session, done.sms_ids)
         if done.touched:
             hook.store.forget_profile(*done.touched)
         reply = result.reply
@@ -399,6 +422,10 @@ class _Step:
                 .values(outcome=state.screen, ended_at=now, language=state.answers.get("language"))
             )
         session.commit()
+
+
+def _only_registration(effects: Sequence[object]) -> TypeGuard[Sequence[SaveRegistration]]:
+    return len(effects) == 1 and isinstance(effects[0], SaveRegistration)
 
 
 def _profile_to_cache(loaded: Loaded[State], state: State) -> dict | None:

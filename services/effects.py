@@ -3,16 +3,30 @@
 The two effects every returnee meets (choosing a language, registering) are single Core
 statements on the returnee's table (an upsert), not an ORM load and flush: they run on the
 request path of a USSD step, where each round trip and each unit of work shows. They bind
-through the table's column types, so column-level encryption applies as with the ORM.
+through the table's column types, so column-level encryption applies as with the ORM. On
+PostgreSQL a USSD step whose one effect is a registration goes further: `register_at_once`
+writes it with its consent record and the session's row in one statement.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from functools import singledispatch
+from functools import lru_cache, singledispatch
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    FromClause,
+    Insert,
+    Select,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    true,
+)
 from sqlalchemy.orm import Session
 
 from flows import effects
@@ -23,12 +37,13 @@ from flows.options import REFERRAL_STATUSES
 from flows.sms import SmsTexts
 from flows.sms_commands import Command
 from flows.text import to_ussd
+from models import UssdSession
 from models import returnee as returnees
 from models.admin import audit
 from models.base import utcnow
-from models.db import upsert
+from models.db import dialect_insert, upsert
 from models.directory import ProviderNumber
-from models.returnee import ConsentRecord, Returnee
+from models.returnee import NOT_CHOSEN, ConsentRecord, Returnee
 from services import lifecycle
 from services.erasure import new_erase_pin, withdraw_referrals
 from services.referrals import NotReferable, queue_sms, refer
@@ -58,7 +73,7 @@ def perform(effect: object, session: Session, done: Performed) -> None:
     raise TypeError(f"no handler for effect {type(effect).__name__}")
 
 
-RETURNEE, CONSENTS = Returnee.__table__, ConsentRecord.__table__
+RETURNEE, CONSENTS, SESSIONS = Returnee.__table__, ConsentRecord.__table__, UssdSession.__table__
 REGISTRATION = ("phone_e164", *effects.PROFILE_FIELDS)
 # What the focal point's screen says once its answer is done.
 _OUTCOMES = {Command.ACCEPT: focal.ACCEPTED, Command.DECLINE: focal.DECLINED, Command.CLOSE: focal.CLOSED}
@@ -74,30 +89,100 @@ def _(effect: effects.SetLanguage, session: Session, done: Performed) -> None:
 @perform.register
 def _(effect: effects.SaveRegistration, session: Session, done: Performed) -> None:
     """Create or update the returnee; a consent given to new wording is recorded, once."""
-    now = utcnow()
-    values = {"phone_hash": done.phone_digest, "phone_e164": done.phone_e164, **asdict(effect.profile),
-              "registered_at": now}  # fmt: skip
-    row = upsert(session, RETURNEE, "phone_hash", values, update=REGISTRATION, keep_first=("registered_at",),
-                 returning=("id", "consent_version"))  # fmt: skip
-    assert row is not None  # an upsert always leaves the row
-    if row.consent_version != effect.consent_version:
-        session.execute(
-            update(RETURNEE)
-            .where(RETURNEE.c.id == row.id)
-            .values(consent_version=effect.consent_version, consent_at=now)
-        )
-        session.execute(
-            insert(CONSENTS).values(
-                returnee_id=row.id,
-                version=effect.consent_version,
-                granted=True,
-                channel=effect.channel,
-                agent_id=effect.agent_id,
-                at=now,
-            )
-        )
+    connection, dialect = session.connection(), session.get_bind().dialect.name
+    params = _registration_params(effect, done)
+    connection.execute(_registration(dialect), params)
+    connection.execute(_consent_recorded_in_table(), params)
+    _registered(done)
+
+
+def register_at_once(connection: Connection, effect: effects.SaveRegistration, done: Performed,
+                     session_row: dict[str, object]) -> None:  # fmt: skip
+    """PostgreSQL: the registration, its consent record and the USSD session's row in one statement.
+
+    As a transaction, a registration step took four round trips to the database (BEGIN, the
+    upsert, the session's row, COMMIT). As one statement in autocommit it takes one, and is as
+    atomic: the data-modifying CTEs of a statement are applied all or not at all. A registration
+    racing another for the same phone waits for it, then finds the consent already stamped.
+    """
+    params = _registration_params(effect, done)
+    params.update({_SESSION_PARAM + name: value for name, value in session_row.items()})
+    connection.execute(_registration_with_session(tuple(session_row)), params)
+    _registered(done)
+
+
+def _registered(done: Performed) -> None:
     done.profile_changes["registered"] = True
     done.mirrored += 1
+
+
+_SESSION_PARAM = "session_"
+_REGISTERED = ("phone_hash", "language", "phone_e164", *effects.PROFILE_FIELDS, "registered_at",
+               "consent_version", "consent_at", "created_at", "updated_at")  # fmt: skip
+_CHANNEL = bindparam("consent_channel", type_=CONSENTS.c.channel.type)
+_AGENT = bindparam("consent_agent", type_=CONSENTS.c.agent_id.type)
+
+
+def _registration_params(effect: effects.SaveRegistration, done: Performed) -> dict[str, object]:
+    now = utcnow()
+    return {"phone_hash": done.phone_digest, "language": NOT_CHOSEN, "phone_e164": done.phone_e164,
+            **asdict(effect.profile), "registered_at": now, "consent_version": effect.consent_version,
+            "consent_at": now, "created_at": now, "updated_at": now, _CHANNEL.key: effect.channel,
+            _AGENT.key: effect.agent_id}  # fmt: skip
+
+
+def _value(name: str) -> BindParameter:
+    """The returnee's column `name` as a parameter, bound through its type (encryption included)."""
+    return bindparam(name, type_=RETURNEE.c[name].type)
+
+
+@lru_cache(maxsize=4)
+def _registration(dialect: str) -> Insert:
+    """The returnee's upsert: their profile, and their consent's version, whose time `consent_at`
+    is set to the statement's only when the version changes: the one sign that a record is due."""
+    new_row = dialect_insert(RETURNEE, dialect).values({name: _value(name) for name in _REGISTERED})
+    new = new_row.excluded
+    changes: dict[str, object] = {
+        name: new[name] for name in (*REGISTRATION, "consent_version", "updated_at")
+    }
+    changes["registered_at"] = func.coalesce(RETURNEE.c.registered_at, new.registered_at)
+    same_consent = RETURNEE.c.consent_version.is_not_distinct_from(new.consent_version)
+    changes["consent_at"] = case((same_consent, RETURNEE.c.consent_at), else_=new.consent_at)
+    statement = new_row.on_conflict_do_update(index_elements=[RETURNEE.c.phone_hash], set_=changes)
+    return statement.returning(RETURNEE.c.id, RETURNEE.c.consent_at)
+
+
+def _consent_recorded(registered: FromClause) -> Insert:
+    """A consent record for the returnee in `registered`, if the upsert has just set their consent."""
+    stamp = _value("consent_at")
+    given = select(registered.c.id, _value("consent_version"), true(), _CHANNEL, _AGENT, stamp)
+    return insert(CONSENTS).from_select(
+        ["returnee_id", "version", "granted", "channel", "agent_id", "at"],
+        given.where(registered.c.consent_at == stamp),
+    )
+
+
+@lru_cache(maxsize=1)
+def _consent_recorded_in_table() -> Insert:
+    """After the upsert, in the same transaction: read back from the returnee's row."""
+    row = select(RETURNEE.c.id, RETURNEE.c.consent_at).where(RETURNEE.c.phone_hash == _value("phone_hash"))
+    return _consent_recorded(row.subquery())
+
+
+@lru_cache(maxsize=4)
+def _registration_with_session(session_columns: tuple[str, ...]) -> Select:
+    """The upsert, the consent record and the session's row, as one PostgreSQL statement."""
+    registered = _registration("postgresql").cte("registered")
+    session_row = (
+        dialect_insert(SESSIONS, "postgresql")
+        .values(
+            {name: bindparam(_SESSION_PARAM + name, type_=SESSIONS.c[name].type) for name in session_columns}
+        )
+        .on_conflict_do_nothing()
+    )
+    return select(registered.c.id).add_cte(
+        _consent_recorded(registered).cte("recorded"), session_row.cte("session_row")
+    )
 
 
 @perform.register

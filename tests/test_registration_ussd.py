@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from sqlalchemy import select
+from flask import Flask
+from sqlalchemy import event, select, update
 
 from models import ConsentRecord, Returnee, UssdSession, UssdStep
+from models.base import as_utc
 from models.phone import phone_hash
 from tests.conftest import PHONE_HASH_KEY, Phone, flush_transcripts
+from web.context import sira
 
 # (language choice, fragments expected along the way, in that language)
 LANGUAGES = {
@@ -98,6 +103,57 @@ def test_language_is_remembered_and_registering_again_updates(phone: Phone, db) 
         "kayes",
     )
     assert len(db.scalars(select(ConsentRecord)).all()) == 1  # same wording: consent is not asked twice
+
+
+UPDATE_DETAILS = ("3", "Moussa", "1", "4", "2", "2", "3", "1")  # from the main menu, consent included
+
+
+def test_a_consent_given_to_new_wording_is_recorded_once(phone: Phone, db) -> None:
+    register(phone)
+    earlier = datetime(2026, 1, 5, tzinfo=UTC)
+    db.execute(update(Returnee).values(consent_version="consent-v0", consent_at=earlier))  # older wording
+    db.commit()
+    for _ in range(2):  # then the same wording again: nothing more to record
+        phone.dial()
+        for answer in UPDATE_DETAILS:
+            reply = phone.send(answer)
+        assert "inscrit" in reply
+        db.expire_all()
+        returnee = db.scalar(select(Returnee))
+        assert returnee.consent_version == "consent-v1" and as_utc(returnee.consent_at) > earlier
+        records = db.scalars(select(ConsentRecord).order_by(ConsentRecord.id)).all()
+        assert [(r.version, r.granted, r.channel) for r in records] == [("consent-v1", True, "ussd")] * 2
+        assert as_utc(records[-1].at) == as_utc(returnee.consent_at) and returnee.first_name == "Moussa"
+
+
+def test_a_registration_step_is_one_statement_in_autocommit_on_postgresql(
+    phone: Phone, db, app: Flask, backend: str
+) -> None:
+    """Its transaction was four round trips (BEGIN, upsert, the session's row, COMMIT); SQLite,
+    which has no data-modifying WITH, keeps the transaction."""
+    phone.dial()
+    for answer in ("1", "3", "Awa", "2", "3", "1", "1", "1"):
+        phone.send(answer)  # up to the consent
+    sent: list[tuple[str, bool | None]] = []
+
+    def seen(conn, _cursor, statement, _params, _context, _many) -> None:
+        autocommit = getattr(conn.connection.dbapi_connection, "autocommit", None)
+        sent.append((statement.split(None, 1)[0].upper(), autocommit if backend == "postgresql" else None))
+
+    engine = sira(app).sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert "inscrit" in phone.send("1")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    if backend == "postgresql":
+        assert sent == [("WITH", True)]
+    else:
+        assert [verb for verb, _ in sent] == ["INSERT", "INSERT", "INSERT"]
+    returnee = db.scalar(select(Returnee))
+    assert returnee.is_registered and returnee.first_name == "Awa"
+    assert db.scalar(select(ConsentRecord.version)) == "consent-v1"
+    assert db.scalar(select(UssdSession.phone_hash).where(UssdSession.session_id == phone.session_id))
 
 
 def test_refusing_consent_keeps_no_registration(phone: Phone, db) -> None:
