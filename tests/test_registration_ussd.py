@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
+from flows.effects import Profile, SaveRegistration
 from models import ConsentRecord, Returnee, UssdSession, UssdStep
 from models.base import as_utc
 from models.phone import phone_hash
+from services.effects import Performed, perform, register_at_once
 from tests.conftest import PHONE_HASH_KEY, Phone, flush_transcripts
 from web.context import sira
 
@@ -237,3 +240,42 @@ def test_useful_numbers_are_one_choice_away_and_lead_back(phone: Phone) -> None:
     assert numbers.startswith("CON ") and all(n in numbers for n in ("SAMU", "15", "17", "18")), numbers
     assert "Choix invalide" in phone.send("1") and "SAMU" in phone.repeat()  # nothing to choose here
     assert "S'inscrire" in phone.send("0")
+
+
+def test_two_first_registrations_of_one_phone_at_once_record_one_consent(app: Flask, db) -> None:
+    """A gateway retry racing the first request: both upsert the returnee, one consent is recorded.
+    On PostgreSQL the second statement waits on the row and finds the version already given."""
+    hook = sira(app).converse
+    registration = SaveRegistration(Profile("Awa", "f", "26-35", "bamako", "ly", "3-12m"), "consent-v1")
+    phones = [f"+2237000{n:04d}" for n in range(12)]
+
+    def register_once(number: str, session_id: str, gate: threading.Barrier) -> None:
+        digest = phone_hash(number, PHONE_HASH_KEY)
+        done = Performed(digest, number, hook.texts, PHONE_HASH_KEY)
+        row = {"session_id": session_id, "phone_hash": digest, "service_code": "*384*7472#",
+               "network_code": None, "language": "fr", "origin": {"language": "fr", "registered": False},
+               "started_at": datetime.now(UTC)}  # fmt: skip
+        gate.wait()
+        if hook.registers_at_once:
+            with hook.autocommit.connect() as connection:
+                register_at_once(connection, registration, done, row)
+        else:
+            with hook.sessions() as session:
+                perform(registration, session, done)
+                session.commit()
+
+    for number in phones:
+        gate = threading.Barrier(2)
+        racers = [
+            threading.Thread(target=register_once, args=(number, f"race-{number}-{i}", gate)) for i in (1, 2)
+        ]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=30)
+    records = db.execute(
+        select(Returnee.phone_hash, func.count(ConsentRecord.id))
+        .join(ConsentRecord)
+        .group_by(Returnee.phone_hash)
+    ).all()
+    assert sorted(count for _, count in records) == [1] * len(phones)
