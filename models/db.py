@@ -109,8 +109,12 @@ def autocommit_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session
     its record of the gateway's answer): a transaction would wrap each in BEGIN and COMMIT, three
     round trips to the database instead of one.
     """
-    engine = sessions.kw["bind"]
-    return sessionmaker(bind=engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+    return sessionmaker(bind=autocommit_engine(sessions), expire_on_commit=False)
+
+
+def autocommit_engine(sessions: sessionmaker[Session]) -> Engine:
+    """The sessions' engine and pool, each statement its own transaction (no BEGIN, no COMMIT)."""
+    return sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
 
 def unflushed_commit(session: Session) -> tuple[ColumnElement[bool], ...]:
@@ -148,6 +152,34 @@ def _insert_ignore_statement(table: Table, dialect: str) -> Insert:
     return dialect_insert(table, dialect).on_conflict_do_nothing().returning(table.c.id)
 
 
+def conflict_changes(
+    table: Table, insert: Any, update: tuple[str, ...], keep_first: tuple[str, ...]
+) -> dict[str, Any]:
+    """The SET of an upsert's ON CONFLICT: `update` columns take the new values, `keep_first` ones
+    keep a value already set, and columns with a Python-side `onupdate` take the new row's."""
+    changes: dict[str, Any] = {name: insert.excluded[name] for name in update}
+    changes.update({name: func.coalesce(table.c[name], insert.excluded[name]) for name in keep_first})
+    # SQLAlchemy leaves Python-side `onupdate` out of ON CONFLICT: such a column takes the new
+    # row's default (its INSERT value) instead.
+    for column in table.c:
+        if column.onupdate is not None and column.default is not None and column.name not in changes:
+            changes[column.name] = insert.excluded[column.name]
+    return changes
+
+
+def with_defaults(table: Table, values: dict[str, object]) -> dict[str, object]:
+    """`values` and the Python-side defaults of the columns they leave out.
+
+    SQLAlchemy fills those in for an INSERT run as a statement, not for one inside a WITH.
+    """
+    filled = dict(values)
+    for column in table.c:
+        default = column.default
+        if column.name not in filled and default is not None and (default.is_scalar or default.is_callable):
+            filled[column.name] = default.arg if default.is_scalar else default.arg(None)
+    return filled
+
+
 def upsert(
     session: Session,
     table: Table,
@@ -174,12 +206,6 @@ def _upsert_statement(
     returning: tuple[str, ...],
 ) -> Insert:  # fmt: skip
     insert = dialect_insert(table, dialect)
-    changes: dict[str, Any] = {name: insert.excluded[name] for name in update}
-    changes.update({name: func.coalesce(table.c[name], insert.excluded[name]) for name in keep_first})
-    # SQLAlchemy leaves Python-side `onupdate` out of ON CONFLICT: such a column takes the new
-    # row's default (its INSERT value) instead.
-    for column in table.c:
-        if column.onupdate is not None and column.default is not None and column.name not in changes:
-            changes[column.name] = insert.excluded[column.name]
+    changes = conflict_changes(table, insert, update, keep_first)
     statement = insert.on_conflict_do_update(index_elements=[table.c[key]], set_=changes)
     return statement.returning(*(table.c[name] for name in returning)) if returning else statement

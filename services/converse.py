@@ -48,7 +48,7 @@ from infra.ussd_store import DROP, REFRESH, Loaded, UssdStore
 from models import UssdSession
 from models import UssdStep as StepRow
 from models.base import as_utc, utcnow
-from models.db import insert_ignore
+from models.db import autocommit_engine, insert_ignore
 from models.phone import phone_hash
 from services import phone_profile
 from services.effects import Performed, perform, register_at_once
@@ -139,7 +139,7 @@ class Converse:
     @cached_property
     def autocommit(self) -> DatabaseEngine:
         """The same pool, each statement its own transaction: no BEGIN and COMMIT round trips."""
-        return self.sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+        return autocommit_engine(self.sessions)
 
     def polite(self, msgid: str, language: str | None = None) -> Reply:
         """An END in the session's language if known, else the default one."""

@@ -22,7 +22,6 @@ from sqlalchemy import (
     Select,
     bindparam,
     case,
-    func,
     insert,
     select,
     true,
@@ -41,9 +40,9 @@ from models import UssdSession
 from models import returnee as returnees
 from models.admin import audit
 from models.base import utcnow
-from models.db import dialect_insert, upsert
+from models.db import conflict_changes, dialect_insert, upsert, with_defaults
 from models.directory import ProviderNumber
-from models.returnee import NOT_CHOSEN, ConsentRecord, Returnee
+from models.returnee import ConsentRecord, Returnee
 from services import lifecycle
 from services.erasure import new_erase_pin, withdraw_referrals
 from services.referrals import NotReferable, queue_sms, refer
@@ -90,8 +89,9 @@ def _(effect: effects.SetLanguage, session: Session, done: Performed) -> None:
 def _(effect: effects.SaveRegistration, session: Session, done: Performed) -> None:
     """Create or update the returnee; a consent given to new wording is recorded, once."""
     connection, dialect = session.connection(), session.get_bind().dialect.name
-    params = _registration_params(effect, done)
-    connection.execute(_registration(dialect), params)
+    values = _registration_values(effect, done)
+    params = {**values, **_consent_params(effect)}
+    connection.execute(_registration(dialect, tuple(values)), params)
     connection.execute(_consent_recorded_in_table(), params)
     _registered(done)
 
@@ -105,9 +105,10 @@ def register_at_once(connection: Connection, effect: effects.SaveRegistration, d
     atomic: the data-modifying CTEs of a statement are applied all or not at all. A registration
     racing another for the same phone waits for it, then finds the consent already stamped.
     """
-    params = _registration_params(effect, done)
-    params.update({_SESSION_PARAM + name: value for name, value in session_row.items()})
-    connection.execute(_registration_with_session(tuple(session_row)), params)
+    values = _registration_values(effect, done)
+    row = with_defaults(SESSIONS, session_row)
+    params = {**values, **_consent_params(effect), **{_SESSION_PARAM + name: v for name, v in row.items()}}
+    connection.execute(_registration_with_session(tuple(values), tuple(row)), params)
     _registered(done)
 
 
@@ -117,18 +118,20 @@ def _registered(done: Performed) -> None:
 
 
 _SESSION_PARAM = "session_"
-_REGISTERED = ("phone_hash", "language", "phone_e164", *effects.PROFILE_FIELDS, "registered_at",
-               "consent_version", "consent_at", "created_at", "updated_at")  # fmt: skip
 _CHANNEL = bindparam("consent_channel", type_=CONSENTS.c.channel.type)
 _AGENT = bindparam("consent_agent", type_=CONSENTS.c.agent_id.type)
 
 
-def _registration_params(effect: effects.SaveRegistration, done: Performed) -> dict[str, object]:
+def _registration_values(effect: effects.SaveRegistration, done: Performed) -> dict[str, object]:
+    """The returnee's row as the registration writes it (the model's defaults for the rest)."""
     now = utcnow()
-    return {"phone_hash": done.phone_digest, "language": NOT_CHOSEN, "phone_e164": done.phone_e164,
-            **asdict(effect.profile), "registered_at": now, "consent_version": effect.consent_version,
-            "consent_at": now, "created_at": now, "updated_at": now, _CHANNEL.key: effect.channel,
-            _AGENT.key: effect.agent_id}  # fmt: skip
+    values = {"phone_hash": done.phone_digest, "phone_e164": done.phone_e164, **asdict(effect.profile),
+              "registered_at": now, "consent_version": effect.consent_version, "consent_at": now}  # fmt: skip
+    return with_defaults(RETURNEE, values)
+
+
+def _consent_params(effect: effects.SaveRegistration) -> dict[str, object]:
+    return {_CHANNEL.key: effect.channel, _AGENT.key: effect.agent_id}
 
 
 def _value(name: str) -> BindParameter:
@@ -137,19 +140,14 @@ def _value(name: str) -> BindParameter:
 
 
 @lru_cache(maxsize=4)
-def _registration(dialect: str) -> Insert:
+def _registration(dialect: str, columns: tuple[str, ...]) -> Insert:
     """The returnee's upsert: their profile, and their consent's version, whose time `consent_at`
     is set to the statement's only when the version changes: the one sign that a record is due."""
-    new_row = dialect_insert(RETURNEE, dialect).values({name: _value(name) for name in _REGISTERED})
-    new = new_row.excluded
-    changes: dict[str, object] = {
-        name: new[name] for name in (*REGISTRATION, "consent_version", "updated_at")
-    }
-    changes["registered_at"] = func.coalesce(RETURNEE.c.registered_at, new.registered_at)
-    same_consent = RETURNEE.c.consent_version.is_not_distinct_from(new.consent_version)
-    changes["consent_at"] = case((same_consent, RETURNEE.c.consent_at), else_=new.consent_at)
-    statement = new_row.on_conflict_do_update(index_elements=[RETURNEE.c.phone_hash], set_=changes)
-    return statement.returning(RETURNEE.c.id, RETURNEE.c.consent_at)
+    new_row = dialect_insert(RETURNEE, dialect).values({name: _value(name) for name in columns})
+    changes = conflict_changes(RETURNEE, new_row, (*REGISTRATION, "consent_version"), ("registered_at",))
+    same_consent = RETURNEE.c.consent_version.is_not_distinct_from(new_row.excluded.consent_version)
+    changes["consent_at"] = case((same_consent, RETURNEE.c.consent_at), else_=new_row.excluded.consent_at)
+    return new_row.on_conflict_do_update(index_elements=[RETURNEE.c.phone_hash], set_=changes)
 
 
 def _consent_recorded(registered: FromClause) -> Insert:
@@ -170,9 +168,10 @@ def _consent_recorded_in_table() -> Insert:
 
 
 @lru_cache(maxsize=4)
-def _registration_with_session(session_columns: tuple[str, ...]) -> Select:
+def _registration_with_session(columns: tuple[str, ...], session_columns: tuple[str, ...]) -> Select:
     """The upsert, the consent record and the session's row, as one PostgreSQL statement."""
-    registered = _registration("postgresql").cte("registered")
+    upserted = _registration("postgresql", columns).returning(RETURNEE.c.id, RETURNEE.c.consent_at)
+    registered = upserted.cte("registered")
     session_row = (
         dialect_insert(SESSIONS, "postgresql")
         .values(
