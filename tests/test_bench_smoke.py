@@ -18,17 +18,22 @@ from tests.faults.fronts import nginx_binary
 pytestmark = pytest.mark.process  # its own processes (worker, gunicorn): not in `make check`
 
 
-def test_ussd_steps_bench_runs_without_errors_and_writes_its_results(tmp_path: Path) -> None:
+def tiny_ussd_steps(tmp_path: Path, *flags: str) -> tuple[str, dict]:
+    """`bench.ussd_steps` on tiny settings and SQLite: its report and its JSON (it must succeed)."""
     output = tmp_path / "ussd_steps.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.ussd_steps", "--concurrency", "3", "--duration", "0.6",
+        [sys.executable, "-m", "bench.ussd_steps", *flags, "--concurrency", "3", "--duration", "0.6",
          "--warmup", "0.2", "--think", "0.05", "--database", "sqlite", "--redis-db", BENCH_REDIS_DB,
          "--workers", "1", "--threads", "2", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=90,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "ussd_steps: app " in done.stdout.splitlines()[-1]
-    results = json.loads(output.read_text())
+    return done.stdout, json.loads(output.read_text())
+
+
+def test_ussd_steps_bench_runs_without_errors_and_writes_its_results(tmp_path: Path) -> None:
+    report, results = tiny_ussd_steps(tmp_path)
+    assert "ussd_steps: app " in report.splitlines()[-1]
     assert results["errors"] == 0
     for phase in ("saturation", "latency"):
         for target in ("app", "bare"):
@@ -66,17 +71,9 @@ def test_ussd_instructions_counts_a_step_s_instructions_under_callgrind(tmp_path
 
 
 def test_ussd_steps_measures_a_change_against_an_earlier_revision_served_side_by_side(tmp_path: Path) -> None:
-    output = tmp_path / "ussd_steps.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ussd_steps", "--baseline", "HEAD", "--concurrency", "2",
-         "--duration", "0.5", "--warmup", "0.2", "--think", "0.05", "--database", "sqlite",
-         "--redis-db", BENCH_REDIS_DB, "--workers", "1", "--threads", "2", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "baseline: the app at HEAD" in done.stdout
-    assert "target >=" not in done.stdout  # the targets compare with the bare endpoint, not with the app
-    results = json.loads(output.read_text())
+    report, results = tiny_ussd_steps(tmp_path, "--baseline", "HEAD")
+    assert "baseline: the app at HEAD" in report
+    assert "target >=" not in report  # the targets compare with the bare endpoint, not with the app
     assert results["errors"] == 0 and results["latency"]["bare"]["samples"] > 0
     listed = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "baseline" not in listed.stdout  # the checkout is removed with the run
@@ -100,17 +97,9 @@ def test_the_bare_endpoint_that_keeps_sessions_writes_one_redis_key_a_step(
 
 
 def test_ussd_steps_against_the_session_keeping_bare_endpoint_prints_no_targets(tmp_path: Path) -> None:
-    output = tmp_path / "ussd_steps.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ussd_steps", "--bare", "session", "--concurrency", "2",
-         "--duration", "0.5", "--warmup", "0.2", "--think", "0.05", "--database", "sqlite",
-         "--redis-db", BENCH_REDIS_DB, "--workers", "1", "--threads", "2", "--output", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "bare: the bare endpoint also writes one Redis key a step" in done.stdout
-    assert "target >=" not in done.stdout and "target <" not in done.stdout
-    results = json.loads(output.read_text())
+    report, results = tiny_ussd_steps(tmp_path, "--bare", "session")
+    assert "bare: the bare endpoint also writes one Redis key a step" in report
+    assert "target >=" not in report and "target <" not in report
     assert results["errors"] == 0 and results["saturation"]["bare"]["samples"] > 0
     assert results["settings"]["bare"] == "session"
 
